@@ -1,0 +1,431 @@
+'use strict';
+// k8s-boot demo workload: line-based TCP chat server.
+//
+// Single file, no dependencies, CommonJS, Node.js >= 20. Run with
+// `node server.js`. Protocol, configuration and operations are described in
+// docs/CHAT.md of the k8s-boot repository.
+
+const net = require('node:net');
+
+// ---------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------
+
+function fail(msg) {
+  process.stderr.write(`chat: configuration error: ${msg}\n`);
+  process.exit(1);
+}
+
+function intEnv(name, def, min, max) {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return def;
+  const s = raw.trim();
+  if (!/^[0-9]+$/.test(s)) fail(`${name}=${JSON.stringify(raw)} is not a non-negative integer`);
+  const n = Number(s);
+  if (n < min || n > max) fail(`${name}=${n} is out of range [${min}, ${max}]`);
+  return n;
+}
+
+function boolEnv(name, def) {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return def;
+  const s = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(s)) return true;
+  if (['0', 'false', 'no', 'off'].includes(s)) return false;
+  return fail(`${name}=${JSON.stringify(raw)} is not a boolean (use 1/true or 0/false)`);
+}
+
+const PORT = intEnv('CHAT_PORT', 30000, 0, 65535);
+const HOST = (process.env.CHAT_HOST || '').trim() || '0.0.0.0';
+const MAX_LINE = intEnv('CHAT_MAX_LINE_BYTES', 4096, 1, 16 * 1024 * 1024);
+const MAX_QUEUE = intEnv('CHAT_MAX_QUEUE_BYTES', 1024 * 1024, 1, 1024 * 1024 * 1024);
+const PROXY = boolEnv('CHAT_PROXY_PROTOCOL', false);
+const GRACE_MS = intEnv('CHAT_SHUTDOWN_GRACE_MS', 5000, 0, 3600 * 1000);
+
+// PROXY protocol v1: the whole header, CRLF included, is at most 107 bytes.
+const PROXY_MAX = 107;
+const PROXY_TIMEOUT_MS = 5000;
+
+const NL = 0x0a;
+const CR = 0x0d;
+const SHUTDOWN_MSG = 'server shutting down\n';
+const TOO_LONG_MSG = Buffer.from(`error: line too long (max ${MAX_LINE} bytes)\n`);
+
+// ---------------------------------------------------------------------------
+// Logging: one line per event, never message contents.
+// ---------------------------------------------------------------------------
+
+function log(line) {
+  process.stdout.write(`${line}\n`);
+}
+
+// ---------------------------------------------------------------------------
+// Client ids
+// ---------------------------------------------------------------------------
+
+function formatId(address, port) {
+  let a = String(address || 'unknown');
+  if (a.startsWith('::ffff:') && net.isIPv4(a.slice(7))) a = a.slice(7);
+  if (a.includes(':')) a = `[${a}]`;
+  return `${a}:${port}`;
+}
+
+// ---------------------------------------------------------------------------
+// State
+// ---------------------------------------------------------------------------
+
+const HEADER = 0; // waiting for the PROXY protocol header
+const OPEN = 1; // joined, lines are broadcast
+const CLOSING = 2; // left / dropped / shutting down; input is discarded
+
+const clients = new Set(); // joined clients (state OPEN)
+const conns = new Map(); // every accepted socket that is not closed yet -> client
+let shuttingDown = false;
+
+// Broadcast batching. Every message produced while the event loop processes
+// one round of socket reads is appended to a single batch; the batch is
+// flushed once (setImmediate) as ONE buffer that is written to every client,
+// minus the byte ranges that client produced itself. This turns N messages x
+// M clients small writes into about M writes per round.
+let batchParts = [];
+let batchLen = 0;
+let flushScheduled = false;
+
+function enqueue(buf, from) {
+  if (from) from.own.push(batchLen, batchLen + buf.length);
+  batchParts.push(buf);
+  batchLen += buf.length;
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flush);
+  }
+}
+
+function flush() {
+  flushScheduled = false;
+  if (batchLen === 0) return;
+  const data = batchParts.length === 1 ? batchParts[0] : Buffer.concat(batchParts, batchLen);
+  const len = batchLen;
+  batchParts = [];
+  batchLen = 0;
+
+  let slow = null;
+  for (const c of clients) {
+    let pos = c.batchStart;
+    c.batchStart = 0;
+    const own = c.own;
+    const sock = c.socket;
+    if (own.length === 0) {
+      if (pos === 0) sock.write(data);
+      else if (pos < len) sock.write(data.subarray(pos));
+    } else {
+      sock.cork();
+      for (let i = 0; i < own.length; i += 2) {
+        if (own[i] > pos) sock.write(data.subarray(pos, own[i]));
+        if (own[i + 1] > pos) pos = own[i + 1];
+      }
+      if (pos < len) sock.write(data.subarray(pos));
+      sock.uncork();
+      own.length = 0;
+    }
+    if (sock.writableLength > MAX_QUEUE) (slow || (slow = [])).push(c);
+  }
+  if (slow) for (const c of slow) drop(c, 'slow reader');
+}
+
+// ---------------------------------------------------------------------------
+// Client lifecycle
+// ---------------------------------------------------------------------------
+
+function join(c, address, port) {
+  c.id = formatId(address, port);
+  c.prefix = Buffer.from(`${c.id}: `);
+  c.state = OPEN;
+  enqueue(Buffer.from(`${c.id} join\n`), null);
+  c.batchStart = batchLen; // a new client gets only what follows its join
+  clients.add(c);
+  log(`${c.id} join`);
+}
+
+// Remove a joined client from the room: announce and log exactly once.
+function part(c, reason) {
+  if (!clients.delete(c)) return;
+  c.state = CLOSING;
+  c.parts = null;
+  if (!shuttingDown) enqueue(Buffer.from(`${c.id} has left\n`), null);
+  log(`${c.id} has left (${reason})`);
+}
+
+// Graceful close: send FIN after pending output, keep draining input until
+// the peer closes, and destroy after the grace period at the latest.
+function closeGracefully(c, finalText) {
+  c.state = CLOSING;
+  const sock = c.socket;
+  if (sock.destroyed) return;
+  if (finalText) sock.end(finalText);
+  else sock.end();
+  const t = setTimeout(() => sock.destroy(), Math.max(GRACE_MS, 1));
+  t.unref();
+  sock.once('close', () => clearTimeout(t));
+}
+
+function drop(c, reason) {
+  part(c, reason);
+  c.socket.destroy();
+}
+
+function reject(c, reason) {
+  if (c.state !== HEADER) return;
+  c.state = CLOSING;
+  c.parts = null;
+  if (c.headerTimer) clearTimeout(c.headerTimer);
+  log(`reject ${formatId(c.socket.remoteAddress, c.socket.remotePort)}: ${reason}`);
+  c.socket.destroy();
+}
+
+// ---------------------------------------------------------------------------
+// PROXY protocol v1
+// ---------------------------------------------------------------------------
+
+const PORT_RE = /^(0|[1-9][0-9]{0,4})$/;
+
+// Returns [address, port] of the real client, null for "UNKNOWN" (use the
+// socket's own peer), or a string describing why the header is invalid.
+function parseProxyHeader(line) {
+  if (line.length === 0 || line[line.length - 1] !== CR) return 'header not terminated by CRLF';
+  const text = line.toString('latin1', 0, line.length - 1);
+  const f = text.split(' ');
+  if (f[0] !== 'PROXY') return 'missing PROXY header';
+  if (f[1] === 'UNKNOWN') return null;
+  if (f.length !== 6) return 'malformed PROXY header';
+  const [, proto, src, dst, sport, dport] = f;
+  if (proto !== 'TCP4' && proto !== 'TCP6') return 'unsupported PROXY protocol family';
+  const check = proto === 'TCP4' ? net.isIPv4 : net.isIPv6;
+  if (!check(src) || !check(dst)) return 'bad address in PROXY header';
+  if (!PORT_RE.test(sport) || !PORT_RE.test(dport) || +sport > 65535 || +dport > 65535) {
+    return 'bad port in PROXY header';
+  }
+  return [src, Number(sport)];
+}
+
+const PROXY_SIG = Buffer.from('PROXY ');
+
+// Consumes header bytes from chunk; returns the offset where chat data starts
+// or -1 if everything was consumed (or the connection was rejected).
+function readHeader(c, chunk) {
+  const nl = chunk.indexOf(NL);
+  const take = nl === -1 ? chunk.length : nl;
+  if (c.pendingLen + take > PROXY_MAX - 1) return reject(c, 'PROXY header too long'), -1;
+  c.parts.push(Buffer.from(chunk.subarray(0, take)));
+  c.pendingLen += take;
+  const head = c.parts.length === 1 ? c.parts[0] : Buffer.concat(c.parts);
+  const n = Math.min(head.length, PROXY_SIG.length);
+  if (head.compare(PROXY_SIG, 0, n, 0, n) !== 0) return reject(c, 'missing PROXY header'), -1;
+  if (nl === -1) {
+    c.parts = [head];
+    return -1;
+  }
+  c.parts = [];
+  c.pendingLen = 0;
+  const r = parseProxyHeader(head);
+  if (typeof r === 'string') return reject(c, r), -1;
+  clearTimeout(c.headerTimer);
+  c.headerTimer = null;
+  if (r === null) join(c, c.socket.remoteAddress, c.socket.remotePort);
+  else join(c, r[0], r[1]);
+  return nl + 1;
+}
+
+// ---------------------------------------------------------------------------
+// Line framing
+// ---------------------------------------------------------------------------
+
+function onData(c, chunk) {
+  if (c.state === CLOSING) return; // draining after leave/shutdown
+  let start = 0;
+  if (c.state === HEADER) {
+    start = readHeader(c, chunk);
+    if (start < 0) return;
+  }
+  while (start < chunk.length) {
+    const nl = chunk.indexOf(NL, start);
+    if (nl === -1) {
+      if (c.discarding) return;
+      const rest = chunk.length - start;
+      // +1: the line may still end with "\r\n", the CR is not content.
+      if (c.pendingLen + rest > MAX_LINE + 1) {
+        tooLong(c);
+        c.discarding = true;
+        return;
+      }
+      c.parts.push(Buffer.from(chunk.subarray(start))); // copy: do not pin the chunk
+      c.pendingLen += rest;
+      return;
+    }
+    if (c.discarding) {
+      c.discarding = false; // end of the refused line
+      start = nl + 1;
+      continue;
+    }
+    let line;
+    if (c.pendingLen > 0) {
+      c.parts.push(chunk.subarray(start, nl));
+      line = Buffer.concat(c.parts);
+      c.parts = [];
+      c.pendingLen = 0;
+    } else {
+      line = chunk.subarray(start, nl);
+    }
+    start = nl + 1;
+    onLine(c, line);
+    if (c.state !== OPEN) return;
+  }
+}
+
+function tooLong(c) {
+  c.parts = [];
+  c.pendingLen = 0;
+  c.socket.write(TOO_LONG_MSG);
+}
+
+function isLeave(line) {
+  return line.length <= 64 && line.toString('utf8').trim() === 'leave';
+}
+
+function onLine(c, line) {
+  let n = line.length;
+  if (n > 0 && line[n - 1] === CR) n -= 1;
+  if (n > MAX_LINE) return tooLong(c);
+  if (n === 0) return undefined; // blank lines are ignored
+  const body = n === line.length ? line : line.subarray(0, n);
+  if (isLeave(body)) {
+    part(c, 'leave');
+    closeGracefully(c, null);
+    return undefined;
+  }
+  const msg = Buffer.allocUnsafe(c.prefix.length + n + 1);
+  c.prefix.copy(msg, 0);
+  body.copy(msg, c.prefix.length);
+  msg[msg.length - 1] = NL;
+  enqueue(msg, c);
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------
+// Server
+// ---------------------------------------------------------------------------
+
+function onConnection(sock) {
+  if (shuttingDown) {
+    sock.destroy();
+    return;
+  }
+  sock.setNoDelay(true);
+  sock.setKeepAlive(true, 60000);
+  const c = {
+    socket: sock,
+    id: '',
+    prefix: null,
+    state: HEADER,
+    parts: [],
+    pendingLen: 0,
+    discarding: false,
+    batchStart: 0,
+    own: [],
+    headerTimer: null,
+    sawData: false,
+  };
+  conns.set(sock, c);
+  let reason = 'disconnected';
+  sock.on('data', (chunk) => {
+    c.sawData = true;
+    onData(c, chunk);
+  });
+  sock.on('error', (err) => {
+    reason = `error: ${err.code || err.message}`;
+  });
+  sock.on('close', () => {
+    conns.delete(sock);
+    if (c.headerTimer) clearTimeout(c.headerTimer);
+    if (c.state === HEADER) {
+      c.state = CLOSING;
+      // A connection that closes without sending anything is a TCP probe
+      // (kubelet, load balancer health check): not worth a log line.
+      if (c.sawData) log(`reject ${formatId(sock.remoteAddress, sock.remotePort)}: closed before PROXY header`);
+    } else {
+      part(c, reason);
+    }
+    if (shuttingDown && conns.size === 0) finish('all clients closed');
+  });
+  if (PROXY) {
+    c.headerTimer = setTimeout(() => reject(c, 'no PROXY header within 5s'), PROXY_TIMEOUT_MS);
+  } else {
+    join(c, sock.remoteAddress, sock.remotePort);
+  }
+}
+
+const server = net.createServer({ noDelay: true }, onConnection);
+
+server.on('error', (err) => {
+  process.stderr.write(`chat: server error: ${err.message}\n`);
+  process.exit(1);
+});
+
+server.listen({ port: PORT, host: HOST }, () => {
+  const a = server.address();
+  log(
+    `chat server listening on ${formatId(a.address, a.port)} ` +
+      `(proxy_protocol=${PROXY ? 'on' : 'off'} max_line_bytes=${MAX_LINE} ` +
+      `max_queue_bytes=${MAX_QUEUE} shutdown_grace_ms=${GRACE_MS})`,
+  );
+});
+
+// ---------------------------------------------------------------------------
+// Shutdown (SIGTERM / SIGINT only; clients cannot shut the server down)
+// ---------------------------------------------------------------------------
+
+let finished = false;
+function finish(why) {
+  if (finished) return;
+  finished = true;
+  log(`chat server stopped (${why})`);
+  process.exit(0);
+}
+
+function destroyAll() {
+  const n = conns.size;
+  for (const s of conns.keys()) s.destroy();
+  return n;
+}
+
+function shutdown(signal) {
+  if (shuttingDown) {
+    const n = destroyAll();
+    finish(`${signal} received again, ${n} connections closed immediately`);
+    return;
+  }
+  shuttingDown = true;
+  log(`received ${signal}, shutting down ${clients.size} clients (grace ${GRACE_MS} ms)`);
+  server.close();
+  flush(); // deliver what was already said
+  for (const [s, c] of conns) {
+    if (c.state === OPEN) {
+      part(c, 'shutdown');
+      closeGracefully(c, SHUTDOWN_MSG);
+    } else if (c.state === HEADER) {
+      c.state = CLOSING;
+      s.destroy(); // PROXY handshake not finished: nobody to tell
+    }
+  }
+  if (conns.size === 0) {
+    finish('no clients');
+    return;
+  }
+  setTimeout(() => {
+    const n = destroyAll();
+    finish(`grace period over, ${n} connections closed forcibly`);
+  }, GRACE_MS).unref();
+}
+
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', () => shutdown('SIGINT'));
