@@ -1,0 +1,64 @@
+//! Crash-safe file writes: a reader sees either the old file or the whole new one.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+/// Writes `bytes` to `path` with `mode` via a temporary file in the same directory,
+/// fsync and rename. Parent directories are created (0755, or 0700 for private files).
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
+        // The umask may have narrowed the mode at creation; set it exactly.
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Writes only when the content or mode differs; returns whether it wrote.
+pub fn write_if_changed(path: &Path, bytes: &[u8], mode: u32) -> io::Result<bool> {
+    if let (Ok(old), Ok(meta)) = (fs::read(path), fs::metadata(path)) {
+        if old == bytes && meta.permissions().mode() & 0o7777 == mode {
+            return Ok(false);
+        }
+    }
+    write_atomic(path, bytes, mode)?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_with_exact_mode_and_replaces_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/a.key");
+        write_atomic(&p, b"one", 0o600).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"one");
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(!write_if_changed(&p, b"one", 0o600).unwrap());
+        assert!(write_if_changed(&p, b"two", 0o600).unwrap());
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        // No temporary files left behind.
+        assert_eq!(fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,283 @@
+//! The inventory file as the user writes it (serde), with its defaults.
+//!
+//! Every struct denies unknown keys so that a typo is reported instead of ignored.
+
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inventory {
+    pub cluster: Cluster,
+    #[serde(default)]
+    pub ssh: Ssh,
+    #[serde(default)]
+    pub binaries: Binaries,
+    #[serde(default)]
+    pub pki: PkiSettings,
+    #[serde(default)]
+    pub chat: Chat,
+    pub hosts: Vec<Host>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    pub name: String,
+    pub kubernetes_version: String,
+    #[serde(default = "default_cluster_domain")]
+    pub cluster_domain: String,
+    #[serde(default = "default_pod_cidr")]
+    pub pod_cidr: String,
+    #[serde(default = "default_service_cidr")]
+    pub service_cidr: String,
+    #[serde(default = "default_node_cidr_mask_size")]
+    pub node_cidr_mask_size: u8,
+    #[serde(default = "default_node_port_range")]
+    pub node_port_range: String,
+    /// `address:port` clients use to reach the apiservers; defaults to the first `lb`
+    /// host on port 6443, or the only control-plane host.
+    #[serde(default)]
+    pub api_endpoint: Option<String>,
+    /// Extra names for the apiserver serving certificate (e.g. a DNS name of the LB).
+    #[serde(default)]
+    pub api_sans: Vec<String>,
+    #[serde(default)]
+    pub kube_proxy: KubeProxy,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubeProxy {
+    #[serde(default = "default_proxy_mode")]
+    pub mode: ProxyMode,
+    #[serde(default = "default_ipvs_scheduler")]
+    pub ipvs_scheduler: String,
+}
+
+impl Default for KubeProxy {
+    fn default() -> Self {
+        KubeProxy {
+            mode: default_proxy_mode(),
+            ipvs_scheduler: default_ipvs_scheduler(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyMode {
+    Iptables,
+    Ipvs,
+    Nftables,
+}
+
+impl ProxyMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyMode::Iptables => "iptables",
+            ProxyMode::Ipvs => "ipvs",
+            ProxyMode::Nftables => "nftables",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ssh {
+    #[serde(default = "default_ssh_user")]
+    pub user: String,
+    #[serde(default = "default_ssh_port")]
+    pub port: u16,
+    /// Private key file; when absent the SSH agent is used.
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default = "default_known_hosts")]
+    pub known_hosts: String,
+    /// Run privileged commands through `sudo -n` (for a non-root user).
+    #[serde(default)]
+    pub sudo: bool,
+}
+
+impl Default for Ssh {
+    fn default() -> Self {
+        Ssh {
+            user: default_ssh_user(),
+            port: default_ssh_port(),
+            key: None,
+            known_hosts: default_known_hosts(),
+            sudo: false,
+        }
+    }
+}
+
+/// Per-host SSH overrides; every field falls back to the global `ssh` section.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostSsh {
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub sudo: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Binaries {
+    /// Local directory holding the release binaries; relative to the inventory file.
+    #[serde(default = "default_binaries_dir")]
+    pub dir: String,
+}
+
+impl Default for Binaries {
+    fn default() -> Self {
+        Binaries {
+            dir: default_binaries_dir(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PkiSettings {
+    #[serde(default = "default_ca_days")]
+    pub ca_validity_days: u32,
+    #[serde(default = "default_leaf_days")]
+    pub cert_validity_days: u32,
+}
+
+impl Default for PkiSettings {
+    fn default() -> Self {
+        PkiSettings {
+            ca_validity_days: default_ca_days(),
+            cert_validity_days: default_leaf_days(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Chat {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default = "default_chat_replicas")]
+    pub replicas: u32,
+    /// Port the server listens on in the pod, and the port nginx listens on on `lb` hosts.
+    #[serde(default = "default_chat_port")]
+    pub port: u16,
+    /// NodePort of the chat Service on every worker.
+    #[serde(default = "default_chat_port")]
+    pub node_port: u16,
+    #[serde(default = "default_chat_image")]
+    pub image: String,
+    #[serde(default = "default_chat_namespace")]
+    pub namespace: String,
+}
+
+impl Default for Chat {
+    fn default() -> Self {
+        Chat {
+            enabled: true,
+            replicas: default_chat_replicas(),
+            port: default_chat_port(),
+            node_port: default_chat_port(),
+            image: default_chat_image(),
+            namespace: default_chat_namespace(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Host {
+    pub name: String,
+    pub address: IpAddr,
+    pub roles: Vec<Role>,
+    #[serde(default)]
+    pub ssh: HostSsh,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Lb,
+    Etcd,
+    ControlPlane,
+    Worker,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Lb => "lb",
+            Role::Etcd => "etcd",
+            Role::ControlPlane => "control-plane",
+            Role::Worker => "worker",
+        }
+    }
+}
+
+impl Host {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+fn default_cluster_domain() -> String {
+    "cluster.local".into()
+}
+fn default_pod_cidr() -> String {
+    "10.244.0.0/16".into()
+}
+fn default_service_cidr() -> String {
+    "10.96.0.0/12".into()
+}
+fn default_node_cidr_mask_size() -> u8 {
+    24
+}
+fn default_node_port_range() -> String {
+    "30000-32767".into()
+}
+fn default_proxy_mode() -> ProxyMode {
+    ProxyMode::Iptables
+}
+fn default_ipvs_scheduler() -> String {
+    "rr".into()
+}
+fn default_ssh_user() -> String {
+    "root".into()
+}
+fn default_ssh_port() -> u16 {
+    22
+}
+fn default_known_hosts() -> String {
+    "~/.ssh/known_hosts".into()
+}
+fn default_binaries_dir() -> String {
+    "binaries".into()
+}
+fn default_ca_days() -> u32 {
+    3650
+}
+fn default_leaf_days() -> u32 {
+    365
+}
+fn default_true() -> bool {
+    true
+}
+fn default_chat_replicas() -> u32 {
+    1
+}
+fn default_chat_port() -> u16 {
+    30000
+}
+fn default_chat_image() -> String {
+    "docker.io/library/node:20-alpine".into()
+}
+fn default_chat_namespace() -> String {
+    "chat".into()
+}

@@ -1,0 +1,14 @@
+//! k8s-boot: a highly-available Kubernetes cluster from the official release binaries.
+//!
+//! Everything is a plan first: [`inventory`] + [`pki`] -> [`render`] (a deterministic list of
+//! files per host) -> the installer applies the difference. The `commands` module holds one
+//! function per subcommand; `main.rs` only parses arguments.
+
+pub mod commands;
+pub mod fsutil;
+pub mod inventory;
+pub mod pki;
+pub mod versions;
+
+/// The annotated example inventory (`k8s-boot init`), the same as `inventory/hosts.yaml`.
+pub const EXAMPLE_INVENTORY: &str = include_str!("../inventory/hosts.yaml");

@@ -1,0 +1,109 @@
+//! Command-line entry point: argument parsing and dispatch only.
+
+use clap::{Args, Parser, Subcommand};
+use k8s_boot::{commands, inventory::InventoryError, pki};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "k8s-boot", version, about = "Bootstrap a highly-available Kubernetes cluster from the official release binaries")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct InventoryArg {
+    /// Inventory file (see `k8s-boot init`)
+    #[arg(long, short = 'i', value_name = "FILE")]
+    inventory: PathBuf,
+}
+
+#[derive(Args)]
+struct PkiArgs {
+    #[command(flatten)]
+    inv: InventoryArg,
+    /// PKI directory [default: pki/ next to the inventory]
+    #[arg(long, value_name = "DIR")]
+    pki_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print an annotated example inventory
+    Init,
+    /// Validate an inventory and summarise the cluster
+    Check(InventoryArg),
+    /// Create or update the cluster PKI (idempotent)
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Certs {
+        #[command(subcommand)]
+        action: Option<CertsAction>,
+        /// Inventory file (see `k8s-boot init`)
+        #[arg(long, short = 'i', value_name = "FILE", required = true)]
+        inventory: Option<PathBuf>,
+        /// PKI directory [default: pki/ next to the inventory]
+        #[arg(long, value_name = "DIR")]
+        pki_dir: Option<PathBuf>,
+        /// Replace every CA; every leaf certificate is re-issued
+        #[arg(long)]
+        rotate_cas: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertsAction {
+    /// Print an expiry table; exit non-zero on any missing, expired, foreign or outdated cert
+    Check(PkiArgs),
+    /// Re-issue every leaf certificate (CAs are kept)
+    Renew(PkiArgs),
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    let pki_dir = |a: &PkiArgs| commands::pki_dir(&a.inv.inventory, a.pki_dir.clone());
+    match cli.command {
+        Command::Init => commands::init(),
+        Command::Check(a) => commands::check(&a.inventory),
+        Command::Certs {
+            action,
+            inventory,
+            pki_dir: dir,
+            rotate_cas,
+        } => match (action, inventory) {
+            (Some(CertsAction::Check(a)), _) => commands::certs_check(&a.inv.inventory, &pki_dir(&a)),
+            (Some(CertsAction::Renew(a)), _) => commands::certs(
+                &a.inv.inventory,
+                &pki_dir(&a),
+                pki::Options { renew_leaves: true, rotate_cas: false },
+            ),
+            (None, Some(inventory)) => commands::certs(
+                &inventory,
+                &commands::pki_dir(&inventory, dir),
+                pki::Options { rotate_cas, renew_leaves: false },
+            ),
+            (None, None) => unreachable!("clap requires --inventory"),
+        },
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // clap uses 0 for --help/--version and 2 for usage errors.
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    match run(cli) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            if err.downcast_ref::<InventoryError>().is_some() {
+                ExitCode::from(commands::EXIT_INVALID as u8)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}

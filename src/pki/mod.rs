@@ -1,0 +1,515 @@
+//! The cluster PKI on the deploy machine: create, keep, re-issue and check certificates.
+//!
+//! Layout under the PKI directory (PEM): `ca.crt`/`ca.key`, `etcd/ca.*`, `front-proxy-ca.*`,
+//! one `<stem>.crt`/`<stem>.key` per row of [`profiles::LEAVES`], the service-account key pair
+//! `sa.key`/`sa.pub`, and `encryption.key` (the secrets-at-rest key). Keys are 0600.
+
+pub mod profiles;
+
+use crate::fsutil::write_atomic;
+use crate::inventory::Cluster;
+use profiles::{ca_profile, leaf_certs, LeafCert, San, CAS};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use time::{Duration, OffsetDateTime};
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+pub const SA_KEY: &str = "sa.key";
+pub const SA_PUB: &str = "sa.pub";
+pub const ENCRYPTION_KEY: &str = "encryption.key";
+/// `certs check` flags certificates that expire sooner than this.
+pub const EXPIRY_WARNING_DAYS: i64 = 30;
+/// Certificates start this long in the past so that small clock skew between hosts does not
+/// make them "not yet valid".
+const BACKDATE: Duration = Duration::hours(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("{0}")]
+    Refused(String),
+    #[error("certificate generation failed: {0}")]
+    Generate(#[from] rcgen::Error),
+}
+
+/// What `certs` did with one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Created,
+    Kept,
+    Reissued(String),
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub actions: Vec<(String, Action)>,
+}
+
+impl Report {
+    pub fn changed(&self) -> usize {
+        self.actions.iter().filter(|(_, a)| *a != Action::Kept).count()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Replace every CA (and so re-issue every leaf).
+    pub rotate_cas: bool,
+    /// Re-issue every leaf certificate even if it is still valid.
+    pub renew_leaves: bool,
+}
+
+/// A PKI directory.
+pub struct Pki {
+    pub dir: PathBuf,
+}
+
+struct LoadedCa {
+    cert_der: Vec<u8>,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl Pki {
+    pub fn new(dir: impl Into<PathBuf>) -> Pki {
+        Pki { dir: dir.into() }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn read(&self, name: &str) -> Result<Vec<u8>, PkiError> {
+        let path = self.path(name);
+        fs::read(&path).map_err(|source| PkiError::Io { path, source })
+    }
+
+    pub fn read_string(&self, name: &str) -> Result<String, PkiError> {
+        let path = self.path(name);
+        String::from_utf8(self.read(name)?).map_err(|_| PkiError::Invalid {
+            path,
+            message: "not UTF-8 text".into(),
+        })
+    }
+
+    fn write(&self, name: &str, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
+        let path = self.path(name);
+        write_atomic(&path, bytes, mode).map_err(|source| PkiError::Io { path, source })
+    }
+
+    /// Creates what is missing and re-issues what no longer matches the inventory.
+    pub fn ensure(&self, cluster: &Cluster, opts: Options) -> Result<Report, PkiError> {
+        let mut report = Report::default();
+        let days = &cluster.inventory.pki;
+        let now = OffsetDateTime::now_utc();
+
+        let mut cas = BTreeMap::new();
+        for ca in CAS {
+            let (crt, key) = (format!("{}.crt", ca.file), format!("{}.key", ca.file));
+            let exists = self.path(&crt).exists();
+            if exists && !opts.rotate_cas {
+                if !self.path(&key).exists() {
+                    return Err(PkiError::Refused(format!(
+                        "{} exists but its key {} is missing: cannot sign with it. Restore the key, or replace every CA with --rotate-cas",
+                        self.path(&crt).display(),
+                        self.path(&key).display()
+                    )));
+                }
+                cas.insert(ca.kind, self.load_ca(&crt, &key)?);
+                report.actions.push((crt, Action::Kept));
+                continue;
+            }
+            let mut params = CertificateParams::default();
+            params.distinguished_name = dn(ca.common_name, None);
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.key_usages = vec![
+                KeyUsagePurpose::DigitalSignature,
+                KeyUsagePurpose::KeyCertSign,
+                KeyUsagePurpose::CrlSign,
+            ];
+            params.not_before = now - BACKDATE;
+            params.not_after = now + Duration::days(days.ca_validity_days.into());
+            params.serial_number = Some(random_serial());
+            let key_pair = KeyPair::generate()?;
+            let cert = params.self_signed(&key_pair)?;
+            self.write(&key, key_pair.serialize_pem().as_bytes(), 0o600)?;
+            self.write(&crt, cert.pem().as_bytes(), 0o644)?;
+            cas.insert(
+                ca.kind,
+                LoadedCa {
+                    cert_der: cert.der().to_vec(),
+                    issuer: Issuer::new(params, key_pair),
+                },
+            );
+            report.actions.push((
+                crt,
+                if exists {
+                    Action::Reissued("CA rotation requested".into())
+                } else {
+                    Action::Created
+                },
+            ));
+        }
+
+        for leaf in leaf_certs(cluster) {
+            let ca = &cas[&leaf.ca];
+            let crt = format!("{}.crt", leaf.file);
+            let action = match self.assess(&leaf, &ca.cert_der, now) {
+                Ok(()) if !opts.renew_leaves => Action::Kept,
+                Ok(()) => Action::Reissued("renewal requested".into()),
+                Err(Problem::Missing) => Action::Created,
+                Err(p) => Action::Reissued(p.to_string()),
+            };
+            if action != Action::Kept {
+                self.issue(&leaf, ca, now, days.cert_validity_days)?;
+            }
+            report.actions.push((crt, action));
+        }
+
+        if !self.path(SA_KEY).exists() || !self.path(SA_PUB).exists() {
+            let key_pair = KeyPair::generate()?;
+            self.write(SA_KEY, key_pair.serialize_pem().as_bytes(), 0o600)?;
+            self.write(SA_PUB, key_pair.public_key_pem().as_bytes(), 0o644)?;
+            report.actions.push((SA_KEY.into(), Action::Created));
+        } else {
+            report.actions.push((SA_KEY.into(), Action::Kept));
+        }
+        if !self.path(ENCRYPTION_KEY).exists() {
+            let mut secret = [0u8; 32];
+            getrandom::fill(&mut secret).map_err(|e| PkiError::Refused(format!("no randomness: {e}")))?;
+            let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, secret);
+            self.write(ENCRYPTION_KEY, format!("{b64}\n").as_bytes(), 0o600)?;
+            report.actions.push((ENCRYPTION_KEY.into(), Action::Created));
+        } else {
+            report.actions.push((ENCRYPTION_KEY.into(), Action::Kept));
+        }
+        Ok(report)
+    }
+
+    fn load_ca(&self, crt: &str, key: &str) -> Result<LoadedCa, PkiError> {
+        let cert_pem = self.read_string(crt)?;
+        let key_pem = self.read_string(key)?;
+        let key_pair = KeyPair::from_pem(&key_pem).map_err(|e| PkiError::Invalid {
+            path: self.path(key),
+            message: format!("not a usable private key: {e}"),
+        })?;
+        let cert_der = pem_to_der(&cert_pem).ok_or_else(|| PkiError::Invalid {
+            path: self.path(crt),
+            message: "not a PEM certificate".into(),
+        })?;
+        let (_, parsed) = X509Certificate::from_der(&cert_der).map_err(|e| PkiError::Invalid {
+            path: self.path(crt),
+            message: format!("unparsable certificate: {e}"),
+        })?;
+        if parsed.public_key().subject_public_key.data.as_ref() != rcgen::PublicKeyData::der_bytes(&key_pair) {
+            return Err(PkiError::Invalid {
+                path: self.path(key),
+                message: format!("does not belong to {}", self.path(crt).display()),
+            });
+        }
+        let issuer = Issuer::from_ca_cert_pem(&cert_pem, key_pair).map_err(|e| PkiError::Invalid {
+            path: self.path(crt),
+            message: format!("cannot be used as an issuer: {e}"),
+        })?;
+        Ok(LoadedCa { cert_der, issuer })
+    }
+
+    fn issue(&self, leaf: &LeafCert, ca: &LoadedCa, now: OffsetDateTime, days: u32) -> Result<(), PkiError> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = dn(&leaf.common_name, leaf.organization.as_deref());
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        if leaf.usage.server() {
+            params.extended_key_usages.push(ExtendedKeyUsagePurpose::ServerAuth);
+        }
+        if leaf.usage.client() {
+            params.extended_key_usages.push(ExtendedKeyUsagePurpose::ClientAuth);
+        }
+        params.subject_alt_names = leaf
+            .sans
+            .iter()
+            .map(|s| match s {
+                San::Ip(ip) => Ok(SanType::IpAddress(*ip)),
+                San::Dns(d) => Ok(SanType::DnsName(d.clone().try_into()?)),
+            })
+            .collect::<Result<_, rcgen::Error>>()?;
+        params.not_before = now - BACKDATE;
+        params.not_after = now + Duration::days(days.into());
+        params.serial_number = Some(random_serial());
+        params.use_authority_key_identifier_extension = true;
+        let key_pair = KeyPair::generate()?;
+        let cert = params.signed_by(&key_pair, &ca.issuer)?;
+        // Key first: a crash in between leaves a cert that no longer matches, which the
+        // next run detects and re-issues.
+        self.write(&format!("{}.key", leaf.file), key_pair.serialize_pem().as_bytes(), 0o600)?;
+        self.write(&format!("{}.crt", leaf.file), cert.pem().as_bytes(), 0o644)?;
+        Ok(())
+    }
+
+    /// Why a leaf on disk is not acceptable for the current inventory, if it is not.
+    fn assess(&self, leaf: &LeafCert, ca_der: &[u8], now: OffsetDateTime) -> Result<(), Problem> {
+        let cert_pem = self.read_string(&format!("{}.crt", leaf.file)).map_err(|_| Problem::Missing)?;
+        let key_pem = self.read_string(&format!("{}.key", leaf.file)).map_err(|_| Problem::Missing)?;
+        let der = pem_to_der(&cert_pem).ok_or(Problem::Unreadable)?;
+        let (_, cert) = X509Certificate::from_der(&der).map_err(|_| Problem::Unreadable)?;
+        let key = KeyPair::from_pem(&key_pem).map_err(|_| Problem::Unreadable)?;
+        if cert.public_key().subject_public_key.data.as_ref() != rcgen::PublicKeyData::der_bytes(&key) {
+            return Err(Problem::KeyMismatch);
+        }
+        check_leaf(leaf, &cert, ca_der, now)
+    }
+
+    /// One row per CA and leaf for `certs check`.
+    pub fn check(&self, cluster: &Cluster) -> Vec<CheckRow> {
+        let now = OffsetDateTime::now_utc();
+        let mut rows = Vec::new();
+        let mut ca_ders = BTreeMap::new();
+        for ca in CAS {
+            let file = format!("{}.crt", ca.file);
+            let parsed = self.read_string(&file).ok().and_then(|p| pem_to_der(&p));
+            let row = match &parsed {
+                None => CheckRow::missing(&file),
+                Some(der) => match X509Certificate::from_der(der) {
+                    Err(_) => CheckRow::broken(&file, "unreadable"),
+                    Ok((_, cert)) => {
+                        let status = match cert.verify_signature(None) {
+                            Err(_) => Status::Bad("not self-signed".into()),
+                            Ok(()) => expiry_status(&cert, now),
+                        };
+                        CheckRow::from_cert(&file, &cert, now, status)
+                    }
+                },
+            };
+            if let Some(der) = parsed {
+                ca_ders.insert(ca.kind, der);
+            }
+            rows.push(row);
+        }
+        for leaf in leaf_certs(cluster) {
+            let file = format!("{}.crt", leaf.file);
+            let der = self.read_string(&file).ok().and_then(|p| pem_to_der(&p));
+            let row = match der {
+                None => CheckRow::missing(&file),
+                Some(der) => match X509Certificate::from_der(&der) {
+                    Err(_) => CheckRow::broken(&file, "unreadable"),
+                    Ok((_, cert)) => {
+                        let status = match ca_ders.get(&leaf.ca) {
+                            None => Status::Bad(format!("{} missing", ca_profile(leaf.ca).file)),
+                            Some(ca_der) => match check_leaf(&leaf, &cert, ca_der, now) {
+                                Ok(()) => expiry_status(&cert, now),
+                                Err(p) => Status::Bad(p.to_string()),
+                            },
+                        };
+                        CheckRow::from_cert(&file, &cert, now, status)
+                    }
+                },
+            };
+            rows.push(row);
+        }
+        for (file, what) in [(SA_KEY, "service-account key"), (SA_PUB, "service-account public key"), (ENCRYPTION_KEY, "encryption key")] {
+            let present = self.path(file).exists();
+            rows.push(CheckRow {
+                file: file.into(),
+                subject: what.into(),
+                issuer: "-".into(),
+                not_after: "-".into(),
+                days_left: None,
+                status: if present { Status::Ok } else { Status::Bad("missing".into()) },
+            });
+        }
+        rows
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Expiring,
+    Bad(String),
+}
+
+impl Status {
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Status::Bad(_))
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Status::Ok => f.write_str("ok"),
+            Status::Expiring => write!(f, "expiring (< {EXPIRY_WARNING_DAYS} days)"),
+            Status::Bad(why) => f.write_str(why),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckRow {
+    pub file: String,
+    pub subject: String,
+    pub issuer: String,
+    pub not_after: String,
+    pub days_left: Option<i64>,
+    pub status: Status,
+}
+
+impl CheckRow {
+    fn missing(file: &str) -> CheckRow {
+        Self::broken(file, "missing")
+    }
+    fn broken(file: &str, why: &str) -> CheckRow {
+        CheckRow {
+            file: file.into(),
+            subject: "-".into(),
+            issuer: "-".into(),
+            not_after: "-".into(),
+            days_left: None,
+            status: Status::Bad(why.into()),
+        }
+    }
+    fn from_cert(file: &str, cert: &X509Certificate, now: OffsetDateTime, status: Status) -> CheckRow {
+        let not_after = cert.validity().not_after.to_datetime();
+        CheckRow {
+            file: file.into(),
+            subject: cert.subject().to_string(),
+            issuer: cert.issuer().to_string(),
+            not_after: format!(
+                "{:04}-{:02}-{:02}",
+                not_after.year(),
+                u8::from(not_after.month()),
+                not_after.day()
+            ),
+            days_left: Some((not_after - now).whole_days()),
+            status,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Problem {
+    Missing,
+    Unreadable,
+    KeyMismatch,
+    WrongIssuer,
+    Subject(String),
+    Sans { missing: Vec<San>, extra: Vec<San> },
+    Usage,
+    Expired,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |v: &[San]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
+        match self {
+            Problem::Missing => f.write_str("missing"),
+            Problem::Unreadable => f.write_str("unreadable"),
+            Problem::KeyMismatch => f.write_str("key does not match certificate"),
+            Problem::WrongIssuer => f.write_str("not signed by its CA"),
+            Problem::Subject(s) => write!(f, "subject is {s}"),
+            Problem::Sans { missing, extra } if extra.is_empty() => write!(f, "lacks SAN {}", list(missing)),
+            Problem::Sans { missing, extra } if missing.is_empty() => write!(f, "extra SAN {}", list(extra)),
+            Problem::Sans { missing, extra } => write!(f, "lacks SAN {}; extra SAN {}", list(missing), list(extra)),
+            Problem::Usage => f.write_str("wrong key usage"),
+            Problem::Expired => f.write_str("expired"),
+        }
+    }
+}
+
+fn check_leaf(leaf: &LeafCert, cert: &X509Certificate, ca_der: &[u8], now: OffsetDateTime) -> Result<(), Problem> {
+    let (_, ca) = X509Certificate::from_der(ca_der).map_err(|_| Problem::WrongIssuer)?;
+    if cert.issuer() != ca.subject() || cert.verify_signature(Some(ca.public_key())).is_err() {
+        return Err(Problem::WrongIssuer);
+    }
+    let cn = cert.subject().iter_common_name().next().and_then(|a| a.as_str().ok());
+    let org = cert.subject().iter_organization().next().and_then(|a| a.as_str().ok());
+    if cn != Some(leaf.common_name.as_str()) || org != leaf.organization.as_deref() {
+        return Err(Problem::Subject(cert.subject().to_string()));
+    }
+    let have = cert_sans(cert);
+    let missing: Vec<San> = leaf.sans.iter().filter(|s| !have.contains(s)).cloned().collect();
+    let extra: Vec<San> = have.iter().filter(|s| !leaf.sans.contains(s)).cloned().collect();
+    if !missing.is_empty() || !extra.is_empty() {
+        return Err(Problem::Sans { missing, extra });
+    }
+    let eku = cert.extended_key_usage().ok().flatten().map(|e| e.value);
+    let (server, client) = eku.map(|e| (e.server_auth, e.client_auth)).unwrap_or((false, false));
+    if server != leaf.usage.server() || client != leaf.usage.client() {
+        return Err(Problem::Usage);
+    }
+    if cert.validity().not_after.to_datetime() <= now {
+        return Err(Problem::Expired);
+    }
+    Ok(())
+}
+
+/// The SANs of a parsed certificate, sorted.
+pub fn cert_sans(cert: &X509Certificate) -> Vec<San> {
+    let mut out = Vec::new();
+    if let Ok(Some(ext)) = cert.subject_alternative_name() {
+        for name in &ext.value.general_names {
+            match name {
+                GeneralName::DNSName(d) => out.push(San::Dns(d.to_string())),
+                GeneralName::IPAddress(b) => {
+                    if let Ok(a) = <[u8; 4]>::try_from(*b) {
+                        out.push(San::Ip(a.into()));
+                    } else if let Ok(a) = <[u8; 16]>::try_from(*b) {
+                        out.push(San::Ip(a.into()));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn expiry_status(cert: &X509Certificate, now: OffsetDateTime) -> Status {
+    let left = cert.validity().not_after.to_datetime() - now;
+    if left <= Duration::ZERO {
+        Status::Bad("expired".into())
+    } else if left < Duration::days(EXPIRY_WARNING_DAYS) {
+        Status::Expiring
+    } else {
+        Status::Ok
+    }
+}
+
+fn dn(cn: &str, org: Option<&str>) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    if let Some(o) = org {
+        dn.push(DnType::OrganizationName, o);
+    }
+    dn.push(DnType::CommonName, cn);
+    dn
+}
+
+fn random_serial() -> SerialNumber {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("system randomness");
+    bytes[0] &= 0x7f; // keep the DER integer positive
+    bytes[0] |= 0x01; // and of fixed length
+    SerialNumber::from_slice(&bytes)
+}
+
+/// DER bytes of the first PEM block of `pem`.
+pub fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
+    Some(block.contents)
+}
+
+/// Where the PKI lives when `--pki-dir` is not given: `pki/` next to the inventory.
+pub fn default_dir(inventory: &Path) -> PathBuf {
+    inventory.parent().unwrap_or(Path::new(".")).join("pki")
+}

@@ -1,0 +1,92 @@
+//! Supported Kubernetes minors and what differs between them.
+//!
+//! One row per minor. Templates read these values, so supporting a new minor means adding a
+//! row here (after checking every rendered flag against that release) and its golden files.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionProfile {
+    /// `1.35`
+    pub minor: &'static str,
+    /// etcd release paired with this minor upstream.
+    pub etcd: &'static str,
+    /// Sandbox (pause) image the kubelet and containerd agree on.
+    pub pause_image: &'static str,
+    pub coredns_image: &'static str,
+    /// kube-proxy modes this minor accepts.
+    pub proxy_modes: &'static [&'static str],
+    /// kube-proxy mode that still works but is deprecated upstream in this minor.
+    pub deprecated_proxy_modes: &'static [&'static str],
+}
+
+pub const FLANNEL_IMAGE: &str = "ghcr.io/flannel-io/flannel:v0.27.4";
+pub const FLANNEL_CNI_PLUGIN_IMAGE: &str = "ghcr.io/flannel-io/flannel-cni-plugin:v1.8.0-flannel1";
+
+pub const PROFILES: &[VersionProfile] = &[
+    VersionProfile {
+        minor: "1.34",
+        etcd: "3.6.4",
+        pause_image: "registry.k8s.io/pause:3.10.1",
+        coredns_image: "registry.k8s.io/coredns/coredns:v1.12.1",
+        proxy_modes: &["iptables", "ipvs", "nftables"],
+        deprecated_proxy_modes: &[],
+    },
+    VersionProfile {
+        minor: "1.35",
+        etcd: "3.6.5",
+        pause_image: "registry.k8s.io/pause:3.10.1",
+        coredns_image: "registry.k8s.io/coredns/coredns:v1.12.4",
+        proxy_modes: &["iptables", "ipvs", "nftables"],
+        deprecated_proxy_modes: &["ipvs"],
+    },
+    VersionProfile {
+        minor: "1.36",
+        etcd: "3.6.8",
+        pause_image: "registry.k8s.io/pause:3.10.2",
+        coredns_image: "registry.k8s.io/coredns/coredns:v1.14.2",
+        proxy_modes: &["iptables", "ipvs", "nftables"],
+        deprecated_proxy_modes: &["ipvs"],
+    },
+];
+
+/// The profile for a full version such as `v1.35.0`, or the list of supported minors.
+pub fn profile_for(version: &str) -> Result<&'static VersionProfile, String> {
+    let supported = || {
+        PROFILES
+            .iter()
+            .map(|p| format!("v{}.x", p.minor))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let v = version.strip_prefix('v').ok_or_else(|| {
+        format!("`{version}` is not a release version like v1.35.0 (supported: {})", supported())
+    })?;
+    let parts: Vec<&str> = v.split('.').collect();
+    if parts.len() != 3 || parts.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(format!(
+            "`{version}` is not a release version like v1.35.0 (supported: {})",
+            supported()
+        ));
+    }
+    let minor = format!("{}.{}", parts[0], parts[1]);
+    PROFILES
+        .iter()
+        .find(|p| p.minor == minor)
+        .ok_or_else(|| format!("Kubernetes v{minor} is not supported; supported minors: {}", supported()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_and_unknown_versions() {
+        assert_eq!(profile_for("v1.35.2").unwrap().minor, "1.35");
+        assert!(profile_for("v1.18.3").unwrap_err().contains("v1.34.x, v1.35.x, v1.36.x"));
+        assert!(profile_for("v1.33.5").is_err());
+        assert!(profile_for("1.35.0").is_err());
+        assert!(profile_for("v1.35").is_err());
+        assert!(profile_for("v1.35.0-rc.1").is_err());
+    }
+}
