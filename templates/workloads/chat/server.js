@@ -179,7 +179,7 @@ function reject(c, reason) {
   c.state = CLOSING;
   c.parts = null;
   if (c.headerTimer) clearTimeout(c.headerTimer);
-  log(`reject ${formatId(c.socket.remoteAddress, c.socket.remotePort)}: ${reason}`);
+  log(`reject ${c.peer}: ${reason}`);
   c.socket.destroy();
 }
 
@@ -231,7 +231,7 @@ function readHeader(c, chunk) {
   if (typeof r === 'string') return reject(c, r), -1;
   clearTimeout(c.headerTimer);
   c.headerTimer = null;
-  if (r === null) join(c, c.socket.remoteAddress, c.socket.remotePort);
+  if (r === null) join(c, c.remoteAddress, c.remotePort);
   else join(c, r[0], r[1]);
   return nl + 1;
 }
@@ -316,14 +316,18 @@ function onLine(c, line) {
 // ---------------------------------------------------------------------------
 
 function onConnection(sock) {
-  if (shuttingDown) {
-    sock.destroy();
+  const { remoteAddress, remotePort } = sock;
+  if (shuttingDown || !remoteAddress) {
+    sock.destroy(); // draining, or the peer is already gone
     return;
   }
   sock.setNoDelay(true);
   sock.setKeepAlive(true, 60000);
   const c = {
     socket: sock,
+    remoteAddress,
+    remotePort,
+    peer: formatId(remoteAddress, remotePort), // the TCP peer (maybe a proxy)
     id: '',
     prefix: null,
     state: HEADER,
@@ -351,7 +355,7 @@ function onConnection(sock) {
       c.state = CLOSING;
       // A connection that closes without sending anything is a TCP probe
       // (kubelet, load balancer health check): not worth a log line.
-      if (c.sawData) log(`reject ${formatId(sock.remoteAddress, sock.remotePort)}: closed before PROXY header`);
+      if (c.sawData) log(`reject ${c.peer}: closed before PROXY header`);
     } else {
       part(c, reason);
     }
@@ -360,7 +364,7 @@ function onConnection(sock) {
   if (PROXY) {
     c.headerTimer = setTimeout(() => reject(c, 'no PROXY header within 5s'), PROXY_TIMEOUT_MS);
   } else {
-    join(c, sock.remoteAddress, sock.remotePort);
+    join(c, remoteAddress, remotePort);
   }
 }
 
