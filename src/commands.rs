@@ -3,6 +3,7 @@
 
 use crate::inventory::{Cluster, Role};
 use crate::pki::{self, Action, Pki};
+use crate::render;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -27,10 +28,7 @@ pub fn check(inventory: &Path) -> Result<i32> {
     let inv = &c.inventory;
     println!(
         "cluster {} - Kubernetes {} (profile v{}, etcd {})",
-        inv.cluster.name,
-        inv.cluster.kubernetes_version,
-        c.profile.minor,
-        c.profile.etcd
+        inv.cluster.name, inv.cluster.kubernetes_version, c.profile.minor, c.profile.etcd
     );
     println!("  API endpoint     https://{}", c.api_endpoint);
     println!(
@@ -55,7 +53,12 @@ pub fn check(inventory: &Path) -> Result<i32> {
     println!("  {:<12} {:<40} roles", "host", "address");
     for h in &inv.hosts {
         let roles: Vec<&str> = h.roles.iter().map(|r| r.as_str()).collect();
-        println!("  {:<12} {:<40} {}", h.name, h.address.to_string(), roles.join(","));
+        println!(
+            "  {:<12} {:<40} {}",
+            h.name,
+            h.address.to_string(),
+            roles.join(",")
+        );
     }
     let n = |r| c.hosts_with(r).count();
     println!(
@@ -106,9 +109,15 @@ pub fn certs_check(inventory: &Path, pki_dir: &Path) -> Result<i32> {
     let cluster = load(inventory)?;
     let rows = Pki::new(pki_dir).check(&cluster);
     let width = rows.iter().map(|r| r.file.len()).max().unwrap_or(4).max(4);
-    println!("{:<width$}  {:<10}  {:>9}  {:<28}  subject / issuer", "file", "not-after", "days-left", "status");
+    println!(
+        "{:<width$}  {:<10}  {:>9}  {:<28}  subject / issuer",
+        "file", "not-after", "days-left", "status"
+    );
     for r in &rows {
-        let days = r.days_left.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
+        let days = r
+            .days_left
+            .map(|d| d.to_string())
+            .unwrap_or_else(|| "-".into());
         println!(
             "{:<width$}  {:<10}  {:>9}  {:<28}  {} / {}",
             r.file,
@@ -121,8 +130,41 @@ pub fn certs_check(inventory: &Path, pki_dir: &Path) -> Result<i32> {
     }
     let failures = rows.iter().filter(|r| r.status.is_failure()).count();
     if failures > 0 {
-        eprintln!("{failures} problem(s) in {}; run `k8s-boot certs` to fix", pki_dir.display());
+        eprintln!(
+            "{failures} problem(s) in {}; run `k8s-boot certs` to fix",
+            pki_dir.display()
+        );
         return Ok(1);
     }
+    Ok(0)
+}
+
+pub fn render(
+    inventory: &Path,
+    pki_dir: &Path,
+    templates: Option<&Path>,
+    out: &Path,
+) -> Result<i32> {
+    let cluster = load(inventory)?;
+    let pki = Pki::new(pki_dir);
+    let report = pki
+        .ensure(&cluster, pki::Options::default())
+        .with_context(|| format!("PKI in {}", pki_dir.display()))?;
+    if report.changed() > 0 {
+        eprintln!(
+            "pki: {} file(s) created or re-issued in {}",
+            report.changed(),
+            pki_dir.display()
+        );
+    }
+    let templates = render::Templates::load(templates)?;
+    let plan = render::plan(&cluster, &pki, &templates)?;
+    let count =
+        render::write_tree(&plan, out).with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "rendered {count} file(s) for {} host(s) into {}",
+        plan.hosts.len(),
+        out.display()
+    );
     Ok(0)
 }

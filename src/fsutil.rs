@@ -13,7 +13,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let result = (|| {
         let mut f = fs::OpenOptions::new()
             .write(true)
@@ -54,7 +58,10 @@ mod tests {
         let p = dir.path().join("sub/a.key");
         write_atomic(&p, b"one", 0o600).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"one");
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert!(!write_if_changed(&p, b"one", 0o600).unwrap());
         assert!(write_if_changed(&p, b"two", 0o600).unwrap());
         assert_eq!(fs::read(&p).unwrap(), b"two");

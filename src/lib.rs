@@ -8,6 +8,7 @@ pub mod commands;
 pub mod fsutil;
 pub mod inventory;
 pub mod pki;
+pub mod render;
 pub mod versions;
 
 /// The annotated example inventory (`k8s-boot init`), the same as `inventory/hosts.yaml`.

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "k8s-boot", version, about = "Bootstrap a highly-available Kubernetes cluster from the official release binaries")]
+#[command(
+    name = "k8s-boot",
+    version,
+    about = "Bootstrap a highly-available Kubernetes cluster from the official release binaries"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -34,6 +38,17 @@ enum Command {
     Init,
     /// Validate an inventory and summarise the cluster
     Check(InventoryArg),
+    /// Render every file for every host into a directory (CI dry run; touches no host)
+    Render {
+        #[command(flatten)]
+        pki: PkiArgs,
+        /// Output directory (replaced as a whole)
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Directory of templates overriding the built-in ones by name
+        #[arg(long, value_name = "DIR")]
+        templates: Option<PathBuf>,
+    },
     /// Create or update the cluster PKI (idempotent)
     #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Certs {
@@ -64,22 +79,40 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Init => commands::init(),
         Command::Check(a) => commands::check(&a.inventory),
+        Command::Render {
+            pki,
+            out,
+            templates,
+        } => commands::render(
+            &pki.inv.inventory,
+            &pki_dir(&pki),
+            templates.as_deref(),
+            &out,
+        ),
         Command::Certs {
             action,
             inventory,
             pki_dir: dir,
             rotate_cas,
         } => match (action, inventory) {
-            (Some(CertsAction::Check(a)), _) => commands::certs_check(&a.inv.inventory, &pki_dir(&a)),
+            (Some(CertsAction::Check(a)), _) => {
+                commands::certs_check(&a.inv.inventory, &pki_dir(&a))
+            }
             (Some(CertsAction::Renew(a)), _) => commands::certs(
                 &a.inv.inventory,
                 &pki_dir(&a),
-                pki::Options { renew_leaves: true, rotate_cas: false },
+                pki::Options {
+                    renew_leaves: true,
+                    rotate_cas: false,
+                },
             ),
             (None, Some(inventory)) => commands::certs(
                 &inventory,
                 &commands::pki_dir(&inventory, dir),
-                pki::Options { rotate_cas, renew_leaves: false },
+                pki::Options {
+                    rotate_cas,
+                    renew_leaves: false,
+                },
             ),
             (None, None) => unreachable!("clap requires --inventory"),
         },

@@ -20,8 +20,17 @@ pub struct VersionProfile {
     pub deprecated_proxy_modes: &'static [&'static str],
 }
 
-pub const FLANNEL_IMAGE: &str = "ghcr.io/flannel-io/flannel:v0.27.4";
-pub const FLANNEL_CNI_PLUGIN_IMAGE: &str = "ghcr.io/flannel-io/flannel-cni-plugin:v1.8.0-flannel1";
+/// Images that do not follow the Kubernetes minor (the pod network).
+#[derive(Debug, Clone, Serialize)]
+pub struct Images {
+    pub flannel: &'static str,
+    pub flannel_cni_plugin: &'static str,
+}
+
+pub const IMAGES: Images = Images {
+    flannel: "ghcr.io/flannel-io/flannel:v0.28.9",
+    flannel_cni_plugin: "ghcr.io/flannel-io/flannel-cni-plugin:v1.9.1-flannel3",
+};
 
 pub const PROFILES: &[VersionProfile] = &[
     VersionProfile {
@@ -60,20 +69,29 @@ pub fn profile_for(version: &str) -> Result<&'static VersionProfile, String> {
             .join(", ")
     };
     let v = version.strip_prefix('v').ok_or_else(|| {
-        format!("`{version}` is not a release version like v1.35.0 (supported: {})", supported())
+        format!(
+            "`{version}` is not a release version like v1.35.0 (supported: {})",
+            supported()
+        )
     })?;
     let parts: Vec<&str> = v.split('.').collect();
-    if parts.len() != 3 || parts.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+    if parts.len() != 3
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
         return Err(format!(
             "`{version}` is not a release version like v1.35.0 (supported: {})",
             supported()
         ));
     }
     let minor = format!("{}.{}", parts[0], parts[1]);
-    PROFILES
-        .iter()
-        .find(|p| p.minor == minor)
-        .ok_or_else(|| format!("Kubernetes v{minor} is not supported; supported minors: {}", supported()))
+    PROFILES.iter().find(|p| p.minor == minor).ok_or_else(|| {
+        format!(
+            "Kubernetes v{minor} is not supported; supported minors: {}",
+            supported()
+        )
+    })
 }
 
 #[cfg(test)]
@@ -83,7 +101,9 @@ mod tests {
     #[test]
     fn known_and_unknown_versions() {
         assert_eq!(profile_for("v1.35.2").unwrap().minor, "1.35");
-        assert!(profile_for("v1.18.3").unwrap_err().contains("v1.34.x, v1.35.x, v1.36.x"));
+        assert!(profile_for("v1.18.3")
+            .unwrap_err()
+            .contains("v1.34.x, v1.35.x, v1.36.x"));
         assert!(profile_for("v1.33.5").is_err());
         assert!(profile_for("1.35.0").is_err());
         assert!(profile_for("v1.35").is_err());

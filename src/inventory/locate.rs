@@ -90,7 +90,11 @@ impl MarkedEventReceiver for Walker {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         match ev {
             Event::Scalar(value, ..) => {
-                if let Some(Frame::Map { path, key: key @ None }) = self.stack.last_mut() {
+                if let Some(Frame::Map {
+                    path,
+                    key: key @ None,
+                }) = self.stack.last_mut()
+                {
                     // A key: remember it; its value comes next.
                     let full = join(path, &value);
                     *key = Some(value);
@@ -130,10 +134,22 @@ mod tests {
         let src = "cluster:\n  name: a\nhosts:\n  - name: m1\n    address: 10.0.0.1\n  - name: m2\n    roles: [lb, etcd]\n";
         let pos = Positions::index(src);
         assert_eq!(pos.find("cluster.name"), Some(Position { line: 2, col: 3 }));
-        assert_eq!(pos.find("hosts[0].address"), Some(Position { line: 5, col: 5 }));
-        assert_eq!(pos.find("hosts[1].name"), Some(Position { line: 6, col: 5 }));
-        assert_eq!(pos.find("hosts[1].roles[1]"), Some(Position { line: 7, col: 17 }));
+        assert_eq!(
+            pos.find("hosts[0].address"),
+            Some(Position { line: 5, col: 5 })
+        );
+        assert_eq!(
+            pos.find("hosts[1].name"),
+            Some(Position { line: 6, col: 5 })
+        );
+        assert_eq!(
+            pos.find("hosts[1].roles[1]"),
+            Some(Position { line: 7, col: 17 })
+        );
         // Unknown paths fall back to the closest ancestor.
-        assert_eq!(pos.find("hosts[1].ssh.port"), Some(Position { line: 6, col: 5 }));
+        assert_eq!(
+            pos.find("hosts[1].ssh.port"),
+            Some(Position { line: 6, col: 5 })
+        );
     }
 }

@@ -50,7 +50,10 @@ fn render_problems(file: &Path, problems: &[Diagnostic]) -> String {
         .iter()
         .filter(|d| d.severity == Severity::Error)
         .count();
-    let mut out = format!("inventory {} is invalid ({errors} error(s)):", file.display());
+    let mut out = format!(
+        "inventory {} is invalid ({errors} error(s)):",
+        file.display()
+    );
     for d in problems {
         out.push_str("\n  ");
         out.push_str(&d.display_in(file));

@@ -131,7 +131,10 @@ mod tests {
 
     #[test]
     fn rejects_bad_input() {
-        assert!("10.96.0.1/12".parse::<Cidr>().unwrap_err().contains("host bits"));
+        assert!("10.96.0.1/12"
+            .parse::<Cidr>()
+            .unwrap_err()
+            .contains("host bits"));
         assert!("10.96.0.0".parse::<Cidr>().is_err());
         assert!("10.96.0.0/33".parse::<Cidr>().is_err());
         assert!("10.300.0.0/16".parse::<Cidr>().is_err());

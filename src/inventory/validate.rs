@@ -66,26 +66,27 @@ pub(super) fn validate(file: &Path, source: &str) -> Result<Cluster, InventoryEr
             None
         }
     };
-    if cl.cluster_domain.is_empty()
-        || !cl.cluster_domain.split('.').all(is_dns_label)
-    {
+    if cl.cluster_domain.is_empty() || !cl.cluster_domain.split('.').all(is_dns_label) {
         c.error(
             "cluster.cluster_domain",
-            format!("`{}` must be a DNS domain such as cluster.local", cl.cluster_domain),
+            format!(
+                "`{}` must be a DNS domain such as cluster.local",
+                cl.cluster_domain
+            ),
         );
     }
 
     let pod_cidr = parse_cidr(&mut c, "cluster.pod_cidr", &cl.pod_cidr);
     let service_cidr = parse_cidr(&mut c, "cluster.service_cidr", &cl.service_cidr);
     if let Some(svc) = service_cidr {
-        let max_host_bits = if svc.addr.is_ipv4() { 20 } else { 20 };
-        let bits = if svc.addr.is_ipv4() { 32 } else { 128 };
-        if u32::from(bits - svc.prefix) > max_host_bits {
+        // kube-apiserver refuses service ranges with more than 20 host bits.
+        let bits: u8 = if svc.addr.is_ipv4() { 32 } else { 128 };
+        if bits - svc.prefix > 20 {
             c.error(
                 "cluster.service_cidr",
                 format!(
                     "{svc} is too large: kube-apiserver accepts at most /{} for this family",
-                    bits - max_host_bits as u8
+                    bits - 20
                 ),
             );
         }
@@ -118,12 +119,19 @@ pub(super) fn validate(file: &Path, source: &str) -> Result<Cluster, InventoryEr
         if !p.proxy_modes.contains(&mode) {
             c.error(
                 "cluster.kube_proxy.mode",
-                format!("`{mode}` is not available in v{}; expected one of {}", p.minor, p.proxy_modes.join(", ")),
+                format!(
+                    "`{mode}` is not available in v{}; expected one of {}",
+                    p.minor,
+                    p.proxy_modes.join(", ")
+                ),
             );
         } else if p.deprecated_proxy_modes.contains(&mode) {
             c.warn(
                 "cluster.kube_proxy.mode",
-                format!("`{mode}` is deprecated upstream in v{}; prefer nftables or iptables", p.minor),
+                format!(
+                    "`{mode}` is deprecated upstream in v{}; prefer nftables or iptables",
+                    p.minor
+                ),
             );
         }
     }
@@ -153,31 +161,52 @@ pub(super) fn validate(file: &Path, source: &str) -> Result<Cluster, InventoryEr
             );
         }
         if let Some(first) = names.insert(&h.name, i) {
-            c.error(&at("name"), format!("duplicate host name `{}` (also hosts[{first}])", h.name));
+            c.error(
+                &at("name"),
+                format!("duplicate host name `{}` (also hosts[{first}])", h.name),
+            );
         }
         if let Some(first) = addresses.insert(h.address, i) {
             c.error(
                 &at("address"),
-                format!("duplicate address {} (also hosts[{first}] `{}`)", h.address, inventory.hosts[first].name),
+                format!(
+                    "duplicate address {} (also hosts[{first}] `{}`)",
+                    h.address, inventory.hosts[first].name
+                ),
             );
         }
         if h.address.is_unspecified() || h.address.is_multicast() {
-            c.error(&at("address"), format!("{} is not a host address", h.address));
+            c.error(
+                &at("address"),
+                format!("{} is not a host address", h.address),
+            );
         }
-        for (label, cidr) in [("cluster.pod_cidr", pod_cidr), ("cluster.service_cidr", service_cidr)] {
+        for (label, cidr) in [
+            ("cluster.pod_cidr", pod_cidr),
+            ("cluster.service_cidr", service_cidr),
+        ] {
             if let Some(cidr) = cidr {
                 if cidr.contains(h.address) {
-                    c.error(&at("address"), format!("{} lies inside {label} {cidr}", h.address));
+                    c.error(
+                        &at("address"),
+                        format!("{} lies inside {label} {cidr}", h.address),
+                    );
                 }
             }
         }
         if h.roles.is_empty() {
-            c.error(&at("roles"), "expected at least one of lb, etcd, control-plane, worker");
+            c.error(
+                &at("roles"),
+                "expected at least one of lb, etcd, control-plane, worker",
+            );
         }
         let mut seen = Vec::new();
         for (j, r) in h.roles.iter().enumerate() {
             if seen.contains(r) {
-                c.error(&format!("hosts[{i}].roles[{j}]"), format!("role `{}` listed twice", r.as_str()));
+                c.error(
+                    &format!("hosts[{i}].roles[{j}]"),
+                    format!("role `{}` listed twice", r.as_str()),
+                );
             }
             seen.push(*r);
         }
@@ -191,10 +220,16 @@ pub(super) fn validate(file: &Path, source: &str) -> Result<Cluster, InventoryEr
         count(Role::Worker),
     );
     if cps == 0 && !inventory.hosts.is_empty() {
-        c.error("hosts", "no host has the `control-plane` role; at least one is required");
+        c.error(
+            "hosts",
+            "no host has the `control-plane` role; at least one is required",
+        );
     }
     if etcds == 0 && !inventory.hosts.is_empty() {
-        c.error("hosts", "no host has the `etcd` role; an odd number (1, 3 or 5) is required");
+        c.error(
+            "hosts",
+            "no host has the `etcd` role; an odd number (1, 3 or 5) is required",
+        );
     } else if etcds % 2 == 0 && etcds > 0 {
         c.warn(
             "hosts",
@@ -206,10 +241,20 @@ pub(super) fn validate(file: &Path, source: &str) -> Result<Cluster, InventoryEr
         Some(s) => parse_endpoint(&mut c, s),
         None => {
             let lb = inventory.hosts.iter().find(|h| h.has(Role::Lb));
-            let cp: Vec<_> = inventory.hosts.iter().filter(|h| h.has(Role::ControlPlane)).collect();
+            let cp: Vec<_> = inventory
+                .hosts
+                .iter()
+                .filter(|h| h.has(Role::ControlPlane))
+                .collect();
             match (lb, cp.as_slice()) {
-                (Some(lb), _) => Some(Endpoint { host: lb.address.to_string(), port: APISERVER_PORT }),
-                (None, [only]) => Some(Endpoint { host: only.address.to_string(), port: APISERVER_PORT }),
+                (Some(lb), _) => Some(Endpoint {
+                    host: lb.address.to_string(),
+                    port: APISERVER_PORT,
+                }),
+                (None, [only]) => Some(Endpoint {
+                    host: only.address.to_string(),
+                    port: APISERVER_PORT,
+                }),
                 (None, []) => None,
                 (None, _) => {
                     c.error(
@@ -226,7 +271,10 @@ pub(super) fn validate(file: &Path, source: &str) -> Result<Cluster, InventoryEr
     let chat = &inventory.chat;
     if chat.enabled {
         if chat.replicas == 0 {
-            c.error("chat.replicas", "must be at least 1 when chat.enabled is true");
+            c.error(
+                "chat.replicas",
+                "must be at least 1 when chat.enabled is true",
+            );
         } else if chat.replicas > 1 {
             c.warn(
                 "chat.replicas",
@@ -237,24 +285,39 @@ pub(super) fn validate(file: &Path, source: &str) -> Result<Cluster, InventoryEr
             c.error("chat.port", "must be a TCP port between 1 and 65535");
         }
         if lbs > 0 && chat.port == APISERVER_PORT {
-            c.error("chat.port", format!("{APISERVER_PORT} is taken by the apiserver proxy on lb hosts"));
+            c.error(
+                "chat.port",
+                format!("{APISERVER_PORT} is taken by the apiserver proxy on lb hosts"),
+            );
         }
         if let Some((lo, hi)) = node_port_range {
             if chat.node_port < lo || chat.node_port > hi {
                 c.error(
                     "chat.node_port",
-                    format!("{} is outside cluster.node_port_range {lo}-{hi}", chat.node_port),
+                    format!(
+                        "{} is outside cluster.node_port_range {lo}-{hi}",
+                        chat.node_port
+                    ),
                 );
             }
         }
         if chat.image.trim().is_empty() {
-            c.error("chat.image", "must name a Node.js image, e.g. docker.io/library/node:20-alpine");
+            c.error(
+                "chat.image",
+                "must name a Node.js image, e.g. docker.io/library/node:20-alpine",
+            );
         }
         if !is_dns_label(&chat.namespace) {
-            c.error("chat.namespace", format!("`{}` must be a DNS label", chat.namespace));
+            c.error(
+                "chat.namespace",
+                format!("`{}` must be a DNS label", chat.namespace),
+            );
         }
         if workers == 0 && !inventory.hosts.is_empty() {
-            c.warn("hosts", "no host has the `worker` role: the chat workload has nowhere to run");
+            c.warn(
+                "hosts",
+                "no host has the `worker` role: the chat workload has nowhere to run",
+            );
         }
     }
 
@@ -264,12 +327,18 @@ pub(super) fn validate(file: &Path, source: &str) -> Result<Cluster, InventoryEr
     } else if pki.cert_validity_days > pki.ca_validity_days {
         c.error(
             "pki.cert_validity_days",
-            format!("{} days outlives the CA ({} days)", pki.cert_validity_days, pki.ca_validity_days),
+            format!(
+                "{} days outlives the CA ({} days)",
+                pki.cert_validity_days, pki.ca_validity_days
+            ),
         );
     }
     if let Some(key) = &inventory.ssh.key {
         if key.trim().is_empty() {
-            c.error("ssh.key", "must be a path to a private key file, or left out to use the SSH agent");
+            c.error(
+                "ssh.key",
+                "must be a path to a private key file, or left out to use the SSH agent",
+            );
         }
     }
 
@@ -309,7 +378,9 @@ fn parse_port_range(c: &mut Checker, value: &str) -> Option<(u16, u16)> {
         _ => {
             c.error(
                 "cluster.node_port_range",
-                format!("`{value}` must be `LOW-HIGH` with 0 < LOW < HIGH <= 65535, e.g. 30000-32767"),
+                format!(
+                    "`{value}` must be `LOW-HIGH` with 0 < LOW < HIGH <= 65535, e.g. 30000-32767"
+                ),
             );
             None
         }
@@ -322,7 +393,10 @@ fn parse_endpoint(c: &mut Checker, value: &str) -> Option<Endpoint> {
         let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
         let host_ok = host.parse::<IpAddr>().is_ok()
             || (!host.is_empty() && host.split('.').all(is_dns_label));
-        host_ok.then(|| Endpoint { host: host.to_string(), port })
+        host_ok.then(|| Endpoint {
+            host: host.to_string(),
+            port,
+        })
     });
     if parsed.is_none() {
         c.error(
@@ -337,7 +411,8 @@ fn parse_endpoint(c: &mut Checker, value: &str) -> Option<Endpoint> {
 pub(crate) fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -358,9 +433,15 @@ fn from_serde_error(e: &serde_yaml::Error) -> Diagnostic {
         if let Some((unknown, expected)) = rest.split_once('`') {
             let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
             if let Some(best) = closest(unknown, &candidates) {
-                message = format!("unknown key `{unknown}`; did you mean `{best}`? (known keys: {})", candidates.join(", "));
+                message = format!(
+                    "unknown key `{unknown}`; did you mean `{best}`? (known keys: {})",
+                    candidates.join(", ")
+                );
             } else {
-                message = format!("unknown key `{unknown}`; known keys: {}", candidates.join(", "));
+                message = format!(
+                    "unknown key `{unknown}`; known keys: {}",
+                    candidates.join(", ")
+                );
             }
         }
     }

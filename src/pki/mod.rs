@@ -10,8 +10,8 @@ use crate::fsutil::write_atomic;
 use crate::inventory::Cluster;
 use profiles::{ca_profile, leaf_certs, LeafCert, San, CAS};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use std::collections::BTreeMap;
 use std::fs;
@@ -58,7 +58,10 @@ pub struct Report {
 
 impl Report {
     pub fn changed(&self) -> usize {
-        self.actions.iter().filter(|(_, a)| *a != Action::Kept).count()
+        self.actions
+            .iter()
+            .filter(|(_, a)| *a != Action::Kept)
+            .count()
     }
 }
 
@@ -111,6 +114,7 @@ impl Pki {
     pub fn ensure(&self, cluster: &Cluster, opts: Options) -> Result<Report, PkiError> {
         let mut report = Report::default();
         let days = &cluster.inventory.pki;
+        self.create_private_dir()?;
         let now = OffsetDateTime::now_utc();
 
         let mut cas = BTreeMap::new();
@@ -186,14 +190,33 @@ impl Pki {
         }
         if !self.path(ENCRYPTION_KEY).exists() {
             let mut secret = [0u8; 32];
-            getrandom::fill(&mut secret).map_err(|e| PkiError::Refused(format!("no randomness: {e}")))?;
+            getrandom::fill(&mut secret)
+                .map_err(|e| PkiError::Refused(format!("no randomness: {e}")))?;
             let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, secret);
             self.write(ENCRYPTION_KEY, format!("{b64}\n").as_bytes(), 0o600)?;
-            report.actions.push((ENCRYPTION_KEY.into(), Action::Created));
+            report
+                .actions
+                .push((ENCRYPTION_KEY.into(), Action::Created));
         } else {
             report.actions.push((ENCRYPTION_KEY.into(), Action::Kept));
         }
         Ok(report)
+    }
+
+    /// The PKI directory holds private keys: create it 0700 (an existing one is left as is).
+    fn create_private_dir(&self) -> Result<(), PkiError> {
+        use std::os::unix::fs::DirBuilderExt;
+        if self.dir.is_dir() {
+            return Ok(());
+        }
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(|source| PkiError::Io {
+                path: self.dir.clone(),
+                source,
+            })
     }
 
     fn load_ca(&self, crt: &str, key: &str) -> Result<LoadedCa, PkiError> {
@@ -211,29 +234,42 @@ impl Pki {
             path: self.path(crt),
             message: format!("unparsable certificate: {e}"),
         })?;
-        if parsed.public_key().subject_public_key.data.as_ref() != rcgen::PublicKeyData::der_bytes(&key_pair) {
+        if parsed.public_key().subject_public_key.data.as_ref()
+            != rcgen::PublicKeyData::der_bytes(&key_pair)
+        {
             return Err(PkiError::Invalid {
                 path: self.path(key),
                 message: format!("does not belong to {}", self.path(crt).display()),
             });
         }
-        let issuer = Issuer::from_ca_cert_pem(&cert_pem, key_pair).map_err(|e| PkiError::Invalid {
-            path: self.path(crt),
-            message: format!("cannot be used as an issuer: {e}"),
-        })?;
+        let issuer =
+            Issuer::from_ca_cert_pem(&cert_pem, key_pair).map_err(|e| PkiError::Invalid {
+                path: self.path(crt),
+                message: format!("cannot be used as an issuer: {e}"),
+            })?;
         Ok(LoadedCa { cert_der, issuer })
     }
 
-    fn issue(&self, leaf: &LeafCert, ca: &LoadedCa, now: OffsetDateTime, days: u32) -> Result<(), PkiError> {
+    fn issue(
+        &self,
+        leaf: &LeafCert,
+        ca: &LoadedCa,
+        now: OffsetDateTime,
+        days: u32,
+    ) -> Result<(), PkiError> {
         let mut params = CertificateParams::default();
         params.distinguished_name = dn(&leaf.common_name, leaf.organization.as_deref());
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         if leaf.usage.server() {
-            params.extended_key_usages.push(ExtendedKeyUsagePurpose::ServerAuth);
+            params
+                .extended_key_usages
+                .push(ExtendedKeyUsagePurpose::ServerAuth);
         }
         if leaf.usage.client() {
-            params.extended_key_usages.push(ExtendedKeyUsagePurpose::ClientAuth);
+            params
+                .extended_key_usages
+                .push(ExtendedKeyUsagePurpose::ClientAuth);
         }
         params.subject_alt_names = leaf
             .sans
@@ -251,19 +287,29 @@ impl Pki {
         let cert = params.signed_by(&key_pair, &ca.issuer)?;
         // Key first: a crash in between leaves a cert that no longer matches, which the
         // next run detects and re-issues.
-        self.write(&format!("{}.key", leaf.file), key_pair.serialize_pem().as_bytes(), 0o600)?;
+        self.write(
+            &format!("{}.key", leaf.file),
+            key_pair.serialize_pem().as_bytes(),
+            0o600,
+        )?;
         self.write(&format!("{}.crt", leaf.file), cert.pem().as_bytes(), 0o644)?;
         Ok(())
     }
 
     /// Why a leaf on disk is not acceptable for the current inventory, if it is not.
     fn assess(&self, leaf: &LeafCert, ca_der: &[u8], now: OffsetDateTime) -> Result<(), Problem> {
-        let cert_pem = self.read_string(&format!("{}.crt", leaf.file)).map_err(|_| Problem::Missing)?;
-        let key_pem = self.read_string(&format!("{}.key", leaf.file)).map_err(|_| Problem::Missing)?;
+        let cert_pem = self
+            .read_string(&format!("{}.crt", leaf.file))
+            .map_err(|_| Problem::Missing)?;
+        let key_pem = self
+            .read_string(&format!("{}.key", leaf.file))
+            .map_err(|_| Problem::Missing)?;
         let der = pem_to_der(&cert_pem).ok_or(Problem::Unreadable)?;
         let (_, cert) = X509Certificate::from_der(&der).map_err(|_| Problem::Unreadable)?;
         let key = KeyPair::from_pem(&key_pem).map_err(|_| Problem::Unreadable)?;
-        if cert.public_key().subject_public_key.data.as_ref() != rcgen::PublicKeyData::der_bytes(&key) {
+        if cert.public_key().subject_public_key.data.as_ref()
+            != rcgen::PublicKeyData::der_bytes(&key)
+        {
             return Err(Problem::KeyMismatch);
         }
         check_leaf(leaf, &cert, ca_der, now)
@@ -316,7 +362,11 @@ impl Pki {
             };
             rows.push(row);
         }
-        for (file, what) in [(SA_KEY, "service-account key"), (SA_PUB, "service-account public key"), (ENCRYPTION_KEY, "encryption key")] {
+        for (file, what) in [
+            (SA_KEY, "service-account key"),
+            (SA_PUB, "service-account public key"),
+            (ENCRYPTION_KEY, "encryption key"),
+        ] {
             let present = self.path(file).exists();
             rows.push(CheckRow {
                 file: file.into(),
@@ -324,7 +374,11 @@ impl Pki {
                 issuer: "-".into(),
                 not_after: "-".into(),
                 days_left: None,
-                status: if present { Status::Ok } else { Status::Bad("missing".into()) },
+                status: if present {
+                    Status::Ok
+                } else {
+                    Status::Bad("missing".into())
+                },
             });
         }
         rows
@@ -378,7 +432,12 @@ impl CheckRow {
             status: Status::Bad(why.into()),
         }
     }
-    fn from_cert(file: &str, cert: &X509Certificate, now: OffsetDateTime, status: Status) -> CheckRow {
+    fn from_cert(
+        file: &str,
+        cert: &X509Certificate,
+        now: OffsetDateTime,
+        status: Status,
+    ) -> CheckRow {
         let not_after = cert.validity().not_after.to_datetime();
         CheckRow {
             file: file.into(),
@@ -410,40 +469,75 @@ enum Problem {
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let list = |v: &[San]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
+        let list = |v: &[San]| {
+            v.iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         match self {
             Problem::Missing => f.write_str("missing"),
             Problem::Unreadable => f.write_str("unreadable"),
             Problem::KeyMismatch => f.write_str("key does not match certificate"),
             Problem::WrongIssuer => f.write_str("not signed by its CA"),
             Problem::Subject(s) => write!(f, "subject is {s}"),
-            Problem::Sans { missing, extra } if extra.is_empty() => write!(f, "lacks SAN {}", list(missing)),
-            Problem::Sans { missing, extra } if missing.is_empty() => write!(f, "extra SAN {}", list(extra)),
-            Problem::Sans { missing, extra } => write!(f, "lacks SAN {}; extra SAN {}", list(missing), list(extra)),
+            Problem::Sans { missing, extra } if extra.is_empty() => {
+                write!(f, "lacks SAN {}", list(missing))
+            }
+            Problem::Sans { missing, extra } if missing.is_empty() => {
+                write!(f, "extra SAN {}", list(extra))
+            }
+            Problem::Sans { missing, extra } => {
+                write!(f, "lacks SAN {}; extra SAN {}", list(missing), list(extra))
+            }
             Problem::Usage => f.write_str("wrong key usage"),
             Problem::Expired => f.write_str("expired"),
         }
     }
 }
 
-fn check_leaf(leaf: &LeafCert, cert: &X509Certificate, ca_der: &[u8], now: OffsetDateTime) -> Result<(), Problem> {
+fn check_leaf(
+    leaf: &LeafCert,
+    cert: &X509Certificate,
+    ca_der: &[u8],
+    now: OffsetDateTime,
+) -> Result<(), Problem> {
     let (_, ca) = X509Certificate::from_der(ca_der).map_err(|_| Problem::WrongIssuer)?;
     if cert.issuer() != ca.subject() || cert.verify_signature(Some(ca.public_key())).is_err() {
         return Err(Problem::WrongIssuer);
     }
-    let cn = cert.subject().iter_common_name().next().and_then(|a| a.as_str().ok());
-    let org = cert.subject().iter_organization().next().and_then(|a| a.as_str().ok());
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|a| a.as_str().ok());
+    let org = cert
+        .subject()
+        .iter_organization()
+        .next()
+        .and_then(|a| a.as_str().ok());
     if cn != Some(leaf.common_name.as_str()) || org != leaf.organization.as_deref() {
         return Err(Problem::Subject(cert.subject().to_string()));
     }
     let have = cert_sans(cert);
-    let missing: Vec<San> = leaf.sans.iter().filter(|s| !have.contains(s)).cloned().collect();
-    let extra: Vec<San> = have.iter().filter(|s| !leaf.sans.contains(s)).cloned().collect();
+    let missing: Vec<San> = leaf
+        .sans
+        .iter()
+        .filter(|s| !have.contains(s))
+        .cloned()
+        .collect();
+    let extra: Vec<San> = have
+        .iter()
+        .filter(|s| !leaf.sans.contains(s))
+        .cloned()
+        .collect();
     if !missing.is_empty() || !extra.is_empty() {
         return Err(Problem::Sans { missing, extra });
     }
     let eku = cert.extended_key_usage().ok().flatten().map(|e| e.value);
-    let (server, client) = eku.map(|e| (e.server_auth, e.client_auth)).unwrap_or((false, false));
+    let (server, client) = eku
+        .map(|e| (e.server_auth, e.client_auth))
+        .unwrap_or((false, false));
     if server != leaf.usage.server() || client != leaf.usage.client() {
         return Err(Problem::Usage);
     }

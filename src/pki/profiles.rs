@@ -50,7 +50,9 @@ pub const CAS: &[CaProfile] = &[
 ];
 
 pub fn ca_profile(kind: CaKind) -> &'static CaProfile {
-    CAS.iter().find(|c| c.kind == kind).expect("every CA kind has a profile")
+    CAS.iter()
+        .find(|c| c.kind == kind)
+        .expect("every CA kind has a profile")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -343,7 +345,10 @@ fn apiserver_sans(cluster: &Cluster) -> Vec<San> {
         San::Dns("kubernetes.default.svc".into()),
         San::Dns(format!("kubernetes.default.svc.{domain}")),
     ];
-    for h in cluster.hosts_with(Role::ControlPlane).chain(cluster.hosts_with(Role::Lb)) {
+    for h in cluster
+        .hosts_with(Role::ControlPlane)
+        .chain(cluster.hosts_with(Role::Lb))
+    {
         sans.push(San::Ip(h.address));
         sans.push(San::Dns(h.name.clone()));
     }

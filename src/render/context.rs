@@ -1,0 +1,228 @@
+//! The values templates see. One context per host (plus one for cluster-level files); every
+//! key is documented in docs/RENDERED.md.
+
+use super::rules::{BIN_DIR, PKI_DIR};
+use crate::inventory::{Cluster, Host, Role, APISERVER_PORT};
+use serde::Serialize;
+use std::net::IpAddr;
+
+#[derive(Serialize)]
+pub struct HostRef {
+    pub name: String,
+    pub address: String,
+    /// The address as written inside a URL (`[fd00::1]` for IPv6).
+    pub url_address: String,
+}
+
+impl HostRef {
+    pub fn of(h: &Host) -> HostRef {
+        HostRef {
+            name: h.name.clone(),
+            address: h.address.to_string(),
+            url_address: url_address(h.address),
+        }
+    }
+}
+
+pub fn url_address(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+#[derive(Serialize)]
+pub struct ClusterValues {
+    pub name: String,
+    pub version: String,
+    pub minor: String,
+    pub domain: String,
+    pub pod_cidr: String,
+    pub service_cidr: String,
+    pub node_cidr_mask_size: u8,
+    pub node_port_range: String,
+    pub kubernetes_service_ip: String,
+    pub dns_service_ip: String,
+    /// `https://ENDPOINT` of the load balancer (or the only apiserver).
+    pub api_endpoint_url: String,
+    pub apiserver_port: u16,
+    pub service_account_issuer: String,
+    pub proxy_mode: String,
+    pub ipvs_scheduler: String,
+}
+
+#[derive(Serialize)]
+pub struct ThisHost {
+    #[serde(flatten)]
+    pub host: HostRef,
+    pub roles: Vec<&'static str>,
+    pub lb: bool,
+    pub etcd: bool,
+    pub control_plane: bool,
+    pub worker: bool,
+    /// The apiserver URL clients on this host use: the local apiserver on control-plane
+    /// hosts, the API endpoint elsewhere.
+    pub api_server_url: String,
+    /// Taints the kubelet registers with (control-plane hosts that are not workers).
+    pub register_taints: Vec<Taint>,
+}
+
+#[derive(Serialize, Clone)]
+pub struct Taint {
+    pub key: String,
+    pub effect: String,
+}
+
+#[derive(Serialize)]
+pub struct EtcdValues {
+    pub members: Vec<HostRef>,
+    /// `m1=https://10.0.0.1:2380,...`
+    pub initial_cluster: String,
+    /// `https://10.0.0.1:2379,...`
+    pub client_urls: String,
+}
+
+#[derive(Serialize)]
+pub struct ChatValues {
+    pub enabled: bool,
+    pub replicas: u32,
+    pub port: u16,
+    pub node_port: u16,
+    pub image: String,
+    pub namespace: String,
+    /// nginx sends a PROXY protocol header so the server sees real client addresses.
+    pub proxy_protocol: bool,
+}
+
+#[derive(Serialize)]
+pub struct Paths {
+    pub pki: &'static str,
+    pub bin: &'static str,
+}
+
+#[derive(Serialize)]
+pub struct Context<'a> {
+    pub cluster: &'a ClusterValues,
+    pub profile: &'static crate::versions::VersionProfile,
+    pub images: &'static crate::versions::Images,
+    pub paths: Paths,
+    pub etcd: &'a EtcdValues,
+    pub control_planes: &'a [HostRef],
+    pub workers: &'a [HostRef],
+    pub chat: &'a ChatValues,
+    /// Absent in the cluster-level context.
+    pub host: Option<ThisHost>,
+}
+
+/// Values shared by every host's context.
+pub struct Shared {
+    pub cluster: ClusterValues,
+    pub etcd: EtcdValues,
+    pub control_planes: Vec<HostRef>,
+    pub workers: Vec<HostRef>,
+    pub chat: ChatValues,
+}
+
+pub const CONTROL_PLANE_TAINT: &str = "node-role.kubernetes.io/control-plane";
+
+impl Shared {
+    pub fn new(c: &Cluster) -> Shared {
+        let inv = &c.inventory;
+        let members: Vec<HostRef> = c.hosts_with(Role::Etcd).map(HostRef::of).collect();
+        let etcd = EtcdValues {
+            initial_cluster: members
+                .iter()
+                .map(|m| format!("{}=https://{}:2380", m.name, m.url_address))
+                .collect::<Vec<_>>()
+                .join(","),
+            client_urls: members
+                .iter()
+                .map(|m| format!("https://{}:2379", m.url_address))
+                .collect::<Vec<_>>()
+                .join(","),
+            members,
+        };
+        let domain = inv.cluster.cluster_domain.clone();
+        Shared {
+            cluster: ClusterValues {
+                name: inv.cluster.name.clone(),
+                version: inv.cluster.kubernetes_version.clone(),
+                minor: c.profile.minor.to_string(),
+                service_account_issuer: format!("https://kubernetes.default.svc.{domain}"),
+                domain,
+                pod_cidr: c.pod_cidr.to_string(),
+                service_cidr: c.service_cidr.to_string(),
+                node_cidr_mask_size: inv.cluster.node_cidr_mask_size,
+                node_port_range: format!("{}-{}", c.node_port_range.0, c.node_port_range.1),
+                kubernetes_service_ip: c.kubernetes_service_ip.to_string(),
+                dns_service_ip: c.dns_service_ip.to_string(),
+                api_endpoint_url: format!("https://{}", c.api_endpoint),
+                apiserver_port: APISERVER_PORT,
+                proxy_mode: inv.cluster.kube_proxy.mode.as_str().to_string(),
+                ipvs_scheduler: inv.cluster.kube_proxy.ipvs_scheduler.clone(),
+            },
+            etcd,
+            control_planes: c.hosts_with(Role::ControlPlane).map(HostRef::of).collect(),
+            workers: c.hosts_with(Role::Worker).map(HostRef::of).collect(),
+            chat: ChatValues {
+                enabled: inv.chat.enabled,
+                replicas: inv.chat.replicas,
+                port: inv.chat.port,
+                node_port: inv.chat.node_port,
+                image: inv.chat.image.clone(),
+                namespace: inv.chat.namespace.clone(),
+                proxy_protocol: c.hosts_with(Role::Lb).next().is_some(),
+            },
+        }
+    }
+
+    pub fn context(
+        &self,
+        profile: &'static crate::versions::VersionProfile,
+        host: Option<&Host>,
+    ) -> Context<'_> {
+        Context {
+            cluster: &self.cluster,
+            profile,
+            images: &crate::versions::IMAGES,
+            paths: Paths {
+                pki: PKI_DIR,
+                bin: BIN_DIR,
+            },
+            etcd: &self.etcd,
+            control_planes: &self.control_planes,
+            workers: &self.workers,
+            chat: &self.chat,
+            host: host.map(|h| this_host(&self.cluster, h)),
+        }
+    }
+}
+
+pub fn api_server_url(cluster: &ClusterValues, h: &Host) -> String {
+    if h.has(Role::ControlPlane) {
+        format!("https://127.0.0.1:{APISERVER_PORT}")
+    } else {
+        cluster.api_endpoint_url.clone()
+    }
+}
+
+fn this_host(cluster: &ClusterValues, h: &Host) -> ThisHost {
+    let register_taints = if h.has(Role::ControlPlane) && !h.has(Role::Worker) {
+        vec![Taint {
+            key: CONTROL_PLANE_TAINT.into(),
+            effect: "NoSchedule".into(),
+        }]
+    } else {
+        vec![]
+    };
+    ThisHost {
+        host: HostRef::of(h),
+        roles: h.roles.iter().map(|r| r.as_str()).collect(),
+        lb: h.has(Role::Lb),
+        etcd: h.has(Role::Etcd),
+        control_plane: h.has(Role::ControlPlane),
+        worker: h.has(Role::Worker),
+        api_server_url: api_server_url(cluster, h),
+        register_taints,
+    }
+}

@@ -1,0 +1,488 @@
+//! The plan: every file that lands on every host, rendered deterministically.
+//!
+//! `plan` turns inventory + PKI into per-host lists of files (path, mode, owner, bytes) and
+//! services; `write_tree` writes them under `OUT/hosts/<host>/<path>` with `OUT/plan.json`.
+//! The installer applies the same plan, so `render` is its dry run.
+
+pub mod context;
+pub mod rules;
+
+use crate::inventory::{Cluster, Host, Role};
+use crate::pki::{self, profiles, Pki, PkiError};
+use base64::Engine;
+use context::{Shared, CONTROL_PLANE_TAINT};
+use rules::{
+    KubeconfigRule, Server, EMBEDDED, FILES, KUBECONFIGS, MANIFESTS, PKI_DIR, SERVICE_ORDER,
+};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("template {name}: {message}")]
+    Template { name: String, message: String },
+    #[error("template override {path}: {message}")]
+    Override { path: PathBuf, message: String },
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// One file to install.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedFile {
+    /// Absolute path on the host (relative path for cluster-level files).
+    pub path: String,
+    #[serde(serialize_with = "octal")]
+    pub mode: u32,
+    pub owner: &'static str,
+    pub sha256: String,
+    /// Services to restart when this file changes.
+    pub restarts: Vec<String>,
+    #[serde(skip)]
+    pub bytes: Vec<u8>,
+}
+
+fn octal<S: serde::Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{mode:04o}"))
+}
+
+impl PlannedFile {
+    fn new(
+        path: impl Into<String>,
+        mode: u32,
+        bytes: Vec<u8>,
+        restarts: Vec<String>,
+    ) -> PlannedFile {
+        PlannedFile {
+            path: path.into(),
+            mode,
+            owner: "root:root",
+            sha256: hex(&Sha256::digest(&bytes)),
+            restarts,
+            bytes,
+        }
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostPlan {
+    pub name: String,
+    pub address: String,
+    pub roles: Vec<&'static str>,
+    /// Sorted by path.
+    pub files: Vec<PlannedFile>,
+    /// Services to enable, in start order.
+    pub services: Vec<String>,
+    /// Node labels and taints the cluster phase applies (kubelets may not set role labels).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub node_taints: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub cluster: String,
+    pub kubernetes_version: String,
+    pub api_endpoint: String,
+    pub hosts: Vec<HostPlan>,
+    /// `admin.kubeconfig` and `manifests/*.yaml`.
+    pub cluster_files: Vec<PlannedFile>,
+}
+
+/// The template set: embedded templates, optionally overridden from a directory.
+pub struct Templates {
+    tera: tera::Tera,
+}
+
+impl Templates {
+    pub fn load(overrides: Option<&Path>) -> Result<Templates, RenderError> {
+        let mut sources: BTreeMap<String, String> = EMBEDDED
+            .iter()
+            .map(|(n, s)| (n.to_string(), s.to_string()))
+            .collect();
+        if let Some(dir) = overrides {
+            for path in walk(dir)? {
+                let name = path
+                    .strip_prefix(dir)
+                    .expect("walk yields paths under dir")
+                    .to_string_lossy()
+                    .into_owned();
+                if !sources.contains_key(&name) {
+                    return Err(RenderError::Override {
+                        path,
+                        message: format!(
+                            "`{name}` is not a template name; overridable names: {}",
+                            sources.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    });
+                }
+                let text = fs::read_to_string(&path).map_err(|source| RenderError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                sources.insert(name, text);
+            }
+        }
+        let mut tera = tera::Tera::default();
+        tera.autoescape_on(vec![]);
+        for (name, text) in &sources {
+            tera.add_raw_template(name, text)
+                .map_err(|e| RenderError::Template {
+                    name: name.clone(),
+                    message: tera_message(&e),
+                })?;
+        }
+        Ok(Templates { tera })
+    }
+
+    fn render(&self, name: &str, ctx: &tera::Context) -> Result<Vec<u8>, RenderError> {
+        self.tera
+            .render(name, ctx)
+            .map(String::into_bytes)
+            .map_err(|e| RenderError::Template {
+                name: name.to_string(),
+                message: tera_message(&e),
+            })
+    }
+
+    fn source(&self, name: &str) -> Result<Vec<u8>, RenderError> {
+        // Templates without markup (like the chat server code) are rendered with an empty
+        // context, which returns them unchanged.
+        self.render(name, &tera::Context::new())
+    }
+}
+
+fn tera_message(e: &tera::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        msg.push_str(": ");
+        msg.push_str(&c.to_string());
+        cause = c.source();
+    }
+    msg
+}
+
+fn walk(dir: &Path) -> Result<Vec<PathBuf>, RenderError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RenderError::Io { path, source }
+    };
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io(dir))? {
+        let path = entry.map_err(io(dir))?.path();
+        if path.is_dir() {
+            out.extend(walk(&path)?);
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Builds the complete plan. The PKI must exist (`Pki::ensure`).
+pub fn plan(cluster: &Cluster, pki: &Pki, templates: &Templates) -> Result<Plan, RenderError> {
+    let shared = Shared::new(cluster);
+    let ca_b64 = b64(&pki.read(&format!(
+        "{}.crt",
+        profiles::ca_profile(profiles::CaKind::Kubernetes).file
+    ))?);
+    let leaves = profiles::leaf_certs(cluster);
+    let encryption_key = pki.read_string(pki::ENCRYPTION_KEY)?.trim().to_string();
+
+    let mut hosts = Vec::new();
+    for host in &cluster.inventory.hosts {
+        let mut ctx = tera::Context::from_serialize(shared.context(cluster.profile, Some(host)))
+            .expect("context serializes");
+        ctx.insert("encryption_key", &encryption_key);
+        let mut files: Vec<PlannedFile> = Vec::new();
+        for rule in FILES.iter().filter(|r| has_any(host, r.roles)) {
+            let bytes = templates.render(rule.template, &ctx)?;
+            files.push(PlannedFile::new(
+                rule.target,
+                rule.mode,
+                bytes,
+                rule.service.map(String::from).into_iter().collect(),
+            ));
+        }
+        for rule in KUBECONFIGS.iter().filter(|r| has_any(host, r.roles)) {
+            let server = match rule.server {
+                Server::LocalOnControlPlane => context::api_server_url(&shared.cluster, host),
+                Server::Endpoint => shared.cluster.api_endpoint_url.clone(),
+            };
+            let bytes = kubeconfig(
+                templates,
+                pki,
+                &shared.cluster.name,
+                rule,
+                &host.name,
+                &server,
+                &ca_b64,
+            )?;
+            files.push(PlannedFile::new(
+                rule.target,
+                0o600,
+                bytes,
+                rule.service.map(String::from).into_iter().collect(),
+            ));
+        }
+        for path in pki_deliveries(host, &leaves) {
+            let bytes = pki.read(&path)?;
+            let mode = if path.ends_with(".key") { 0o600 } else { 0o644 };
+            files.push(PlannedFile::new(
+                format!("{PKI_DIR}/{path}"),
+                mode,
+                bytes,
+                vec![],
+            ));
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+
+        let services: Vec<String> = SERVICE_ORDER
+            .iter()
+            .filter(|s| files.iter().any(|f| f.restarts.iter().any(|r| r == *s)))
+            .map(|s| s.to_string())
+            .collect();
+        link_restarts(&mut files);
+        let (node_labels, node_taints) = node_roles(host);
+        hosts.push(HostPlan {
+            name: host.name.clone(),
+            address: host.address.to_string(),
+            roles: host.roles.iter().map(|r| r.as_str()).collect(),
+            files,
+            services,
+            node_labels,
+            node_taints,
+        });
+    }
+
+    let mut cluster_ctx = tera::Context::from_serialize(shared.context(cluster.profile, None))
+        .expect("context serializes");
+    cluster_ctx.insert(
+        "chat_server_js",
+        &String::from_utf8_lossy(&templates.source("workloads/chat/server.js")?),
+    );
+    let mut cluster_files = Vec::new();
+    let admin = KUBECONFIGS
+        .iter()
+        .find(|k| k.cert == "admin")
+        .expect("admin kubeconfig rule");
+    cluster_files.push(PlannedFile::new(
+        "admin.kubeconfig",
+        0o600,
+        kubeconfig(
+            templates,
+            pki,
+            &shared.cluster.name,
+            admin,
+            "",
+            &shared.cluster.api_endpoint_url,
+            &ca_b64,
+        )?,
+        vec![],
+    ));
+    for name in MANIFESTS {
+        if *name == rules::CHAT_MANIFEST && !cluster.inventory.chat.enabled {
+            continue;
+        }
+        let bytes = templates.render(name, &cluster_ctx)?;
+        cluster_files.push(PlannedFile::new(*name, 0o644, bytes, vec![]));
+    }
+
+    Ok(Plan {
+        cluster: shared.cluster.name.clone(),
+        kubernetes_version: shared.cluster.version.clone(),
+        api_endpoint: cluster.api_endpoint.to_string(),
+        hosts,
+        cluster_files,
+    })
+}
+
+fn has_any(host: &Host, roles: &[Role]) -> bool {
+    roles.iter().any(|r| host.has(*r))
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn kubeconfig(
+    templates: &Templates,
+    pki: &Pki,
+    cluster_name: &str,
+    rule: &KubeconfigRule,
+    host: &str,
+    server: &str,
+    ca_b64: &str,
+) -> Result<Vec<u8>, RenderError> {
+    let stem = rule.cert.replace("{host}", host);
+    let crt = pki.read(&format!("{stem}.crt"))?;
+    let x509_user = pki::pem_to_der(&String::from_utf8_lossy(&crt))
+        .and_then(|der| {
+            use x509_parser::prelude::FromDer;
+            let (_, c) = x509_parser::certificate::X509Certificate::from_der(&der).ok()?;
+            let cn = c
+                .subject()
+                .iter_common_name()
+                .next()?
+                .as_str()
+                .ok()?
+                .to_string();
+            Some(cn)
+        })
+        .unwrap_or(stem.clone());
+    let mut ctx = tera::Context::new();
+    ctx.insert("cluster_name", cluster_name);
+    ctx.insert("server", server);
+    ctx.insert("user", &x509_user);
+    ctx.insert("ca_data", ca_b64);
+    ctx.insert("cert_data", &b64(&crt));
+    ctx.insert("key_data", &b64(&pki.read(&format!("{stem}.key"))?));
+    templates.render("kubeconfig.yaml", &ctx)
+}
+
+/// PKI files (relative to the PKI directory) a host receives.
+fn pki_deliveries(host: &Host, leaves: &[profiles::LeafCert]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for ca in profiles::CAS {
+        if has_any(host, ca.cert_to) {
+            out.insert(format!("{}.crt", ca.file));
+        }
+        if has_any(host, ca.key_to) {
+            out.insert(format!("{}.key", ca.file));
+        }
+    }
+    for leaf in leaves.iter().filter(|l| l.hosts.contains(&host.name)) {
+        out.insert(format!("{}.crt", leaf.file));
+        out.insert(format!("{}.key", leaf.file));
+    }
+    if host.has(Role::ControlPlane) {
+        out.insert(pki::SA_KEY.into());
+        out.insert(pki::SA_PUB.into());
+    }
+    out
+}
+
+/// A file without its own service restarts every service whose files mention its path
+/// (a certificate referenced by a unit or config file).
+fn link_restarts(files: &mut [PlannedFile]) {
+    let mut by_service: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, f) in files.iter().enumerate() {
+        for s in &f.restarts {
+            by_service.entry(s.clone()).or_default().push(i);
+        }
+    }
+    let mut extra: Vec<(usize, String)> = Vec::new();
+    for (i, f) in files
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.restarts.is_empty())
+    {
+        for (service, owners) in &by_service {
+            let mentioned = owners
+                .iter()
+                .any(|&o| String::from_utf8_lossy(&files[o].bytes).contains(&f.path));
+            if mentioned {
+                extra.push((i, service.clone()));
+            }
+        }
+    }
+    for (i, s) in extra {
+        files[i].restarts.push(s);
+    }
+}
+
+fn node_roles(host: &Host) -> (BTreeMap<String, String>, Vec<String>) {
+    let mut labels = BTreeMap::new();
+    let mut taints = Vec::new();
+    if !(host.has(Role::ControlPlane) || host.has(Role::Worker)) {
+        return (labels, taints);
+    }
+    if host.has(Role::ControlPlane) {
+        labels.insert(CONTROL_PLANE_TAINT.to_string(), String::new());
+        if !host.has(Role::Worker) {
+            taints.push(format!("{CONTROL_PLANE_TAINT}:NoSchedule"));
+        }
+    }
+    if host.has(Role::Worker) {
+        labels.insert("node-role.kubernetes.io/worker".into(), String::new());
+    }
+    (labels, taints)
+}
+
+/// Writes the plan under `out` (replacing it whole) and returns the number of files.
+///
+/// The tree is built in a sibling directory and swapped in, so an interrupted render never
+/// leaves a half-written `out`.
+pub fn write_tree(plan: &Plan, out: &Path) -> Result<usize, RenderError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RenderError::Io { path, source }
+    };
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&parent).map_err(io(&parent))?;
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "rendered".into());
+    let staging = parent.join(format!(".{name}.new-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&staging);
+    let mut count = 0;
+    let result = (|| {
+        for h in &plan.hosts {
+            for f in &h.files {
+                let p = staging
+                    .join("hosts")
+                    .join(&h.name)
+                    .join(f.path.trim_start_matches('/'));
+                write_file(&p, &f.bytes, f.mode).map_err(io(&p))?;
+                count += 1;
+            }
+        }
+        for f in &plan.cluster_files {
+            let p = staging.join("cluster").join(&f.path);
+            write_file(&p, &f.bytes, f.mode).map_err(io(&p))?;
+            count += 1;
+        }
+        let mut json = serde_json::to_vec_pretty(plan).expect("plan serializes");
+        json.push(b'\n');
+        let p = staging.join("plan.json");
+        write_file(&p, &json, 0o644).map_err(io(&p))?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+    if out.exists() {
+        fs::rename(out, &old).map_err(io(out))?;
+    }
+    fs::rename(&staging, out).map_err(io(out))?;
+    let _ = fs::remove_dir_all(&old);
+    Ok(count + 1)
+}
+
+fn write_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir_all(path.parent().expect("file under staging"))?;
+    fs::write(path, bytes)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}
