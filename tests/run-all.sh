@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Every check of the project: formatting, lints, Rust tests (unit, golden, real etcd /
+# nginx / sshd / openssl / kubectl / systemd-analyze) and the chat server tests (node).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+for prog in etcd etcdctl nginx openssl systemd-analyze kubectl node sshd; do
+  command -v "$prog" >/dev/null 2>&1 || [ -x "/usr/sbin/$prog" ] || missing+=("$prog")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "missing programs: ${missing[*]}" >&2
+  echo "install them with: apt-get install etcd-server etcd-client nginx openssh-server openssl systemd kubernetes-client nodejs" >&2
+  exit 1
+fi
+
+cargo fmt --check
+cargo clippy --all-targets -- -D warnings
+cargo test --all-targets
+node --test tests/chat/
