@@ -44,8 +44,8 @@ pub(super) fn validate(file: &Path, source: &str) -> Result<Cluster, InventoryEr
         file: file.to_path_buf(),
         problems,
     };
-    let inventory: Inventory =
-        serde_yaml::from_str(source).map_err(|e| invalid(vec![from_serde_error(&e)]))?;
+    let inventory: Inventory = serde_yaml::from_str(source)
+        .map_err(|e| invalid(vec![from_serde_error(&e, &positions)]))?;
 
     let mut c = Checker {
         positions: &positions,
@@ -418,7 +418,7 @@ pub(crate) fn is_dns_label(s: &str) -> bool {
 }
 
 /// Turns a serde_yaml error into a diagnostic, adding a "did you mean" for unknown keys.
-fn from_serde_error(e: &serde_yaml::Error) -> Diagnostic {
+fn from_serde_error(e: &serde_yaml::Error, positions: &Positions) -> Diagnostic {
     let text = e.to_string();
     // serde_yaml appends " at line L column C"; the location is kept separately.
     let text = match text.rfind(" at line ") {
@@ -429,8 +429,19 @@ fn from_serde_error(e: &serde_yaml::Error) -> Diagnostic {
         Some((path, rest)) if !path.contains(' ') => (path.to_string(), rest.to_string()),
         _ => ("(document)".to_string(), text.clone()),
     };
+    let mut position = e.location().map(|l| super::Position {
+        line: l.line(),
+        col: l.column(),
+    });
     if let Some(rest) = message.strip_prefix("unknown field `") {
         if let Some((unknown, expected)) = rest.split_once('`') {
+            // serde_yaml points at the enclosing mapping; point at the key itself.
+            let key_path = if field == "(document)" {
+                unknown.to_string()
+            } else {
+                format!("{field}.{unknown}")
+            };
+            position = positions.find(&key_path).or(position);
             let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
             if let Some(best) = closest(unknown, &candidates) {
                 message = format!(
@@ -448,10 +459,7 @@ fn from_serde_error(e: &serde_yaml::Error) -> Diagnostic {
     Diagnostic {
         severity: Severity::Error,
         field,
-        position: e.location().map(|l| super::Position {
-            line: l.line(),
-            col: l.column(),
-        }),
+        position,
         message,
     }
 }
