@@ -323,6 +323,7 @@ class Bench {
       () => this.deliveries >= expected,
       () => `${expected} deliveries (got ${this.deliveries})`,
     );
+    const cpu0 = process.cpuUsage();
     const t0 = now();
     if (this.o.spreadMs === 0) {
       for (let i = 0; i < this.n; i++) {
@@ -347,6 +348,7 @@ class Bench {
       });
     }
     await done;
+    const cpu = process.cpuUsage(cpu0);
     const lat = Array.from(this.sendAt, (s, i) => this.lastAt[i] - s).sort((a, b) => a - b);
     const pct = (p) => lat[Math.min(lat.length - 1, Math.ceil((p / 100) * lat.length) - 1)];
     const last = Math.max(...this.lastAt);
@@ -358,6 +360,7 @@ class Bench {
       stale: this.stale,
       sendMs: this.sendAt[this.n - 1] - this.sendAt[0],
       wallMs: last - t0,
+      benchCpuMs: (cpu.user + cpu.system) / 1000,
       perSecond: this.deliveries / ((last - t0) / 1000),
       p50: pct(50),
       p90: pct(90),
@@ -419,7 +422,7 @@ async function main() {
       say(
         `fanout: round ${r}: ${res.deliveries} deliveries in ${res.wallMs.toFixed(1)} ms ` +
           `(${Math.round(res.perSecond)}/s), latency p50 ${res.p50.toFixed(1)} ms ` +
-          `p99 ${res.p99.toFixed(1)} ms max ${res.max.toFixed(1)} ms`,
+          `p99 ${res.p99.toFixed(1)} ms max ${res.max.toFixed(1)} ms; bench CPU ${res.benchCpuMs.toFixed(0)} ms`,
       );
       if (res.selfDeliveries) throw new Error(`${res.selfDeliveries} lines were echoed to their sender`);
     }

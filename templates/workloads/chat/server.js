@@ -45,6 +45,8 @@ const GRACE_MS = intEnv('CHAT_SHUTDOWN_GRACE_MS', 5000, 0, 3600 * 1000);
 // PROXY protocol v1: the whole header, CRLF included, is at most 107 bytes.
 const PROXY_MAX = 107;
 const PROXY_TIMEOUT_MS = 5000;
+// Broadcast coalescing window (see flush()).
+const FLUSH_DELAY_MS = 1;
 
 const NL = 0x0a;
 const CR = 0x0d;
@@ -82,11 +84,13 @@ const clients = new Set(); // joined clients (state OPEN)
 const conns = new Map(); // every accepted socket that is not closed yet -> client
 let shuttingDown = false;
 
-// Broadcast batching. Every message produced while the event loop processes
-// one round of socket reads is appended to a single batch; the batch is
-// flushed once (setImmediate) as ONE buffer that is written to every client,
-// minus the byte ranges that client produced itself. This turns N messages x
-// M clients small writes into about M writes per round.
+// Broadcast batching. Every message (and join/leave notice) is appended to a
+// single batch; the batch is flushed at most once per millisecond as ONE
+// buffer written to every client, minus the byte ranges that client produced
+// itself. This turns N messages x M clients small writes into about M writes
+// per flush. Accepting a connection costs one event loop turn, so the short
+// timer (rather than setImmediate) is what lets a burst of joins or lines
+// share a flush.
 let batchParts = [];
 let batchLen = 0;
 let flushScheduled = false;
@@ -97,7 +101,7 @@ function enqueue(buf, from) {
   batchLen += buf.length;
   if (!flushScheduled) {
     flushScheduled = true;
-    setImmediate(flush);
+    setTimeout(flush, FLUSH_DELAY_MS);
   }
 }
 
