@@ -1,0 +1,483 @@
+//! The PKI: every certificate parsed and checked field by field, verified by the real
+//! `openssl verify`, idempotency, targeted re-issue, CA protection and `certs check`.
+
+use k8s_boot::inventory::Cluster;
+use k8s_boot::pki::profiles::{leaf_certs, San, Usage, CAS};
+use k8s_boot::pki::{self, Action, Options, Pki, Status};
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use x509_parser::prelude::*;
+
+const INVENTORY: &str = "\
+cluster:
+  name: pkitest
+  kubernetes_version: v1.36.0
+  api_sans: [api.example.internal]
+hosts:
+  - {name: lb1, address: 10.1.0.10, roles: [lb]}
+  - {name: m1, address: 10.1.0.11, roles: [etcd, control-plane, worker]}
+  - {name: m2, address: 10.1.0.12, roles: [etcd, control-plane]}
+  - {name: m3, address: 10.1.0.13, roles: [etcd, control-plane]}
+  - {name: w1, address: 10.1.0.21, roles: [worker]}
+";
+
+fn cluster(src: &str) -> Cluster {
+    Cluster::from_source(Path::new("hosts.yaml"), src).expect("valid inventory")
+}
+
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            out.extend(snapshot(&p));
+        } else {
+            out.insert(p.clone(), fs::read(&p).unwrap());
+        }
+    }
+    out
+}
+
+fn parse(pem_bytes: &[u8]) -> Vec<u8> {
+    let (_, pem) = parse_x509_pem(pem_bytes).expect("PEM");
+    pem.contents
+}
+
+fn openssl_verify(ca: &Path, leaf: &Path) -> (bool, String) {
+    let out = Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(ca)
+        .arg(leaf)
+        .output()
+        .expect("openssl must be installed (Debian package openssl)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn every_certificate_has_the_right_fields_and_verifies_with_openssl() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki_dir = dir.path().join("pki");
+    let c = cluster(INVENTORY);
+    let report = Pki::new(&pki_dir).ensure(&c, Options::default()).unwrap();
+    assert!(report.actions.iter().all(|(_, a)| *a == Action::Created));
+    assert_eq!(
+        fs::metadata(&pki_dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+
+    // CAs: self-signed, CA:TRUE, keyCertSign, ~10 years.
+    for ca in CAS {
+        let der = parse(&fs::read(pki_dir.join(format!("{}.crt", ca.file))).unwrap());
+        let (_, cert) = X509Certificate::from_der(&der).unwrap();
+        assert_eq!(cert.subject().to_string(), format!("CN={}", ca.common_name));
+        assert_eq!(cert.issuer(), cert.subject());
+        let bc = cert
+            .basic_constraints()
+            .unwrap()
+            .expect("basicConstraints")
+            .value;
+        assert!(bc.ca, "{} must be a CA", ca.file);
+        let ku = cert.key_usage().unwrap().expect("keyUsage").value;
+        assert!(ku.key_cert_sign() && ku.crl_sign());
+        let days = (cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp())
+            / 86400;
+        assert_eq!(days, 3650, "CA validity incl. 1 h backdate rounds down");
+        let key = pki_dir.join(format!("{}.key", ca.file));
+        assert_eq!(
+            fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    // Three distinct CAs.
+    let ca_keys: Vec<_> = CAS
+        .iter()
+        .map(|ca| fs::read(pki_dir.join(format!("{}.key", ca.file))).unwrap())
+        .collect();
+    assert!(ca_keys[0] != ca_keys[1] && ca_keys[1] != ca_keys[2]);
+
+    let leaves = leaf_certs(&c);
+    assert_eq!(
+        leaves.len(),
+        9 + 3 * 2 + 4 * 2,
+        "9 cluster certs, 2 per etcd member, 2 per node"
+    );
+    for leaf in &leaves {
+        let crt = pki_dir.join(format!("{}.crt", leaf.file));
+        let der = parse(&fs::read(&crt).unwrap());
+        let (_, cert) = X509Certificate::from_der(&der).unwrap();
+        let cn = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap();
+        assert_eq!(cn, leaf.common_name, "{}", leaf.file);
+        let org = cert
+            .subject()
+            .iter_organization()
+            .next()
+            .map(|o| o.as_str().unwrap().to_string());
+        assert_eq!(org, leaf.organization, "{}", leaf.file);
+        assert_eq!(pki::cert_sans(&cert), leaf.sans, "{}", leaf.file);
+        let bc = cert
+            .basic_constraints()
+            .unwrap()
+            .expect("basicConstraints")
+            .value;
+        assert!(!bc.ca, "{} must not be a CA", leaf.file);
+        let ku = cert.key_usage().unwrap().expect("keyUsage").value;
+        assert!(
+            ku.digital_signature() && !ku.key_cert_sign(),
+            "{}",
+            leaf.file
+        );
+        let eku = cert
+            .extended_key_usage()
+            .unwrap()
+            .expect("extendedKeyUsage")
+            .value;
+        assert_eq!(
+            eku.server_auth,
+            leaf.usage != Usage::Client,
+            "{}",
+            leaf.file
+        );
+        assert_eq!(
+            eku.client_auth,
+            leaf.usage != Usage::Server,
+            "{}",
+            leaf.file
+        );
+        let secs = cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp();
+        assert_eq!(
+            secs,
+            365 * 86400 + 3600,
+            "{}: 365 days plus 1 h backdate",
+            leaf.file
+        );
+        let key = pki_dir.join(format!("{}.key", leaf.file));
+        assert_eq!(
+            fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+
+        let ca_file = CAS.iter().find(|ca| ca.kind == leaf.ca).unwrap().file;
+        let (ok, text) = openssl_verify(&pki_dir.join(format!("{ca_file}.crt")), &crt);
+        assert!(ok, "openssl verify {}: {text}", leaf.file);
+        // And it must not verify against another CA.
+        let other = CAS.iter().find(|ca| ca.kind != leaf.ca).unwrap().file;
+        let (ok, _) = openssl_verify(&pki_dir.join(format!("{other}.crt")), &crt);
+        assert!(!ok, "{} verified against the wrong CA {other}", leaf.file);
+    }
+
+    // Spot checks of the profiles the cluster depends on.
+    let apiserver = leaves.iter().find(|l| l.file == "apiserver").unwrap();
+    for san in [
+        San::Ip("10.96.0.1".parse().unwrap()),
+        San::Ip("127.0.0.1".parse().unwrap()),
+        San::Ip("10.1.0.10".parse().unwrap()),
+        San::Ip("10.1.0.13".parse().unwrap()),
+        San::Dns("kubernetes.default.svc.cluster.local".into()),
+        San::Dns("api.example.internal".into()),
+        San::Dns("m2".into()),
+    ] {
+        assert!(apiserver.sans.contains(&san), "apiserver lacks {san}");
+    }
+    assert!(
+        !apiserver
+            .sans
+            .contains(&San::Ip("10.1.0.21".parse().unwrap())),
+        "workers are not apiserver SANs"
+    );
+    let kubelet_w1 = leaves.iter().find(|l| l.file == "kubelet-w1").unwrap();
+    assert_eq!(kubelet_w1.common_name, "system:node:w1");
+    assert_eq!(kubelet_w1.organization.as_deref(), Some("system:nodes"));
+    assert_eq!(kubelet_w1.hosts, vec!["w1".to_string()]);
+    let admin = leaves.iter().find(|l| l.file == "admin").unwrap();
+    assert_eq!(admin.organization.as_deref(), Some("system:masters"));
+    let etcd_m3 = leaves.iter().find(|l| l.file == "etcd/server-m3").unwrap();
+    assert_eq!(
+        etcd_m3.sans,
+        vec![
+            San::Dns("localhost".into()),
+            San::Dns("m3".into()),
+            San::Ip("10.1.0.13".parse().unwrap()),
+            San::Ip("127.0.0.1".parse().unwrap()),
+        ]
+    );
+
+    // The service-account key pair is its own, not a CA key.
+    let sa = fs::read(pki_dir.join("sa.key")).unwrap();
+    assert!(!ca_keys.contains(&sa));
+    assert_eq!(
+        fs::metadata(pki_dir.join("sa.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let out = Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(pki_dir.join("sa.key"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        out.stdout,
+        fs::read(pki_dir.join("sa.pub")).unwrap(),
+        "sa.pub is the public half of sa.key"
+    );
+}
+
+#[test]
+fn second_run_changes_no_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(INVENTORY);
+    let pki = Pki::new(dir.path());
+    pki.ensure(&c, Options::default()).unwrap();
+    let before = snapshot(dir.path());
+    let report = pki.ensure(&c, Options::default()).unwrap();
+    assert_eq!(report.changed(), 0, "{:?}", report.actions);
+    assert_eq!(before, snapshot(dir.path()));
+}
+
+#[test]
+fn changing_an_address_reissues_exactly_the_certs_containing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    pki.ensure(&cluster(INVENTORY), Options::default()).unwrap();
+    let before = snapshot(dir.path());
+
+    let moved = INVENTORY.replace("10.1.0.12", "10.1.0.42");
+    let report = pki.ensure(&cluster(&moved), Options::default()).unwrap();
+    let reissued: Vec<&str> = report
+        .actions
+        .iter()
+        .filter(|(_, a)| matches!(a, Action::Reissued(_)))
+        .map(|(f, _)| f.as_str())
+        .collect();
+    assert_eq!(
+        reissued,
+        [
+            "apiserver.crt",
+            "etcd/server-m2.crt",
+            "etcd/peer-m2.crt",
+            "kubelet-server-m2.crt"
+        ]
+    );
+    assert!(report.actions.iter().any(|(f, a)| f == "apiserver.crt"
+        && matches!(a, Action::Reissued(why) if why.contains("IP:10.1.0.42") && why.contains("IP:10.1.0.12"))));
+    let after = snapshot(dir.path());
+    let changed: Vec<String> = after
+        .iter()
+        .filter(|(p, b)| before.get(*p) != Some(b))
+        .map(|(p, _)| p.strip_prefix(dir.path()).unwrap().display().to_string())
+        .collect();
+    assert_eq!(changed.len(), 8, "4 certs and their keys: {changed:?}");
+    assert!(
+        changed
+            .iter()
+            .all(|f| f.starts_with("apiserver.") || f.contains("-m2.")),
+        "{changed:?}"
+    );
+}
+
+#[test]
+fn a_ca_is_never_replaced_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(INVENTORY);
+    let pki = Pki::new(dir.path());
+    pki.ensure(&c, Options::default()).unwrap();
+    let ca_before = fs::read(dir.path().join("ca.crt")).unwrap();
+
+    // Without its key the CA cannot sign: refuse rather than replace it.
+    fs::rename(dir.path().join("ca.key"), dir.path().join("ca.key.bak")).unwrap();
+    let err = pki.ensure(&c, Options::default()).unwrap_err().to_string();
+    assert!(
+        err.contains("ca.key is missing") && err.contains("--rotate-cas"),
+        "{err}"
+    );
+    assert_eq!(fs::read(dir.path().join("ca.crt")).unwrap(), ca_before);
+    fs::rename(dir.path().join("ca.key.bak"), dir.path().join("ca.key")).unwrap();
+
+    // Explicit rotation replaces every CA and re-issues every leaf.
+    let report = pki
+        .ensure(
+            &c,
+            Options {
+                rotate_cas: true,
+                renew_leaves: false,
+            },
+        )
+        .unwrap();
+    assert_ne!(fs::read(dir.path().join("ca.crt")).unwrap(), ca_before);
+    let leaves = leaf_certs(&c).len();
+    let reissued = report
+        .actions
+        .iter()
+        .filter(|(_, a)| matches!(a, Action::Reissued(_)))
+        .count();
+    assert_eq!(reissued, CAS.len() + leaves);
+    assert!(pki.check(&c).iter().all(|r| !r.status.is_failure()));
+}
+
+/// Issues `file` (a leaf of the Kubernetes CA) with the given validity, bypassing `ensure`.
+fn forge(dir: &Path, file: &str, cn: &str, ca: &str, not_after_days: i64) {
+    use rcgen::{
+        CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair,
+        KeyUsagePurpose,
+    };
+    let ca_key =
+        KeyPair::from_pem(&fs::read_to_string(dir.join(format!("{ca}.key"))).unwrap()).unwrap();
+    let issuer = Issuer::from_ca_cert_pem(
+        &fs::read_to_string(dir.join(format!("{ca}.crt"))).unwrap(),
+        ca_key,
+    )
+    .unwrap();
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, cn);
+    params.distinguished_name = dn;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let now = ::time::OffsetDateTime::now_utc();
+    params.not_before = now - ::time::Duration::days(400);
+    params.not_after = now + ::time::Duration::days(not_after_days);
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    fs::write(dir.join(format!("{file}.crt")), cert.pem()).unwrap();
+    fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).unwrap();
+}
+
+fn status_of(pki: &Pki, c: &Cluster, file: &str) -> Status {
+    pki.check(c)
+        .into_iter()
+        .find(|r| r.file == file)
+        .unwrap()
+        .status
+}
+
+#[test]
+fn check_flags_expired_expiring_foreign_and_outdated_certs() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(INVENTORY);
+    let pki = Pki::new(dir.path());
+    pki.ensure(&c, Options::default()).unwrap();
+    assert!(
+        pki.check(&c).iter().all(|r| r.status == Status::Ok),
+        "fresh PKI is all ok"
+    );
+
+    forge(dir.path(), "scheduler", "system:kube-scheduler", "ca", -1);
+    assert_eq!(
+        status_of(&pki, &c, "scheduler.crt"),
+        Status::Bad("expired".into())
+    );
+    forge(dir.path(), "kube-proxy", "system:kube-proxy", "ca", 10);
+    assert_eq!(status_of(&pki, &c, "kube-proxy.crt"), Status::Expiring);
+    forge(
+        dir.path(),
+        "controller-manager",
+        "system:kube-controller-manager",
+        "etcd/ca",
+        100,
+    );
+    assert_eq!(
+        status_of(&pki, &c, "controller-manager.crt"),
+        Status::Bad("not signed by its CA".into())
+    );
+    let more_sans = INVENTORY.replace(
+        "[api.example.internal]",
+        "[api.example.internal, k8s.example.internal]",
+    );
+    assert_eq!(
+        status_of(&pki, &cluster(&more_sans), "apiserver.crt"),
+        Status::Bad("lacks SAN DNS:k8s.example.internal".into())
+    );
+    fs::remove_file(dir.path().join("kubelet-w1.crt")).unwrap();
+    assert_eq!(
+        status_of(&pki, &c, "kubelet-w1.crt"),
+        Status::Bad("missing".into())
+    );
+
+    // `certs` repairs what is broken (an expiring cert is still valid and kept).
+    let report = pki.ensure(&c, Options::default()).unwrap();
+    let action = |f: &str| {
+        report
+            .actions
+            .iter()
+            .find(|(n, _)| n == f)
+            .unwrap()
+            .1
+            .clone()
+    };
+    assert_eq!(action("scheduler.crt"), Action::Reissued("expired".into()));
+    assert_eq!(
+        action("controller-manager.crt"),
+        Action::Reissued("not signed by its CA".into())
+    );
+    assert_eq!(action("kubelet-w1.crt"), Action::Created);
+    assert_eq!(action("kube-proxy.crt"), Action::Kept);
+    // `certs renew` re-issues every leaf, the expiring one included.
+    pki.ensure(
+        &c,
+        Options {
+            rotate_cas: false,
+            renew_leaves: true,
+        },
+    )
+    .unwrap();
+    assert!(pki.check(&c).iter().all(|r| r.status == Status::Ok));
+}
+
+#[test]
+fn certs_cli_creates_then_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("hosts.yaml");
+    fs::write(&inv, INVENTORY).unwrap();
+    let bin = env!("CARGO_BIN_EXE_k8s-boot");
+    let run = |args: &[&str]| {
+        Command::new(bin)
+            .args(args)
+            .arg("--inventory")
+            .arg(&inv)
+            .output()
+            .unwrap()
+    };
+    let check = run(&["certs", "check"]);
+    assert_eq!(
+        check.status.code(),
+        Some(1),
+        "missing PKI must fail the check"
+    );
+    let certs = run(&["certs"]);
+    assert!(
+        certs.status.success(),
+        "{}",
+        String::from_utf8_lossy(&certs.stderr)
+    );
+    assert!(
+        dir.path().join("pki/ca.crt").exists(),
+        "default PKI dir is pki/ next to the inventory"
+    );
+    let again = run(&["certs"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains(": 0 changed,"));
+    let check = run(&["certs", "check"]);
+    assert_eq!(check.status.code(), Some(0));
+    let table = String::from_utf8_lossy(&check.stdout);
+    assert!(table.lines().next().unwrap().contains("days-left"));
+    assert!(table.contains("kubelet-w1.crt") && table.contains("CN=system:node:w1"));
+    // Keys never appear in output.
+    assert!(
+        !table.contains("PRIVATE KEY")
+            && !String::from_utf8_lossy(&certs.stdout).contains("PRIVATE KEY")
+    );
+}
