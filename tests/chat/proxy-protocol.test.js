@@ -87,6 +87,18 @@ for (const [what, header, reason] of BAD) {
   });
 }
 
+test('a connection that sends no complete header in time is closed', async (t) => {
+  const srv = await startServer(t, { ...ON, CHAT_PROXY_HEADER_TIMEOUT_MS: '300' });
+  const silent = await connect(t, srv.port, { name: 'silent' });
+  const partial = await connect(t, srv.port, { name: 'partial' });
+  const ports = [silent.socket.localPort, partial.socket.localPort];
+  partial.send('PROXY TCP4 192.0.2.1');
+  const t0 = Date.now();
+  await within(2000, Promise.all([silent.closed, partial.closed]), 'idle connections closed');
+  assert.ok(Date.now() - t0 >= 250, 'not before the timeout');
+  for (const p of ports) await srv.log.waitFor(`reject 127.0.0.1:${p}: no PROXY header within 300 ms`);
+});
+
 test('a connection closed before sending anything (TCP probe) is not logged', async (t) => {
   const srv = await startServer(t, ON);
   const probe = await connect(t, srv.port, { name: 'probe' });

@@ -44,7 +44,7 @@ const GRACE_MS = intEnv('CHAT_SHUTDOWN_GRACE_MS', 5000, 0, 3600 * 1000);
 
 // PROXY protocol v1: the whole header, CRLF included, is at most 107 bytes.
 const PROXY_MAX = 107;
-const PROXY_TIMEOUT_MS = 5000;
+const PROXY_TIMEOUT_MS = intEnv('CHAT_PROXY_HEADER_TIMEOUT_MS', 5000, 1, 3600 * 1000);
 // Broadcast coalescing window (see flush()).
 const FLUSH_DELAY_MS = 1;
 
@@ -366,7 +366,7 @@ function onConnection(sock) {
     if (shuttingDown && conns.size === 0) finish('all clients closed');
   });
   if (PROXY) {
-    c.headerTimer = setTimeout(() => reject(c, 'no PROXY header within 5s'), PROXY_TIMEOUT_MS);
+    c.headerTimer = setTimeout(() => reject(c, `no PROXY header within ${PROXY_TIMEOUT_MS} ms`), PROXY_TIMEOUT_MS);
   } else {
     join(c, remoteAddress, remotePort);
   }
