@@ -1,7 +1,7 @@
 //! Command-line entry point: argument parsing and dispatch only.
 
 use clap::{Args, Parser, Subcommand};
-use k8s_boot::{commands, inventory::InventoryError, pki};
+use k8s_boot::{commands, inventory::InventoryError, pki, render::RenderError};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -132,7 +132,12 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code as u8),
         Err(err) => {
             eprintln!("error: {err:#}");
-            if err.downcast_ref::<InventoryError>().is_some() {
+            let invalid_input = err.downcast_ref::<InventoryError>().is_some()
+                || matches!(
+                    err.downcast_ref::<RenderError>(),
+                    Some(RenderError::Override { .. })
+                );
+            if invalid_input {
                 ExitCode::from(commands::EXIT_INVALID as u8)
             } else {
                 ExitCode::from(1)

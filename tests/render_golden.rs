@@ -1,0 +1,354 @@
+//! Golden files of the rendered example inventory, one per supported Kubernetes minor, plus
+//! determinism, restart links and template overrides.
+//!
+//! Files carrying key material (certificates, keys, kubeconfigs, the encryption config) differ
+//! per PKI and are left out of the goldens; the other tests check them.
+
+use k8s_boot::inventory::Cluster;
+use k8s_boot::pki::{Options, Pki};
+use k8s_boot::render::{self, Plan, Templates};
+use k8s_boot::versions::PROFILES;
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const EXAMPLE: &str = include_str!("../inventory/hosts.yaml");
+
+fn plan_for(src: &str, pki_dir: &Path) -> Plan {
+    let c = Cluster::from_source(Path::new("hosts.yaml"), src).unwrap();
+    let pki = Pki::new(pki_dir);
+    pki.ensure(&c, Options::default()).unwrap();
+    render::plan(&c, &pki, &Templates::load(None).unwrap()).unwrap()
+}
+
+fn carries_secrets(path: &str) -> bool {
+    path.contains("/pki/")
+        || path.ends_with(".kubeconfig")
+        || path.ends_with("encryption-config.yaml")
+}
+
+fn golden_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    for h in plan
+        .hosts
+        .iter()
+        .filter(|h| ["lb1", "m1", "w1"].contains(&h.name.as_str()))
+    {
+        out += &format!(
+            "##### host {} roles {:?} services {:?}\n",
+            h.name, h.roles, h.services
+        );
+        for f in &h.files {
+            out += &format!("=== {} {:04o} restarts {:?}\n", f.path, f.mode, f.restarts);
+            if !carries_secrets(&f.path) {
+                out += &String::from_utf8_lossy(&f.bytes);
+            }
+        }
+    }
+    for f in plan
+        .cluster_files
+        .iter()
+        .filter(|f| !carries_secrets(&f.path))
+    {
+        out += &format!("##### cluster/{} {:04o}\n", f.path, f.mode);
+        // The chat server code has its own tests; the golden keeps the manifest around it.
+        let text =
+            String::from_utf8_lossy(&f.bytes).replace(&indented_server_js(), "    <server.js>\n");
+        out += &text;
+    }
+    out
+}
+
+const SERVER_JS: &str = include_str!("../templates/workloads/chat/server.js");
+
+fn indented_server_js() -> String {
+    SERVER_JS
+        .lines()
+        .map(|l| {
+            if l.is_empty() {
+                "\n".to_string()
+            } else {
+                format!("    {l}\n")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn chat_manifest_carries_the_server_code_verbatim() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan_for(EXAMPLE, dir.path());
+    let chat = plan
+        .cluster_files
+        .iter()
+        .find(|f| f.path.ends_with("30-chat.yaml"))
+        .unwrap();
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_slice(&chat.bytes)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let cm = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap")
+        .expect("ConfigMap");
+    assert_eq!(cm["data"]["server.js"].as_str().unwrap(), SERVER_JS);
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["Namespace", "ConfigMap", "Deployment", "Service"]);
+    let svc = docs.iter().find(|d| d["kind"] == "Service").unwrap();
+    assert_eq!(svc["spec"]["type"], "NodePort");
+    assert_eq!(svc["spec"]["ports"][0]["nodePort"].as_u64(), Some(30000));
+    let pod = &docs.iter().find(|d| d["kind"] == "Deployment").unwrap()["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert!(container["readinessProbe"]["tcpSocket"].is_mapping());
+    assert!(container["livenessProbe"]["tcpSocket"].is_mapping());
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert!(container["resources"]["limits"]["memory"].is_string());
+    assert!(pod["terminationGracePeriodSeconds"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn golden_example_per_supported_minor() {
+    for profile in PROFILES {
+        let version = format!("v{}.0", profile.minor);
+        let src = EXAMPLE.replace(
+            "kubernetes_version: v1.36.0",
+            &format!("kubernetes_version: {version}"),
+        );
+        assert!(src.contains(&version));
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan_for(&src, dir.path());
+        insta::assert_snapshot!(
+            format!("example_{}", profile.minor.replace('.', "_")),
+            golden_text(&plan)
+        );
+    }
+}
+
+/// Every file under `root`: relative path -> (mode, bytes).
+fn tree(root: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, (u32, Vec<u8>)>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o7777;
+                out.insert(
+                    p.strip_prefix(root).unwrap().to_path_buf(),
+                    (mode, fs::read(&p).unwrap()),
+                );
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn render_cli(inv: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_k8s-boot"))
+        .arg("render")
+        .arg("--inventory")
+        .arg(inv)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn rendering_twice_gives_byte_identical_trees() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("hosts.yaml");
+    fs::write(&inv, EXAMPLE).unwrap();
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    assert!(render_cli(&inv, &a, &[]).status.success());
+    assert!(render_cli(&inv, &b, &[]).status.success());
+    let (ta, tb) = (tree(&a), tree(&b));
+    assert_eq!(ta.len(), tb.len());
+    assert!(ta == tb, "two renders differ");
+    // Re-rendering into the same directory replaces it with the same bytes and no leftovers.
+    fs::write(a.join("stale-file"), "x").unwrap();
+    assert!(render_cli(&inv, &a, &[]).status.success());
+    assert!(tree(&a) == tb);
+    let siblings: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        siblings.len(),
+        4,
+        "only hosts.yaml, pki, a, b: {siblings:?}"
+    );
+
+    // Layout and plan.json agree with the files written.
+    let plan: serde_json::Value =
+        serde_json::from_slice(&fs::read(a.join("plan.json")).unwrap()).unwrap();
+    for host in plan["hosts"].as_array().unwrap() {
+        let name = host["name"].as_str().unwrap();
+        for f in host["files"].as_array().unwrap() {
+            let rel = PathBuf::from("hosts")
+                .join(name)
+                .join(f["path"].as_str().unwrap().trim_start_matches('/'));
+            let (mode, bytes) = ta
+                .get(&rel)
+                .unwrap_or_else(|| panic!("{} listed in plan.json but not written", rel.display()));
+            assert_eq!(
+                format!("{mode:04o}"),
+                f["mode"].as_str().unwrap(),
+                "{}",
+                rel.display()
+            );
+            assert_eq!(
+                render::hex(&sha2_digest(bytes)),
+                f["sha256"].as_str().unwrap()
+            );
+            assert_eq!(f["owner"], "root:root");
+        }
+    }
+    assert!(ta.contains_key(Path::new(
+        "hosts/m1/etc/systemd/system/kube-apiserver.service"
+    )));
+    assert!(ta.contains_key(Path::new("cluster/admin.kubeconfig")));
+    assert!(ta.contains_key(Path::new("cluster/manifests/30-chat.yaml")));
+    // Private material is 0600 in the rendered tree too.
+    for (p, (mode, _)) in &ta {
+        let s = p.to_string_lossy();
+        if s.ends_with(".key")
+            || s.ends_with(".kubeconfig")
+            || s.ends_with("encryption-config.yaml")
+        {
+            assert_eq!(*mode, 0o600, "{s}");
+        }
+    }
+}
+
+fn sha2_digest(bytes: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).to_vec()
+}
+
+#[test]
+fn services_and_restart_links_follow_the_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan_for(EXAMPLE, dir.path());
+    let host = |n: &str| plan.hosts.iter().find(|h| h.name == n).unwrap();
+    assert_eq!(host("lb1").services, ["nginx"]);
+    assert_eq!(host("w1").services, ["containerd", "kubelet", "kube-proxy"]);
+    assert_eq!(
+        host("m1").services,
+        [
+            "etcd",
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+            "containerd",
+            "kubelet",
+            "kube-proxy"
+        ]
+    );
+    let file = |h: &str, p: &str| host(h).files.iter().find(|f| f.path == p).unwrap().clone();
+    // A certificate restarts the services whose unit or config names it.
+    assert_eq!(
+        file("m1", "/etc/kubernetes/pki/apiserver.crt").restarts,
+        ["kube-apiserver"]
+    );
+    assert_eq!(
+        file("m1", "/etc/kubernetes/pki/etcd/server-m1.crt").restarts,
+        ["etcd"]
+    );
+    let mut ca = file("m1", "/etc/kubernetes/pki/ca.crt").restarts;
+    ca.sort();
+    assert_eq!(ca, ["kube-apiserver", "kube-controller-manager", "kubelet"]);
+    assert_eq!(
+        file("w1", "/etc/kubernetes/kubelet.kubeconfig").restarts,
+        ["kubelet"]
+    );
+    // CA keys only where a component signs with them.
+    assert!(host("m1")
+        .files
+        .iter()
+        .any(|f| f.path == "/etc/kubernetes/pki/ca.key"));
+    for h in &plan.hosts {
+        assert!(!h
+            .files
+            .iter()
+            .any(|f| f.path.ends_with("etcd/ca.key") || f.path.ends_with("front-proxy-ca.key")));
+        if !h.roles.contains(&"control-plane") {
+            assert!(
+                !h.files
+                    .iter()
+                    .any(|f| f.path.ends_with(".key") && f.path.contains("/ca.")),
+                "{}",
+                h.name
+            );
+        }
+    }
+    // Control-plane hosts talk to their local apiserver, pure workers to the load balancer.
+    let kc =
+        |h: &str| String::from_utf8(file(h, "/etc/kubernetes/kubelet.kubeconfig").bytes).unwrap();
+    assert!(kc("m1").contains("server: https://127.0.0.1:6443"));
+    assert!(kc("w1").contains("server: https://10.10.10.127:6443"));
+}
+
+#[test]
+fn templates_can_be_overridden_by_name_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("hosts.yaml");
+    fs::write(&inv, EXAMPLE).unwrap();
+    let tpl = dir.path().join("tpl");
+    fs::create_dir_all(tpl.join("etcd")).unwrap();
+    fs::write(
+        tpl.join("etcd/etcd.service"),
+        "# custom unit for {{ host.name }}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let res = render_cli(&inv, &out, &["--templates", tpl.to_str().unwrap()]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("hosts/m2/etc/systemd/system/etcd.service")).unwrap(),
+        "# custom unit for m2\n"
+    );
+    // Other templates keep their built-in text.
+    assert!(fs::read_to_string(out.join("hosts/m2/etc/etcd/etcd.yaml"))
+        .unwrap()
+        .contains("name: m2"));
+
+    fs::write(tpl.join("etcd/etcd.servce"), "typo").unwrap();
+    let res = render_cli(&inv, &out, &["--templates", tpl.to_str().unwrap()]);
+    assert_eq!(res.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        err.contains("etcd/etcd.servce") && err.contains("is not a template name"),
+        "{err}"
+    );
+    // A failed render leaves the previous output untouched.
+    assert_eq!(
+        fs::read_to_string(out.join("hosts/m2/etc/systemd/system/etcd.service")).unwrap(),
+        "# custom unit for m2\n"
+    );
+}
+
+#[test]
+fn disabled_chat_renders_no_chat_manifest_or_lb_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = EXAMPLE.replace(
+        "  enabled: true                       # default true",
+        "  enabled: false",
+    );
+    assert_ne!(src, EXAMPLE);
+    let plan = plan_for(&src, dir.path());
+    assert!(!plan.cluster_files.iter().any(|f| f.path.contains("chat")));
+    let lb = plan.hosts.iter().find(|h| h.name == "lb1").unwrap();
+    let conf = String::from_utf8(lb.files[0].bytes.clone()).unwrap();
+    assert!(conf.contains("upstream kube_apiserver") && !conf.contains("upstream chat"));
+}
