@@ -60,6 +60,7 @@ const TOO_LONG_MSG = Buffer.from(`error: line too long (max ${MAX_LINE} bytes)\n
 function log(line) {
   process.stdout.write(`${line}\n`);
 }
+process.stdout.on('error', () => {}); // a closed log pipe must not crash the chat
 
 // ---------------------------------------------------------------------------
 // Client ids
@@ -119,6 +120,10 @@ function flush() {
     c.batchStart = 0;
     const own = c.own;
     const sock = c.socket;
+    if (sock.destroyed) {
+      own.length = 0; // 'close' is on its way and will remove the client
+      continue;
+    }
     if (own.length === 0) {
       if (pos === 0) sock.write(data);
       else if (pos < len) sock.write(data.subarray(pos));
@@ -290,6 +295,7 @@ function tooLong(c) {
   c.parts = [];
   c.pendingLen = 0;
   c.socket.write(TOO_LONG_MSG);
+  if (c.socket.writableLength > MAX_QUEUE) drop(c, 'slow reader');
 }
 
 function isLeave(line) {
