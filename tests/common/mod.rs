@@ -1,0 +1,313 @@
+//! Shared helpers for the integration tests that run real programs (etcd, nginx,
+//! systemd-analyze, kubectl, openssl) against the files `k8s-boot render` writes.
+//!
+//! Every test binary includes this module with `mod common;` and uses a different subset of
+//! it, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A host of a test inventory: name, address, roles.
+pub struct HostSpec<'a> {
+    pub name: &'a str,
+    pub address: &'a str,
+    pub roles: &'a [&'a str],
+}
+
+pub const fn host<'a>(name: &'a str, address: &'a str, roles: &'a [&'a str]) -> HostSpec<'a> {
+    HostSpec {
+        name,
+        address,
+        roles,
+    }
+}
+
+/// A minimal inventory (format of `inventory/hosts.yaml`); `extra` is appended verbatim as
+/// top-level YAML (for example a `chat:` section).
+pub fn inventory_yaml(cluster: &str, hosts: &[HostSpec], extra: &str) -> String {
+    let mut y = format!("cluster:\n  name: {cluster}\n  kubernetes_version: v1.36.0\n\n");
+    y.push_str(extra);
+    if !extra.is_empty() && !extra.ends_with('\n') {
+        y.push('\n');
+    }
+    y.push_str("hosts:\n");
+    for h in hosts {
+        y.push_str(&format!(
+            "  - name: {}\n    address: {}\n    roles: [{}]\n",
+            h.name,
+            h.address,
+            h.roles.join(", ")
+        ));
+    }
+    y
+}
+
+/// The result of one `k8s-boot render` run.
+pub struct Rendered {
+    pub inventory: PathBuf,
+    pub pki: PathBuf,
+    pub out: PathBuf,
+}
+
+impl Rendered {
+    /// `OUT/hosts/<host>/<absolute path>`.
+    pub fn host_file(&self, host: &str, abs: &str) -> PathBuf {
+        self.out
+            .join("hosts")
+            .join(host)
+            .join(abs.trim_start_matches('/'))
+    }
+
+    /// `OUT/hosts/<host>`.
+    pub fn host_root(&self, host: &str) -> PathBuf {
+        self.out.join("hosts").join(host)
+    }
+
+    /// Names of the host directories under `OUT/hosts`, sorted.
+    pub fn hosts(&self) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(self.out.join("hosts"))
+            .unwrap_or_else(|e| panic!("reading {}/hosts: {e}", self.out.display()))
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// Writes `yaml` to `dir/<name>/hosts.yaml` and runs `k8s-boot render` into `dir/<name>/out`
+/// with the PKI in `dir/<name>/pki` (created by render); panics with the tool's output if it
+/// fails.
+pub fn render(dir: &Path, name: &str, yaml: &str) -> Rendered {
+    let base = dir.join(name);
+    fs::create_dir_all(&base).unwrap();
+    let inventory = base.join("hosts.yaml");
+    fs::write(&inventory, yaml).unwrap();
+    let pki = base.join("pki");
+    let out = base.join("out");
+    let output = run(Command::new(env!("CARGO_BIN_EXE_k8s-boot"))
+        .arg("render")
+        .arg("--inventory")
+        .arg(&inventory)
+        .arg("--pki-dir")
+        .arg(&pki)
+        .arg("--out")
+        .arg(&out));
+    assert!(
+        output.status.success(),
+        "k8s-boot render failed for inventory:\n{yaml}\n{}",
+        describe(&output)
+    );
+    assert!(out.join("plan.json").is_file(), "render wrote no plan.json");
+    Rendered {
+        inventory,
+        pki,
+        out,
+    }
+}
+
+/// Finds `program` in PATH (and the sbin directories, where nginx lives); panics with the
+/// Debian package to install when it is missing. Tests never skip silently.
+pub fn require_program(program: &str, debian_package: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    for extra in ["/usr/local/sbin", "/usr/sbin", "/sbin"] {
+        dirs.push(PathBuf::from(extra));
+    }
+    for d in dirs {
+        let candidate = d.join(program);
+        if is_executable(&candidate) {
+            return candidate;
+        }
+    }
+    panic!(
+        "required program `{program}` was not found in PATH or /usr/sbin: \
+         install the Debian package `{debian_package}` (apt-get install {debian_package})"
+    );
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Runs a command to completion, capturing its output; panics only if it cannot start.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Exit status, stdout and stderr of a finished command, for assertion messages.
+pub fn describe(o: &Output) -> String {
+    format!(
+        "status: {}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Retries `attempt` every `interval` until it returns `Ok` or `timeout` passes; panics with
+/// the last error on timeout.
+pub fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    interval: Duration,
+    mut attempt: impl FnMut() -> Result<T, String>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        match attempt() {
+            Ok(v) => return v,
+            Err(e) if start.elapsed() >= timeout => {
+                panic!("timed out after {timeout:?} waiting for {what}; last error: {e}")
+            }
+            Err(_) => std::thread::sleep(interval),
+        }
+    }
+}
+
+/// Panics with a clear message if `addr` (`ip:port`) cannot be bound, i.e. something else on
+/// this machine listens there. The probe socket is closed before returning.
+pub fn require_free(addr: &str, why: &str) {
+    if let Err(e) = TcpListener::bind(addr) {
+        panic!(
+            "{addr} is not free on this machine ({e}): {why}; stop whatever listens there \
+             (see `ss -ltnp`) and run the test again"
+        );
+    }
+}
+
+/// Every regular file under `dir` (recursively) accepted by `keep`, sorted.
+pub fn files_under(dir: &Path, keep: &dyn Fn(&Path) -> bool) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).unwrap_or_else(|e| panic!("reading {}: {e}", d.display())) {
+            let path = entry.unwrap().path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.is_file() && keep(&path) {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Background processes started by a test. Dropping the guard (normally, or while unwinding
+/// from a failed assertion) stops every process: SIGTERM first so that daemons such as nginx
+/// take their worker processes down with them, SIGKILL after a bounded wait. When the test is
+/// failing, the tail of each process's log is printed to help diagnose it.
+pub struct Processes {
+    log_dir: PathBuf,
+    children: Vec<(String, Child)>,
+}
+
+impl Processes {
+    /// Logs of the processes go to `log_dir/<name>.log`.
+    pub fn new(log_dir: &Path) -> Processes {
+        fs::create_dir_all(log_dir).unwrap();
+        Processes {
+            log_dir: log_dir.to_path_buf(),
+            children: Vec::new(),
+        }
+    }
+
+    pub fn log_path(&self, name: &str) -> PathBuf {
+        self.log_dir.join(format!("{name}.log"))
+    }
+
+    /// Starts `cmd` with stdout and stderr going to its log file.
+    pub fn spawn(&mut self, name: &str, cmd: &mut Command) {
+        let log = fs::File::create(self.log_path(name)).unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
+        self.children.push((name.to_string(), child));
+    }
+
+    /// Panics (with its log) if a process has already exited: daemons must keep running.
+    pub fn assert_running(&mut self) {
+        for (name, child) in &mut self.children {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "{name} exited early with {status}; log:\n{}",
+                    tail(&self.log_dir.join(format!("{name}.log")), 40)
+                );
+            }
+        }
+    }
+
+    /// The log of process `name`, as written so far.
+    pub fn log(&self, name: &str) -> String {
+        fs::read_to_string(self.log_path(name)).unwrap_or_default()
+    }
+
+    /// Stops process `name` (SIGTERM, then SIGKILL) and forgets it.
+    pub fn stop(&mut self, name: &str) {
+        if let Some(i) = self.children.iter().position(|(n, _)| n == name) {
+            let (_, mut child) = self.children.remove(i);
+            terminate(&mut child);
+        }
+    }
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        let failing = std::thread::panicking();
+        for (name, child) in &mut self.children {
+            terminate(child);
+            if failing {
+                eprintln!(
+                    "--- last lines of the {name} log ({}):\n{}",
+                    self.log_dir.join(format!("{name}.log")).display(),
+                    tail(&self.log_dir.join(format!("{name}.log")), 25)
+                );
+            }
+        }
+    }
+}
+
+fn terminate(child: &mut Child) {
+    if child.try_wait().ok().flatten().is_some() {
+        return;
+    }
+    // std offers only SIGKILL; the shell's `kill` builtin sends SIGTERM.
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -TERM {}", child.id()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The last `n` lines of a text file.
+pub fn tail(path: &Path, n: usize) -> String {
+    let Ok(f) = fs::File::open(path) else {
+        return String::from("(no log)");
+    };
+    let lines: Vec<String> = BufReader::new(f).lines().map_while(Result::ok).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
