@@ -76,6 +76,9 @@ pub struct Options {
 /// A PKI directory.
 pub struct Pki {
     pub dir: PathBuf,
+    /// File contents already read: rendering many hosts reads the same CA and certs again
+    /// and again. Every write through `Pki` updates it.
+    cache: std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
 }
 
 struct LoadedCa {
@@ -85,7 +88,10 @@ struct LoadedCa {
 
 impl Pki {
     pub fn new(dir: impl Into<PathBuf>) -> Pki {
-        Pki { dir: dir.into() }
+        Pki {
+            dir: dir.into(),
+            cache: Default::default(),
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -93,8 +99,14 @@ impl Pki {
     }
 
     pub fn read(&self, name: &str) -> Result<Vec<u8>, PkiError> {
+        let mut cache = self.cache.lock().expect("cache lock");
+        if let Some(bytes) = cache.get(name) {
+            return Ok(bytes.clone());
+        }
         let path = self.path(name);
-        fs::read(&path).map_err(|source| PkiError::Io { path, source })
+        let bytes = fs::read(&path).map_err(|source| PkiError::Io { path, source })?;
+        cache.insert(name.to_string(), bytes.clone());
+        Ok(bytes)
     }
 
     pub fn read_string(&self, name: &str) -> Result<String, PkiError> {
@@ -107,7 +119,11 @@ impl Pki {
 
     fn write(&self, name: &str, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
         let path = self.path(name);
-        write_atomic(&path, bytes, mode).map_err(|source| PkiError::Io { path, source })
+        let mut cache = self.cache.lock().expect("cache lock");
+        cache.remove(name);
+        write_atomic(&path, bytes, mode).map_err(|source| PkiError::Io { path, source })?;
+        cache.insert(name.to_string(), bytes.to_vec());
+        Ok(())
     }
 
     /// Creates what is missing and re-issues what no longer matches the inventory.

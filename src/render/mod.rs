@@ -444,27 +444,41 @@ pub fn write_tree(plan: &Plan, out: &Path) -> Result<usize, RenderError> {
         .unwrap_or_else(|| "rendered".into());
     let staging = parent.join(format!(".{name}.new-{}", std::process::id()));
     let _ = fs::remove_dir_all(&staging);
-    let mut count = 0;
+    let mut files: Vec<(PathBuf, &[u8], u32)> = Vec::new();
+    for h in &plan.hosts {
+        for f in &h.files {
+            let rel = f.path.trim_start_matches('/');
+            files.push((
+                staging.join("hosts").join(&h.name).join(rel),
+                &f.bytes,
+                f.mode,
+            ));
+        }
+    }
+    for f in &plan.cluster_files {
+        files.push((staging.join("cluster").join(&f.path), &f.bytes, f.mode));
+    }
+    let mut json = serde_json::to_vec_pretty(plan).expect("plan serializes");
+    json.push(b'\n');
+    files.push((staging.join("plan.json"), &json, 0o644));
+    let count = files.len();
     let result = (|| {
-        for h in &plan.hosts {
-            for f in &h.files {
-                let p = staging
-                    .join("hosts")
-                    .join(&h.name)
-                    .join(f.path.trim_start_matches('/'));
-                write_file(&p, &f.bytes, f.mode).map_err(io(&p))?;
-                count += 1;
-            }
+        // Each directory once, parents first (sorted paths): metadata operations
+        // dominate the cost of a render.
+        let mut dirs: BTreeSet<&Path> = BTreeSet::new();
+        for (p, _, _) in &files {
+            dirs.extend(
+                p.ancestors()
+                    .skip(1)
+                    .take_while(|a| a.starts_with(&staging)),
+            );
         }
-        for f in &plan.cluster_files {
-            let p = staging.join("cluster").join(&f.path);
-            write_file(&p, &f.bytes, f.mode).map_err(io(&p))?;
-            count += 1;
+        for d in dirs {
+            fs::create_dir(d).map_err(io(d))?;
         }
-        let mut json = serde_json::to_vec_pretty(plan).expect("plan serializes");
-        json.push(b'\n');
-        let p = staging.join("plan.json");
-        write_file(&p, &json, 0o644).map_err(io(&p))?;
+        for (p, bytes, mode) in &files {
+            write_file(p, bytes, *mode).map_err(io(p))?;
+        }
         Ok(())
     })();
     if let Err(e) = result {
@@ -477,12 +491,18 @@ pub fn write_tree(plan: &Plan, out: &Path) -> Result<usize, RenderError> {
     }
     fs::rename(&staging, out).map_err(io(out))?;
     let _ = fs::remove_dir_all(&old);
-    Ok(count + 1)
+    Ok(count)
 }
 
 fn write_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    fs::create_dir_all(path.parent().expect("file under staging"))?;
-    fs::write(path, bytes)?;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)?;
+    f.write_all(bytes)?;
+    // The umask may have narrowed the mode at creation.
+    f.set_permissions(fs::Permissions::from_mode(mode))
 }
