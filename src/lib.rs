@@ -7,6 +7,7 @@
 pub mod commands;
 pub mod fsutil;
 pub mod inventory;
+pub mod lab;
 pub mod pki;
 pub mod render;
 pub mod versions;

@@ -1,0 +1,1 @@
+//! Local lab hosts: throwaway systemd-nspawn machines with real systemd and sshd.
