@@ -6,7 +6,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Writes `bytes` to `path` with `mode` via a temporary file in the same directory,
-/// fsync and rename. Parent directories are created (0755, or 0700 for private files).
+/// fsync and rename. Missing parent directories are created with the default mode.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;

@@ -120,6 +120,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
 }
 
 fn main() -> ExitCode {
+    // Behave like other command-line tools when output is piped into `head`: end quietly
+    // instead of panicking on a closed pipe.
+    // SAFETY: called before any other thread exists; restores the default disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -215,6 +215,39 @@ const CASES: &[(&str, (&str, &str), &[&str])] = &[
         &["hosts.yaml:4:", "invalid type"],
     ),
     (
+        "lb and control-plane on one host",
+        ("roles: [lb]", "roles: [lb, control-plane, etcd]"),
+        &["hosts[0].roles", "cannot share a host"],
+    ),
+    (
+        "lb worker with chat port equal to the NodePort",
+        ("roles: [lb]", "roles: [lb, worker]"),
+        &[
+            "hosts[0].roles",
+            "chat.port different from chat.node_port (30000)",
+        ],
+    ),
+    (
+        "invalid extra apiserver SAN",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  api_sans: [ok.example, \"bad name\"]\n",
+        ),
+        &[
+            "hosts.yaml:4:",
+            "cluster.api_sans[1]",
+            "`bad name` must be an IP address or a DNS name",
+        ],
+    ),
+    (
+        "too many node subnets",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  pod_cidr: 10.0.0.0/8\n  node_cidr_mask_size: 26\n",
+        ),
+        &["cluster.node_cidr_mask_size", "by at most 16 bits"],
+    ),
+    (
         "leaf outlives CA",
         (
             "hosts:\n",
@@ -259,10 +292,8 @@ fn even_etcd_count_is_a_warning_not_an_error() {
     );
     let c = load(&src).expect("two etcd members is valid");
     assert_eq!(c.hosts_with(k8s_boot::inventory::Role::Etcd).count(), 2);
-    assert!(c
-        .warnings
-        .iter()
-        .any(|w| w.severity == Severity::Warning && w.message.contains("2 etcd members")));
+    assert!(c.warnings.iter().any(|w| w.severity == Severity::Warning
+        && w.message == "2 etcd members tolerate as many failures as 1; use an odd count"));
 }
 
 #[test]

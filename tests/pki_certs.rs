@@ -481,3 +481,105 @@ fn certs_cli_creates_then_checks() {
             && !String::from_utf8_lossy(&certs.stdout).contains("PRIVATE KEY")
     );
 }
+
+#[test]
+fn keys_are_protected_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(INVENTORY);
+    let pki = Pki::new(dir.path());
+    pki.ensure(&c, Options::default()).unwrap();
+    let p = |f: &str| dir.path().join(f);
+
+    // A CA key without its certificate is not silently replaced by a new CA.
+    fs::rename(p("etcd/ca.crt"), p("etcd/ca.crt.bak")).unwrap();
+    let err = pki.ensure(&c, Options::default()).unwrap_err().to_string();
+    assert!(
+        err.contains("certificate") && err.contains("etcd/ca.crt is missing"),
+        "{err}"
+    );
+    fs::rename(p("etcd/ca.crt.bak"), p("etcd/ca.crt")).unwrap();
+
+    // sa.pub is rebuilt from sa.key; the signing key itself never changes.
+    let sa_key = fs::read(p("sa.key")).unwrap();
+    let sa_pub = fs::read(p("sa.pub")).unwrap();
+    fs::remove_file(p("sa.pub")).unwrap();
+    let report = pki.ensure(&c, Options::default()).unwrap();
+    assert!(report
+        .actions
+        .iter()
+        .any(|(f, a)| f == "sa.key" && matches!(a, Action::Reissued(_))));
+    assert_eq!(fs::read(p("sa.key")).unwrap(), sa_key);
+    assert_eq!(fs::read(p("sa.pub")).unwrap(), sa_pub);
+    // Without sa.key, refuse instead of invalidating every service-account token.
+    fs::remove_file(p("sa.key")).unwrap();
+    let err = pki.ensure(&c, Options::default()).unwrap_err().to_string();
+    assert!(err.contains("sa.key is missing"), "{err}");
+    fs::write(p("sa.key"), &sa_key).unwrap();
+
+    // `certs check` looks at keys too, and tells missing from unreadable.
+    fs::remove_file(p("scheduler.key")).unwrap();
+    fs::copy(p("admin.key"), p("kube-proxy.key")).unwrap();
+    fs::write(p("kubelet-m1.crt"), "not a certificate").unwrap();
+    fs::remove_file(p("front-proxy-ca.key")).unwrap();
+    assert_eq!(
+        status_of(&pki, &c, "scheduler.crt"),
+        Status::Bad("key missing".into())
+    );
+    assert_eq!(
+        status_of(&pki, &c, "kube-proxy.crt"),
+        Status::Bad("key does not match certificate".into())
+    );
+    assert_eq!(
+        status_of(&pki, &c, "kubelet-m1.crt"),
+        Status::Bad("unreadable".into())
+    );
+    assert_eq!(
+        status_of(&pki, &c, "front-proxy-ca.crt"),
+        Status::Bad("key missing".into())
+    );
+    assert_eq!(
+        status_of(&pki, &c, "front-proxy-client.crt"),
+        Status::Bad("its CA front-proxy-ca is unusable".into())
+    );
+}
+
+#[test]
+fn an_expired_ca_is_refused() {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(INVENTORY);
+    let pki = Pki::new(dir.path());
+    pki.ensure(&c, Options::default()).unwrap();
+    // Replace the etcd CA by an expired one with the same key.
+    let key =
+        KeyPair::from_pem(&fs::read_to_string(dir.path().join("etcd/ca.key")).unwrap()).unwrap();
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "etcd-ca");
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let now = ::time::OffsetDateTime::now_utc();
+    params.not_before = now - ::time::Duration::days(10);
+    params.not_after = now - ::time::Duration::days(1);
+    fs::write(
+        dir.path().join("etcd/ca.crt"),
+        params.self_signed(&key).unwrap().pem(),
+    )
+    .unwrap();
+    let err = pki.ensure(&c, Options::default()).unwrap_err().to_string();
+    assert!(
+        err.contains("etcd/ca.crt has expired") && err.contains("--rotate-cas"),
+        "{err}"
+    );
+    assert_eq!(
+        status_of(&pki, &c, "etcd/ca.crt"),
+        Status::Bad("expired".into())
+    );
+}

@@ -100,8 +100,13 @@ fn chat_manifest_carries_the_server_code_verbatim() {
     assert_eq!(svc["spec"]["ports"][0]["nodePort"].as_u64(), Some(30000));
     let pod = &docs.iter().find(|d| d["kind"] == "Deployment").unwrap()["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
-    assert!(container["readinessProbe"]["tcpSocket"].is_mapping());
-    assert!(container["livenessProbe"]["tcpSocket"].is_mapping());
+    for probe in ["readinessProbe", "livenessProbe"] {
+        let cmd = container[probe]["exec"]["command"][2].as_str().unwrap();
+        assert_eq!(
+            cmd, "grep -q ':7530 00000000:0000 0A' /proc/net/tcp",
+            "30000 = 0x7530"
+        );
+    }
     assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     assert!(container["resources"]["limits"]["memory"].is_string());

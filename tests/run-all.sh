@@ -10,7 +10,7 @@ for prog in etcd etcdctl nginx openssl systemd-analyze kubectl node sshd; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "missing programs: ${missing[*]}" >&2
-  echo "install them with: apt-get install etcd-server etcd-client nginx openssh-server openssl systemd kubernetes-client nodejs" >&2
+  echo "install them with: apt-get install etcd-server etcd-client nginx libnginx-mod-stream openssh-server openssl systemd kubernetes-client nodejs" >&2
   exit 1
 fi
 

@@ -33,7 +33,7 @@ pub struct Diagnostic {
 
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
-    #[error("cannot read inventory {}: {source}", path.display())]
+    #[error("cannot read inventory {}", path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,

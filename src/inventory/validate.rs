@@ -101,17 +101,29 @@ pub(super) fn validate(file: &Path, source: &str) -> Result<Cluster, InventoryEr
     }
     if let Some(pod) = pod_cidr {
         let bits = if pod.addr.is_ipv4() { 32 } else { 128 };
-        if cl.node_cidr_mask_size <= pod.prefix || cl.node_cidr_mask_size > bits {
+        // kube-controller-manager refuses more than 2^16 node subnets.
+        if cl.node_cidr_mask_size <= pod.prefix
+            || cl.node_cidr_mask_size > bits
+            || cl.node_cidr_mask_size - pod.prefix > 16
+        {
             c.error(
                 "cluster.node_cidr_mask_size",
                 format!(
-                    "/{} must be longer than the pod CIDR prefix /{} and at most /{bits}",
+                    "/{} must be longer than the pod CIDR prefix /{} by at most 16 bits, and at most /{bits}",
                     cl.node_cidr_mask_size, pod.prefix
                 ),
             );
         }
     }
     let node_port_range = parse_port_range(&mut c, &cl.node_port_range);
+    for (i, san) in cl.api_sans.iter().enumerate() {
+        if san.parse::<IpAddr>().is_err() && !(san.split('.').all(is_dns_label)) {
+            c.error(
+                &format!("cluster.api_sans[{i}]"),
+                format!("`{san}` must be an IP address or a DNS name of lowercase labels, e.g. lb.example.internal"),
+            );
+        }
+    }
 
     // kube-proxy
     if let Some(p) = profile {
@@ -200,6 +212,12 @@ pub(super) fn validate(file: &Path, source: &str) -> Result<Cluster, InventoryEr
                 "expected at least one of lb, etcd, control-plane, worker",
             );
         }
+        if h.has(Role::Lb) && h.has(Role::ControlPlane) {
+            c.error(
+                &at("roles"),
+                format!("`lb` and `control-plane` cannot share a host: nginx and kube-apiserver both listen on port {APISERVER_PORT}"),
+            );
+        }
         let mut seen = Vec::new();
         for (j, r) in h.roles.iter().enumerate() {
             if seen.contains(r) {
@@ -233,7 +251,10 @@ pub(super) fn validate(file: &Path, source: &str) -> Result<Cluster, InventoryEr
     } else if etcds % 2 == 0 && etcds > 0 {
         c.warn(
             "hosts",
-            format!("{etcds} etcd members: an even count tolerates no more failures than {} members; use an odd count", etcds - 1),
+            format!(
+                "{etcds} etcd members tolerate as many failures as {}; use an odd count",
+                etcds - 1
+            ),
         );
     }
 
@@ -312,6 +333,19 @@ pub(super) fn validate(file: &Path, source: &str) -> Result<Cluster, InventoryEr
                 "chat.namespace",
                 format!("`{}` must be a DNS label", chat.namespace),
             );
+        }
+        // kube-proxy captures NodePort traffic on every node before nginx sees it.
+        if let Some(i) = inventory
+            .hosts
+            .iter()
+            .position(|h| h.has(Role::Lb) && h.has(Role::Worker))
+        {
+            if chat.port == chat.node_port {
+                c.error(
+                    &format!("hosts[{i}].roles"),
+                    format!("an `lb` host that is also a `worker` needs chat.port different from chat.node_port ({}): kube-proxy would take the port from nginx", chat.node_port),
+                );
+            }
         }
         if workers == 0 && !inventory.hosts.is_empty() {
             c.warn(

@@ -30,7 +30,7 @@ const BACKDATE: Duration = Duration::hours(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -39,7 +39,7 @@ pub enum PkiError {
     Invalid { path: PathBuf, message: String },
     #[error("{0}")]
     Refused(String),
-    #[error("certificate generation failed: {0}")]
+    #[error("certificate generation failed")]
     Generate(#[from] rcgen::Error),
 }
 
@@ -76,22 +76,17 @@ pub struct Options {
 /// A PKI directory.
 pub struct Pki {
     pub dir: PathBuf,
-    /// File contents already read: rendering many hosts reads the same CA and certs again
-    /// and again. Every write through `Pki` updates it.
-    cache: std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
 }
 
 struct LoadedCa {
     cert_der: Vec<u8>,
+    not_after: OffsetDateTime,
     issuer: Issuer<'static, KeyPair>,
 }
 
 impl Pki {
     pub fn new(dir: impl Into<PathBuf>) -> Pki {
-        Pki {
-            dir: dir.into(),
-            cache: Default::default(),
-        }
+        Pki { dir: dir.into() }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -99,14 +94,8 @@ impl Pki {
     }
 
     pub fn read(&self, name: &str) -> Result<Vec<u8>, PkiError> {
-        let mut cache = self.cache.lock().expect("cache lock");
-        if let Some(bytes) = cache.get(name) {
-            return Ok(bytes.clone());
-        }
         let path = self.path(name);
-        let bytes = fs::read(&path).map_err(|source| PkiError::Io { path, source })?;
-        cache.insert(name.to_string(), bytes.clone());
-        Ok(bytes)
+        fs::read(&path).map_err(|source| PkiError::Io { path, source })
     }
 
     pub fn read_string(&self, name: &str) -> Result<String, PkiError> {
@@ -119,11 +108,7 @@ impl Pki {
 
     fn write(&self, name: &str, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
         let path = self.path(name);
-        let mut cache = self.cache.lock().expect("cache lock");
-        cache.remove(name);
-        write_atomic(&path, bytes, mode).map_err(|source| PkiError::Io { path, source })?;
-        cache.insert(name.to_string(), bytes.to_vec());
-        Ok(())
+        write_atomic(&path, bytes, mode).map_err(|source| PkiError::Io { path, source })
     }
 
     /// Creates what is missing and re-issues what no longer matches the inventory.
@@ -137,6 +122,13 @@ impl Pki {
         for ca in CAS {
             let (crt, key) = (format!("{}.crt", ca.file), format!("{}.key", ca.file));
             let exists = self.path(&crt).exists();
+            if !exists && self.path(&key).exists() && !opts.rotate_cas {
+                return Err(PkiError::Refused(format!(
+                    "{} exists but its certificate {} is missing: restore the certificate, or replace every CA with --rotate-cas",
+                    self.path(&key).display(),
+                    self.path(&crt).display()
+                )));
+            }
             if exists && !opts.rotate_cas {
                 if !self.path(&key).exists() {
                     return Err(PkiError::Refused(format!(
@@ -145,7 +137,14 @@ impl Pki {
                         self.path(&key).display()
                     )));
                 }
-                cas.insert(ca.kind, self.load_ca(&crt, &key)?);
+                let loaded = self.load_ca(ca.file)?;
+                if loaded.not_after <= now {
+                    return Err(PkiError::Refused(format!(
+                        "{} has expired: replace every CA with --rotate-cas",
+                        self.path(&crt).display()
+                    )));
+                }
+                cas.insert(ca.kind, loaded);
                 report.actions.push((crt, Action::Kept));
                 continue;
             }
@@ -168,6 +167,7 @@ impl Pki {
                 ca.kind,
                 LoadedCa {
                     cert_der: cert.der().to_vec(),
+                    not_after: params.not_after,
                     issuer: Issuer::new(params, key_pair),
                 },
             );
@@ -196,14 +196,9 @@ impl Pki {
             report.actions.push((crt, action));
         }
 
-        if !self.path(SA_KEY).exists() || !self.path(SA_PUB).exists() {
-            let key_pair = KeyPair::generate()?;
-            self.write(SA_KEY, key_pair.serialize_pem().as_bytes(), 0o600)?;
-            self.write(SA_PUB, key_pair.public_key_pem().as_bytes(), 0o644)?;
-            report.actions.push((SA_KEY.into(), Action::Created));
-        } else {
-            report.actions.push((SA_KEY.into(), Action::Kept));
-        }
+        report
+            .actions
+            .push((SA_KEY.into(), self.ensure_service_account_keys()?));
         if !self.path(ENCRYPTION_KEY).exists() {
             let mut secret = [0u8; 32];
             getrandom::fill(&mut secret)
@@ -217,6 +212,36 @@ impl Pki {
             report.actions.push((ENCRYPTION_KEY.into(), Action::Kept));
         }
         Ok(report)
+    }
+
+    /// The service-account signing key: created once, never replaced (that would invalidate
+    /// every service-account token); `sa.pub` is derived from it.
+    fn ensure_service_account_keys(&self) -> Result<Action, PkiError> {
+        let (key_exists, pub_exists) = (self.path(SA_KEY).exists(), self.path(SA_PUB).exists());
+        if !key_exists && pub_exists {
+            return Err(PkiError::Refused(format!(
+                "{} exists but {} is missing: restore the key, or delete both to create a new pair (which invalidates every service-account token)",
+                self.path(SA_PUB).display(),
+                self.path(SA_KEY).display()
+            )));
+        }
+        if !key_exists {
+            let key_pair = KeyPair::generate()?;
+            self.write(SA_KEY, key_pair.serialize_pem().as_bytes(), 0o600)?;
+            self.write(SA_PUB, key_pair.public_key_pem().as_bytes(), 0o644)?;
+            return Ok(Action::Created);
+        }
+        let key_pair =
+            KeyPair::from_pem(&self.read_string(SA_KEY)?).map_err(|e| PkiError::Invalid {
+                path: self.path(SA_KEY),
+                message: format!("not a usable private key: {e}"),
+            })?;
+        let public = key_pair.public_key_pem();
+        if self.read(SA_PUB).ok().as_deref() == Some(public.as_bytes()) {
+            return Ok(Action::Kept);
+        }
+        self.write(SA_PUB, public.as_bytes(), 0o644)?;
+        Ok(Action::Reissued("sa.pub rebuilt from sa.key".into()))
     }
 
     /// The PKI directory holds private keys: create it 0700 (an existing one is left as is).
@@ -235,35 +260,24 @@ impl Pki {
             })
     }
 
-    fn load_ca(&self, crt: &str, key: &str) -> Result<LoadedCa, PkiError> {
-        let cert_pem = self.read_string(crt)?;
-        let key_pem = self.read_string(key)?;
-        let key_pair = KeyPair::from_pem(&key_pem).map_err(|e| PkiError::Invalid {
-            path: self.path(key),
-            message: format!("not a usable private key: {e}"),
-        })?;
-        let cert_der = pem_to_der(&cert_pem).ok_or_else(|| PkiError::Invalid {
-            path: self.path(crt),
-            message: "not a PEM certificate".into(),
-        })?;
-        let (_, parsed) = X509Certificate::from_der(&cert_der).map_err(|e| PkiError::Invalid {
-            path: self.path(crt),
-            message: format!("unparsable certificate: {e}"),
-        })?;
-        if parsed.public_key().subject_public_key.data.as_ref()
-            != rcgen::PublicKeyData::der_bytes(&key_pair)
-        {
-            return Err(PkiError::Invalid {
-                path: self.path(key),
-                message: format!("does not belong to {}", self.path(crt).display()),
-            });
-        }
-        let issuer =
-            Issuer::from_ca_cert_pem(&cert_pem, key_pair).map_err(|e| PkiError::Invalid {
-                path: self.path(crt),
-                message: format!("cannot be used as an issuer: {e}"),
-            })?;
-        Ok(LoadedCa { cert_der, issuer })
+    fn load_ca(&self, stem: &str) -> Result<LoadedCa, PkiError> {
+        let crt = format!("{stem}.crt");
+        let invalid = |message: String| PkiError::Invalid {
+            path: self.path(&crt),
+            message,
+        };
+        let cert_der = self.inspect(stem).map_err(|p| invalid(p.to_string()))?;
+        let (_, parsed) =
+            X509Certificate::from_der(&cert_der).map_err(|e| invalid(e.to_string()))?;
+        let not_after = parsed.validity().not_after.to_datetime();
+        let key_pair = KeyPair::from_pem(&self.read_string(&format!("{stem}.key"))?)?;
+        let issuer = Issuer::from_ca_cert_der(&cert_der.clone().into(), key_pair)
+            .map_err(|e| invalid(format!("cannot be used as an issuer: {e}")))?;
+        Ok(LoadedCa {
+            cert_der,
+            not_after,
+            issuer,
+        })
     }
 
     fn issue(
@@ -296,7 +310,8 @@ impl Pki {
             })
             .collect::<Result<_, rcgen::Error>>()?;
         params.not_before = now - BACKDATE;
-        params.not_after = now + Duration::days(days.into());
+        // A leaf never outlives its CA.
+        params.not_after = (now + Duration::days(days.into())).min(ca.not_after);
         params.serial_number = Some(random_serial());
         params.use_authority_key_identifier_extension = true;
         let key_pair = KeyPair::generate()?;
@@ -312,23 +327,46 @@ impl Pki {
         Ok(())
     }
 
-    /// Why a leaf on disk is not acceptable for the current inventory, if it is not.
-    fn assess(&self, leaf: &LeafCert, ca_der: &[u8], now: OffsetDateTime) -> Result<(), Problem> {
+    /// Reads `<stem>.crt` and `<stem>.key` and checks that they belong together; returns the
+    /// certificate's DER.
+    fn inspect(&self, stem: &str) -> Result<Vec<u8>, Problem> {
         let cert_pem = self
-            .read_string(&format!("{}.crt", leaf.file))
-            .map_err(|_| Problem::Missing)?;
-        let key_pem = self
-            .read_string(&format!("{}.key", leaf.file))
+            .read_string(&format!("{stem}.crt"))
             .map_err(|_| Problem::Missing)?;
         let der = pem_to_der(&cert_pem).ok_or(Problem::Unreadable)?;
         let (_, cert) = X509Certificate::from_der(&der).map_err(|_| Problem::Unreadable)?;
-        let key = KeyPair::from_pem(&key_pem).map_err(|_| Problem::Unreadable)?;
+        let key_pem = self
+            .read_string(&format!("{stem}.key"))
+            .map_err(|_| Problem::KeyMissing)?;
+        let key = KeyPair::from_pem(&key_pem).map_err(|_| Problem::KeyUnreadable)?;
         if cert.public_key().subject_public_key.data.as_ref()
             != rcgen::PublicKeyData::der_bytes(&key)
         {
             return Err(Problem::KeyMismatch);
         }
+        Ok(der)
+    }
+
+    /// Why a leaf on disk is not acceptable for the current inventory, if it is not.
+    fn assess(&self, leaf: &LeafCert, ca_der: &[u8], now: OffsetDateTime) -> Result<(), Problem> {
+        let der = self.inspect(&leaf.file)?;
+        let (_, cert) = X509Certificate::from_der(&der).map_err(|_| Problem::Unreadable)?;
         check_leaf(leaf, &cert, ca_der, now)
+    }
+
+    fn check_row(
+        &self,
+        file: &str,
+        der: &[u8],
+        now: OffsetDateTime,
+        verdict: impl FnOnce(&X509Certificate) -> Result<(), Problem>,
+    ) -> CheckRow {
+        let (_, cert) = X509Certificate::from_der(der).expect("inspected before");
+        let status = match verdict(&cert) {
+            Ok(()) => expiry_status(&cert, now),
+            Err(p) => Status::Bad(p.to_string()),
+        };
+        CheckRow::from_cert(file, &cert, now, status)
     }
 
     /// One row per CA and leaf for `certs check`.
@@ -338,45 +376,29 @@ impl Pki {
         let mut ca_ders = BTreeMap::new();
         for ca in CAS {
             let file = format!("{}.crt", ca.file);
-            let parsed = self.read_string(&file).ok().and_then(|p| pem_to_der(&p));
-            let row = match &parsed {
-                None => CheckRow::missing(&file),
-                Some(der) => match X509Certificate::from_der(der) {
-                    Err(_) => CheckRow::broken(&file, "unreadable"),
-                    Ok((_, cert)) => {
-                        let status = match cert.verify_signature(None) {
-                            Err(_) => Status::Bad("not self-signed".into()),
-                            Ok(()) => expiry_status(&cert, now),
-                        };
-                        CheckRow::from_cert(&file, &cert, now, status)
-                    }
-                },
-            };
-            if let Some(der) = parsed {
-                ca_ders.insert(ca.kind, der);
-            }
-            rows.push(row);
+            rows.push(match self.inspect(ca.file) {
+                Err(p) => CheckRow::broken(&file, &p.to_string()),
+                Ok(der) => {
+                    let row = self.check_row(&file, &der, now, |cert| {
+                        cert.verify_signature(None)
+                            .map_err(|_| Problem::NotSelfSigned)
+                    });
+                    ca_ders.insert(ca.kind, der);
+                    row
+                }
+            });
         }
         for leaf in leaf_certs(cluster) {
             let file = format!("{}.crt", leaf.file);
-            let der = self.read_string(&file).ok().and_then(|p| pem_to_der(&p));
-            let row = match der {
-                None => CheckRow::missing(&file),
-                Some(der) => match X509Certificate::from_der(&der) {
-                    Err(_) => CheckRow::broken(&file, "unreadable"),
-                    Ok((_, cert)) => {
-                        let status = match ca_ders.get(&leaf.ca) {
-                            None => Status::Bad(format!("{} missing", ca_profile(leaf.ca).file)),
-                            Some(ca_der) => match check_leaf(&leaf, &cert, ca_der, now) {
-                                Ok(()) => expiry_status(&cert, now),
-                                Err(p) => Status::Bad(p.to_string()),
-                            },
-                        };
-                        CheckRow::from_cert(&file, &cert, now, status)
-                    }
-                },
-            };
-            rows.push(row);
+            rows.push(match (self.inspect(&leaf.file), ca_ders.get(&leaf.ca)) {
+                (Err(p), _) => CheckRow::broken(&file, &p.to_string()),
+                (Ok(der), None) => self.check_row(&file, &der, now, |_| {
+                    Err(Problem::CaUnusable(ca_profile(leaf.ca).file))
+                }),
+                (Ok(der), Some(ca_der)) => self.check_row(&file, &der, now, |cert| {
+                    check_leaf(&leaf, cert, ca_der, now)
+                }),
+            });
         }
         for (file, what) in [
             (SA_KEY, "service-account key"),
@@ -435,9 +457,6 @@ pub struct CheckRow {
 }
 
 impl CheckRow {
-    fn missing(file: &str) -> CheckRow {
-        Self::broken(file, "missing")
-    }
     fn broken(file: &str, why: &str) -> CheckRow {
         CheckRow {
             file: file.into(),
@@ -475,7 +494,11 @@ impl CheckRow {
 enum Problem {
     Missing,
     Unreadable,
+    KeyMissing,
+    KeyUnreadable,
     KeyMismatch,
+    NotSelfSigned,
+    CaUnusable(&'static str),
     WrongIssuer,
     Subject(String),
     Sans { missing: Vec<San>, extra: Vec<San> },
@@ -494,7 +517,11 @@ impl std::fmt::Display for Problem {
         match self {
             Problem::Missing => f.write_str("missing"),
             Problem::Unreadable => f.write_str("unreadable"),
+            Problem::KeyMissing => f.write_str("key missing"),
+            Problem::KeyUnreadable => f.write_str("key unreadable"),
             Problem::KeyMismatch => f.write_str("key does not match certificate"),
+            Problem::NotSelfSigned => f.write_str("not self-signed"),
+            Problem::CaUnusable(ca) => write!(f, "its CA {ca} is unusable"),
             Problem::WrongIssuer => f.write_str("not signed by its CA"),
             Problem::Subject(s) => write!(f, "subject is {s}"),
             Problem::Sans { missing, extra } if extra.is_empty() => {

@@ -88,6 +88,8 @@ pub struct ChatValues {
     pub replicas: u32,
     pub port: u16,
     pub node_port: u16,
+    /// The port in the hexadecimal form of /proc/net/tcp, for the listening-socket probe.
+    pub port_hex: String,
     pub image: String,
     pub namespace: String,
     /// nginx sends a PROXY protocol header so the server sees real client addresses.
@@ -169,6 +171,7 @@ impl Shared {
                 replicas: inv.chat.replicas,
                 port: inv.chat.port,
                 node_port: inv.chat.node_port,
+                port_hex: format!("{:04X}", inv.chat.port),
                 image: inv.chat.image.clone(),
                 namespace: inv.chat.namespace.clone(),
                 proxy_protocol: c.hosts_with(Role::Lb).next().is_some(),

@@ -28,7 +28,7 @@ pub enum RenderError {
     Override { path: PathBuf, message: String },
     #[error(transparent)]
     Pki(#[from] PkiError),
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -194,15 +194,40 @@ fn walk(dir: &Path) -> Result<Vec<PathBuf>, RenderError> {
     Ok(out)
 }
 
+/// Reads PKI files once: every host's plan needs the same CA and certificates again.
+struct PkiFiles<'a> {
+    pki: &'a Pki,
+    read: std::cell::RefCell<BTreeMap<String, Vec<u8>>>,
+}
+
+impl PkiFiles<'_> {
+    fn read(&self, name: &str) -> Result<Vec<u8>, PkiError> {
+        if let Some(bytes) = self.read.borrow().get(name) {
+            return Ok(bytes.clone());
+        }
+        let bytes = self.pki.read(name)?;
+        self.read
+            .borrow_mut()
+            .insert(name.to_string(), bytes.clone());
+        Ok(bytes)
+    }
+}
+
 /// Builds the complete plan. The PKI must exist (`Pki::ensure`).
 pub fn plan(cluster: &Cluster, pki: &Pki, templates: &Templates) -> Result<Plan, RenderError> {
+    let pki = &PkiFiles {
+        pki,
+        read: Default::default(),
+    };
     let shared = Shared::new(cluster);
     let ca_b64 = b64(&pki.read(&format!(
         "{}.crt",
         profiles::ca_profile(profiles::CaKind::Kubernetes).file
     ))?);
     let leaves = profiles::leaf_certs(cluster);
-    let encryption_key = pki.read_string(pki::ENCRYPTION_KEY)?.trim().to_string();
+    let encryption_key = String::from_utf8_lossy(&pki.read(pki::ENCRYPTION_KEY)?)
+        .trim()
+        .to_string();
 
     let mut hosts = Vec::new();
     for host in &cluster.inventory.hosts {
@@ -322,7 +347,7 @@ fn b64(bytes: &[u8]) -> String {
 
 fn kubeconfig(
     templates: &Templates,
-    pki: &Pki,
+    pki: &PkiFiles,
     cluster_name: &str,
     rule: &KubeconfigRule,
     host: &str,
@@ -486,10 +511,18 @@ pub fn write_tree(plan: &Plan, out: &Path) -> Result<usize, RenderError> {
         return Err(e);
     }
     let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-    if out.exists() {
+    let had_old = out.exists();
+    if had_old {
         fs::rename(out, &old).map_err(io(out))?;
     }
-    fs::rename(&staging, out).map_err(io(out))?;
+    if let Err(e) = fs::rename(&staging, out) {
+        // Put the previous tree back rather than leave nothing at `out`.
+        if had_old {
+            let _ = fs::rename(&old, out);
+        }
+        let _ = fs::remove_dir_all(&staging);
+        return Err(io(out)(e));
+    }
     let _ = fs::remove_dir_all(&old);
     Ok(count)
 }
