@@ -10,6 +10,7 @@ pub mod inventory;
 pub mod lab;
 pub mod pki;
 pub mod render;
+pub mod ssh;
 pub mod versions;
 
 /// The annotated example inventory (`k8s-boot init`), the same as `inventory/hosts.yaml`.
