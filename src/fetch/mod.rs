@@ -1,0 +1,1 @@
+//! Download of the official release binaries with checksum verification.
