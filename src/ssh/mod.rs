@@ -8,6 +8,7 @@ pub use known_hosts::HostKeyPolicy;
 use crate::inventory::{Cluster, Host};
 use sha2::{Digest, Sha256};
 use ssh2::Session;
+use std::collections::HashMap;
 use std::fmt;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -135,7 +136,7 @@ pub enum Source<'a> {
 }
 
 impl Source<'_> {
-    fn sha256(&self) -> Result<String, SshError> {
+    pub fn sha256(&self) -> Result<String, SshError> {
         match self {
             Source::Bytes(b) => Ok(hex(&Sha256::digest(b))),
             Source::File(p) => {
@@ -353,6 +354,34 @@ impl Connection {
         })
     }
 
+    /// sha256, mode and owner of those of `paths` that exist on the host, in one round trip.
+    pub fn stat_files(&self, paths: &[&str]) -> Result<HashMap<String, RemoteFile>, SshError> {
+        if paths.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let list: Vec<String> = paths.iter().map(|p| shell_quote(p)).collect();
+        let out = self.run(&format!(
+            "for f in {}; do if [ -f \"$f\" ]; then printf '%s\\t%s\\t%s\\n' \"$f\" \"$(sha256sum < \"$f\" | cut -d' ' -f1)\" \"$(stat -c '%a %U:%G' \"$f\")\"; fi; done",
+            list.join(" ")
+        ))?;
+        let mut files = HashMap::new();
+        for line in out.lines() {
+            let mut parts = line.splitn(3, '\t');
+            if let (Some(path), Some(sha256), Some(meta)) =
+                (parts.next(), parts.next(), parts.next())
+            {
+                files.insert(
+                    path.to_string(),
+                    RemoteFile {
+                        sha256: sha256.to_string(),
+                        meta: meta.to_string(),
+                    },
+                );
+            }
+        }
+        Ok(files)
+    }
+
     /// Installs `source` at `dest` with `mode` and `owner` (`user:group`).
     ///
     /// Identical content is detected by sha256 on the host and not sent again. New content
@@ -366,19 +395,32 @@ impl Connection {
         owner: &str,
     ) -> Result<Upload, SshError> {
         let sha = source.sha256()?;
+        let remote = self.stat_files(&[dest])?;
+        self.put(source, &sha, dest, mode, owner, remote.get(dest), None)
+    }
+
+    /// Applies `source` at `dest` given what the host has (`remote`, from `stat_files`).
+    /// `check` is a command run against the new file (`{}` = its temporary path) before it
+    /// replaces the old one, e.g. `nginx -t -c {}`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn put(
+        &self,
+        source: Source,
+        sha: &str,
+        dest: &str,
+        mode: u32,
+        owner: &str,
+        remote: Option<&RemoteFile>,
+        check: Option<&str>,
+    ) -> Result<Upload, SshError> {
         let q = shell_quote(dest);
-        let probe = self.run(&format!(
-            "if [ -f {q} ]; then sha256sum < {q} | cut -d' ' -f1; stat -c '%a %U:%G' {q}; fi"
-        ))?;
-        let mut lines = probe.lines();
-        let (have_sha, have_meta) = (lines.next(), lines.next());
-        let want_meta = format!("{mode:o} {owner}");
-        if have_sha == Some(sha.as_str()) {
-            if have_meta == Some(want_meta.as_str()) {
-                return Ok(Upload::Unchanged);
+        match plan_upload(sha, mode, owner, remote) {
+            Upload::Unchanged => return Ok(Upload::Unchanged),
+            Upload::Metadata => {
+                self.run(&format!("chmod {mode:o} {q} && chown {owner} {q}"))?;
+                return Ok(Upload::Metadata);
             }
-            self.run(&format!("chmod {mode:o} {q} && chown {owner} {q}"))?;
-            return Ok(Upload::Metadata);
+            Upload::Written => {}
         }
 
         let dir = Path::new(dest)
@@ -405,11 +447,35 @@ impl Connection {
             }
         };
         self.check(&receive, out)?;
+        if let Some(check) = check {
+            let command = check.replace("{}", &tmp);
+            if let Err(e) = self.run(&command) {
+                let _ = self.exec(&format!("rm -f {tmp}"));
+                return Err(e);
+            }
+        }
         self.run(&format!(
             "echo '{sha}  '{tmp} | sha256sum -c --status && chmod {mode:o} {tmp} && chown {owner} {tmp} && sync {tmp} && mv -f {tmp} {q} && sync {d}",
             d = shell_quote(&dir)
         ))?;
         Ok(Upload::Written)
+    }
+}
+
+/// A file as the host has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteFile {
+    pub sha256: String,
+    /// `"644 root:root"`
+    pub meta: String,
+}
+
+/// What writing a file with this content and metadata would do, given what the host has.
+pub fn plan_upload(sha: &str, mode: u32, owner: &str, remote: Option<&RemoteFile>) -> Upload {
+    match remote {
+        Some(r) if r.sha256 == sha && r.meta == format!("{mode:o} {owner}") => Upload::Unchanged,
+        Some(r) if r.sha256 == sha => Upload::Metadata,
+        _ => Upload::Written,
     }
 }
 
