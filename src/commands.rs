@@ -1,6 +1,7 @@
 //! One function per subcommand. Each returns an exit status or an error; `main` maps
 //! inventory and usage errors to exit code 2 and everything else to 1.
 
+use crate::install;
 use crate::inventory::{Cluster, Role};
 use crate::pki::{self, Action, Pki};
 use crate::render;
@@ -167,4 +168,189 @@ pub fn render(
         out.display()
     );
     Ok(0)
+}
+
+/// `install` arguments beyond the inventory.
+pub struct InstallArgs {
+    pub pki_dir: PathBuf,
+    pub templates: Option<PathBuf>,
+    pub options: install::Options,
+    pub quiet: bool,
+    pub json: bool,
+}
+
+/// Progress bars: one line per host and an overall bar (drawn only on a terminal).
+struct Bars {
+    hosts: std::collections::HashMap<String, indicatif::ProgressBar>,
+    overall: indicatif::ProgressBar,
+    _multi: indicatif::MultiProgress,
+}
+
+impl Bars {
+    fn new(cluster: &Cluster, opts: &install::Options, hidden: bool) -> Bars {
+        use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+        let multi = MultiProgress::with_draw_target(if hidden {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        });
+        let names: Vec<&str> = cluster
+            .inventory
+            .hosts
+            .iter()
+            .map(|h| h.name.as_str())
+            .filter(|n| opts.hosts.is_empty() || opts.hosts.iter().any(|h| h == n))
+            .collect();
+        let phases = if opts.phases.is_empty() {
+            install::phases::PHASES.len()
+        } else {
+            opts.phases.len() + 1
+        };
+        let overall = multi.add(ProgressBar::new((names.len() * phases) as u64));
+        overall.set_style(
+            ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} host phases")
+                .expect("template")
+                .progress_chars("=> "),
+        );
+        let width = names.iter().map(|n| n.len()).max().unwrap_or(4);
+        let hosts = names
+            .iter()
+            .map(|n| {
+                let bar = multi.add(ProgressBar::new_spinner());
+                bar.set_style(
+                    ProgressStyle::with_template(&format!(
+                        "{{prefix:{width}}} {{spinner}} {{wide_msg}}"
+                    ))
+                    .expect("template"),
+                );
+                bar.set_prefix(n.to_string());
+                bar.enable_steady_tick(std::time::Duration::from_millis(120));
+                (n.to_string(), bar)
+            })
+            .collect();
+        Bars {
+            hosts,
+            overall,
+            _multi: multi,
+        }
+    }
+
+    fn finish(&self) {
+        for bar in self.hosts.values() {
+            bar.finish();
+        }
+        self.overall.finish();
+    }
+}
+
+impl install::Progress for Bars {
+    fn host(&self, host: &str, message: &str) {
+        if let Some(bar) = self.hosts.get(host) {
+            bar.set_message(message.to_string());
+        }
+    }
+    fn phase_done(
+        &self,
+        host: &str,
+        phase: install::phases::PhaseId,
+        result: &install::PhaseResult,
+    ) {
+        self.overall.inc(1);
+        if let (Some(bar), install::PhaseResult::Failed { .. }) = (self.hosts.get(host), result) {
+            bar.set_message(format!("{} FAILED", install::phases::get(phase).name));
+        }
+    }
+}
+
+pub fn install(inventory: &Path, args: InstallArgs) -> Result<i32> {
+    let cluster = load(inventory)?;
+    let pki = Pki::new(&args.pki_dir);
+    let report = pki
+        .ensure(&cluster, pki::Options::default())
+        .with_context(|| format!("PKI in {}", args.pki_dir.display()))?;
+    if report.changed() > 0 && !args.quiet {
+        eprintln!(
+            "pki: {} file(s) created or re-issued in {}",
+            report.changed(),
+            args.pki_dir.display()
+        );
+    }
+    let templates = render::Templates::load(args.templates.as_deref())?;
+    let bars = Bars::new(&cluster, &args.options, args.quiet || args.json);
+    let report = install::install(&cluster, &pki, &templates, &args.options, &bars)?;
+    bars.finish();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serializes")
+        );
+    } else if !args.quiet || report.failed() {
+        print_install_report(&report);
+    }
+    Ok(if report.failed() { 1 } else { 0 })
+}
+
+fn print_install_report(report: &install::Report) {
+    use install::PhaseResult;
+    let width = report
+        .hosts
+        .iter()
+        .map(|h| h.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let names: Vec<&str> = report
+        .phases
+        .iter()
+        .map(|p| install::phases::get(*p).name)
+        .collect();
+    print!("{:width$}", "host");
+    for n in &names {
+        print!("  {n}");
+    }
+    println!();
+    for h in &report.hosts {
+        print!("{:width$}", h.name);
+        for (p, n) in report.phases.iter().zip(&names) {
+            let cell = match h.phases.get(p) {
+                None => "-",
+                Some(PhaseResult::Changed { .. }) => "changed",
+                Some(PhaseResult::Unchanged) => "ok",
+                Some(PhaseResult::Failed { .. }) => "FAILED",
+                Some(PhaseResult::Skipped) => "skipped",
+            };
+            print!("  {cell:<w$}", w = n.len());
+        }
+        println!();
+    }
+    for h in &report.hosts {
+        for (p, r) in &h.phases {
+            let phase = install::phases::get(*p).name;
+            match r {
+                PhaseResult::Failed { error } => println!("{}: {phase} failed: {error}", h.name),
+                PhaseResult::Changed { changes } if report.dry_run => {
+                    for c in changes {
+                        println!("{}: {phase}: would {c}", h.name);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    println!(
+        "{} in {:.1} s: {} host phase(s) {}{}",
+        if report.dry_run { "dry run" } else { "install" },
+        report.elapsed_ms as f64 / 1000.0,
+        report.changed(),
+        if report.dry_run {
+            "would change"
+        } else {
+            "changed"
+        },
+        if report.failed() {
+            "; some hosts FAILED"
+        } else {
+            ""
+        }
+    );
 }

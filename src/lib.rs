@@ -7,6 +7,7 @@
 pub mod commands;
 pub mod fetch;
 pub mod fsutil;
+pub mod install;
 pub mod inventory;
 pub mod lab;
 pub mod pki;

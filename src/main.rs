@@ -1,7 +1,7 @@
 //! Command-line entry point: argument parsing and dispatch only.
 
 use clap::{Args, Parser, Subcommand};
-use k8s_boot::{commands, inventory::InventoryError, pki, render::RenderError};
+use k8s_boot::{commands, install, inventory::InventoryError, pki, render::RenderError};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -49,6 +49,36 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         templates: Option<PathBuf>,
     },
+    /// Install the cluster onto the hosts over SSH (only what differs; idempotent)
+    Install {
+        #[command(flatten)]
+        pki: PkiArgs,
+        /// Directory of templates overriding the built-in ones by name
+        #[arg(long, value_name = "DIR")]
+        templates: Option<PathBuf>,
+        /// Run only these phases (comma-separated): connect, preflight, prepare, pki,
+        /// binaries, etcd, lb, control-plane, runtime, node, cluster, workloads, verify
+        #[arg(long, value_name = "LIST")]
+        phases: Option<String>,
+        /// Touch only these hosts (comma-separated names)
+        #[arg(long, value_name = "LIST")]
+        hosts: Option<String>,
+        /// Show what would change without changing anything
+        #[arg(long)]
+        dry_run: bool,
+        /// Hosts worked on at the same time
+        #[arg(long, default_value_t = 10, value_name = "N")]
+        parallelism: usize,
+        /// Trust and record host keys not yet in known_hosts (never a changed key)
+        #[arg(long)]
+        accept_new_host_keys: bool,
+        /// Print nothing but failures
+        #[arg(long, short)]
+        quiet: bool,
+        /// Result format
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
     /// Create or update the cluster PKI (idempotent)
     #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Certs {
@@ -66,6 +96,12 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OutputFormat {
+    Text,
+    Json,
+}
+
 #[derive(Subcommand)]
 enum CertsAction {
     /// Print an expiry table; exit non-zero on any missing, expired, foreign or outdated cert
@@ -74,11 +110,50 @@ enum CertsAction {
     Renew(PkiArgs),
 }
 
+fn split_list(list: Option<&str>) -> Vec<String> {
+    list.unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
 fn run(cli: Cli) -> anyhow::Result<i32> {
     let pki_dir = |a: &PkiArgs| commands::pki_dir(&a.inv.inventory, a.pki_dir.clone());
     match cli.command {
         Command::Init => commands::init(),
         Command::Check(a) => commands::check(&a.inventory),
+        Command::Install {
+            pki,
+            templates,
+            phases,
+            hosts,
+            dry_run,
+            parallelism,
+            accept_new_host_keys,
+            quiet,
+            output,
+        } => {
+            let options = install::Options {
+                phases: install::parse_phases(phases.as_deref().unwrap_or(""))?,
+                hosts: split_list(hosts.as_deref()),
+                dry_run,
+                parallelism,
+                accept_new_host_keys,
+                ..Default::default()
+            };
+            commands::install(
+                &pki.inv.inventory,
+                commands::InstallArgs {
+                    pki_dir: pki_dir(&pki),
+                    templates,
+                    options,
+                    quiet,
+                    json: matches!(output, OutputFormat::Json),
+                },
+            )
+        }
         Command::Render {
             pki,
             out,
@@ -139,6 +214,13 @@ fn main() -> ExitCode {
         Err(err) => {
             eprintln!("error: {err:#}");
             let invalid_input = err.downcast_ref::<InventoryError>().is_some()
+                || matches!(
+                    err.downcast_ref::<install::InstallError>(),
+                    Some(
+                        install::InstallError::UnknownPhase(..)
+                            | install::InstallError::UnknownHost(..)
+                    )
+                )
                 || matches!(
                     err.downcast_ref::<RenderError>(),
                     Some(RenderError::Override { .. })

@@ -1,0 +1,776 @@
+//! `install`: apply the rendered plan to the hosts over SSH, phase by phase.
+//!
+//! Each phase runs on its hosts in parallel (bounded), and every host finishes a phase
+//! before any host starts the next (etcd must have quorum before an apiserver starts).
+//! Within a phase a host: compares the plan's files with what it has (one round trip),
+//! writes only what differs, then enables and (re)starts only the services whose files
+//! changed or that are not running, and waits for them to be healthy.
+
+pub mod phases;
+pub mod state;
+
+use crate::inventory::{Cluster, Host, Role};
+use crate::pki::Pki;
+use crate::render::{self, HostPlan, Plan, PlannedFile, Templates};
+use crate::ssh::{
+    self, plan_upload, Connection, HostKeyPolicy, Source, SshError, Target, Timeouts, Upload,
+};
+use phases::{PhaseId, BINARIES, PHASES};
+use serde::Serialize;
+use state::{HostState, BACKUP_SUFFIX, STATE_DIR, STATE_FILE};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("unknown phase `{0}`; phases: {1}")]
+    UnknownPhase(String, String),
+    #[error("unknown host `{0}`; hosts: {1}")]
+    UnknownHost(String, String),
+    #[error("binaries missing or not executable in {dir}: {missing}")]
+    MissingBinaries { dir: PathBuf, missing: String },
+    #[error(transparent)]
+    Render(#[from] render::RenderError),
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Phases to run (all when empty); `connect` always runs.
+    pub phases: Vec<PhaseId>,
+    /// Hosts to touch (all when empty).
+    pub hosts: Vec<String>,
+    pub dry_run: bool,
+    pub parallelism: usize,
+    pub accept_new_host_keys: bool,
+    pub timeouts: Timeouts,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            phases: vec![],
+            hosts: vec![],
+            dry_run: false,
+            parallelism: 10,
+            accept_new_host_keys: false,
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+pub fn parse_phases(list: &str) -> Result<Vec<PhaseId>, InstallError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|name| {
+            phases::by_name(name).map(|p| p.id).ok_or_else(|| {
+                InstallError::UnknownPhase(
+                    name.to_string(),
+                    PHASES.iter().map(|p| p.name).collect::<Vec<_>>().join(", "),
+                )
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum PhaseResult {
+    /// Something was (or, in a dry run, would be) changed.
+    Changed {
+        changes: Vec<String>,
+    },
+    Unchanged,
+    Failed {
+        error: String,
+    },
+    /// Not run on this host because an earlier phase failed there.
+    Skipped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostReport {
+    pub name: String,
+    pub phases: BTreeMap<PhaseId, PhaseResult>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub dry_run: bool,
+    pub phases: Vec<PhaseId>,
+    pub hosts: Vec<HostReport>,
+    pub elapsed_ms: u128,
+}
+
+impl Report {
+    pub fn failed(&self) -> bool {
+        self.hosts.iter().any(|h| {
+            h.phases
+                .values()
+                .any(|r| matches!(r, PhaseResult::Failed { .. }))
+        })
+    }
+    pub fn changed(&self) -> usize {
+        self.hosts
+            .iter()
+            .flat_map(|h| h.phases.values())
+            .filter(|r| matches!(r, PhaseResult::Changed { .. }))
+            .count()
+    }
+}
+
+/// Observes progress; the command line shows it with progress bars.
+pub trait Progress: Sync {
+    fn host(&self, host: &str, message: &str);
+    fn phase_done(&self, host: &str, phase: PhaseId, result: &PhaseResult);
+}
+
+/// One host during a run.
+struct HostRun<'a> {
+    host: &'a Host,
+    plan: &'a HostPlan,
+    conn: Option<Connection>,
+    state: HostState,
+    /// Services whose files changed in this run and must restart.
+    restart: BTreeSet<String>,
+    results: BTreeMap<PhaseId, PhaseResult>,
+    failed: bool,
+}
+
+struct Run<'a> {
+    cluster: &'a Cluster,
+    plan: &'a Plan,
+    opts: &'a Options,
+    keys: HostKeyPolicy,
+    binaries_dir: PathBuf,
+    progress: &'a dyn Progress,
+}
+
+/// Installs the cluster described by `cluster`, using the PKI in `pki`.
+pub fn install(
+    cluster: &Cluster,
+    pki: &Pki,
+    templates: &Templates,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Result<Report, InstallError> {
+    let started = Instant::now();
+    let plan = render::plan(cluster, pki, templates)?;
+    let names: Vec<&str> = cluster
+        .inventory
+        .hosts
+        .iter()
+        .map(|h| h.name.as_str())
+        .collect();
+    for h in &opts.hosts {
+        if !names.contains(&h.as_str()) {
+            return Err(InstallError::UnknownHost(h.clone(), names.join(", ")));
+        }
+    }
+    let selected: Vec<PhaseId> = if opts.phases.is_empty() {
+        PHASES.iter().map(|p| p.id).collect()
+    } else {
+        let mut v = opts.phases.clone();
+        v.push(PhaseId::Connect);
+        v.sort();
+        v.dedup();
+        v
+    };
+    let binaries_dir = cluster.resolve(&cluster.inventory.binaries.dir);
+    if selected.contains(&PhaseId::Binaries) {
+        check_binaries(cluster, &binaries_dir, &selected, &opts.hosts)?;
+    }
+    let run = Run {
+        cluster,
+        plan: &plan,
+        opts,
+        keys: HostKeyPolicy {
+            known_hosts: ssh::expand_path(cluster, &cluster.inventory.ssh.known_hosts),
+            accept_new: opts.accept_new_host_keys,
+        },
+        binaries_dir,
+        progress,
+    };
+    let hosts: Vec<Mutex<HostRun>> = cluster
+        .inventory
+        .hosts
+        .iter()
+        .zip(&plan.hosts)
+        .filter(|(h, _)| opts.hosts.is_empty() || opts.hosts.contains(&h.name))
+        .map(|(host, plan)| {
+            Mutex::new(HostRun {
+                host,
+                plan,
+                conn: None,
+                state: HostState::default(),
+                restart: BTreeSet::new(),
+                results: BTreeMap::new(),
+                failed: false,
+            })
+        })
+        .collect();
+
+    for phase in PHASES.iter().filter(|p| selected.contains(&p.id)) {
+        if phase.cluster_level {
+            run.cluster_phase(phase.id, &hosts);
+            continue;
+        }
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..opts.parallelism.max(1).min(hosts.len().max(1)) {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(cell) = hosts.get(i) else { break };
+                    let mut h = cell.lock().expect("host lock");
+                    if !phase.applies_to(h.host) {
+                        continue;
+                    }
+                    let result = if h.failed {
+                        PhaseResult::Skipped
+                    } else {
+                        run.progress.host(&h.host.name, phase.name);
+                        match run.host_phase(phase.id, &mut h) {
+                            Ok(changes) if changes.is_empty() => PhaseResult::Unchanged,
+                            Ok(changes) => PhaseResult::Changed { changes },
+                            Err(e) => {
+                                h.failed = true;
+                                PhaseResult::Failed {
+                                    error: e.to_string(),
+                                }
+                            }
+                        }
+                    };
+                    run.progress.phase_done(&h.host.name, phase.id, &result);
+                    h.results.insert(phase.id, result);
+                });
+            }
+        });
+    }
+    let hosts = hosts
+        .into_iter()
+        .map(|m| {
+            let h = m.into_inner().expect("host lock");
+            HostReport {
+                name: h.host.name.clone(),
+                phases: h.results,
+            }
+        })
+        .collect();
+    Ok(Report {
+        dry_run: opts.dry_run,
+        phases: selected,
+        hosts,
+        elapsed_ms: started.elapsed().as_millis(),
+    })
+}
+
+/// Every binary the selected phases need on the selected hosts must be present and
+/// executable, before any host is touched; lists all that are missing.
+fn check_binaries(
+    cluster: &Cluster,
+    dir: &Path,
+    selected: &[PhaseId],
+    hosts: &[String],
+) -> Result<(), InstallError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut missing = BTreeSet::new();
+    for b in BINARIES.iter().filter(|b| selected.contains(&b.phase)) {
+        let phase = phases::get(b.phase);
+        let needed = cluster
+            .inventory
+            .hosts
+            .iter()
+            .any(|h| (hosts.is_empty() || hosts.contains(&h.name)) && phase.applies_to(h));
+        if !needed {
+            continue;
+        }
+        let ok = std::fs::metadata(dir.join(b.file))
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false);
+        if !ok {
+            missing.insert(b.file);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(InstallError::MissingBinaries {
+        dir: dir.to_path_buf(),
+        missing: missing.into_iter().collect::<Vec<_>>().join(", "),
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl Run<'_> {
+    fn conn<'h>(&self, h: &'h HostRun) -> Result<&'h Connection, StepError> {
+        h.conn
+            .as_ref()
+            .ok_or_else(|| StepError::Failed("not connected".into()))
+    }
+
+    fn host_phase(&self, phase: PhaseId, h: &mut HostRun) -> Result<Vec<String>, StepError> {
+        match phase {
+            PhaseId::Connect => self.connect(h),
+            PhaseId::Preflight => self.preflight(h),
+            PhaseId::Binaries => self.binaries(h),
+            PhaseId::Verify => self.verify(h),
+            _ => self.files_and_services(phase, h),
+        }
+    }
+
+    fn connect(&self, h: &mut HostRun) -> Result<Vec<String>, StepError> {
+        let target = Target::of(self.cluster, h.host);
+        let conn = Connection::open(&target, &self.keys, self.opts.timeouts)?;
+        let out = conn.exec(&format!("cat {STATE_FILE} 2>/dev/null || true"))?;
+        h.state = HostState::parse(&out.stdout).map_err(StepError::Failed)?;
+        if h.state.cluster.is_empty() {
+            h.state.cluster = self.cluster.inventory.cluster.name.clone();
+        } else if h.state.cluster != self.cluster.inventory.cluster.name {
+            return Err(StepError::Failed(format!(
+                "host belongs to cluster `{}` (per {STATE_FILE}), not `{}`; reset it first",
+                h.state.cluster, self.cluster.inventory.cluster.name
+            )));
+        }
+        h.conn = Some(conn);
+        Ok(vec![])
+    }
+
+    /// Read-only checks; every failure of the host is listed at once.
+    fn preflight(&self, h: &mut HostRun) -> Result<Vec<String>, StepError> {
+        let conn = self.conn(h)?;
+        let node = h.host.has(Role::ControlPlane) || h.host.has(Role::Worker);
+        let mut script = String::from("fail() { echo \"FAIL $*\"; }\n");
+        script += "case $(uname -m) in x86_64|aarch64) ;; *) fail \"unsupported architecture $(uname -m)\";; esac\n";
+        script += "[ -d /run/systemd/system ] || fail 'systemd is not running as init'\n";
+        script += "for t in sha256sum stat sync mv systemctl ss; do command -v $t >/dev/null || fail \"missing command $t\"; done\n";
+        script += "avail=$(df -Pk / | awk 'NR==2{print $4}'); [ \"$avail\" -ge 2097152 ] || fail \"less than 2 GiB free on / ($avail KiB)\"\n";
+        script += "echo TIME $(date +%s)\n";
+        if node {
+            script += "[ -z \"$(swapon --noheadings 2>/dev/null)\" ] || fail 'swap is on (the kubelet refuses to run with swap)'\n";
+            script += "for m in overlay br_netfilter; do [ -d /sys/module/$m ] || modprobe $m 2>/dev/null || fail \"kernel module $m unavailable\"; done\n";
+        }
+        if h.host.has(Role::Lb) {
+            script += "command -v nginx >/dev/null || fail 'nginx is not installed (Debian: nginx libnginx-mod-stream)'\n";
+            script += "nginx -V 2>&1 | grep -q -- '--with-stream' || ls /etc/nginx/modules-enabled/*stream* >/dev/null 2>&1 || fail 'nginx has no stream module (Debian: libnginx-mod-stream)'\n";
+        }
+        if h.host.has(Role::ControlPlane) || node {
+            script +=
+                "command -v curl >/dev/null || fail 'curl is missing (health checks use it)'\n";
+        }
+        for (port, owner) in phases::ports(self.cluster, h.host) {
+            if h.state.services.contains(owner) {
+                continue; // ours from an earlier run
+            }
+            script += &format!(
+                "ss -Htln 'sport = :{port}' | grep -q . && fail 'port {port} (for {owner}) is already in use'\n"
+            );
+        }
+        script += "true\n";
+        let out = conn.run(&script)?;
+        let mut failures: Vec<String> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("FAIL "))
+            .map(String::from)
+            .collect();
+        if let Some(t) = out.lines().find_map(|l| l.strip_prefix("TIME ")) {
+            let remote: i64 = t.trim().parse().unwrap_or(0);
+            let local = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            if (remote - local).abs() > 30 {
+                failures.push(format!(
+                    "clock differs from this machine by {} s (certificates would look not yet valid or expired); sync time (NTP)",
+                    remote - local
+                ));
+            }
+        }
+        if failures.is_empty() {
+            Ok(vec![])
+        } else {
+            Err(StepError::Failed(failures.join("; ")))
+        }
+    }
+
+    /// Writes `files` that differ from the host (or lists them in a dry run).
+    fn write_files(
+        &self,
+        h: &mut HostRun,
+        files: &[(String, Source, String, u32, Option<&str>)],
+    ) -> Result<Vec<String>, StepError> {
+        let conn = h
+            .conn
+            .as_ref()
+            .ok_or_else(|| StepError::Failed("not connected".into()))?;
+        let paths: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
+        let remote = conn.stat_files(&paths)?;
+        let mut changes = Vec::new();
+        let mut backups = Vec::new();
+        for (path, source, sha, mode, check) in files {
+            let have = remote.get(path);
+            let action = plan_upload(sha, *mode, "root:root", have);
+            if action == Upload::Unchanged {
+                h.state.files.insert(path.clone(), sha.clone());
+                continue;
+            }
+            changes.push(match action {
+                Upload::Metadata => format!("mode {path}"),
+                _ => format!("write {path}"),
+            });
+            if self.opts.dry_run {
+                continue;
+            }
+            // Keep what was there before k8s-boot first replaced it (e.g. the distro nginx.conf).
+            if have.is_some()
+                && !h.state.files.contains_key(path)
+                && !h.state.backups.contains_key(path)
+            {
+                let backup = format!("{path}{BACKUP_SUFFIX}");
+                conn.run(&format!(
+                    "cp -p {} {}",
+                    ssh::shell_quote(path),
+                    ssh::shell_quote(&backup)
+                ))?;
+                backups.push((path.clone(), backup));
+            }
+            let source = match source {
+                Source::Bytes(b) => Source::Bytes(b),
+                Source::File(p) => Source::File(p),
+            };
+            conn.put(source, sha, path, *mode, "root:root", have, *check)?;
+            h.state.files.insert(path.clone(), sha.clone());
+        }
+        h.state.backups.extend(backups);
+        Ok(changes)
+    }
+
+    fn save_state(&self, h: &mut HostRun) -> Result<(), StepError> {
+        if self.opts.dry_run {
+            return Ok(());
+        }
+        let conn = self.conn(h)?;
+        conn.run(&format!("mkdir -p {STATE_DIR} && chmod 700 {STATE_DIR}"))?;
+        conn.upload(
+            Source::Bytes(&h.state.to_json()),
+            STATE_FILE,
+            0o600,
+            "root:root",
+        )?;
+        Ok(())
+    }
+
+    fn binaries(&self, h: &mut HostRun) -> Result<Vec<String>, StepError> {
+        let mut files = Vec::new();
+        for b in BINARIES {
+            let phase = phases::get(b.phase);
+            if !phase.applies_to(h.host) || !self.selected(b.phase) {
+                continue;
+            }
+            let local = self.binaries_dir.join(b.file);
+            let sha = Source::File(&local).sha256()?;
+            files.push((b.target.to_string(), local, sha));
+        }
+        let list: Vec<(String, Source, String, u32, Option<&str>)> = files
+            .iter()
+            .map(|(t, l, s)| (t.clone(), Source::File(l), s.clone(), 0o755, None))
+            .collect();
+        if !list.is_empty() && !self.opts.dry_run {
+            self.conn(h)?.run("mkdir -p /usr/local/bin /opt/cni/bin")?;
+        }
+        let changes = self.write_files(h, &list)?;
+        // A new binary restarts the services of its phase.
+        for b in BINARIES
+            .iter()
+            .filter(|b| changes.iter().any(|c| c.ends_with(b.target)))
+        {
+            h.restart
+                .extend(phases::get(b.phase).services.iter().map(|s| s.to_string()));
+        }
+        self.save_state(h)?;
+        Ok(changes)
+    }
+
+    fn selected(&self, phase: PhaseId) -> bool {
+        self.opts.phases.is_empty() || self.opts.phases.contains(&phase)
+    }
+
+    /// The plan's files for this phase, then its services.
+    fn files_and_services(
+        &self,
+        phase: PhaseId,
+        h: &mut HostRun,
+    ) -> Result<Vec<String>, StepError> {
+        let plan = h.plan;
+        let mine: Vec<&PlannedFile> = plan
+            .files
+            .iter()
+            .filter(|f| phases::phase_of_file(&f.path, &f.restarts) == phase)
+            .collect();
+        if phase == PhaseId::Prepare && !self.opts.dry_run {
+            let mut dirs = vec!["/etc/kubernetes/pki/etcd", "/var/log/kubernetes"];
+            if h.host.has(Role::Etcd) {
+                dirs.push("/var/lib/etcd");
+            }
+            self.conn(h)?.run(&format!(
+                "mkdir -p {} && chmod 700 /var/lib/etcd 2>/dev/null; true",
+                dirs.join(" ")
+            ))?;
+            if h.host.has(Role::Etcd) {
+                h.state.data_dirs.insert("/var/lib/etcd".into());
+            }
+        }
+        let list: Vec<(String, Source, String, u32, Option<&str>)> = mine
+            .iter()
+            .map(|f| {
+                // nginx validates its new configuration before it replaces the old one.
+                let check = f
+                    .path
+                    .starts_with("/etc/nginx/")
+                    .then_some("nginx -t -q -c {}");
+                (
+                    f.path.clone(),
+                    Source::Bytes(&f.bytes),
+                    f.sha256.clone(),
+                    f.mode,
+                    check,
+                )
+            })
+            .collect();
+        let mut changes = self.write_files(h, &list)?;
+        for f in &mine {
+            if changes.iter().any(|c| c.ends_with(&f.path)) {
+                h.restart.extend(f.restarts.iter().cloned());
+            }
+        }
+        if phase == PhaseId::Prepare && !self.opts.dry_run {
+            if changes.iter().any(|c| c.contains("/etc/sysctl.d/")) {
+                // Containers and some kernels refuse a few keys; the node phase's health
+                // checks show whether networking works.
+                let _ = self.conn(h)?.exec("sysctl --system >/dev/null 2>&1");
+            }
+            if changes.iter().any(|c| c.contains("/etc/modules-load.d/")) {
+                let _ = self
+                    .conn(h)?
+                    .exec("systemctl restart systemd-modules-load 2>/dev/null");
+            }
+        }
+        let services = phases::get(phase).services;
+        let units_changed = changes.iter().any(|c| c.ends_with(".service"));
+        for service in services
+            .iter()
+            .filter(|s| plan.services.iter().any(|p| p == *s))
+        {
+            changes.extend(self.start_service(h, service, units_changed)?);
+        }
+        self.save_state(h)?;
+        Ok(changes)
+    }
+
+    /// Enables `service`, (re)starts it if its files changed or it is not running, and
+    /// waits until it is healthy.
+    fn start_service(
+        &self,
+        h: &mut HostRun,
+        service: &str,
+        daemon_reload: bool,
+    ) -> Result<Vec<String>, StepError> {
+        let conn = h
+            .conn
+            .as_ref()
+            .ok_or_else(|| StepError::Failed("not connected".into()))?;
+        let mut changes = Vec::new();
+        let active = conn
+            .exec(&format!("systemctl is-active --quiet {service}"))?
+            .code
+            == 0;
+        let enabled = conn
+            .exec(&format!("systemctl is-enabled --quiet {service}"))?
+            .code
+            == 0;
+        let restart = h.restart.contains(service) || !active;
+        if self.opts.dry_run {
+            if !enabled {
+                changes.push(format!("enable {service}"));
+            }
+            if restart {
+                changes.push(format!(
+                    "{} {service}",
+                    if active { "restart" } else { "start" }
+                ));
+            }
+            return Ok(changes);
+        }
+        if daemon_reload {
+            conn.run("systemctl daemon-reload")?;
+        }
+        if !enabled {
+            conn.run(&format!("systemctl enable {service} 2>&1"))?;
+            changes.push(format!("enable {service}"));
+        }
+        if restart {
+            // --no-block: etcd members only become ready together, so no start may wait
+            // for its own readiness here.
+            conn.run(&format!("systemctl restart --no-block {service}"))?;
+            changes.push(format!(
+                "{} {service}",
+                if active { "restart" } else { "start" }
+            ));
+        }
+        h.state.services.insert(service.to_string());
+        h.restart.remove(service);
+        if let Some((check, secs)) = phases::health_command(self.cluster, h.host, service) {
+            let deadline = Instant::now() + Duration::from_secs(secs);
+            loop {
+                let out = conn.exec(&check)?;
+                if out.code == 0 {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    let journal = conn
+                        .exec(&format!(
+                            "journalctl -u {service} -n 8 --no-pager 2>/dev/null"
+                        ))
+                        .map(|o| o.stdout)
+                        .unwrap_or_default();
+                    return Err(StepError::Failed(format!(
+                        "{service} not healthy after {secs} s: {}\n{}",
+                        ssh::tail(&format!("{}{}", out.stdout, out.stderr), 3),
+                        ssh::tail(&journal, 8)
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Every service of the host is active and healthy.
+    fn verify(&self, h: &mut HostRun) -> Result<Vec<String>, StepError> {
+        let conn = self.conn(h)?;
+        let mut problems = Vec::new();
+        for service in &h.plan.services {
+            let phase = PHASES
+                .iter()
+                .find(|p| p.services.contains(&service.as_str()));
+            if phase.is_some_and(|p| !self.selected(p.id)) {
+                continue;
+            }
+            if conn
+                .exec(&format!("systemctl is-active --quiet {service}"))?
+                .code
+                != 0
+            {
+                problems.push(format!("{service} is not active"));
+                continue;
+            }
+            if let Some((check, _)) = phases::health_command(self.cluster, h.host, service) {
+                if conn.exec(&check)?.code != 0 {
+                    problems.push(format!("{service} is not healthy"));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(vec![])
+        } else {
+            Err(StepError::Failed(problems.join("; ")))
+        }
+    }
+
+    /// Cluster phases run kubectl on the first healthy control-plane host.
+    fn cluster_phase(&self, phase: PhaseId, hosts: &[Mutex<HostRun>]) {
+        let Some(cell) = hosts.iter().find(|c| {
+            let h = c.lock().expect("host lock");
+            h.host.has(Role::ControlPlane) && !h.failed
+        }) else {
+            return;
+        };
+        let mut h = cell.lock().expect("host lock");
+        let name = phases::get(phase).name;
+        self.progress.host(&h.host.name, name);
+        let result = match self.apply_manifests(phase, &mut h) {
+            Ok(changes) if changes.is_empty() => PhaseResult::Unchanged,
+            Ok(changes) => PhaseResult::Changed { changes },
+            Err(e) => {
+                h.failed = true;
+                PhaseResult::Failed {
+                    error: e.to_string(),
+                }
+            }
+        };
+        self.progress.phase_done(&h.host.name, phase, &result);
+        h.results.insert(phase, result);
+    }
+
+    fn apply_manifests(&self, phase: PhaseId, h: &mut HostRun) -> Result<Vec<String>, StepError> {
+        let chat = phase == PhaseId::Workloads;
+        let manifests: Vec<&PlannedFile> = self
+            .plan
+            .cluster_files
+            .iter()
+            .filter(|f| {
+                f.path.starts_with("manifests/") && (f.path == render::rules::CHAT_MANIFEST) == chat
+            })
+            .collect();
+        let list: Vec<(String, Source, String, u32, Option<&str>)> = manifests
+            .iter()
+            .map(|f| {
+                (
+                    format!("{STATE_DIR}/{}", f.path),
+                    Source::Bytes(&f.bytes),
+                    f.sha256.clone(),
+                    0o600,
+                    None,
+                )
+            })
+            .collect();
+        if self.opts.dry_run {
+            return Ok(list.iter().map(|l| format!("apply {}", l.0)).collect());
+        }
+        self.conn(h)?
+            .run(&format!("mkdir -p {STATE_DIR}/manifests"))?;
+        let mut changes = self.write_files(h, &list)?;
+        let kubectl = "/usr/local/bin/kubectl --kubeconfig /etc/kubernetes/admin.kubeconfig";
+        let conn = self.conn(h)?;
+        for (path, ..) in &list {
+            let out = conn.run(&format!("{kubectl} apply -f {path}"))?;
+            changes.extend(
+                out.lines()
+                    .filter(|l| !l.ends_with(" unchanged"))
+                    .map(|l| format!("kubectl: {l}")),
+            );
+        }
+        if phase == PhaseId::Cluster {
+            for node in &self.plan.hosts {
+                for (k, v) in &node.node_labels {
+                    conn.run(&format!(
+                        "{kubectl} label node {} {k}={v} --overwrite",
+                        node.name
+                    ))?;
+                }
+                for taint in &node.node_taints {
+                    conn.run(&format!(
+                        "{kubectl} taint node {} {taint} --overwrite",
+                        node.name
+                    ))?;
+                }
+            }
+        } else if self.cluster.inventory.chat.enabled {
+            conn.run(&format!(
+                "{kubectl} -n {} rollout status deployment/chat --timeout=180s",
+                self.cluster.inventory.chat.namespace
+            ))?;
+        }
+        self.save_state(h)?;
+        Ok(changes)
+    }
+}

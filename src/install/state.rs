@@ -1,0 +1,40 @@
+//! What k8s-boot installed on a host, kept on the host itself so that `reset` removes
+//! exactly that and a re-run knows which services and files are its own.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+pub const STATE_DIR: &str = "/var/lib/k8s-boot";
+pub const STATE_FILE: &str = "/var/lib/k8s-boot/state.json";
+/// Suffix of the copy kept of a file that existed before k8s-boot replaced it.
+pub const BACKUP_SUFFIX: &str = ".k8s-boot-orig";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostState {
+    pub cluster: String,
+    /// Files written by k8s-boot: path -> sha256.
+    pub files: BTreeMap<String, String>,
+    /// Files that existed before and were replaced: path -> backup path.
+    #[serde(default)]
+    pub backups: BTreeMap<String, String>,
+    /// Services enabled by k8s-boot.
+    pub services: BTreeSet<String>,
+    /// Data directories (kept by `reset` unless --purge-data).
+    #[serde(default)]
+    pub data_dirs: BTreeSet<String>,
+}
+
+impl HostState {
+    pub fn parse(text: &str) -> Result<HostState, String> {
+        if text.trim().is_empty() {
+            return Ok(HostState::default());
+        }
+        serde_json::from_str(text).map_err(|e| format!("{STATE_FILE} is unreadable: {e}"))
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).expect("state serializes");
+        v.push(b'\n');
+        v
+    }
+}
