@@ -311,3 +311,73 @@ pub fn tail(path: &Path, n: usize) -> String {
     let lines: Vec<String> = BufReader::new(f).lines().map_while(Result::ok).collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
+
+/// The rendered LB nginx.conf adapted to run on a test machine whose "hosts" are loopback
+/// addresses: the access log goes to `dir/k8s-boot-stream.log` instead of /var/log/nginx, and
+/// the apiserver listener (`listen <apiserver_port>;`, every address on an lb host) is narrowed
+/// to 127.0.0.1, because Linux refuses a wildcard listener on a port that the fake
+/// control-plane listeners (127.0.0.21:6443, ...) may already use. Everything else, including
+/// the chat listener `listen <chat_port>;`, is used as rendered. Panics if the rendered file
+/// does not have exactly the expected lines.
+pub fn lb_conf_for_loopback(
+    rendered: &str,
+    dir: &Path,
+    apiserver_port: u16,
+    chat_port: u16,
+) -> String {
+    let access_log = "/var/log/nginx/k8s-boot-stream.log";
+    assert_eq!(
+        rendered.matches(access_log).count(),
+        1,
+        "expected one access_log {access_log} in:\n{rendered}"
+    );
+    let listen = format!("listen {apiserver_port};");
+    assert_eq!(
+        rendered.matches(&listen).count(),
+        1,
+        "expected one `{listen}` in:\n{rendered}"
+    );
+    assert!(
+        rendered.contains(&format!("listen {chat_port};")),
+        "expected `listen {chat_port};` in:\n{rendered}"
+    );
+    rendered
+        .replace(
+            access_log,
+            dir.join("k8s-boot-stream.log").to_str().unwrap(),
+        )
+        .replace(&listen, &format!("listen 127.0.0.1:{apiserver_port};"))
+}
+
+impl Processes {
+    /// Kills process `name` with SIGKILL (a crash, not a shutdown), reaps it and forgets it.
+    pub fn kill(&mut self, name: &str) {
+        let i = self
+            .children
+            .iter()
+            .position(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no process named {name}"));
+        let (_, mut child) = self.children.remove(i);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Waits until the log of process `name` contains `needle` (checking that every process
+    /// is still running meanwhile); panics with the log on timeout.
+    pub fn wait_for_log(&mut self, name: &str, needle: &str, timeout: Duration) {
+        let start = Instant::now();
+        loop {
+            if self.log(name).contains(needle) {
+                return;
+            }
+            self.assert_running();
+            if start.elapsed() >= timeout {
+                panic!(
+                    "timed out after {timeout:?} waiting for `{needle}` in the {name} log:\n{}",
+                    tail(&self.log_path(name), 40)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
