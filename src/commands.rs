@@ -354,3 +354,115 @@ fn print_install_report(report: &install::Report) {
         }
     );
 }
+
+fn plan_for(cluster: &Cluster, pki_dir: &Path) -> Result<render::Plan> {
+    let pki = Pki::new(pki_dir);
+    pki.ensure(cluster, pki::Options::default())
+        .with_context(|| format!("PKI in {}", pki_dir.display()))?;
+    Ok(render::plan(
+        cluster,
+        &pki,
+        &render::Templates::load(None)?,
+    )?)
+}
+
+pub fn status(inventory: &Path, pki_dir: &Path, json: bool) -> Result<i32> {
+    let cluster = load(inventory)?;
+    let plan = plan_for(&cluster, pki_dir)?;
+    let hosts = install::maintain::status(&cluster, &plan, Default::default());
+    let bad = hosts
+        .iter()
+        .any(|h| h.error.is_some() || h.services.iter().any(|s| !s.healthy));
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&hosts).expect("status serializes")
+        );
+    } else {
+        println!(
+            "{:<12} {:<24} {:<8} {:<8} version",
+            "host", "service", "active", "healthy"
+        );
+        for h in &hosts {
+            if let Some(e) = &h.error {
+                println!("{:<12} unreachable: {e}", h.host);
+            }
+            for s in &h.services {
+                let yn = |b: bool| if b { "yes" } else { "NO" };
+                println!(
+                    "{:<12} {:<24} {:<8} {:<8} {}",
+                    h.host,
+                    s.service,
+                    yn(s.active),
+                    yn(s.healthy),
+                    s.version
+                );
+            }
+        }
+    }
+    Ok(if bad { 1 } else { 0 })
+}
+
+pub fn reset(inventory: &Path, hosts: &[String], purge_data: bool, yes: bool) -> Result<i32> {
+    use std::io::IsTerminal;
+    let cluster = load(inventory)?;
+    let selected: Vec<&crate::inventory::Host> = cluster
+        .inventory
+        .hosts
+        .iter()
+        .filter(|h| hosts.is_empty() || hosts.contains(&h.name))
+        .collect();
+    if let Some(unknown) = hosts
+        .iter()
+        .find(|n| !cluster.inventory.hosts.iter().any(|h| &h.name == *n))
+    {
+        return Err(install::InstallError::UnknownHost(
+            unknown.clone(),
+            cluster
+                .inventory
+                .hosts
+                .iter()
+                .map(|h| h.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+        .into());
+    }
+    let names: Vec<&str> = selected.iter().map(|h| h.name.as_str()).collect();
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            eprintln!(
+                "reset removes what install made on {}: confirm with --yes",
+                names.join(", ")
+            );
+            return Ok(EXIT_INVALID);
+        }
+        eprint!(
+            "Stop and remove everything k8s-boot installed on {}{}? Type `yes`: ",
+            names.join(", "),
+            if purge_data {
+                ", including etcd data"
+            } else {
+                ""
+            }
+        );
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if answer.trim() != "yes" {
+            eprintln!("nothing changed");
+            return Ok(1);
+        }
+    }
+    let results = install::maintain::reset(&cluster, &selected, purge_data, Default::default());
+    let mut failed = false;
+    for r in &results {
+        match &r.error {
+            Some(e) => {
+                failed = true;
+                println!("{}: reset failed: {e}", r.host);
+            }
+            None => println!("{}: removed {} item(s)", r.host, r.removed.len()),
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}

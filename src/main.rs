@@ -79,6 +79,36 @@ enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
+    /// Apply the cluster manifests and the chat workload, update the LB upstreams
+    Deploy {
+        #[command(flatten)]
+        pki: PkiArgs,
+        /// Trust and record host keys not yet in known_hosts (never a changed key)
+        #[arg(long)]
+        accept_new_host_keys: bool,
+    },
+    /// Health of every component on every host
+    Status {
+        #[command(flatten)]
+        pki: PkiArgs,
+        /// Result format
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Stop and remove what install made (etcd data kept unless --purge-data)
+    Reset {
+        #[command(flatten)]
+        inv: InventoryArg,
+        /// Reset only these hosts (comma-separated names)
+        #[arg(long, value_name = "LIST")]
+        hosts: Option<String>,
+        /// Also delete etcd's data directory
+        #[arg(long)]
+        purge_data: bool,
+        /// Do not ask for confirmation
+        #[arg(long)]
+        yes: bool,
+    },
     /// Create or update the cluster PKI (idempotent)
     #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Certs {
@@ -154,6 +184,39 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 },
             )
         }
+        Command::Deploy {
+            pki,
+            accept_new_host_keys,
+        } => commands::install(
+            &pki.inv.inventory,
+            commands::InstallArgs {
+                pki_dir: pki_dir(&pki),
+                templates: None,
+                options: install::Options {
+                    phases: install::parse_phases("lb,cluster,workloads")?,
+                    accept_new_host_keys,
+                    ..Default::default()
+                },
+                quiet: false,
+                json: false,
+            },
+        ),
+        Command::Status { pki, output } => commands::status(
+            &pki.inv.inventory,
+            &pki_dir(&pki),
+            matches!(output, OutputFormat::Json),
+        ),
+        Command::Reset {
+            inv,
+            hosts,
+            purge_data,
+            yes,
+        } => commands::reset(
+            &inv.inventory,
+            &split_list(hosts.as_deref()),
+            purge_data,
+            yes,
+        ),
         Command::Render {
             pki,
             out,

@@ -6,6 +6,7 @@
 //! writes only what differs, then enables and (re)starts only the services whose files
 //! changed or that are not running, and waits for them to be healthy.
 
+pub mod maintain;
 pub mod phases;
 pub mod state;
 
@@ -20,7 +21,6 @@ use serde::Serialize;
 use state::{HostState, BACKUP_SUFFIX, STATE_DIR, STATE_FILE};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -218,35 +218,28 @@ pub fn install(
             run.cluster_phase(phase.id, &hosts);
             continue;
         }
-        let next = AtomicUsize::new(0);
-        std::thread::scope(|scope| {
-            for _ in 0..opts.parallelism.max(1).min(hosts.len().max(1)) {
-                scope.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(cell) = hosts.get(i) else { break };
-                    let mut h = cell.lock().expect("host lock");
-                    if !phase.applies_to(h.host) {
-                        continue;
-                    }
-                    let result = if h.failed {
-                        PhaseResult::Skipped
-                    } else {
-                        run.progress.host(&h.host.name, phase.name);
-                        match run.host_phase(phase.id, &mut h) {
-                            Ok(changes) if changes.is_empty() => PhaseResult::Unchanged,
-                            Ok(changes) => PhaseResult::Changed { changes },
-                            Err(e) => {
-                                h.failed = true;
-                                PhaseResult::Failed {
-                                    error: e.to_string(),
-                                }
-                            }
-                        }
-                    };
-                    run.progress.phase_done(&h.host.name, phase.id, &result);
-                    h.results.insert(phase.id, result);
-                });
+        maintain::each(&hosts, opts.parallelism, |cell| {
+            let mut h = cell.lock().expect("host lock");
+            if !phase.applies_to(h.host) {
+                return;
             }
+            let result = if h.failed {
+                PhaseResult::Skipped
+            } else {
+                run.progress.host(&h.host.name, phase.name);
+                match run.host_phase(phase.id, &mut h) {
+                    Ok(changes) if changes.is_empty() => PhaseResult::Unchanged,
+                    Ok(changes) => PhaseResult::Changed { changes },
+                    Err(e) => {
+                        h.failed = true;
+                        PhaseResult::Failed {
+                            error: e.to_string(),
+                        }
+                    }
+                }
+            };
+            run.progress.phase_done(&h.host.name, phase.id, &result);
+            h.results.insert(phase.id, result);
         });
     }
     let hosts = hosts

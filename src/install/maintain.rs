@@ -1,0 +1,199 @@
+//! `status` and `reset`: read-only health of every component, and removal of exactly what
+//! `install` recorded on each host.
+
+use super::phases;
+use super::state::{HostState, STATE_DIR, STATE_FILE};
+use crate::inventory::{Cluster, Host};
+use crate::render::Plan;
+use crate::ssh::{self, Connection, HostKeyPolicy, Target, Timeouts};
+use serde::Serialize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// Runs `f` for every item, at most `limit` at a time; results in item order.
+pub fn each<I: Sync, T: Send>(items: &[I], limit: usize, f: impl Fn(&I) -> T + Sync) -> Vec<T> {
+    let results: Vec<Mutex<Option<T>>> = items.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..limit.max(1).min(items.len().max(1)) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(item) = items.get(i) else { break };
+                let r = f(item);
+                *results[i].lock().expect("result lock") = Some(r);
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .expect("result lock")
+                .expect("every item ran")
+        })
+        .collect()
+}
+
+pub fn key_policy(cluster: &Cluster, accept_new: bool) -> HostKeyPolicy {
+    HostKeyPolicy {
+        known_hosts: ssh::expand_path(cluster, &cluster.inventory.ssh.known_hosts),
+        accept_new,
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceStatus {
+    pub host: String,
+    pub service: String,
+    pub active: bool,
+    pub healthy: bool,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostStatus {
+    pub host: String,
+    /// Set when the host could not be reached.
+    pub error: Option<String>,
+    pub services: Vec<ServiceStatus>,
+}
+
+fn version_command(service: &str) -> String {
+    match service {
+        "nginx" => "nginx -v 2>&1 | sed 's|.*/||'".into(),
+        "etcd" => {
+            "/usr/local/bin/etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p'".into()
+        }
+        "containerd" => "/usr/local/bin/containerd --version 2>/dev/null | awk '{print $3}'".into(),
+        other => format!("/usr/local/bin/{other} --version 2>/dev/null | awk '{{print $NF}}'"),
+    }
+}
+
+/// Every planned service on every host: active, healthy, version.
+pub fn status(cluster: &Cluster, plan: &Plan, timeouts: Timeouts) -> Vec<HostStatus> {
+    let keys = key_policy(cluster, false);
+    let hosts: Vec<&Host> = cluster.inventory.hosts.iter().collect();
+    each(&hosts, 10, |host: &&Host| {
+        let services = &plan
+            .hosts
+            .iter()
+            .find(|p| p.name == host.name)
+            .expect("plan per host")
+            .services;
+        let conn = match Connection::open(&Target::of(cluster, host), &keys, timeouts) {
+            Ok(c) => c,
+            Err(e) => {
+                return HostStatus {
+                    host: host.name.clone(),
+                    error: Some(e.to_string()),
+                    services: vec![],
+                }
+            }
+        };
+        let services = services
+            .iter()
+            .map(|s| {
+                let ok = |cmd: &str| conn.exec(cmd).map(|o| o.code == 0).unwrap_or(false);
+                let active = ok(&format!("systemctl is-active --quiet {s}"));
+                let healthy = active
+                    && phases::health_command(cluster, host, s)
+                        .map(|(cmd, _)| ok(&cmd))
+                        .unwrap_or(true);
+                let version = conn
+                    .exec(&version_command(s))
+                    .map(|o| o.stdout.trim().to_string())
+                    .unwrap_or_default();
+                ServiceStatus {
+                    host: host.name.clone(),
+                    service: s.clone(),
+                    active,
+                    healthy,
+                    version,
+                }
+            })
+            .collect();
+        HostStatus {
+            host: host.name.clone(),
+            error: None,
+            services,
+        }
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ResetResult {
+    pub host: String,
+    pub removed: Vec<String>,
+    pub error: Option<String>,
+}
+
+/// Stops and disables the services `install` enabled, removes the files it wrote (restoring
+/// what they replaced) and its state; keeps etcd data unless `purge_data`.
+pub fn reset(
+    cluster: &Cluster,
+    hosts: &[&Host],
+    purge_data: bool,
+    timeouts: Timeouts,
+) -> Vec<ResetResult> {
+    let keys = key_policy(cluster, false);
+    each(hosts, 10, |host: &&Host| {
+        let mut removed = Vec::new();
+        let result = (|| -> Result<(), String> {
+            let conn = Connection::open(&Target::of(cluster, host), &keys, timeouts)
+                .map_err(|e| e.to_string())?;
+            let text = conn
+                .exec(&format!("cat {STATE_FILE} 2>/dev/null || true"))
+                .map_err(|e| e.to_string())?
+                .stdout;
+            if text.trim().is_empty() {
+                return Ok(()); // nothing of ours here
+            }
+            let state = HostState::parse(&text)?;
+            let run = |cmd: &str| conn.run(cmd).map(|_| ()).map_err(|e| e.to_string());
+            for service in &state.services {
+                run(&format!("systemctl disable --now {service} 2>/dev/null || systemctl stop {service} 2>/dev/null || true"))?;
+                removed.push(format!("service {service}"));
+            }
+            for path in state.files.keys() {
+                let q = ssh::shell_quote(path);
+                match state.backups.get(path) {
+                    Some(backup) => run(&format!("mv -f {} {q}", ssh::shell_quote(backup)))?,
+                    None => run(&format!("rm -f {q}"))?,
+                }
+                removed.push(path.clone());
+            }
+            // Directories left empty by the removal (never a non-empty one).
+            let mut dirs: Vec<String> = state
+                .files
+                .keys()
+                .filter_map(|p| {
+                    std::path::Path::new(p)
+                        .parent()
+                        .map(|d| d.to_string_lossy().into_owned())
+                })
+                .collect();
+            dirs.sort();
+            dirs.dedup();
+            for d in dirs.iter().rev() {
+                let _ = conn.exec(&format!(
+                    "rmdir -p --ignore-fail-on-non-empty {} 2>/dev/null",
+                    ssh::shell_quote(d)
+                ));
+            }
+            if purge_data {
+                for d in &state.data_dirs {
+                    run(&format!("rm -rf {}", ssh::shell_quote(d)))?;
+                    removed.push(d.clone());
+                }
+            }
+            run("systemctl daemon-reload")?;
+            run(&format!("rm -rf {STATE_DIR}"))?;
+            Ok(())
+        })();
+        ResetResult {
+            host: host.name.clone(),
+            removed,
+            error: result.err(),
+        }
+    })
+}
