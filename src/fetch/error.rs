@@ -1,0 +1,73 @@
+//! Errors of the release fetcher. Every variant names what it was working on (URL or path).
+
+use std::io;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The Kubernetes version is malformed or not a supported minor.
+    #[error("{0}")]
+    Version(String),
+
+    #[error("unsupported architecture `{0}` (supported: amd64, arm64)")]
+    Arch(String),
+
+    #[error("mirror URL for {component} must start with http:// or https://, got `{url}`")]
+    Mirror { component: String, url: String },
+
+    /// The server answered with an error status (404, 500, ...).
+    #[error("GET {url}: HTTP {status} {reason}")]
+    Http {
+        url: String,
+        status: u16,
+        reason: String,
+    },
+
+    /// Connection, TLS, timeout or an interrupted body. A partial download stays in `.cache`
+    /// and the next run resumes it.
+    #[error("GET {url}: {message}")]
+    Network { url: String, message: String },
+
+    /// The downloaded bytes do not match the published checksum; the download was deleted.
+    #[error(
+        "checksum mismatch for {url}: expected sha256 {expected}, got {actual}; the download was deleted"
+    )]
+    ChecksumMismatch {
+        url: String,
+        expected: String,
+        actual: String,
+    },
+
+    /// The checksum file has no usable sha256 line for the artifact.
+    #[error("{url}: no sha256 checksum for `{file}` in the checksum file")]
+    ChecksumMissing { url: String, file: String },
+
+    #[error("{url}: checksum file larger than {limit} bytes; refusing to read it")]
+    ChecksumTooLarge { url: String, limit: u64 },
+
+    /// A file the product needs is not in the (checksum-verified) archive.
+    #[error("{archive}: `{member}` not found in the archive")]
+    MissingMember { archive: String, member: String },
+
+    #[error("{archive}: not a readable tar.gz archive: {message}")]
+    Archive { archive: String, message: String },
+
+    #[error("another fetch is already running in {0}")]
+    Locked(PathBuf),
+
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl FetchError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        FetchError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

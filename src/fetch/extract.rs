@@ -1,0 +1,202 @@
+//! Extraction of executables from a verified `.tar.gz` into temporary files; the caller
+//! renames them into place only when every required file was found.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use flate2::read::GzDecoder;
+use sha2::{Digest, Sha256};
+
+use super::checksum::hex;
+use super::error::FetchError;
+
+/// What to take out of an archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Extract {
+    /// Named members: `(path inside the archive, installed name relative to the binaries
+    /// directory, required)`.
+    Members(Vec<(String, String, bool)>),
+    /// Every executable regular file at the top level of the archive, installed as
+    /// `{subdir}/{name}`; `required` names must be among them.
+    AllExecutables {
+        subdir: String,
+        required: Vec<String>,
+    },
+}
+
+/// An extracted file waiting to be renamed to its place.
+pub struct Staged {
+    /// Installed name relative to the binaries directory (`etcd`, `cni/bridge`).
+    pub name: String,
+    pub tmp: PathBuf,
+    pub target: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+}
+
+impl Staged {
+    pub fn discard(&self) {
+        let _ = fs::remove_file(&self.tmp);
+    }
+}
+
+/// Names a safe top-level file name from an archive path such as `./bridge`.
+fn top_level_name(path: &str) -> Option<&str> {
+    let p = path.strip_prefix("./").unwrap_or(path);
+    let ok = !p.is_empty()
+        && !p.starts_with('.')
+        && p.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    ok.then_some(p)
+}
+
+/// Extracts the selected executables of `archive` to temporary files next to their targets
+/// under `dir`, each mode 0755 and fsynced. On error, nothing is left behind.
+pub fn stage(
+    archive: &Path,
+    archive_label: &str,
+    what: &Extract,
+    dir: &Path,
+) -> Result<Vec<Staged>, FetchError> {
+    let mut staged: Vec<Staged> = Vec::new();
+    let result = stage_into(archive, archive_label, what, dir, &mut staged);
+    if result.is_err() {
+        for s in &staged {
+            s.discard();
+        }
+    }
+    result.map(|()| staged)
+}
+
+fn stage_into(
+    archive: &Path,
+    archive_label: &str,
+    what: &Extract,
+    dir: &Path,
+    staged: &mut Vec<Staged>,
+) -> Result<(), FetchError> {
+    let bad = |e: io::Error| FetchError::Archive {
+        archive: archive_label.to_string(),
+        message: e.to_string(),
+    };
+    let f = File::open(archive).map_err(|e| FetchError::io(archive, e))?;
+    let mut tar = tar::Archive::new(GzDecoder::new(f));
+    // Wanted: archive path -> installed name.
+    let wanted: BTreeMap<&str, &str> = match what {
+        Extract::Members(list) => list
+            .iter()
+            .map(|(path, name, _)| (path.as_str(), name.as_str()))
+            .collect(),
+        Extract::AllExecutables { .. } => BTreeMap::new(),
+    };
+    for entry in tar.entries().map_err(bad)? {
+        let mut entry = entry.map_err(bad)?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry.path().map_err(bad)?.to_string_lossy().into_owned();
+        let path = path.strip_prefix("./").unwrap_or(&path).to_string();
+        let name = match what {
+            Extract::Members(_) => match wanted.get(path.as_str()) {
+                Some(name) => name.to_string(),
+                None => continue,
+            },
+            Extract::AllExecutables { subdir, .. } => {
+                let mode = entry.header().mode().map_err(bad)?;
+                match top_level_name(&path) {
+                    Some(n) if mode & 0o111 != 0 => format!("{subdir}/{n}"),
+                    _ => continue,
+                }
+            }
+        };
+        if staged.iter().any(|s| s.name == name) {
+            continue;
+        }
+        let target = dir.join(&name);
+        let parent = target.parent().unwrap_or(dir).to_path_buf();
+        fs::create_dir_all(&parent).map_err(|e| FetchError::io(&parent, e))?;
+        let file_name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = parent.join(format!(".{file_name}.tmp-{}", std::process::id()));
+        let written = write_exec(&tmp, &mut entry).map_err(|e| match e {
+            WriteError::Read(e) => bad(e),
+            WriteError::Write(e) => FetchError::io(&tmp, e),
+        });
+        match written {
+            Ok((sha256, size)) => staged.push(Staged {
+                name,
+                tmp,
+                target,
+                sha256,
+                size,
+            }),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        }
+    }
+    let required: Vec<String> = match what {
+        Extract::Members(list) => list
+            .iter()
+            .filter(|(_, _, req)| *req)
+            .map(|(path, _, _)| path.clone())
+            .collect(),
+        Extract::AllExecutables { required, .. } => required.clone(),
+    };
+    for member in required {
+        let found = match what {
+            Extract::Members(list) => list
+                .iter()
+                .any(|(p, name, _)| *p == member && staged.iter().any(|s| &s.name == name)),
+            Extract::AllExecutables { subdir, .. } => staged
+                .iter()
+                .any(|s| s.name == format!("{subdir}/{member}")),
+        };
+        if !found {
+            return Err(FetchError::MissingMember {
+                archive: archive_label.to_string(),
+                member,
+            });
+        }
+    }
+    Ok(())
+}
+
+enum WriteError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+fn write_exec(tmp: &Path, src: &mut dyn Read) -> Result<(String, u64), WriteError> {
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o755)
+        .open(tmp)
+        .map_err(WriteError::Write)?;
+    out.set_permissions(fs::Permissions::from_mode(0o755))
+        .map_err(WriteError::Write)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(WriteError::Read(e)),
+        };
+        out.write_all(&buf[..n]).map_err(WriteError::Write)?;
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    out.sync_all().map_err(WriteError::Write)?;
+    Ok((hex(hasher), total))
+}

@@ -1,0 +1,236 @@
+//! HTTP GET with streaming to disk, resume by `Range` and timeouts (ureq, blocking).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::checksum::{hash_reader, hex};
+use super::error::FetchError;
+
+/// Establishing a TCP (and TLS) connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest silence while reading a response; a large download may take as long as it needs
+/// as long as bytes keep arriving.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Checksum files are tiny; anything bigger is not a checksum file.
+pub const CHECKSUM_FILE_LIMIT: u64 = 1024 * 1024;
+
+pub struct Client {
+    agent: ureq::Agent,
+}
+
+/// How a download into a `.part` file went.
+pub struct Downloaded {
+    /// The `.part` file continued from earlier bytes (HTTP 206).
+    pub resumed: bool,
+    /// Bytes already on disk before this request.
+    pub resumed_from: u64,
+    /// Bytes received in this request.
+    pub transferred: u64,
+    /// Total size of the file.
+    pub size: u64,
+    /// sha256 of the whole file (earlier bytes included).
+    pub sha256: String,
+}
+
+impl Client {
+    pub fn new() -> Self {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(CONNECT_TIMEOUT)
+            .timeout_read(READ_TIMEOUT)
+            .timeout_write(READ_TIMEOUT)
+            .redirects(10)
+            .try_proxy_from_env(true)
+            .user_agent(concat!("k8s-boot/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Client { agent }
+    }
+
+    fn get(&self, url: &str, range_from: Option<u64>) -> Result<ureq::Response, FetchError> {
+        // Identity encoding: a transparently decompressed body would not match the checksum,
+        // and byte ranges only make sense on the bytes as published.
+        let mut req = self.agent.get(url).set("Accept-Encoding", "identity");
+        if let Some(from) = range_from {
+            req = req.set("Range", &format!("bytes={from}-"));
+        }
+        req.call().map_err(|e| match e {
+            ureq::Error::Status(status, resp) => FetchError::Http {
+                url: url.to_string(),
+                status,
+                reason: resp.status_text().to_string(),
+            },
+            ureq::Error::Transport(t) => FetchError::Network {
+                url: url.to_string(),
+                message: t.to_string(),
+            },
+        })
+    }
+
+    /// A small text body (a checksum file), capped at [`CHECKSUM_FILE_LIMIT`].
+    pub fn get_text(&self, url: &str) -> Result<String, FetchError> {
+        let resp = self.get(url, None)?;
+        let mut body = Vec::new();
+        resp.into_reader()
+            .take(CHECKSUM_FILE_LIMIT + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| FetchError::Network {
+                url: url.to_string(),
+                message: format!("reading the response: {e}"),
+            })?;
+        if body.len() as u64 > CHECKSUM_FILE_LIMIT {
+            return Err(FetchError::ChecksumTooLarge {
+                url: url.to_string(),
+                limit: CHECKSUM_FILE_LIMIT,
+            });
+        }
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// Downloads `url` into `part`. An existing `part` is continued with a `Range` request
+    /// when the server answers 206 for exactly that offset; otherwise it is started over.
+    /// A failure while receiving the body keeps `part` for the next attempt.
+    pub fn download(&self, url: &str, part: &Path) -> Result<Downloaded, FetchError> {
+        let existing = match fs::metadata(part) {
+            Ok(m) if m.is_file() => m.len(),
+            Ok(_) => 0,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(FetchError::io(part, e)),
+        };
+        if existing == 0 {
+            return self.fresh(url, part);
+        }
+        let resp = match self.get(url, Some(existing)) {
+            Ok(resp) => resp,
+            // The part already holds the whole file (or more): let the checksum decide.
+            Err(FetchError::Http { status: 416, .. }) => {
+                let mut hasher = Sha256::new();
+                let mut f = File::open(part).map_err(|e| FetchError::io(part, e))?;
+                hash_reader(&mut f, &mut hasher).map_err(|e| FetchError::io(part, e))?;
+                return Ok(Downloaded {
+                    resumed: true,
+                    resumed_from: existing,
+                    transferred: 0,
+                    size: existing,
+                    sha256: hex(hasher),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        match resp.status() {
+            206 if content_range_starts_at(&resp, existing) => {
+                let mut hasher = Sha256::new();
+                let mut f = File::open(part).map_err(|e| FetchError::io(part, e))?;
+                let have = hash_reader(&mut f, &mut hasher).map_err(|e| FetchError::io(part, e))?;
+                drop(f);
+                let out = OpenOptions::new()
+                    .append(true)
+                    .open(part)
+                    .map_err(|e| FetchError::io(part, e))?;
+                let transferred = stream(url, resp, out, part, &mut hasher)?;
+                Ok(Downloaded {
+                    resumed: true,
+                    resumed_from: have,
+                    transferred,
+                    size: have + transferred,
+                    sha256: hex(hasher),
+                })
+            }
+            // 200: the server ignored the range and sends everything; any other range answer
+            // is not one we can append safely. Start over.
+            200 => self.write_fresh(url, resp, part),
+            _ => self.fresh(url, part),
+        }
+    }
+
+    fn fresh(&self, url: &str, part: &Path) -> Result<Downloaded, FetchError> {
+        let resp = self.get(url, None)?;
+        if resp.status() != 200 {
+            return Err(FetchError::Http {
+                url: url.to_string(),
+                status: resp.status(),
+                reason: format!("{} (expected 200)", resp.status_text()),
+            });
+        }
+        self.write_fresh(url, resp, part)
+    }
+
+    fn write_fresh(
+        &self,
+        url: &str,
+        resp: ureq::Response,
+        part: &Path,
+    ) -> Result<Downloaded, FetchError> {
+        let out = File::create(part).map_err(|e| FetchError::io(part, e))?;
+        let mut hasher = Sha256::new();
+        let transferred = stream(url, resp, out, part, &mut hasher)?;
+        Ok(Downloaded {
+            resumed: false,
+            resumed_from: 0,
+            transferred,
+            size: transferred,
+            sha256: hex(hasher),
+        })
+    }
+}
+
+fn content_range_starts_at(resp: &ureq::Response, offset: u64) -> bool {
+    // `Content-Range: bytes 1000-1999/2000`
+    resp.header("Content-Range")
+        .and_then(|v| v.trim().strip_prefix("bytes "))
+        .and_then(|v| v.split('-').next())
+        .and_then(|start| start.trim().parse::<u64>().ok())
+        == Some(offset)
+}
+
+/// Copies the body to `out` chunk by chunk, hashing as it goes; fsyncs at the end.
+fn stream(
+    url: &str,
+    resp: ureq::Response,
+    mut out: File,
+    part: &Path,
+    hasher: &mut Sha256,
+) -> Result<u64, FetchError> {
+    let expected_len = resp
+        .header("Content-Length")
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let mut body = resp.into_reader();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let _ = out.sync_all();
+                return Err(FetchError::Network {
+                    url: url.to_string(),
+                    message: format!(
+                        "download interrupted after {total} bytes ({e}); the partial file {} is kept and the next run resumes it",
+                        part.display()
+                    ),
+                });
+            }
+        };
+        out.write_all(&buf[..n])
+            .map_err(|e| FetchError::io(part, e))?;
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    out.sync_all().map_err(|e| FetchError::io(part, e))?;
+    if let Some(len) = expected_len {
+        if len != total {
+            return Err(FetchError::Network {
+                url: url.to_string(),
+                message: format!(
+                    "received {total} of {len} bytes; the partial file {} is kept and the next run resumes it",
+                    part.display()
+                ),
+            });
+        }
+    }
+    Ok(total)
+}

@@ -1,0 +1,54 @@
+//! `{dir}/versions.json`: what the binaries directory holds, written atomically.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::FetchError;
+
+pub const MANIFEST_FILE: &str = "versions.json";
+
+/// Everything `fetch` installed, keyed by installed name relative to the binaries directory
+/// (`kubelet`, `etcd`, `cni/bridge`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    #[serde(default)]
+    pub files: BTreeMap<String, ManifestEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    /// `kubernetes`, `etcd`, `containerd`, `runc`, `cni-plugins`.
+    pub component: String,
+    /// Release version as published (`v1.36.0`, `v3.6.8`, `v2.3.4`).
+    pub version: String,
+    pub arch: String,
+    /// sha256 of the installed file.
+    pub sha256: String,
+    /// Where it came from (the archive for extracted files).
+    pub url: String,
+    /// sha256 of the downloaded artifact as published; equals `sha256` for plain binaries.
+    pub artifact_sha256: String,
+}
+
+/// Reads `{dir}/versions.json`; an absent file is an empty manifest.
+pub fn read_manifest(dir: &Path) -> Result<Manifest, FetchError> {
+    let path = dir.join(MANIFEST_FILE);
+    match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| FetchError::io(&path, io::Error::new(io::ErrorKind::InvalidData, e))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Manifest::default()),
+        Err(e) => Err(FetchError::io(&path, e)),
+    }
+}
+
+pub(crate) fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), FetchError> {
+    let path = dir.join(MANIFEST_FILE);
+    let mut json = serde_json::to_vec_pretty(manifest)
+        .map_err(|e| FetchError::io(&path, io::Error::other(e)))?;
+    json.push(b'\n');
+    crate::fsutil::write_atomic(&path, &json, 0o644).map_err(|e| FetchError::io(&path, e))
+}
