@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -563,6 +563,14 @@ fn second_run_downloads_only_checksum_files() {
     let f = fixture();
     f.run().0.unwrap();
     let before = f.server.hits();
+    let inodes = |names: &[&str]| -> Vec<u64> {
+        names
+            .iter()
+            .map(|n| fs::metadata(f.dir.join(n)).unwrap().ino())
+            .collect()
+    };
+    let watched = ["kubelet", "etcd", "ctr", "runc", "cni/bridge"];
+    let first = inodes(&watched);
 
     let (r, lines) = f.run();
     let report = r.unwrap();
@@ -586,6 +594,7 @@ fn second_run_downloads_only_checksum_files() {
             .any(|l| l == &format!("kubelet: cached ({K8S})")),
         "{lines:#?}"
     );
+    assert_eq!(inodes(&watched), first, "installed files were rewritten");
 
     // Damage the directory: a missing extracted file, a modified binary, a wrong mode.
     fs::remove_file(f.dir.join("ctr")).unwrap();
@@ -940,4 +949,31 @@ fn a_second_concurrent_fetch_is_refused() {
     assert!(f.server.hits().is_empty());
     drop(lock);
     f.run().0.unwrap();
+}
+
+#[test]
+fn a_complete_partial_download_is_verified_without_downloading_again() {
+    let mut f = fixture();
+    f.opts.components = vec![Component::Kubernetes];
+    let kubelet = f.expected["kubelet"].clone();
+    let part = f.part_for("/amd64/kubelet");
+    fs::create_dir_all(part.parent().unwrap()).unwrap();
+    fs::write(&part, &kubelet).unwrap();
+
+    let report = f.run().0.unwrap();
+    // The range starts at the end of the file: the server answers 416 and sends nothing.
+    let st = f.server.state.lock().unwrap();
+    assert_eq!(
+        st.range_headers,
+        vec![(f.kubelet_path(), format!("bytes={}-", kubelet.len()))]
+    );
+    assert!(st.partial.is_empty());
+    drop(st);
+    assert!(report.files.contains(&(
+        "kubelet".to_string(),
+        Outcome::Resumed,
+        kubelet.len() as u64
+    )));
+    assert_eq!(fs::read(f.dir.join("kubelet")).unwrap(), kubelet);
+    assert_eq!(f.server.hit(&f.kubelet_path()), 1);
 }
