@@ -1,5 +1,7 @@
 //! HTTP GET with streaming to disk, resume by `Range` and timeouts (ureq, blocking).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::Path;
@@ -19,7 +21,8 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 pub const CHECKSUM_FILE_LIMIT: u64 = 1024 * 1024;
 
 pub struct Client {
-    agent: ureq::Agent,
+    /// One agent per proxy choice (`None` = direct), built on first use.
+    agents: RefCell<HashMap<Option<String>, ureq::Agent>>,
 }
 
 /// How a download into a `.part` file went.
@@ -38,21 +41,38 @@ pub struct Downloaded {
 
 impl Client {
     pub fn new() -> Self {
-        let agent = ureq::AgentBuilder::new()
+        Client {
+            agents: RefCell::new(HashMap::new()),
+        }
+    }
+
+    fn agent(&self, url: &str) -> Result<ureq::Agent, FetchError> {
+        let proxy = proxy_for(url, &|name| std::env::var(name).ok());
+        if let Some(agent) = self.agents.borrow().get(&proxy) {
+            return Ok(agent.clone());
+        }
+        let mut builder = ureq::AgentBuilder::new()
             .timeout_connect(CONNECT_TIMEOUT)
             .timeout_read(READ_TIMEOUT)
             .timeout_write(READ_TIMEOUT)
             .redirects(10)
-            .try_proxy_from_env(true)
-            .user_agent(concat!("k8s-boot/", env!("CARGO_PKG_VERSION")))
-            .build();
-        Client { agent }
+            .user_agent(concat!("k8s-boot/", env!("CARGO_PKG_VERSION")));
+        if let Some(p) = &proxy {
+            let parsed = ureq::Proxy::new(p).map_err(|e| FetchError::Network {
+                url: url.to_string(),
+                message: format!("unusable proxy `{p}` from the environment: {e}"),
+            })?;
+            builder = builder.proxy(parsed);
+        }
+        let agent = builder.build();
+        self.agents.borrow_mut().insert(proxy, agent.clone());
+        Ok(agent)
     }
 
     fn get(&self, url: &str, range_from: Option<u64>) -> Result<ureq::Response, FetchError> {
         // Identity encoding: a transparently decompressed body would not match the checksum,
         // and byte ranges only make sense on the bytes as published.
-        let mut req = self.agent.get(url).set("Accept-Encoding", "identity");
+        let mut req = self.agent(url)?.get(url).set("Accept-Encoding", "identity");
         if let Some(from) = range_from {
             req = req.set("Range", &format!("bytes={from}-"));
         }
@@ -176,6 +196,48 @@ impl Client {
     }
 }
 
+/// The proxy for `url` from the usual environment variables (`HTTPS_PROXY` for https,
+/// `HTTP_PROXY` for http, then `ALL_PROXY`; lowercase variants too), unless `NO_PROXY` names
+/// the host (`*`, exact host, or a domain suffix such as `.corp` / `corp`). ureq 2 reads the
+/// proxy variables but not `NO_PROXY`, hence this. Loopback hosts never use a proxy.
+pub(crate) fn proxy_for(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host_port.split(':').next().unwrap_or(""),
+    }
+    .to_ascii_lowercase();
+    if host == "localhost" || host == "::1" || host.starts_with("127.") {
+        return None;
+    }
+    let first = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| env(n).filter(|v| !v.trim().is_empty()))
+    };
+    if let Some(no_proxy) = first(&["NO_PROXY", "no_proxy"]) {
+        for pattern in no_proxy.split(',').map(str::trim) {
+            if pattern == "*" {
+                return None;
+            }
+            let domain = pattern
+                .trim_start_matches("*.")
+                .trim_start_matches('.')
+                .to_ascii_lowercase();
+            if !domain.is_empty() && (host == domain || host.ends_with(&format!(".{domain}"))) {
+                return None;
+            }
+        }
+    }
+    if scheme.eq_ignore_ascii_case("https") {
+        first(&["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"])
+    } else {
+        first(&["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"])
+    }
+}
+
 fn content_range_starts_at(resp: &ureq::Response, offset: u64) -> bool {
     // `Content-Range: bytes 1000-1999/2000`
     resp.header("Content-Range")
@@ -233,4 +295,55 @@ fn stream(
         }
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::proxy_for;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn proxy_selection_honours_scheme_no_proxy_and_loopback() {
+        let vars = [
+            ("HTTPS_PROXY", "http://proxy:3128"),
+            ("http_proxy", "http://plain:8080"),
+            ("NO_PROXY", "mirror.corp, .internal,10.0.0.5"),
+        ];
+        let e = env(&vars);
+        let p = |url: &str| proxy_for(url, &e);
+        assert_eq!(
+            p("https://dl.k8s.io/release/x").as_deref(),
+            Some("http://proxy:3128")
+        );
+        assert_eq!(
+            p("http://example.org/x").as_deref(),
+            Some("http://plain:8080")
+        );
+        assert_eq!(p("https://mirror.corp/k8s"), None);
+        assert_eq!(p("https://a.mirror.corp:8443/k8s"), None);
+        assert_eq!(p("https://files.internal/x"), None);
+        assert_eq!(p("http://10.0.0.5:8080/x"), None);
+        assert_eq!(
+            p("https://notmirror.corp.example/x").as_deref(),
+            Some("http://proxy:3128")
+        );
+        assert_eq!(p("http://127.0.0.1:4000/x"), None);
+        assert_eq!(p("http://[::1]:4000/x"), None);
+        assert_eq!(p("http://user:pw@localhost/x"), None);
+        let star = [("ALL_PROXY", "socks5://p:1080"), ("no_proxy", "*")];
+        assert_eq!(proxy_for("https://dl.k8s.io/x", &env(&star)), None);
+        let all = [("ALL_PROXY", "http://all:1")];
+        assert_eq!(
+            proxy_for("https://dl.k8s.io/x", &env(&all)).as_deref(),
+            Some("http://all:1")
+        );
+        assert_eq!(proxy_for("https://dl.k8s.io/x", &env(&[])), None);
+    }
 }
