@@ -596,6 +596,12 @@ fn second_run_downloads_only_checksum_files() {
     );
     assert_eq!(inodes(&watched), first, "installed files were rewritten");
 
+    // A stale partial download of something already installed is dropped, not used.
+    let stale = f.part_for("/amd64/kubectl");
+    fs::write(&stale, b"stale").unwrap();
+    f.run().0.unwrap();
+    assert!(!stale.exists());
+
     // Damage the directory: a missing extracted file, a modified binary, a wrong mode.
     fs::remove_file(f.dir.join("ctr")).unwrap();
     fs::write(f.dir.join("kube-proxy"), b"#!/bin/sh\necho tampered\n").unwrap();

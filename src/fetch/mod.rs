@@ -502,7 +502,10 @@ impl Run<'_> {
         let expected = self.expected_digest(a)?;
         let target = self.dir.join(name);
         let have = sha256_file(&target).map_err(|e| FetchError::io(&target, e))?;
+        let part = self.cache.join(format!("{}.part", a.cache_name));
         let (outcome, size) = if have.as_deref() == Some(expected.as_str()) {
+            // A leftover partial download of what is already here is of no use.
+            remove_if_exists(&part)?;
             set_mode(&target, 0o755)?;
             self.say(format!("{name}: cached ({})", a.version));
             let size = fs::metadata(&target)
@@ -510,7 +513,6 @@ impl Run<'_> {
                 .len();
             (Outcome::Cached, size)
         } else {
-            let part = self.cache.join(format!("{}.part", a.cache_name));
             let dl = self.download_verified(a, &part, &expected, name)?;
             set_mode(&part, 0o755)?;
             fs::rename(&part, &target).map_err(|e| FetchError::io(&target, e))?;
@@ -545,11 +547,12 @@ impl Run<'_> {
         let label = a.cache_name.clone();
         let archive = self.cache.join(&a.cache_name);
         let have = sha256_file(&archive).map_err(|e| FetchError::io(&archive, e))?;
+        let part = self.cache.join(format!("{}.part", a.cache_name));
         let outcome = if have.as_deref() == Some(expected.as_str()) {
+            remove_if_exists(&part)?;
             self.say(format!("{label}: cached"));
             Outcome::Cached
         } else {
-            let part = self.cache.join(format!("{}.part", a.cache_name));
             let dl = self.download_verified(a, &part, &expected, &label)?;
             fs::rename(&part, &archive).map_err(|e| FetchError::io(&archive, e))?;
             sync_dir(&self.cache)?;
