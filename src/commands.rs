@@ -466,3 +466,87 @@ pub fn reset(inventory: &Path, hosts: &[String], purge_data: bool, yes: bool) ->
     }
     Ok(if failed { 1 } else { 0 })
 }
+
+pub fn fetch(
+    version: Option<String>,
+    inventory: Option<&Path>,
+    dir: Option<PathBuf>,
+    arch: String,
+    mirror: Option<String>,
+) -> Result<i32> {
+    let cluster = inventory.map(load).transpose()?;
+    let version = match (version, &cluster) {
+        (Some(v), _) => v,
+        (None, Some(c)) => c.version().to_string(),
+        (None, None) => anyhow::bail!("give --version vX.Y.Z or --inventory FILE"),
+    };
+    let dir = match (dir, &cluster) {
+        (Some(d), _) => d,
+        (None, Some(c)) => c.resolve(&c.inventory.binaries.dir),
+        (None, None) => PathBuf::from("binaries"),
+    };
+    let mut opts = crate::fetch::FetchOptions::new(version, dir.clone());
+    opts.arch = arch;
+    if let Some(base) = mirror {
+        opts.mirror = crate::fetch::Mirrors::under(&base);
+    }
+    let report = crate::fetch::fetch(&opts, &mut |line| eprintln!("{line}"))?;
+    println!(
+        "{} file(s) in {}, {} transferred",
+        report.files.len(),
+        dir.display(),
+        crate::fetch::human(report.transferred)
+    );
+    Ok(0)
+}
+
+pub fn lab_up(dir: &Path, hosts: usize, version: String) -> Result<i32> {
+    let report = crate::lab::up(&crate::lab::LabOptions {
+        dir: dir.to_path_buf(),
+        hosts,
+        kubernetes_version: version,
+        cache_dir: None,
+    })?;
+    for h in &report.hosts {
+        let note = if report.already_running.contains(&h.name) {
+            " (already running)"
+        } else {
+            ""
+        };
+        println!("{:<6} {}{note}", h.name, h.address);
+    }
+    println!(
+        "{} lab host(s) up in {:.1} s; inventory: {}",
+        report.hosts.len(),
+        report.elapsed.as_secs_f64(),
+        report.inventory.display()
+    );
+    Ok(0)
+}
+
+pub fn lab_down(dir: &Path) -> Result<i32> {
+    let stopped = crate::lab::down(dir)?;
+    println!("{stopped} lab host(s) stopped and removed");
+    Ok(0)
+}
+
+pub fn lab_status(dir: &Path) -> Result<i32> {
+    let hosts = crate::lab::status_detailed(dir)?;
+    if hosts.is_empty() {
+        println!("no lab in {}", dir.display());
+        return Ok(1);
+    }
+    let mut all = true;
+    for h in &hosts {
+        let yn = |b: bool| if b { "yes" } else { "NO" };
+        println!(
+            "{:<6} {:<15} running {:<3} ssh {}",
+            h.host.name,
+            h.host.address,
+            yn(h.running),
+            yn(h.ssh)
+        );
+        all &= h.running && h.ssh;
+    }
+    Ok(if all { 0 } else { 1 })
+}

@@ -109,6 +109,30 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Download the official release binaries, verified against the published checksums
+    Fetch {
+        /// Kubernetes release, e.g. v1.36.0 [default: the inventory's]
+        #[arg(long, value_name = "VERSION")]
+        version: Option<String>,
+        /// Take the version and binaries.dir from this inventory
+        #[arg(long, short = 'i', value_name = "FILE")]
+        inventory: Option<PathBuf>,
+        /// Binaries directory [default: the inventory's binaries.dir, else binaries/]
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// CPU architecture of the hosts
+        #[arg(long, default_value = "amd64", value_parser = ["amd64", "arm64"])]
+        arch: String,
+        /// Base URL of a mirror with the upstream layouts under kubernetes/, etcd/,
+        /// containerd/, runc/, cni-plugins/
+        #[arg(long, value_name = "URL")]
+        mirror: Option<String>,
+    },
+    /// Throwaway local test hosts (systemd-nspawn, needs root)
+    Lab {
+        #[command(subcommand)]
+        action: LabAction,
+    },
     /// Create or update the cluster PKI (idempotent)
     #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Certs {
@@ -123,6 +147,30 @@ enum Command {
         /// Replace every CA; every leaf certificate is re-issued
         #[arg(long)]
         rotate_cas: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum LabAction {
+    /// Start lab hosts and write DIR/hosts.yaml for them
+    Up {
+        #[arg(long, default_value_t = 4, value_name = "N")]
+        hosts: usize,
+        #[arg(long, default_value = "lab", value_name = "DIR")]
+        dir: PathBuf,
+        /// Kubernetes version written into the lab inventory
+        #[arg(long, default_value = "v1.36.0", value_name = "VERSION")]
+        version: String,
+    },
+    /// Stop and remove the lab hosts (the cached root file system is kept)
+    Down {
+        #[arg(long, default_value = "lab", value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Show whether each lab host runs and answers SSH
+    Status {
+        #[arg(long, default_value = "lab", value_name = "DIR")]
+        dir: PathBuf,
     },
 }
 
@@ -217,6 +265,22 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             purge_data,
             yes,
         ),
+        Command::Fetch {
+            version,
+            inventory,
+            dir,
+            arch,
+            mirror,
+        } => commands::fetch(version, inventory.as_deref(), dir, arch, mirror),
+        Command::Lab { action } => match action {
+            LabAction::Up {
+                hosts,
+                dir,
+                version,
+            } => commands::lab_up(&dir, hosts, version),
+            LabAction::Down { dir } => commands::lab_down(&dir),
+            LabAction::Status { dir } => commands::lab_status(&dir),
+        },
         Command::Render {
             pki,
             out,
