@@ -137,7 +137,14 @@ pub fn create(
     tools: &Tools,
 ) -> Result<(), LabError> {
     let p = HostPaths::new(lab, &host.name);
-    kill_leftovers(&host.name);
+    // Whatever an earlier run left of this host (after a crash, or with lab.json lost).
+    if !processes(&host.name).is_empty() {
+        kill_leftovers(&host.name);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !processes(&host.name).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
     release(lab, &host.name)?;
     for d in [&p.upper, &p.work, &p.root] {
         fs::create_dir_all(d).map_err(io_err("cannot create", d))?;

@@ -47,6 +47,13 @@ pub struct LabOptions {
     pub cache_dir: Option<PathBuf>,
 }
 
+impl Default for LabOptions {
+    /// `lab`, 4 hosts, Kubernetes v1.36.0, the default cache.
+    fn default() -> LabOptions {
+        LabOptions::new("lab")
+    }
+}
+
 impl LabOptions {
     /// Defaults: 4 hosts, Kubernetes v1.36.0, the default cache.
     pub fn new(dir: impl Into<PathBuf>) -> LabOptions {
@@ -352,16 +359,30 @@ fn delete_bridge(tools: &Tools) -> Result<(), LabError> {
     Ok(())
 }
 
-/// Starts the lab (or the hosts of it that are not running) and waits until every host
-/// answers ssh with systemd `running`.
-pub fn up(opts: &LabOptions) -> Result<LabReport, LabError> {
-    let started = Instant::now();
+/// Host count in range, and the inventory these options produce is valid (an unsupported
+/// Kubernetes version fails here, before anything is built).
+fn check_options(opts: &LabOptions) -> Result<(), LabError> {
     if !(1..=MAX_HOSTS).contains(&opts.hosts) {
         return Err(LabError::Options(format!(
             "hosts must be between 1 and {MAX_HOSTS}, not {}",
             opts.hosts
         )));
     }
+    let text = layout::inventory_yaml(
+        &layout::plan(opts.hosts),
+        &opts.kubernetes_version,
+        &opts.dir.join(KEY_FILE),
+        &opts.dir.join(KNOWN_HOSTS_FILE),
+    );
+    Cluster::from_source(&opts.dir.join(INVENTORY_FILE), &text)?;
+    Ok(())
+}
+
+/// Starts the lab (or the hosts of it that are not running) and waits until every host
+/// answers ssh with systemd `running`.
+pub fn up(opts: &LabOptions) -> Result<LabReport, LabError> {
+    let started = Instant::now();
+    check_options(opts)?;
     check_root()?;
     let tools = Tools::locate(&all_programs())?;
     check_forwarding()?;
@@ -372,7 +393,6 @@ pub fn up(opts: &LabOptions) -> Result<LabReport, LabError> {
     let inventory = dir.join(INVENTORY_FILE);
     let inventory_text =
         layout::inventory_yaml(&plan, &opts.kubernetes_version, &key, &known_hosts);
-    // Before anything is built: an unsupported version fails here, not after the boot.
     Cluster::from_source(&inventory, &inventory_text)?;
 
     let _lock = PidLock::acquire(&dir.join(".lock"))?;
@@ -608,4 +628,59 @@ pub fn status(dir: &Path) -> Result<Vec<(LabHost, bool)>, LabError> {
         .into_iter()
         .map(|s| (s.host, s.ssh))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_checked_before_anything_else() {
+        let mut o = LabOptions::new("/nonexistent/lab");
+        o.hosts = 0;
+        let e = up(&o).unwrap_err();
+        assert!(matches!(e, LabError::Options(_)), "{e}");
+        o.hosts = MAX_HOSTS + 1;
+        assert!(matches!(up(&o).unwrap_err(), LabError::Options(_)));
+        o.hosts = 2;
+        o.kubernetes_version = "v1.20.0".into();
+        let e = up(&o).unwrap_err();
+        assert!(matches!(e, LabError::Inventory(_)), "{e}");
+        assert!(e.to_string().contains("kubernetes_version"), "{e}");
+        assert!(!Path::new("/nonexistent/lab").exists());
+    }
+
+    #[test]
+    fn error_messages_name_the_fix() {
+        let e = LabError::MissingProgram {
+            program: "debootstrap, systemd-nspawn".into(),
+            package: "debootstrap systemd-container".into(),
+        };
+        assert!(e
+            .to_string()
+            .contains("apt-get install debootstrap systemd-container"));
+        let e = LabError::Command {
+            cmd: "ip link add k8sboot0 type bridge".into(),
+            status: "exit status 2".into(),
+            stderr_tail: "RTNETLINK answers: Operation not permitted".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "`ip link add k8sboot0 type bridge` failed (exit status 2):\n  RTNETLINK answers: Operation not permitted"
+        );
+        assert!(LabError::NotRoot
+            .to_string()
+            .starts_with("k8s-boot lab needs root"));
+    }
+
+    #[test]
+    fn cache_dir_precedence() {
+        let mut o = LabOptions::new("/l");
+        o.cache_dir = Some("/c".into());
+        assert_eq!(o.cache_dir(), Path::new("/c"));
+        o.cache_dir = None;
+        if std::env::var_os(CACHE_ENV).is_none() {
+            assert_eq!(o.cache_dir(), Path::new("/l/.cache"));
+        }
+    }
 }
