@@ -151,9 +151,9 @@ pub enum LabError {
         state: String,
         failed_units: String,
     },
-    #[error("another lab is running from {}: stop it first with `k8s-boot lab down {}` (one lab per machine: they share the bridge {BRIDGE} and its addresses)", dir.display(), dir.display())]
+    #[error("another lab is running from {}: stop it first with `k8s-boot lab down --dir {}` (one lab per machine: they share the bridge {BRIDGE} and its addresses)", dir.display(), dir.display())]
     OtherLab { dir: PathBuf },
-    #[error("the lab in {} runs {running}, not the {requested} asked for: run `k8s-boot lab down {}` first", dir.display(), dir.display())]
+    #[error("the lab in {} runs {running}, not the {requested} asked for: run `k8s-boot lab down --dir {}` first", dir.display(), dir.display())]
     LayoutChanged {
         dir: PathBuf,
         running: String,
