@@ -145,7 +145,7 @@ pub fn create(
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-    release(lab, &host.name)?;
+    release(lab, &host.name, true)?;
     for d in [&p.upper, &p.work, &p.root] {
         fs::create_dir_all(d).map_err(io_err("cannot create", d))?;
     }
@@ -304,9 +304,13 @@ pub fn kill_leftovers(name: &str) {
 
 /// After the host's processes are gone: removes its cgroups, unmounts its overlay and
 /// deletes its directory (the overlay's upper layer holds all of the host's changes).
-pub fn release(lab: &Path, name: &str) -> Result<(), LabError> {
-    for cg in cgroup_dirs(name) {
-        sys::remove_cgroup_tree(&cg);
+/// `cgroups` false leaves the cgroups alone (they are per host name, and another lab's host of
+/// the same name may be using them).
+pub fn release(lab: &Path, name: &str, cgroups: bool) -> Result<(), LabError> {
+    if cgroups {
+        for cg in cgroup_dirs(name) {
+            sys::remove_cgroup_tree(&cg);
+        }
     }
     let p = HostPaths::new(lab, name);
     sys::remove_tree(&p.dir)

@@ -542,16 +542,37 @@ pub fn down(dir: &Path) -> Result<usize, LabError> {
             .and_then(|s| s.hosts.iter().find(|h| h.name == n))
     };
 
+    // While another lab runs, processes and cgroups found by host name may be its own: touch
+    // only the supervisors recorded for this lab (their command line names this directory).
+    let foreign = matches!(state::owner(), Some(o) if o != dir && lab_running(&o));
     let mut stopped = 0;
+    let mut supervisors = Vec::new();
     for n in &names {
-        if host::terminate(&dir, n, recorded(n)) {
+        if foreign {
+            if let Some(h) = recorded(n).filter(|h| host::is_running(&dir, h)) {
+                sys::signal(h.pid, sys::SIGTERM);
+                supervisors.push(h.pid);
+                stopped += 1;
+            }
+        } else if host::terminate(&dir, n, recorded(n)) {
             stopped += 1;
         }
     }
+    let remaining = || -> Vec<u32> {
+        if foreign {
+            supervisors
+                .iter()
+                .copied()
+                .filter(|p| sys::pid_alive(*p))
+                .collect()
+        } else {
+            names.iter().flat_map(|n| host::processes(n)).collect()
+        }
+    };
     let gone = |limit: Duration| {
         let deadline = Instant::now() + limit;
         loop {
-            if names.iter().all(|n| host::processes(n).is_empty()) {
+            if remaining().is_empty() {
                 return true;
             }
             if Instant::now() >= deadline {
@@ -561,27 +582,27 @@ pub fn down(dir: &Path) -> Result<usize, LabError> {
         }
     };
     if !gone(Duration::from_secs(10)) {
-        for n in &names {
-            host::kill_leftovers(n);
+        if !foreign {
+            for n in &names {
+                host::kill_leftovers(n);
+            }
         }
-        if !gone(Duration::from_secs(5)) {
-            let left: Vec<String> = names
-                .iter()
-                .flat_map(|n| host::processes(n))
-                .map(|p| p.to_string())
-                .collect();
+        if foreign || !gone(Duration::from_secs(5)) {
+            let left: Vec<String> = remaining().iter().map(|p| p.to_string()).collect();
             return Err(LabError::Timeout {
-                what: "lab host processes to exit after SIGKILL".into(),
-                waited: Duration::from_secs(15),
+                what: "lab host processes to exit".into(),
+                waited: Duration::from_secs(if foreign { 10 } else { 15 }),
                 detail: format!("still running: {}", left.join(" ")),
             });
         }
     }
     for n in &names {
-        host::release(&dir, n)?;
+        host::release(&dir, n, !foreign)?;
     }
     let _ = fs::remove_dir(dir.join("hosts"));
-    host::remove_cgroup_parents();
+    if !foreign {
+        host::remove_cgroup_parents();
+    }
     state::remove(&dir)?;
     let kh = dir.join(KNOWN_HOSTS_FILE);
     if let Err(e) = fs::remove_file(&kh) {

@@ -65,6 +65,10 @@ pub fn rootfs_path(cache: &Path) -> PathBuf {
 /// is there. The bool is true when the cached tree was reused.
 pub fn ensure(cache: &Path, tools: &Tools) -> Result<(PathBuf, bool), LabError> {
     fs::create_dir_all(cache).map_err(io_err("cannot create", cache))?;
+    // Absolute, as overlay mounts name their lower layer (see the in-use check below).
+    let cache = &cache
+        .canonicalize()
+        .map_err(io_err("cannot resolve", cache))?;
     let _lock = PidLock::acquire(&cache.join(".lock"))?;
     let root = rootfs_path(cache);
     let marker = cache.join(format!("rootfs-{SUITE}.ready"));
