@@ -273,7 +273,7 @@ pub fn start(lab: &Path, host: &PlannedHost, tools: &Tools) -> Result<u32, LabEr
 /// The last lines of the host's console log.
 pub fn console_tail(lab: &Path, name: &str) -> String {
     let p = HostPaths::new(lab, name).console;
-    let text = fs::read_to_string(&p).unwrap_or_default();
+    let text = sys::strip_ansi(&fs::read_to_string(&p).unwrap_or_default());
     format!("{}\n(console: {})", sys::tail(&text, 12), p.display())
 }
 

@@ -445,6 +445,14 @@ pub fn up(opts: &LabOptions) -> Result<LabReport, LabError> {
     let binaries = dir.join("binaries");
     fs::create_dir_all(&binaries).map_err(io_err("cannot create", &binaries))?;
 
+    // Hosts of an earlier, larger lab that crashed: none runs (checked above); clear them out.
+    for stale in known_names(&dir, previous.as_ref()) {
+        if !plan.iter().any(|p| p.name == stale) {
+            host::kill_leftovers(&stale);
+            host::release(&dir, &stale, true)?;
+        }
+    }
+
     let mut st = State {
         dir: dir.clone(),
         rootfs: rootfs.clone(),
