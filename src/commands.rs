@@ -306,7 +306,7 @@ fn print_install_report(report: &install::Report) {
         .collect();
     print!("{:width$}", "host");
     for n in &names {
-        print!("  {n}");
+        print!("  {n:<w$}", w = n.len().max(7));
     }
     println!();
     for h in &report.hosts {
@@ -319,7 +319,7 @@ fn print_install_report(report: &install::Report) {
                 Some(PhaseResult::Failed { .. }) => "FAILED",
                 Some(PhaseResult::Skipped) => "skipped",
             };
-            print!("  {cell:<w$}", w = n.len());
+            print!("  {cell:<w$}", w = n.len().max(7));
         }
         println!();
     }

@@ -341,7 +341,9 @@ impl Run<'_> {
     /// Read-only checks; every failure of the host is listed at once.
     fn preflight(&self, h: &mut HostRun) -> Result<Vec<String>, StepError> {
         let conn = self.conn(h)?;
-        let node = h.host.has(Role::ControlPlane) || h.host.has(Role::Worker);
+        // Only what the selected phases need is checked.
+        let node = (h.host.has(Role::ControlPlane) || h.host.has(Role::Worker))
+            && (self.selected(PhaseId::Runtime) || self.selected(PhaseId::Node));
         let mut script = String::from("fail() { echo \"FAIL $*\"; }\n");
         script += "case $(uname -m) in x86_64|aarch64) ;; *) fail \"unsupported architecture $(uname -m)\";; esac\n";
         script += "[ -d /run/systemd/system ] || fail 'systemd is not running as init'\n";
@@ -350,19 +352,22 @@ impl Run<'_> {
         script += "echo TIME $(date +%s)\n";
         if node {
             script += "[ -z \"$(swapon --noheadings 2>/dev/null)\" ] || fail 'swap is on (the kubelet refuses to run with swap)'\n";
-            script += "for m in overlay br_netfilter; do [ -d /sys/module/$m ] || modprobe $m 2>/dev/null || fail \"kernel module $m unavailable\"; done\n";
+            // /proc rather than /sys/module: containers often have no /sys/module.
+            script += "grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null || fail 'kernel module overlay unavailable'\n";
+            script += "[ -d /proc/sys/net/bridge ] || modprobe br_netfilter 2>/dev/null || fail 'kernel module br_netfilter unavailable'\n";
         }
-        if h.host.has(Role::Lb) {
+        if h.host.has(Role::Lb) && self.selected(PhaseId::Lb) {
             script += "command -v nginx >/dev/null || fail 'nginx is not installed (Debian: nginx libnginx-mod-stream)'\n";
             script += "nginx -V 2>&1 | grep -q -- '--with-stream' || ls /etc/nginx/modules-enabled/*stream* >/dev/null 2>&1 || fail 'nginx has no stream module (Debian: libnginx-mod-stream)'\n";
         }
-        if h.host.has(Role::ControlPlane) || node {
+        if (h.host.has(Role::ControlPlane) && self.selected(PhaseId::ControlPlane)) || node {
             script +=
                 "command -v curl >/dev/null || fail 'curl is missing (health checks use it)'\n";
         }
         for (port, owner) in phases::ports(self.cluster, h.host) {
-            if h.state.services.contains(owner) {
-                continue; // ours from an earlier run
+            let phase = PHASES.iter().find(|p| p.services.contains(&owner));
+            if h.state.services.contains(owner) || phase.is_some_and(|p| !self.selected(p.id)) {
+                continue; // ours from an earlier run, or not installed now
             }
             script += &format!(
                 "ss -Htln 'sport = :{port}' | grep -q . && fail 'port {port} (for {owner}) is already in use'\n"
