@@ -7,6 +7,7 @@
 //! can be pointed at the lab with strict host key checking. `down` removes it all again,
 //! keeping the rootfs cache and the lab key. See docs/LAB.md.
 
+pub mod binaries;
 mod host;
 mod layout;
 mod rootfs;
