@@ -515,16 +515,19 @@ impl Run<'_> {
             .filter(|f| phases::phase_of_file(&f.path, &f.restarts) == phase)
             .collect();
         if phase == PhaseId::Prepare && !self.opts.dry_run {
-            let mut dirs = vec!["/etc/kubernetes/pki/etcd", "/var/log/kubernetes"];
-            if h.host.has(Role::Etcd) {
-                dirs.push("/var/lib/etcd");
+            // Data directories (file directories are created by the uploads): etcd's
+            // store and the apiserver's audit log. `reset` keeps them unless asked.
+            let mut data_dirs = Vec::new();
+            if h.host.has(Role::Etcd) && self.selected(PhaseId::Etcd) {
+                data_dirs.push(("/var/lib/etcd", 0o700));
             }
-            self.conn(h)?.run(&format!(
-                "mkdir -p {} && chmod 700 /var/lib/etcd 2>/dev/null; true",
-                dirs.join(" ")
-            ))?;
-            if h.host.has(Role::Etcd) {
-                h.state.data_dirs.insert("/var/lib/etcd".into());
+            if h.host.has(Role::ControlPlane) && self.selected(PhaseId::ControlPlane) {
+                data_dirs.push(("/var/log/kubernetes", 0o750));
+            }
+            for (dir, mode) in data_dirs {
+                self.conn(h)?
+                    .run(&format!("mkdir -p {dir} && chmod {mode:o} {dir}"))?;
+                h.state.data_dirs.insert(dir.to_string());
             }
         }
         let list: Vec<(String, Source, String, u32, Option<&str>)> = mine

@@ -1,0 +1,455 @@
+//! End to end in the lab (real systemd + sshd hosts, systemd-nspawn; needs root): `install`
+//! onto 4 hosts for everything this machine can run for real — a 3-member etcd cluster from
+//! Debian's etcd binaries and the nginx load balancer — then idempotency, targeted restarts,
+//! faults and `reset`.
+//!
+//! Kubernetes server binaries, containerd and runc cannot be obtained here, so the
+//! control-plane, runtime, node, cluster and workloads phases are not exercised; the only
+//! stand-in is `openssl s_server` on m1 playing an apiserver's TLS port behind nginx.
+
+mod common;
+
+use common::{describe, require_program, run, wait_for};
+use serde_json::Value;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const PHASES: &str = "preflight,prepare,pki,binaries,etcd,lb,verify";
+
+struct Lab {
+    dir: PathBuf,
+}
+
+impl Lab {
+    fn k8s_boot(&self, args: &[&str]) -> std::process::Output {
+        let cache = std::env::var_os("K8S_BOOT_LAB_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("lab-cache"));
+        run(Command::new(env!("CARGO_BIN_EXE_k8s-boot"))
+            .args(args)
+            .env("K8S_BOOT_LAB_CACHE", cache))
+    }
+
+    fn inventory(&self) -> String {
+        self.dir.join("hosts.yaml").display().to_string()
+    }
+
+    /// `install` with JSON output: (exit code, report).
+    fn install(&self, extra: &[&str]) -> (i32, Value) {
+        let inv = self.inventory();
+        let mut args = vec![
+            "install",
+            "--inventory",
+            &inv,
+            "--phases",
+            PHASES,
+            "--output",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let out = self.k8s_boot(&args);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("install printed no JSON report ({e}):\n{}", describe(&out))
+        });
+        (out.status.code().unwrap_or(-1), report)
+    }
+
+    fn ssh(&self, addr: &str, command: &str) -> std::process::Output {
+        run(Command::new(require_program("ssh", "openssh-client"))
+            .args([
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "ConnectTimeout=5",
+                "-o",
+            ])
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                self.dir.join("known_hosts").display()
+            ))
+            .arg("-i")
+            .arg(self.dir.join("id_ed25519"))
+            .arg(format!("root@{addr}"))
+            .arg(command))
+    }
+
+    fn sh(&self, addr: &str, command: &str) -> String {
+        let out = self.ssh(addr, command);
+        assert!(
+            out.status.success(),
+            "{addr}: {command}\n{}",
+            describe(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn main_pid(&self, addr: &str, service: &str) -> String {
+        self.sh(
+            addr,
+            &format!("systemctl show -p MainPID --value {service}"),
+        )
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let out = self.k8s_boot(&["lab", "down", "--dir", self.dir.to_str().unwrap()]);
+        if !out.status.success() {
+            eprintln!("lab down failed: {}", describe(&out));
+        }
+    }
+}
+
+const LB: &str = "10.77.0.11";
+const MEMBERS: [&str; 3] = ["10.77.0.12", "10.77.0.13", "10.77.0.14"];
+
+/// status of `phase` on `host` in an install report.
+fn status<'a>(report: &'a Value, host: &str, phase: &str) -> &'a str {
+    let h = report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == host)
+        .unwrap();
+    h["phases"][phase]["status"].as_str().unwrap_or("-")
+}
+
+fn all_unchanged(report: &Value) -> bool {
+    report["hosts"].as_array().unwrap().iter().all(|h| {
+        h["phases"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|p| p["status"] == "unchanged")
+    })
+}
+
+fn etcd_cluster_healthy(lab: &Lab) -> Result<(), String> {
+    let pki = lab.dir.join("pki");
+    let endpoints: Vec<String> = MEMBERS
+        .iter()
+        .map(|a| format!("https://{a}:2379"))
+        .collect();
+    let out = run(Command::new(require_program("etcdctl", "etcd-client"))
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={}", endpoints.join(",")))
+        .arg(format!("--cacert={}", pki.join("etcd/ca.crt").display()))
+        .arg(format!(
+            "--cert={}",
+            pki.join("etcd/healthcheck-client.crt").display()
+        ))
+        .arg(format!(
+            "--key={}",
+            pki.join("etcd/healthcheck-client.key").display()
+        ))
+        .args(["--command-timeout=5s", "endpoint", "health", "--cluster"]));
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    if out.status.success() && text.matches("is healthy").count() == 3 {
+        Ok(())
+    } else {
+        Err(text)
+    }
+}
+
+#[test]
+fn lab_install_end_to_end() {
+    let root = std::env::var("USER").ok();
+    let uid = fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Uid:")
+                .map(|r| r.split_whitespace().nth(1).unwrap().to_string())
+        })
+        .unwrap();
+    assert_eq!(
+        uid, "0",
+        "the lab end-to-end test needs root (user {root:?}): it starts systemd-nspawn hosts"
+    );
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lab-install");
+    let _ = fs::remove_dir_all(&base);
+    fs::create_dir_all(&base).unwrap();
+    let lab = Lab {
+        dir: base.join("lab"),
+    };
+    let up = lab.k8s_boot(&[
+        "lab",
+        "up",
+        "--dir",
+        lab.dir.to_str().unwrap(),
+        "--hosts",
+        "4",
+    ]);
+    assert!(up.status.success(), "{}", describe(&up));
+    assert!(lab.dir.join("binaries/etcd").exists() && lab.dir.join("binaries/etcdctl").exists());
+    let debian_nginx_conf = lab.sh(LB, "sha256sum < /etc/nginx/nginx.conf");
+
+    // First install: everything changes, and the etcd cluster is healthy over mutual TLS.
+    let started = Instant::now();
+    let (code, first) = lab.install(&[]);
+    let first_secs = started.elapsed().as_secs_f64();
+    assert_eq!(code, 0, "{first:#}");
+    for m in ["m1", "m2", "m3"] {
+        assert_eq!(status(&first, m, "etcd"), "changed");
+        assert_eq!(status(&first, m, "verify"), "unchanged");
+    }
+    assert_eq!(status(&first, "lb1", "lb"), "changed");
+    wait_for(
+        "etcd cluster health from this machine",
+        Duration::from_secs(30),
+        Duration::from_millis(500),
+        || etcd_cluster_healthy(&lab),
+    );
+    // A client certificate of another CA is refused (the front-proxy CA signs a client cert too).
+    let pki = lab.dir.join("pki");
+    let foreign = run(Command::new(require_program("etcdctl", "etcd-client"))
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints=https://{}:2379", MEMBERS[0]))
+        .arg(format!("--cacert={}", pki.join("etcd/ca.crt").display()))
+        .arg(format!(
+            "--cert={}",
+            pki.join("front-proxy-client.crt").display()
+        ))
+        .arg(format!(
+            "--key={}",
+            pki.join("front-proxy-client.key").display()
+        ))
+        .args(["--command-timeout=3s", "--dial-timeout=3s", "get", "x"]));
+    assert!(
+        !foreign.status.success(),
+        "etcd accepted a foreign client cert"
+    );
+
+    // nginx on lb1 listens on 6443 and forwards to a control-plane host. Stand-in for
+    // kube-apiserver: openssl s_server on m1:6443 (TLS, answers an HTTP request).
+    lab.sh(
+        MEMBERS[0],
+        "systemd-run --unit=apiserver-stand-in openssl s_server -quiet -accept 6443 -www \
+         -cert /etc/kubernetes/pki/apiserver.crt -key /etc/kubernetes/pki/apiserver.key",
+    );
+    let ca = pki.join("ca.crt");
+    wait_for(
+        "a TLS answer through nginx",
+        Duration::from_secs(30),
+        Duration::from_millis(500),
+        || {
+            let out = run(Command::new("curl")
+                .args(["-s", "--max-time", "3", "--cacert"])
+                .arg(&ca)
+                .arg(format!("https://{LB}:6443/")));
+            let body = String::from_utf8_lossy(&out.stdout).to_string();
+            if out.status.success() && body.contains("s_server") {
+                Ok(())
+            } else {
+                Err(describe(&out))
+            }
+        },
+    );
+
+    // Second install: nothing changes and nothing restarts.
+    let pids: Vec<String> = MEMBERS.iter().map(|a| lab.main_pid(a, "etcd")).collect();
+    let nginx_pid = lab.main_pid(LB, "nginx");
+    let started = Instant::now();
+    let (code, second) = lab.install(&[]);
+    let second_secs = started.elapsed().as_secs_f64();
+    assert_eq!(code, 0, "{second:#}");
+    assert!(
+        all_unchanged(&second),
+        "second install changed something: {second:#}"
+    );
+    assert_eq!(
+        MEMBERS
+            .iter()
+            .map(|a| lab.main_pid(a, "etcd"))
+            .collect::<Vec<_>>(),
+        pids
+    );
+    assert_eq!(lab.main_pid(LB, "nginx"), nginx_pid);
+    eprintln!("first install {first_secs:.1} s, no-change re-run {second_secs:.1} s");
+
+    // One config value changed (the chat port on the load balancer): only nginx restarts.
+    let inv = fs::read_to_string(lab.dir.join("hosts.yaml")).unwrap();
+    let moved = inv.replacen(
+        "chat:\n  enabled: true\n",
+        "chat:\n  enabled: true\n  port: 30080\n",
+        1,
+    );
+    assert_ne!(moved, inv, "lab inventory layout changed: update this test");
+    fs::write(lab.dir.join("hosts.yaml"), &moved).unwrap();
+    let (code, third) = lab.install(&[]);
+    assert_eq!(code, 0, "{third:#}");
+    assert_eq!(status(&third, "lb1", "lb"), "changed");
+    for m in ["m1", "m2", "m3"] {
+        assert_eq!(status(&third, m, "etcd"), "unchanged");
+    }
+    assert_ne!(
+        lab.main_pid(LB, "nginx"),
+        nginx_pid,
+        "nginx must pick up its new config"
+    );
+    assert_eq!(
+        MEMBERS
+            .iter()
+            .map(|a| lab.main_pid(a, "etcd"))
+            .collect::<Vec<_>>(),
+        pids
+    );
+    assert!(lab.sh(LB, "ss -Htln 'sport = :30080'").contains("30080"));
+
+    // A binary corrupted on a host is detected by checksum and replaced.
+    lab.sh(MEMBERS[1], "echo garbage >> /usr/local/bin/etcdctl");
+    let (code, fourth) = lab.install(&[]);
+    assert_eq!(code, 0, "{fourth:#}");
+    assert_eq!(status(&fourth, "m2", "binaries"), "changed");
+    assert_eq!(status(&fourth, "m1", "binaries"), "unchanged");
+    let local = run(Command::new("sha256sum").arg(lab.dir.join("binaries/etcdctl")));
+    let local_sha = String::from_utf8_lossy(&local.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        lab.sh(
+            MEMBERS[1],
+            "sha256sum < /usr/local/bin/etcdctl | cut -d' ' -f1"
+        ),
+        local_sha
+    );
+
+    // sshd down on one host: that host fails with a clear message, the others finish; once
+    // sshd is back, a re-run converges.
+    lab.sh(MEMBERS[2], "systemd-run --on-active=15s --timer-property=AccuracySec=100ms --unit=ssh-back systemctl start ssh.service && systemctl stop ssh.service");
+    let (code, fifth) = lab.install(&[]);
+    assert_eq!(code, 1);
+    assert_eq!(status(&fifth, "m3", "connect"), "failed");
+    let m3 = fifth["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == "m3")
+        .unwrap();
+    let err = m3["phases"]["connect"]["error"].as_str().unwrap();
+    assert!(err.contains("m3: cannot connect to 10.77.0.14:22"), "{err}");
+    assert_eq!(status(&fifth, "m1", "verify"), "unchanged");
+    assert_eq!(status(&fifth, "lb1", "verify"), "unchanged");
+    wait_for(
+        "sshd on m3 again",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || {
+            if lab.ssh(MEMBERS[2], "true").status.success() {
+                Ok(())
+            } else {
+                Err("down".into())
+            }
+        },
+    );
+    let (code, sixth) = lab.install(&[]);
+    assert_eq!(code, 0, "{sixth:#}");
+    assert!(all_unchanged(&sixth), "{sixth:#}");
+
+    // A host key that differs from known_hosts is refused.
+    let kh = fs::read_to_string(lab.dir.join("known_hosts")).unwrap();
+    let lb_key = kh
+        .lines()
+        .find(|l| l.starts_with(&format!("{LB} ")))
+        .unwrap()
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .to_string();
+    let forged: String = kh
+        .lines()
+        .map(|l| {
+            if l.starts_with(&format!("{} ", MEMBERS[0])) {
+                format!("{} ssh-ed25519 {lb_key}\n", MEMBERS[0])
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    fs::write(lab.dir.join("known_hosts"), forged).unwrap();
+    let (code, seventh) = lab.install(&[]);
+    assert_eq!(code, 1);
+    let m1 = seventh["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == "m1")
+        .unwrap();
+    assert!(
+        m1["phases"]["connect"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("host key refused"),
+        "{seventh:#}"
+    );
+    fs::write(lab.dir.join("known_hosts"), kh).unwrap();
+
+    // reset removes exactly what was recorded; the distro nginx.conf comes back.
+    let files: Vec<String> = MEMBERS
+        .iter()
+        .chain([LB].iter())
+        .map(|a| lab.sh(a, "cat /var/lib/k8s-boot/state.json"))
+        .collect();
+    let inv_path = lab.inventory();
+    let reset = lab.k8s_boot(&["reset", "--inventory", &inv_path, "--yes"]);
+    assert!(reset.status.success(), "{}", describe(&reset));
+    for (addr, state) in MEMBERS.iter().chain([LB].iter()).zip(&files) {
+        let state: Value = serde_json::from_str(state).unwrap();
+        let paths: Vec<&str> = state["files"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        assert!(!paths.is_empty());
+        for p in paths {
+            let exists = lab.ssh(addr, &format!("test -e {p}")).status.success();
+            if p == "/etc/nginx/nginx.conf" {
+                assert_eq!(
+                    lab.sh(addr, "sha256sum < /etc/nginx/nginx.conf"),
+                    debian_nginx_conf,
+                    "backup restored"
+                );
+            } else {
+                assert!(!exists, "{addr}: {p} left behind by reset");
+            }
+        }
+        assert!(!lab.ssh(addr, "test -e /var/lib/k8s-boot").status.success());
+        assert!(
+            lab.ssh(addr, "ls -A /etc/kubernetes 2>/dev/null")
+                .stdout
+                .is_empty(),
+            "{addr}: /etc/kubernetes not empty"
+        );
+        for service in state["services"].as_array().unwrap() {
+            let s = service.as_str().unwrap();
+            assert_ne!(
+                lab.sh(addr, &format!("systemctl is-active {s} || true")),
+                "active",
+                "{addr}: {s}"
+            );
+        }
+    }
+    // etcd data is kept without --purge-data.
+    assert!(lab
+        .ssh(MEMBERS[0], "test -d /var/lib/etcd/member")
+        .status
+        .success());
+
+    // And install works again after reset.
+    let (code, again) = lab.install(&[]);
+    assert_eq!(code, 0, "{again:#}");
+    wait_for(
+        "etcd cluster health after reinstall",
+        Duration::from_secs(30),
+        Duration::from_millis(500),
+        || etcd_cluster_healthy(&lab),
+    );
+}
