@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Every check of the project: formatting, lints, Rust tests (unit, golden, real etcd /
-# nginx / sshd / openssl / kubectl / systemd-analyze) and the chat server tests (node).
+# nginx / sshd / openssl / kubectl / systemd-analyze, and lab hosts, which need root) and the
+# chat server tests (node).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for prog in etcd etcdctl nginx openssl systemd-analyze kubectl node sshd; do
+for prog in etcd etcdctl nginx openssl systemd-analyze kubectl node sshd debootstrap systemd-nspawn curl; do
   command -v "$prog" >/dev/null 2>&1 || [ -x "/usr/sbin/$prog" ] || missing+=("$prog")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "missing programs: ${missing[*]}" >&2
-  echo "install them with: apt-get install etcd-server etcd-client nginx libnginx-mod-stream openssh-server openssl systemd kubernetes-client nodejs" >&2
+  echo "install them with: apt-get install etcd-server etcd-client nginx libnginx-mod-stream openssh-server openssl systemd debootstrap systemd-container curl kubernetes-client nodejs" >&2
   exit 1
 fi
 
