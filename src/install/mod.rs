@@ -146,6 +146,7 @@ struct Run<'a> {
     opts: &'a Options,
     keys: HostKeyPolicy,
     binaries_dir: PathBuf,
+    local_shas: Mutex<BTreeMap<PathBuf, String>>,
     progress: &'a dyn Progress,
 }
 
@@ -192,6 +193,7 @@ pub fn install(
             accept_new: opts.accept_new_host_keys,
         },
         binaries_dir,
+        local_shas: Mutex::new(BTreeMap::new()),
         progress,
     };
     let hosts: Vec<Mutex<HostRun>> = cluster
@@ -475,7 +477,7 @@ impl Run<'_> {
                 continue;
             }
             let local = self.binaries_dir.join(b.file);
-            let sha = Source::File(&local).sha256()?;
+            let sha = self.local_sha256(&local)?;
             files.push((b.target.to_string(), local, sha));
         }
         let list: Vec<(String, Source, String, u32, Option<&str>)> = files
@@ -496,6 +498,19 @@ impl Run<'_> {
         }
         self.save_state(h)?;
         Ok(changes)
+    }
+
+    /// sha256 of a local binary, computed once for all hosts.
+    fn local_sha256(&self, path: &Path) -> Result<String, StepError> {
+        if let Some(sha) = self.local_shas.lock().expect("sha lock").get(path) {
+            return Ok(sha.clone());
+        }
+        let sha = Source::File(path).sha256()?;
+        self.local_shas
+            .lock()
+            .expect("sha lock")
+            .insert(path.to_path_buf(), sha.clone());
+        Ok(sha)
     }
 
     fn selected(&self, phase: PhaseId) -> bool {
