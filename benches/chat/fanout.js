@@ -27,6 +27,9 @@ const HELP = `usage: node benches/chat/fanout.js [options]
   --target HOST:PORT   use a running endpoint instead of starting a server
                        (env CHAT_BENCH_TARGET); e.g. an nginx in front of it
   --server-pid PID     with --target: read VmHWM/VmRSS of this local process
+  --proxy-pids P,P     also report the CPU time these local processes (e.g.
+                       the nginx workers in front of the server) used during
+                       the measured rounds
   --size BYTES         payload bytes per line (default 32)
   --rounds R           measured rounds, every client sends one line per round
                        (default 1)
@@ -48,6 +51,7 @@ function parseArgs(argv) {
     clients: Number(process.env.CHAT_BENCH_CLIENTS || 1000),
     target: process.env.CHAT_BENCH_TARGET || '',
     serverPid: 0,
+    proxyPids: [],
     size: 32,
     rounds: 1,
     spreadMs: 0,
@@ -70,6 +74,7 @@ function parseArgs(argv) {
       case '--clients': o.clients = num(a, next()); break;
       case '--target': o.target = next(); break;
       case '--server-pid': o.serverPid = num(a, next()); break;
+      case '--proxy-pids': o.proxyPids = next().split(',').filter(Boolean).map((p) => num(a, p)); break;
       case '--size': o.size = num(a, next()); break;
       case '--rounds': o.rounds = num(a, next()); break;
       case '--spread-ms': o.spreadMs = num(a, next()); break;
@@ -432,6 +437,8 @@ async function main() {
     );
     say(`fanout: ${o.clients} clients connected and joined in ${(now() - c0).toFixed(0)} ms`);
     const before = pid ? procStatus(pid) : null;
+    const proxyTicks = () => o.proxyPids.reduce((t, p) => t + ((procStatus(p) || {}).cpuTicks || 0), 0);
+    const proxyBefore = proxyTicks();
 
     const rounds = [];
     for (let r = 0; r < o.rounds; r++) {
@@ -446,6 +453,7 @@ async function main() {
     }
 
     const after = pid ? procStatus(pid) : null;
+    const proxyCpu = o.proxyPids.length ? (proxyTicks() - proxyBefore) / CLK_TCK : null;
     const all = rounds.map((r) => r.p99);
     const result = {
       clients: o.clients,
@@ -464,6 +472,7 @@ async function main() {
             cpuSecondsDuringRounds: (after.cpuTicks - before.cpuTicks) / CLK_TCK,
           }
         : null,
+      proxyCpuSecondsDuringRounds: proxyCpu,
       benchCpuSeconds: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6,
       node: process.version,
     };
@@ -485,6 +494,7 @@ async function main() {
       } else {
         console.log('server peak RSS     n/a (pass --server-pid for a local server)');
       }
+      if (proxyCpu !== null) console.log(`proxy CPU           ${proxyCpu.toFixed(2)} s during the rounds (${o.proxyPids.length} processes)`);
       console.log(`bench CPU           ${result.benchCpuSeconds.toFixed(2)} s (this process, all phases)`);
     }
   } catch (err) {

@@ -10,7 +10,8 @@
 # kube-proxy forwarding the NodePort to the pod) and nginx from the rendered
 # /etc/nginx/nginx.conf of lb1, then runs
 #
-#   node benches/chat/fanout.js --target 127.0.0.1:<chat.port> --server-pid <pid>
+#   node benches/chat/fanout.js --target 127.0.0.1:<chat.port> --server-pid <pid> \
+#     --proxy-pids <nginx worker pids>
 #
 # The nginx.conf is used as rendered except for two lines, as in
 # tests/chat_via_nginx.rs: the access log goes to the work directory, and the
@@ -118,21 +119,10 @@ wait_until() { # wait_until <what> <command...>: up to 10 s
 wait_until "the chat server" grep -q "chat server listening on" "$work/chat.log"
 wait_until "nginx to listen on :$chat_port" sh -c "ss -Hltn 'sport = :$chat_port' | grep -q ."
 
-# CPU time (utime+stime, clock ticks) of the nginx worker processes.
-nginx_ticks() {
-  local t=0 p
-  for p in $(pgrep -P "$nginx_pid"); do
-    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
-  done
-  echo "$t"
-}
+wait_until "the nginx workers" sh -c "pgrep -P $nginx_pid > /dev/null"
+sleep 0.2 # all workers forked
+workers=$(pgrep -P "$nginx_pid" | paste -sd, -)
+
 echo "through-nginx: load before the run: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-n0=$(nginx_ticks)
 node "$root/benches/chat/fanout.js" --clients "$clients" \
-  --target "127.0.0.1:$chat_port" --server-pid "$chat_pid" "$@"
-n1=$(nginx_ticks)
-msg="nginx CPU           $(awk -v t=$((n1 - n0)) 'BEGIN{printf "%.2f", t / 100}') s (worker processes, all phases)"
-case " $* " in
-  *" --json "*) echo "$msg" >&2 ;;
-  *) echo "$msg" ;;
-esac
+  --target "127.0.0.1:$chat_port" --server-pid "$chat_pid" --proxy-pids "$workers" "$@"
