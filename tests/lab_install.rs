@@ -281,6 +281,20 @@ fn lab_install_end_to_end() {
     );
     assert_ne!(moved, inv, "lab inventory layout changed: update this test");
     fs::write(lab.dir.join("hosts.yaml"), &moved).unwrap();
+    // --dry-run reports the change and changes nothing.
+    let conf_before = lab.sh(LB, "sha256sum < /etc/nginx/nginx.conf");
+    let (code, dry) = lab.install(&["--dry-run"]);
+    assert_eq!(code, 0, "{dry:#}");
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(status(&dry, "lb1", "lb"), "changed");
+    let lb_changes = dry["hosts"][0]["phases"]["lb"]["changes"].to_string();
+    assert!(
+        lb_changes.contains("write /etc/nginx/nginx.conf") && lb_changes.contains("restart nginx"),
+        "{lb_changes}"
+    );
+    assert_eq!(status(&dry, "m1", "etcd"), "unchanged");
+    assert_eq!(lab.sh(LB, "sha256sum < /etc/nginx/nginx.conf"), conf_before);
+    assert_eq!(lab.main_pid(LB, "nginx"), nginx_pid);
     let (code, third) = lab.install(&[]);
     assert_eq!(code, 0, "{third:#}");
     assert_eq!(status(&third, "lb1", "lb"), "changed");
@@ -300,6 +314,42 @@ fn lab_install_end_to_end() {
         pids
     );
     assert!(lab.sh(LB, "ss -Htln 'sport = :30080'").contains("30080"));
+
+    // status: etcd and nginx active and healthy; the services this machine cannot run are
+    // reported as not active.
+    let out = lab.k8s_boot(&[
+        "status",
+        "--inventory",
+        &lab.inventory(),
+        "--output",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "kubelet and friends are not installed here"
+    );
+    let hosts: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let service = |host: &str, name: &str| -> Value {
+        hosts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["host"] == host)
+            .unwrap()["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["service"] == name)
+            .unwrap()
+            .clone()
+    };
+    for m in ["m1", "m2", "m3"] {
+        assert_eq!(service(m, "etcd")["healthy"], true);
+        assert_eq!(service(m, "etcd")["version"], "3.4.23");
+        assert_eq!(service(m, "kubelet")["active"], false);
+    }
+    assert_eq!(service("lb1", "nginx")["healthy"], true);
 
     // A binary corrupted on a host is detected by checksum and replaced.
     lab.sh(MEMBERS[1], "echo garbage >> /usr/local/bin/etcdctl");
