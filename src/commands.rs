@@ -510,7 +510,11 @@ pub fn lab_up(dir: &Path, hosts: usize, version: String) -> Result<i32> {
     let binaries = dir.join("binaries");
     let provided = crate::lab::binaries::provide_etcd(&binaries)?;
     if !provided.is_empty() {
-        println!("{}: {} from Debian's packages", binaries.display(), provided.join(", "));
+        println!(
+            "{}: {} from Debian's packages",
+            binaries.display(),
+            provided.join(", ")
+        );
     }
     for h in &report.hosts {
         let note = if report.already_running.contains(&h.name) {

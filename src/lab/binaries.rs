@@ -55,7 +55,8 @@ pub fn provide_etcd(dir: &Path) -> Result<Vec<&'static str>, LabError> {
         let tmp = dir.join(format!(".{name}.tmp"));
         fs::copy(root.join(file), &tmp).map_err(io_err("copying to", &tmp))?;
         use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).map_err(io_err("chmod", &tmp))?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))
+            .map_err(io_err("chmod", &tmp))?;
         fs::rename(&tmp, &target).map_err(io_err("renaming to", &target))?;
         written.push(*name);
     }
