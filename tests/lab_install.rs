@@ -128,25 +128,32 @@ fn all_unchanged(report: &Value) -> bool {
     })
 }
 
-fn etcd_cluster_healthy(lab: &Lab) -> Result<(), String> {
+/// Real etcdctl on this machine against the lab members, as the holder of `client`
+/// (a certificate stem of the lab PKI).
+fn etcdctl(lab: &Lab, endpoints: &[String], client: &str, args: &[&str]) -> std::process::Output {
     let pki = lab.dir.join("pki");
-    let endpoints: Vec<String> = MEMBERS
-        .iter()
-        .map(|a| format!("https://{a}:2379"))
-        .collect();
-    let out = run(Command::new(require_program("etcdctl", "etcd-client"))
+    run(Command::new(require_program("etcdctl", "etcd-client"))
         .env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={}", endpoints.join(",")))
         .arg(format!("--cacert={}", pki.join("etcd/ca.crt").display()))
         .arg(format!(
             "--cert={}",
-            pki.join("etcd/healthcheck-client.crt").display()
+            pki.join(format!("{client}.crt")).display()
         ))
         .arg(format!(
             "--key={}",
-            pki.join("etcd/healthcheck-client.key").display()
+            pki.join(format!("{client}.key")).display()
         ))
-        .args(["--command-timeout=5s", "endpoint", "health", "--cluster"]));
+        .args(args))
+}
+
+fn etcd_cluster_healthy(lab: &Lab) -> Result<(), String> {
+    let endpoints: Vec<String> = MEMBERS
+        .iter()
+        .map(|a| format!("https://{a}:2379"))
+        .collect();
+    let args = ["--command-timeout=5s", "endpoint", "health", "--cluster"];
+    let out = etcdctl(lab, &endpoints, "etcd/healthcheck-client", &args);
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     if out.status.success() && text.matches("is healthy").count() == 3 {
@@ -206,20 +213,12 @@ fn lab_install_end_to_end() {
         || etcd_cluster_healthy(&lab),
     );
     // A client certificate of another CA is refused (the front-proxy CA signs a client cert too).
-    let pki = lab.dir.join("pki");
-    let foreign = run(Command::new(require_program("etcdctl", "etcd-client"))
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints=https://{}:2379", MEMBERS[0]))
-        .arg(format!("--cacert={}", pki.join("etcd/ca.crt").display()))
-        .arg(format!(
-            "--cert={}",
-            pki.join("front-proxy-client.crt").display()
-        ))
-        .arg(format!(
-            "--key={}",
-            pki.join("front-proxy-client.key").display()
-        ))
-        .args(["--command-timeout=3s", "--dial-timeout=3s", "get", "x"]));
+    let foreign = etcdctl(
+        &lab,
+        &[format!("https://{}:2379", MEMBERS[0])],
+        "front-proxy-client",
+        &["--command-timeout=3s", "--dial-timeout=3s", "get", "x"],
+    );
     assert!(
         !foreign.status.success(),
         "etcd accepted a foreign client cert"
@@ -232,7 +231,7 @@ fn lab_install_end_to_end() {
         "systemd-run --unit=apiserver-stand-in openssl s_server -quiet -accept 6443 -www \
          -cert /etc/kubernetes/pki/apiserver.crt -key /etc/kubernetes/pki/apiserver.key",
     );
-    let ca = pki.join("ca.crt");
+    let ca = lab.dir.join("pki/ca.crt");
     wait_for(
         "a TLS answer through nginx",
         Duration::from_secs(30),
