@@ -147,17 +147,7 @@ pub fn render(
     out: &Path,
 ) -> Result<i32> {
     let cluster = load(inventory)?;
-    let pki = Pki::new(pki_dir);
-    let report = pki
-        .ensure(&cluster, pki::Options::default())
-        .with_context(|| format!("PKI in {}", pki_dir.display()))?;
-    if report.changed() > 0 {
-        eprintln!(
-            "pki: {} file(s) created or re-issued in {}",
-            report.changed(),
-            pki_dir.display()
-        );
-    }
+    let pki = ensure_pki(&cluster, pki_dir, false)?;
     let templates = render::Templates::load(templates)?;
     let plan = render::plan(&cluster, &pki, &templates)?;
     let count =
@@ -264,17 +254,7 @@ impl install::Progress for Bars {
 
 pub fn install(inventory: &Path, args: InstallArgs) -> Result<i32> {
     let cluster = load(inventory)?;
-    let pki = Pki::new(&args.pki_dir);
-    let report = pki
-        .ensure(&cluster, pki::Options::default())
-        .with_context(|| format!("PKI in {}", args.pki_dir.display()))?;
-    if report.changed() > 0 && !args.quiet {
-        eprintln!(
-            "pki: {} file(s) created or re-issued in {}",
-            report.changed(),
-            args.pki_dir.display()
-        );
-    }
+    let pki = ensure_pki(&cluster, &args.pki_dir, args.quiet)?;
     let templates = render::Templates::load(args.templates.as_deref())?;
     let bars = Bars::new(&cluster, &args.options, args.quiet || args.json);
     let report = install::install(&cluster, &pki, &templates, &args.options, &bars)?;
@@ -355,10 +335,24 @@ fn print_install_report(report: &install::Report) {
     );
 }
 
-fn plan_for(cluster: &Cluster, pki_dir: &Path) -> Result<render::Plan> {
+/// The PKI every plan needs, created or brought up to date first (as `certs` does).
+fn ensure_pki(cluster: &Cluster, pki_dir: &Path, quiet: bool) -> Result<Pki> {
     let pki = Pki::new(pki_dir);
-    pki.ensure(cluster, pki::Options::default())
+    let report = pki
+        .ensure(cluster, pki::Options::default())
         .with_context(|| format!("PKI in {}", pki_dir.display()))?;
+    if report.changed() > 0 && !quiet {
+        eprintln!(
+            "pki: {} file(s) created or re-issued in {}",
+            report.changed(),
+            pki_dir.display()
+        );
+    }
+    Ok(pki)
+}
+
+fn plan_for(cluster: &Cluster, pki_dir: &Path) -> Result<render::Plan> {
+    let pki = ensure_pki(cluster, pki_dir, true)?;
     Ok(render::plan(
         cluster,
         &pki,
