@@ -8,6 +8,7 @@
 //!   rendered `--tls-cert-file`/`--tls-private-key-file` (answers `/readyz` with 200);
 //! - kube-controller-manager / kube-scheduler stand-ins: `openssl s_server` on 10257 / 10259;
 //! - kubectl stand-in: records its arguments and answers like kubectl.
+//!
 //! etcd (Debian's binary) and nginx are real.
 
 mod common;
