@@ -37,8 +37,9 @@ chat_pid=
 nginx_pid=
 cleanup() {
   local rc=$?
-  [ -n "$nginx_pid" ] && kill -TERM "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null
-  [ -n "$chat_pid" ] && kill -KILL "$chat_pid" 2>/dev/null && wait "$chat_pid" 2>/dev/null
+  set +e # a stopped process's exit status must not end the cleanup
+  if [ -n "$nginx_pid" ]; then kill -TERM "$nginx_pid" 2>/dev/null; wait "$nginx_pid" 2>/dev/null; fi
+  if [ -n "$chat_pid" ]; then kill -KILL "$chat_pid" 2>/dev/null; wait "$chat_pid" 2>/dev/null; fi
   if [ "${KEEP:-0}" = 1 ] || [ "$rc" != 0 ]; then
     echo "through-nginx: logs kept in $work" >&2
   else
