@@ -184,19 +184,31 @@ impl Bars {
         } else {
             ProgressDrawTarget::stderr()
         });
-        let names: Vec<&str> = cluster
+        let hosts: Vec<&crate::inventory::Host> = cluster
             .inventory
             .hosts
             .iter()
-            .map(|h| h.name.as_str())
-            .filter(|n| opts.hosts.is_empty() || opts.hosts.iter().any(|h| h == n))
+            .filter(|h| opts.hosts.is_empty() || opts.hosts.contains(&h.name))
             .collect();
-        let phases = if opts.phases.is_empty() {
-            install::phases::PHASES.len()
-        } else {
-            opts.phases.len() + 1
-        };
-        let overall = multi.add(ProgressBar::new((names.len() * phases) as u64));
+        let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+        // One step per phase and host it applies to; cluster phases run on one host.
+        let steps: usize = install::phases::PHASES
+            .iter()
+            .filter(|p| {
+                opts.phases.is_empty()
+                    || opts.phases.contains(&p.id)
+                    || p.id == install::phases::PhaseId::Connect
+            })
+            .map(|p| {
+                let on = hosts.iter().filter(|h| p.applies_to(h)).count();
+                if p.cluster_level {
+                    on.min(1)
+                } else {
+                    on
+                }
+            })
+            .sum();
+        let overall = multi.add(ProgressBar::new(steps as u64));
         overall.set_style(
             ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} host phases")
                 .expect("template")
