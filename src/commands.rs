@@ -484,7 +484,10 @@ pub fn fetch(
     let version = match (version, &cluster) {
         (Some(v), _) => v,
         (None, Some(c)) => c.version().to_string(),
-        (None, None) => anyhow::bail!("give --version vX.Y.Z or --inventory FILE"),
+        (None, None) => {
+            eprintln!("error: give --version vX.Y.Z or --inventory FILE");
+            return Ok(EXIT_INVALID);
+        }
     };
     let dir = match (dir, &cluster) {
         (Some(d), _) => d,

@@ -499,6 +499,16 @@ fn keys_are_protected_and_checked() {
     );
     fs::rename(p("etcd/ca.crt.bak"), p("etcd/ca.crt")).unwrap();
 
+    // certs check notices an sa.pub that is not sa.key's public half.
+    let sa_pub_before = fs::read(p("sa.pub")).unwrap();
+    fs::copy(p("admin.key"), p("sa.pub")).unwrap();
+    assert_eq!(
+        status_of(&pki, &c, "sa.pub"),
+        Status::Bad("does not match sa.key".into())
+    );
+    fs::write(p("sa.pub"), &sa_pub_before).unwrap();
+    assert_eq!(status_of(&pki, &c, "sa.pub"), Status::Ok);
+
     // sa.pub is rebuilt from sa.key; the signing key itself never changes.
     let sa_key = fs::read(p("sa.key")).unwrap();
     let sa_pub = fs::read(p("sa.pub")).unwrap();

@@ -244,6 +244,15 @@ impl Pki {
         Ok(Action::Reissued("sa.pub rebuilt from sa.key".into()))
     }
 
+    fn sa_pub_matches_key(&self) -> bool {
+        let public = self
+            .read_string(SA_KEY)
+            .ok()
+            .and_then(|k| KeyPair::from_pem(&k).ok())
+            .map(|k| k.public_key_pem());
+        public.is_some() && self.read_string(SA_PUB).ok() == public
+    }
+
     /// The PKI directory holds private keys: create it 0700 (an existing one is left as is).
     fn create_private_dir(&self) -> Result<(), PkiError> {
         use std::os::unix::fs::DirBuilderExt;
@@ -269,6 +278,9 @@ impl Pki {
         let cert_der = self.inspect(stem).map_err(|p| invalid(p.to_string()))?;
         let (_, parsed) =
             X509Certificate::from_der(&cert_der).map_err(|e| invalid(e.to_string()))?;
+        parsed
+            .verify_signature(None)
+            .map_err(|_| invalid(Problem::NotSelfSigned.to_string()))?;
         let not_after = parsed.validity().not_after.to_datetime();
         let key_pair = KeyPair::from_pem(&self.read_string(&format!("{stem}.key"))?)?;
         let issuer = Issuer::from_ca_cert_der(&cert_der.clone().into(), key_pair)
@@ -405,18 +417,20 @@ impl Pki {
             (SA_PUB, "service-account public key"),
             (ENCRYPTION_KEY, "encryption key"),
         ] {
-            let present = self.path(file).exists();
+            let status = if !self.path(file).exists() {
+                Status::Bad("missing".into())
+            } else if file == SA_PUB && !self.sa_pub_matches_key() {
+                Status::Bad("does not match sa.key".into())
+            } else {
+                Status::Ok
+            };
             rows.push(CheckRow {
                 file: file.into(),
                 subject: what.into(),
                 issuer: "-".into(),
                 not_after: "-".into(),
                 days_left: None,
-                status: if present {
-                    Status::Ok
-                } else {
-                    Status::Bad("missing".into())
-                },
+                status,
             });
         }
         rows

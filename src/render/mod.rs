@@ -513,7 +513,10 @@ pub fn write_tree(plan: &Plan, out: &Path) -> Result<usize, RenderError> {
     let old = parent.join(format!(".{name}.old-{}", std::process::id()));
     let had_old = out.exists();
     if had_old {
-        fs::rename(out, &old).map_err(io(out))?;
+        if let Err(e) = fs::rename(out, &old) {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(io(out)(e));
+        }
     }
     if let Err(e) = fs::rename(&staging, out) {
         // Put the previous tree back rather than leave nothing at `out`.
