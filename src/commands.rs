@@ -239,6 +239,9 @@ impl Bars {
 
     fn finish(&self) {
         for bar in self.hosts.values() {
+            if !bar.message().contains("FAILED") {
+                bar.set_message("done");
+            }
             bar.finish();
         }
         self.overall.finish();
