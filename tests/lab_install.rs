@@ -9,99 +9,38 @@
 
 mod common;
 
-use common::{describe, require_program, run, wait_for};
+use common::{describe, require_program, run, wait_for, TestLab};
 use serde_json::Value;
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const PHASES: &str = "preflight,prepare,pki,binaries,etcd,lb,verify";
 
-struct Lab {
-    dir: PathBuf,
+/// `install` with JSON output: (exit code, report).
+fn install(lab: &TestLab, extra: &[&str]) -> (i32, Value) {
+    let inv = lab.inventory();
+    let mut args = vec![
+        "install",
+        "--inventory",
+        &inv,
+        "--phases",
+        PHASES,
+        "--output",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let out = lab.k8s_boot(&args);
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("install printed no JSON report ({e}):\n{}", describe(&out)));
+    (out.status.code().unwrap_or(-1), report)
 }
 
-impl Lab {
-    fn k8s_boot(&self, args: &[&str]) -> std::process::Output {
-        let cache = std::env::var_os("K8S_BOOT_LAB_CACHE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("lab-cache"));
-        run(Command::new(env!("CARGO_BIN_EXE_k8s-boot"))
-            .args(args)
-            .env("K8S_BOOT_LAB_CACHE", cache))
-    }
-
-    fn inventory(&self) -> String {
-        self.dir.join("hosts.yaml").display().to_string()
-    }
-
-    /// `install` with JSON output: (exit code, report).
-    fn install(&self, extra: &[&str]) -> (i32, Value) {
-        let inv = self.inventory();
-        let mut args = vec![
-            "install",
-            "--inventory",
-            &inv,
-            "--phases",
-            PHASES,
-            "--output",
-            "json",
-        ];
-        args.extend_from_slice(extra);
-        let out = self.k8s_boot(&args);
-        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("install printed no JSON report ({e}):\n{}", describe(&out))
-        });
-        (out.status.code().unwrap_or(-1), report)
-    }
-
-    fn ssh(&self, addr: &str, command: &str) -> std::process::Output {
-        run(Command::new(require_program("ssh", "openssh-client"))
-            .args([
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-                "ConnectTimeout=5",
-                "-o",
-            ])
-            .arg(format!(
-                "UserKnownHostsFile={}",
-                self.dir.join("known_hosts").display()
-            ))
-            .arg("-i")
-            .arg(self.dir.join("id_ed25519"))
-            .arg(format!("root@{addr}"))
-            .arg(command))
-    }
-
-    fn sh(&self, addr: &str, command: &str) -> String {
-        let out = self.ssh(addr, command);
-        assert!(
-            out.status.success(),
-            "{addr}: {command}\n{}",
-            describe(&out)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    fn main_pid(&self, addr: &str, service: &str) -> String {
-        self.sh(
-            addr,
-            &format!("systemctl show -p MainPID --value {service}"),
-        )
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let out = self.k8s_boot(&["lab", "down", "--dir", self.dir.to_str().unwrap()]);
-        if !out.status.success() {
-            eprintln!("lab down failed: {}", describe(&out));
-        }
-    }
+fn main_pid(lab: &TestLab, addr: &str, service: &str) -> String {
+    lab.sh(
+        addr,
+        &format!("systemctl show -p MainPID --value {service}"),
+    )
 }
 
 const LB: &str = "10.77.0.11";
@@ -130,7 +69,12 @@ fn all_unchanged(report: &Value) -> bool {
 
 /// Real etcdctl on this machine against the lab members, as the holder of `client`
 /// (a certificate stem of the lab PKI).
-fn etcdctl(lab: &Lab, endpoints: &[String], client: &str, args: &[&str]) -> std::process::Output {
+fn etcdctl(
+    lab: &TestLab,
+    endpoints: &[String],
+    client: &str,
+    args: &[&str],
+) -> std::process::Output {
     let pki = lab.dir.join("pki");
     run(Command::new(require_program("etcdctl", "etcd-client"))
         .env("ETCDCTL_API", "3")
@@ -147,7 +91,7 @@ fn etcdctl(lab: &Lab, endpoints: &[String], client: &str, args: &[&str]) -> std:
         .args(args))
 }
 
-fn etcd_cluster_healthy(lab: &Lab) -> Result<(), String> {
+fn etcd_cluster_healthy(lab: &TestLab) -> Result<(), String> {
     let endpoints: Vec<String> = MEMBERS
         .iter()
         .map(|a| format!("https://{a}:2379"))
@@ -165,40 +109,13 @@ fn etcd_cluster_healthy(lab: &Lab) -> Result<(), String> {
 
 #[test]
 fn lab_install_end_to_end() {
-    let root = std::env::var("USER").ok();
-    let uid = fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("Uid:")
-                .map(|r| r.split_whitespace().nth(1).unwrap().to_string())
-        })
-        .unwrap();
-    assert_eq!(
-        uid, "0",
-        "the lab end-to-end test needs root (user {root:?}): it starts systemd-nspawn hosts"
-    );
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lab-install");
-    let _ = fs::remove_dir_all(&base);
-    fs::create_dir_all(&base).unwrap();
-    let lab = Lab {
-        dir: base.join("lab"),
-    };
-    let up = lab.k8s_boot(&[
-        "lab",
-        "up",
-        "--dir",
-        lab.dir.to_str().unwrap(),
-        "--hosts",
-        "4",
-    ]);
-    assert!(up.status.success(), "{}", describe(&up));
+    let lab = TestLab::up("lab-install", 4);
     assert!(lab.dir.join("binaries/etcd").exists() && lab.dir.join("binaries/etcdctl").exists());
     let debian_nginx_conf = lab.sh(LB, "sha256sum < /etc/nginx/nginx.conf");
 
     // First install: everything changes, and the etcd cluster is healthy over mutual TLS.
     let started = Instant::now();
-    let (code, first) = lab.install(&[]);
+    let (code, first) = install(&lab, &[]);
     let first_secs = started.elapsed().as_secs_f64();
     assert_eq!(code, 0, "{first:#}");
     for m in ["m1", "m2", "m3"] {
@@ -251,10 +168,10 @@ fn lab_install_end_to_end() {
     );
 
     // Second install: nothing changes and nothing restarts.
-    let pids: Vec<String> = MEMBERS.iter().map(|a| lab.main_pid(a, "etcd")).collect();
-    let nginx_pid = lab.main_pid(LB, "nginx");
+    let pids: Vec<String> = MEMBERS.iter().map(|a| main_pid(&lab, a, "etcd")).collect();
+    let nginx_pid = main_pid(&lab, LB, "nginx");
     let started = Instant::now();
-    let (code, second) = lab.install(&[]);
+    let (code, second) = install(&lab, &[]);
     let second_secs = started.elapsed().as_secs_f64();
     assert_eq!(code, 0, "{second:#}");
     assert!(
@@ -264,11 +181,11 @@ fn lab_install_end_to_end() {
     assert_eq!(
         MEMBERS
             .iter()
-            .map(|a| lab.main_pid(a, "etcd"))
+            .map(|a| main_pid(&lab, a, "etcd"))
             .collect::<Vec<_>>(),
         pids
     );
-    assert_eq!(lab.main_pid(LB, "nginx"), nginx_pid);
+    assert_eq!(main_pid(&lab, LB, "nginx"), nginx_pid);
     eprintln!("first install {first_secs:.1} s, no-change re-run {second_secs:.1} s");
 
     // One config value changed (the chat port on the load balancer): only nginx restarts.
@@ -282,7 +199,7 @@ fn lab_install_end_to_end() {
     fs::write(lab.dir.join("hosts.yaml"), &moved).unwrap();
     // --dry-run reports the change and changes nothing.
     let conf_before = lab.sh(LB, "sha256sum < /etc/nginx/nginx.conf");
-    let (code, dry) = lab.install(&["--dry-run"]);
+    let (code, dry) = install(&lab, &["--dry-run"]);
     assert_eq!(code, 0, "{dry:#}");
     assert_eq!(dry["dry_run"], true);
     assert_eq!(status(&dry, "lb1", "lb"), "changed");
@@ -293,22 +210,22 @@ fn lab_install_end_to_end() {
     );
     assert_eq!(status(&dry, "m1", "etcd"), "unchanged");
     assert_eq!(lab.sh(LB, "sha256sum < /etc/nginx/nginx.conf"), conf_before);
-    assert_eq!(lab.main_pid(LB, "nginx"), nginx_pid);
-    let (code, third) = lab.install(&[]);
+    assert_eq!(main_pid(&lab, LB, "nginx"), nginx_pid);
+    let (code, third) = install(&lab, &[]);
     assert_eq!(code, 0, "{third:#}");
     assert_eq!(status(&third, "lb1", "lb"), "changed");
     for m in ["m1", "m2", "m3"] {
         assert_eq!(status(&third, m, "etcd"), "unchanged");
     }
     assert_ne!(
-        lab.main_pid(LB, "nginx"),
+        main_pid(&lab, LB, "nginx"),
         nginx_pid,
         "nginx must pick up its new config"
     );
     assert_eq!(
         MEMBERS
             .iter()
-            .map(|a| lab.main_pid(a, "etcd"))
+            .map(|a| main_pid(&lab, a, "etcd"))
             .collect::<Vec<_>>(),
         pids
     );
@@ -352,7 +269,7 @@ fn lab_install_end_to_end() {
 
     // A binary corrupted on a host is detected by checksum and replaced.
     lab.sh(MEMBERS[1], "echo garbage >> /usr/local/bin/etcdctl");
-    let (code, fourth) = lab.install(&[]);
+    let (code, fourth) = install(&lab, &[]);
     assert_eq!(code, 0, "{fourth:#}");
     assert_eq!(status(&fourth, "m2", "binaries"), "changed");
     assert_eq!(status(&fourth, "m1", "binaries"), "unchanged");
@@ -373,7 +290,7 @@ fn lab_install_end_to_end() {
     // sshd down on one host: that host fails with a clear message, the others finish; once
     // sshd is back, a re-run converges.
     lab.sh(MEMBERS[2], "systemd-run --on-active=15s --timer-property=AccuracySec=100ms --unit=ssh-back systemctl start ssh.service && systemctl stop ssh.service");
-    let (code, fifth) = lab.install(&[]);
+    let (code, fifth) = install(&lab, &[]);
     assert_eq!(code, 1);
     assert_eq!(status(&fifth, "m3", "connect"), "failed");
     let m3 = fifth["hosts"]
@@ -398,7 +315,7 @@ fn lab_install_end_to_end() {
             }
         },
     );
-    let (code, sixth) = lab.install(&[]);
+    let (code, sixth) = install(&lab, &[]);
     assert_eq!(code, 0, "{sixth:#}");
     assert!(all_unchanged(&sixth), "{sixth:#}");
 
@@ -423,7 +340,7 @@ fn lab_install_end_to_end() {
         })
         .collect();
     fs::write(lab.dir.join("known_hosts"), forged).unwrap();
-    let (code, seventh) = lab.install(&[]);
+    let (code, seventh) = install(&lab, &[]);
     assert_eq!(code, 1);
     let m1 = seventh["hosts"]
         .as_array()
@@ -493,7 +410,7 @@ fn lab_install_end_to_end() {
         .success());
 
     // And install works again after reset.
-    let (code, again) = lab.install(&[]);
+    let (code, again) = install(&lab, &[]);
     assert_eq!(code, 0, "{again:#}");
     wait_for(
         "etcd cluster health after reinstall",

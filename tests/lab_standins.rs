@@ -13,11 +13,10 @@
 
 mod common;
 
-use common::{describe, run};
+use common::{describe, TestLab};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 const APISERVER_STAND_IN: &str = r#"#!/bin/sh
 # STAND-IN for kube-apiserver (k8s-boot tests): TLS on the rendered port and certificate.
@@ -50,50 +49,6 @@ case " $* " in
 esac
 "#;
 
-struct Lab(PathBuf);
-
-impl Lab {
-    fn k8s_boot(&self, args: &[&str]) -> std::process::Output {
-        let cache = std::env::var_os("K8S_BOOT_LAB_CACHE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("lab-cache"));
-        run(Command::new(env!("CARGO_BIN_EXE_k8s-boot"))
-            .args(args)
-            .env("K8S_BOOT_LAB_CACHE", cache))
-    }
-
-    fn ssh(&self, addr: &str, command: &str) -> String {
-        let out = run(Command::new("ssh")
-            .args([
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-            ])
-            .arg(format!(
-                "UserKnownHostsFile={}",
-                self.0.join("known_hosts").display()
-            ))
-            .arg("-i")
-            .arg(self.0.join("id_ed25519"))
-            .arg(format!("root@{addr}"))
-            .arg(command));
-        assert!(
-            out.status.success(),
-            "{addr}: {command}\n{}",
-            describe(&out)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = self.k8s_boot(&["lab", "down", "--dir", self.0.to_str().unwrap()]);
-    }
-}
-
 fn write_exec(path: &Path, text: &str) {
     fs::write(path, text).unwrap();
     fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
@@ -101,26 +56,8 @@ fn write_exec(path: &Path, text: &str) {
 
 #[test]
 fn control_plane_cluster_and_workloads_phases_with_stand_ins() {
-    let status = fs::read_to_string("/proc/self/status").unwrap();
-    assert!(
-        status
-            .lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")),
-        "this test needs root: it starts systemd-nspawn lab hosts"
-    );
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lab-standins");
-    let _ = fs::remove_dir_all(&base);
-    let lab = Lab(base.join("lab"));
-    let up = lab.k8s_boot(&[
-        "lab",
-        "up",
-        "--dir",
-        lab.0.to_str().unwrap(),
-        "--hosts",
-        "4",
-    ]);
-    assert!(up.status.success(), "{}", describe(&up));
-    let bin = lab.0.join("binaries");
+    let lab = TestLab::up("lab-standins", 4);
+    let bin = lab.dir.join("binaries");
     write_exec(&bin.join("kube-apiserver"), APISERVER_STAND_IN);
     write_exec(
         &bin.join("kube-controller-manager"),
@@ -132,7 +69,7 @@ fn control_plane_cluster_and_workloads_phases_with_stand_ins() {
     );
     write_exec(&bin.join("kubectl"), KUBECTL_STAND_IN);
 
-    let inv = lab.0.join("hosts.yaml");
+    let inv = lab.dir.join("hosts.yaml");
     let inv_s = inv.to_str().unwrap();
     let phases = "preflight,prepare,pki,binaries,etcd,lb,control-plane,cluster,workloads,verify";
     let out = lab.k8s_boot(&["install", "--inventory", inv_s, "--phases", phases]);
@@ -144,14 +81,14 @@ fn control_plane_cluster_and_workloads_phases_with_stand_ins() {
             "kube-scheduler",
         ] {
             assert_eq!(
-                lab.ssh(m, &format!("systemctl is-active {s}")),
+                lab.sh(m, &format!("systemctl is-active {s}")),
                 "active",
                 "{m} {s}"
             );
         }
     }
     // The apiserver health check went through the load balancer.
-    let lb_log = lab.ssh("10.77.0.11", "cat /var/log/nginx/k8s-boot-stream.log");
+    let lb_log = lab.sh("10.77.0.11", "cat /var/log/nginx/k8s-boot-stream.log");
     // Log format: client address first, upstream address last (quoted).
     assert!(
         lb_log
@@ -161,7 +98,7 @@ fn control_plane_cluster_and_workloads_phases_with_stand_ins() {
     );
 
     // kubectl ran on the first control-plane host only, with the admin kubeconfig.
-    let calls = lab.ssh("10.77.0.12", "cat /var/log/stand-in/kubectl.log");
+    let calls = lab.sh("10.77.0.12", "cat /var/log/stand-in/kubectl.log");
     let expected_applies = [
         "00-apiserver-to-kubelet-rbac.yaml",
         "10-flannel.yaml",
@@ -197,13 +134,11 @@ fn control_plane_cluster_and_workloads_phases_with_stand_ins() {
         "{calls}"
     );
     assert!(!lab
-        .ssh(
-            "10.77.0.13",
-            "test -e /var/log/stand-in/kubectl.log && echo yes || echo no"
-        )
-        .contains("yes"));
+        .ssh("10.77.0.13", "test -e /var/log/stand-in/kubectl.log")
+        .status
+        .success());
     // The manifests on the host are the rendered ones.
-    let render_dir = base.join("rendered");
+    let render_dir = lab.dir.parent().unwrap().join("rendered");
     let r = lab.k8s_boot(&[
         "render",
         "--inventory",
@@ -214,7 +149,7 @@ fn control_plane_cluster_and_workloads_phases_with_stand_ins() {
     assert!(r.status.success(), "{}", describe(&r));
     let local = fs::read_to_string(render_dir.join("cluster/manifests/30-chat.yaml")).unwrap();
     assert_eq!(
-        lab.ssh(
+        lab.sh(
             "10.77.0.12",
             "sha256sum < /var/lib/k8s-boot/manifests/30-chat.yaml | cut -d' ' -f1"
         ),
@@ -225,7 +160,7 @@ fn control_plane_cluster_and_workloads_phases_with_stand_ins() {
     );
 
     // A second install restarts no control-plane service.
-    let pid = lab.ssh(
+    let pid = lab.sh(
         "10.77.0.12",
         "systemctl show -p MainPID --value kube-apiserver",
     );
@@ -244,7 +179,7 @@ fn control_plane_cluster_and_workloads_phases_with_stand_ins() {
         assert_ne!(h["phases"]["control-plane"]["status"], "changed", "{h}");
     }
     assert_eq!(
-        lab.ssh(
+        lab.sh(
             "10.77.0.12",
             "systemctl show -p MainPID --value kube-apiserver"
         ),
@@ -252,10 +187,10 @@ fn control_plane_cluster_and_workloads_phases_with_stand_ins() {
     );
 
     // deploy: load balancer, cluster manifests and the chat workload again.
-    lab.ssh("10.77.0.12", "rm /var/log/stand-in/kubectl.log");
+    lab.sh("10.77.0.12", "rm /var/log/stand-in/kubectl.log");
     let deploy = lab.k8s_boot(&["deploy", "--inventory", inv_s]);
     assert!(deploy.status.success(), "{}", describe(&deploy));
-    let calls = lab.ssh("10.77.0.12", "cat /var/log/stand-in/kubectl.log");
+    let calls = lab.sh("10.77.0.12", "cat /var/log/stand-in/kubectl.log");
     assert_eq!(
         calls.lines().filter(|l| l.contains(" apply -f ")).count(),
         4,

@@ -3,80 +3,22 @@
 
 mod common;
 
-use common::{describe, run, wait_for};
+use common::{describe, wait_for, TestLab};
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
-
-struct Lab(PathBuf);
-
-impl Lab {
-    fn k8s_boot(&self, args: &[&str]) -> std::process::Output {
-        let cache = std::env::var_os("K8S_BOOT_LAB_CACHE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("lab-cache"));
-        run(Command::new(env!("CARGO_BIN_EXE_k8s-boot"))
-            .args(args)
-            .env("K8S_BOOT_LAB_CACHE", cache))
-    }
-
-    fn root_ssh(&self, command: &str) -> String {
-        let out = run(Command::new("ssh")
-            .args([
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-            ])
-            .arg(format!(
-                "UserKnownHostsFile={}",
-                self.0.join("known_hosts").display()
-            ))
-            .arg("-i")
-            .arg(self.0.join("id_ed25519"))
-            .arg("root@10.77.0.11")
-            .arg(command));
-        assert!(out.status.success(), "{command}\n{}", describe(&out));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = self.k8s_boot(&["lab", "down", "--dir", self.0.to_str().unwrap()]);
-    }
-}
 
 #[test]
 fn install_and_reset_through_sudo_as_a_non_root_user() {
-    let uid = fs::read_to_string("/proc/self/status").unwrap();
-    assert!(
-        uid.lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")),
-        "this test needs root: it starts a systemd-nspawn lab host"
-    );
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lab-sudo");
-    let _ = fs::remove_dir_all(&base);
-    let lab = Lab(base.join("lab"));
-    let up = lab.k8s_boot(&[
-        "lab",
-        "up",
-        "--dir",
-        lab.0.to_str().unwrap(),
-        "--hosts",
-        "1",
-    ]);
-    assert!(up.status.success(), "{}", describe(&up));
+    let lab = TestLab::up("lab-sudo", 1);
+    let root_ssh = |cmd: &str| lab.sh("10.77.0.11", cmd);
 
     // A deploy user with passwordless sudo and the lab key.
-    lab.root_ssh(
+    root_ssh(
         "useradd -m -s /bin/sh deploy && install -d -m 700 -o deploy -g deploy ~deploy/.ssh \
          && install -m 600 -o deploy -g deploy /root/.ssh/authorized_keys ~deploy/.ssh/authorized_keys \
          && echo 'deploy ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/deploy && chmod 440 /etc/sudoers.d/deploy",
     );
-    let inv = lab.0.join("hosts.yaml");
+    let inv = lab.dir.join("hosts.yaml");
     let text = fs::read_to_string(&inv).unwrap();
     let as_deploy = text.replacen("  user: root\n", "  user: deploy\n  sudo: true\n", 1);
     assert_ne!(
@@ -90,10 +32,10 @@ fn install_and_reset_through_sudo_as_a_non_root_user() {
     let out = lab.k8s_boot(&["install", "--inventory", inv_s, "--phases", phases]);
     assert!(out.status.success(), "{}", describe(&out));
     assert_eq!(
-        lab.root_ssh("stat -c '%U %a' /etc/kubernetes/pki/etcd/server-m1.key"),
+        root_ssh("stat -c '%U %a' /etc/kubernetes/pki/etcd/server-m1.key"),
         "root 600"
     );
-    assert_eq!(lab.root_ssh("systemctl is-active etcd"), "active");
+    assert_eq!(root_ssh("systemctl is-active etcd"), "active");
     // Nothing to do on a second run, through sudo as well.
     let again = lab.k8s_boot(&["install", "--inventory", inv_s, "--phases", phases]);
     assert!(
@@ -104,7 +46,7 @@ fn install_and_reset_through_sudo_as_a_non_root_user() {
     );
 
     // Without the sudo rule the same run fails clearly instead of half-installing.
-    lab.root_ssh("rm /etc/sudoers.d/deploy && echo changed >> /etc/etcd/etcd.yaml");
+    root_ssh("rm /etc/sudoers.d/deploy && echo changed >> /etc/etcd/etcd.yaml");
     let denied = lab.k8s_boot(&["install", "--inventory", inv_s, "--phases", phases]);
     assert_eq!(denied.status.code(), Some(1));
     assert!(
@@ -112,7 +54,7 @@ fn install_and_reset_through_sudo_as_a_non_root_user() {
         "{}",
         describe(&denied)
     );
-    lab.root_ssh("echo 'deploy ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/deploy && chmod 440 /etc/sudoers.d/deploy");
+    root_ssh("echo 'deploy ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/deploy && chmod 440 /etc/sudoers.d/deploy");
 
     let reset = lab.k8s_boot(&["reset", "--inventory", inv_s, "--yes"]);
     assert!(reset.status.success(), "{}", describe(&reset));
@@ -121,7 +63,7 @@ fn install_and_reset_through_sudo_as_a_non_root_user() {
         Duration::from_secs(10),
         Duration::from_millis(200),
         || {
-            let state = lab.root_ssh("systemctl is-active etcd || true");
+            let state = root_ssh("systemctl is-active etcd || true");
             if state == "active" {
                 Err(state)
             } else {
@@ -130,7 +72,7 @@ fn install_and_reset_through_sudo_as_a_non_root_user() {
         },
     );
     assert_eq!(
-        lab.root_ssh("ls /etc/etcd /var/lib/k8s-boot 2>&1 | grep -c 'No such file' || true"),
+        root_ssh("ls /etc/etcd /var/lib/k8s-boot 2>&1 | grep -c 'No such file' || true"),
         "2"
     );
 }

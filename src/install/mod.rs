@@ -225,23 +225,13 @@ pub fn install(
             if !phase.applies_to(h.host) {
                 return;
             }
-            let result = if h.failed {
-                PhaseResult::Skipped
+            if h.failed {
+                run.record(&mut h, phase.id, PhaseResult::Skipped);
             } else {
                 run.progress.host(&h.host.name, phase.name);
-                match run.host_phase(phase.id, &mut h) {
-                    Ok(changes) if changes.is_empty() => PhaseResult::Unchanged,
-                    Ok(changes) => PhaseResult::Changed { changes },
-                    Err(e) => {
-                        h.failed = true;
-                        PhaseResult::Failed {
-                            error: e.to_string(),
-                        }
-                    }
-                }
-            };
-            run.progress.phase_done(&h.host.name, phase.id, &result);
-            h.results.insert(phase.id, result);
+                let outcome = run.host_phase(phase.id, &mut h);
+                run.record_outcome(&mut h, phase.id, outcome);
+            }
         });
     }
     let hosts = hosts
@@ -711,9 +701,19 @@ impl Run<'_> {
             return;
         };
         let mut h = cell.lock().expect("host lock");
-        let name = phases::get(phase).name;
-        self.progress.host(&h.host.name, name);
-        let result = match self.apply_manifests(phase, &mut h) {
+        self.progress.host(&h.host.name, phases::get(phase).name);
+        let outcome = self.apply_manifests(phase, &mut h);
+        self.record_outcome(&mut h, phase, outcome);
+    }
+
+    /// Records a phase's outcome on a host; a failure stops the host's later phases.
+    fn record_outcome(
+        &self,
+        h: &mut HostRun,
+        phase: PhaseId,
+        outcome: Result<Vec<String>, StepError>,
+    ) {
+        let result = match outcome {
             Ok(changes) if changes.is_empty() => PhaseResult::Unchanged,
             Ok(changes) => PhaseResult::Changed { changes },
             Err(e) => {
@@ -723,6 +723,10 @@ impl Run<'_> {
                 }
             }
         };
+        self.record(h, phase, result);
+    }
+
+    fn record(&self, h: &mut HostRun, phase: PhaseId, result: PhaseResult) {
         self.progress.phase_done(&h.host.name, phase, &result);
         h.results.insert(phase, result);
     }

@@ -381,3 +381,83 @@ impl Processes {
         }
     }
 }
+
+/// A lab (systemd-nspawn hosts, see docs/LAB.md) for one test, in
+/// `$CARGO_TARGET_TMPDIR/<name>/lab`, taken down when dropped. The root file system is
+/// cached in `$K8S_BOOT_LAB_CACHE` (default `$CARGO_TARGET_TMPDIR/lab-cache`) and shared by
+/// the lab tests. Needs root: fails clearly otherwise.
+pub struct TestLab {
+    pub dir: PathBuf,
+}
+
+impl TestLab {
+    pub fn up(name: &str, hosts: usize) -> TestLab {
+        let status = fs::read_to_string("/proc/self/status").unwrap();
+        assert!(
+            status
+                .lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")),
+            "this test needs root: it starts systemd-nspawn lab hosts"
+        );
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+        let _ = fs::remove_dir_all(&base);
+        let lab = TestLab {
+            dir: base.join("lab"),
+        };
+        let hosts = hosts.to_string();
+        let dir = lab.dir.to_str().unwrap().to_string();
+        let up = lab.k8s_boot(&["lab", "up", "--dir", &dir, "--hosts", &hosts]);
+        assert!(up.status.success(), "{}", describe(&up));
+        lab
+    }
+
+    /// Runs the built k8s-boot with the shared rootfs cache.
+    pub fn k8s_boot(&self, args: &[&str]) -> Output {
+        let cache = std::env::var_os("K8S_BOOT_LAB_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("lab-cache"));
+        run(Command::new(env!("CARGO_BIN_EXE_k8s-boot"))
+            .args(args)
+            .env("K8S_BOOT_LAB_CACHE", cache))
+    }
+
+    pub fn inventory(&self) -> String {
+        self.dir.join("hosts.yaml").display().to_string()
+    }
+
+    /// Real OpenSSH as root on a lab host, host key checked against the lab's known_hosts.
+    pub fn ssh(&self, addr: &str, command: &str) -> Output {
+        run(Command::new(require_program("ssh", "openssh-client"))
+            .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+            .args(["-o", "ConnectTimeout=5", "-o"])
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                self.dir.join("known_hosts").display()
+            ))
+            .arg("-i")
+            .arg(self.dir.join("id_ed25519"))
+            .arg(format!("root@{addr}"))
+            .arg(command))
+    }
+
+    /// `ssh` that must succeed; its trimmed stdout.
+    pub fn sh(&self, addr: &str, command: &str) -> String {
+        let out = self.ssh(addr, command);
+        assert!(
+            out.status.success(),
+            "{addr}: {command}\n{}",
+            describe(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for TestLab {
+    fn drop(&mut self) {
+        let dir = self.dir.to_str().unwrap().to_string();
+        let out = self.k8s_boot(&["lab", "down", "--dir", &dir]);
+        if !out.status.success() {
+            eprintln!("lab down failed: {}", describe(&out));
+        }
+    }
+}
