@@ -106,9 +106,19 @@ pub fn certs(inventory: &Path, pki_dir: &Path, opts: pki::Options) -> Result<i32
     Ok(0)
 }
 
-pub fn certs_check(inventory: &Path, pki_dir: &Path) -> Result<i32> {
+pub fn certs_check(inventory: &Path, pki_dir: &Path, json: bool) -> Result<i32> {
     let cluster = load(inventory)?;
     let rows = Pki::new(pki_dir).check(&cluster);
+    let failures = rows.iter().filter(|r| r.status.is_failure()).count();
+    if json {
+        let out =
+            serde_json::json!({ "pki_dir": pki_dir, "problems": failures, "certificates": rows });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).expect("rows serialize")
+        );
+        return Ok(if failures > 0 { 1 } else { 0 });
+    }
     let width = rows.iter().map(|r| r.file.len()).max().unwrap_or(4).max(4);
     println!(
         "{:<width$}  {:<10}  {:>9}  {:<28}  subject / issuer",
@@ -129,7 +139,6 @@ pub fn certs_check(inventory: &Path, pki_dir: &Path) -> Result<i32> {
             r.issuer
         );
     }
-    let failures = rows.iter().filter(|r| r.status.is_failure()).count();
     if failures > 0 {
         eprintln!(
             "{failures} problem(s) in {}; run `k8s-boot certs` to fix",

@@ -183,7 +183,13 @@ enum OutputFormat {
 #[derive(Subcommand)]
 enum CertsAction {
     /// Print an expiry table; exit non-zero on any missing, expired, foreign or outdated cert
-    Check(PkiArgs),
+    Check {
+        #[command(flatten)]
+        pki: PkiArgs,
+        /// Result format
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
     /// Re-issue every leaf certificate (CAs are kept)
     Renew(PkiArgs),
 }
@@ -297,9 +303,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             pki_dir: dir,
             rotate_cas,
         } => match (action, inventory) {
-            (Some(CertsAction::Check(a)), _) => {
-                commands::certs_check(&a.inv.inventory, &pki_dir(&a))
-            }
+            (Some(CertsAction::Check { pki: a, output }), _) => commands::certs_check(
+                &a.inv.inventory,
+                &pki_dir(&a),
+                matches!(output, OutputFormat::Json),
+            ),
             (Some(CertsAction::Renew(a)), _) => commands::certs(
                 &a.inv.inventory,
                 &pki_dir(&a),

@@ -475,6 +475,19 @@ fn certs_cli_creates_then_checks() {
     let table = String::from_utf8_lossy(&check.stdout);
     assert!(table.lines().next().unwrap().contains("days-left"));
     assert!(table.contains("kubelet-w1.crt") && table.contains("CN=system:node:w1"));
+    // Machine-readable form for CI and monitoring.
+    let json = run(&["certs", "check", "--output", "json"]);
+    assert_eq!(json.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["problems"], 0);
+    let kubelet = v["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["file"] == "kubelet-w1.crt")
+        .unwrap();
+    assert_eq!(kubelet["status"], "ok");
+    assert!(kubelet["days_left"].as_i64().unwrap() >= 364);
     // Keys never appear in output.
     assert!(
         !table.contains("PRIVATE KEY")

@@ -437,11 +437,18 @@ impl Pki {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(into = "String")]
 pub enum Status {
     Ok,
     Expiring,
     Bad(String),
+}
+
+impl From<Status> for String {
+    fn from(s: Status) -> String {
+        s.to_string()
+    }
 }
 
 impl Status {
@@ -460,7 +467,7 @@ impl std::fmt::Display for Status {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct CheckRow {
     pub file: String,
     pub subject: String,
