@@ -239,20 +239,7 @@ fn start_nginx(procs: &mut Processes, r: &Rendered, dir: &Path) {
         conf.display(),
         common::describe(&t)
     );
-    procs.spawn(
-        "nginx",
-        Command::new(&nginx)
-            .arg("-c")
-            .arg(&conf)
-            // The error log goes to the process log, printed if the test fails.
-            .arg("-e")
-            .arg("stderr")
-            .arg("-g")
-            .arg(format!(
-                "daemon off; pid {};",
-                dir.join("nginx.pid").display()
-            )),
-    );
+    common::spawn_nginx(procs, &nginx, &conf, dir);
 }
 
 #[test]

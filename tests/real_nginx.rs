@@ -273,20 +273,7 @@ fn nginx_balances_apiservers_with_failover_and_sends_proxy_protocol_to_chat() {
         .map(|(n, ip)| Backend::start(n, &format!("{ip}:{CHAT_NODE_PORT}"), true))
         .collect();
     let mut procs = Processes::new(&tmp.path().join("logs"));
-    procs.spawn(
-        "nginx",
-        Command::new(&nginx)
-            .arg("-c")
-            .arg(&conf)
-            // The error log goes to the process log, printed if the test fails.
-            .arg("-e")
-            .arg("stderr")
-            .arg("-g")
-            .arg(format!(
-                "daemon off; pid {};",
-                tmp.path().join("nginx.pid").display()
-            )),
-    );
+    common::spawn_nginx(&mut procs, &nginx, &conf, tmp.path());
 
     let api = format!("127.0.0.1:{APISERVER_PORT}");
     let cp_names: BTreeSet<&str> = CONTROL_PLANES.iter().map(|(n, _)| *n).collect();

@@ -461,3 +461,21 @@ impl Drop for TestLab {
         }
     }
 }
+
+/// Starts nginx in the foreground from `conf` under `procs`, its error log in the process log
+/// (printed if the test fails) and its pid file in `pid_dir`.
+pub fn spawn_nginx(procs: &mut Processes, nginx: &Path, conf: &Path, pid_dir: &Path) {
+    procs.spawn(
+        "nginx",
+        Command::new(nginx)
+            .arg("-c")
+            .arg(conf)
+            .arg("-e")
+            .arg("stderr")
+            .arg("-g")
+            .arg(format!(
+                "daemon off; pid {};",
+                pid_dir.join("nginx.pid").display()
+            )),
+    );
+}
