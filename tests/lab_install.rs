@@ -43,6 +43,10 @@ fn main_pid(lab: &TestLab, addr: &str, service: &str) -> String {
     )
 }
 
+fn etcd_pids(lab: &TestLab) -> Vec<String> {
+    MEMBERS.iter().map(|a| main_pid(lab, a, "etcd")).collect()
+}
+
 const LB: &str = "10.77.0.11";
 const MEMBERS: [&str; 3] = ["10.77.0.12", "10.77.0.13", "10.77.0.14"];
 
@@ -168,7 +172,7 @@ fn lab_install_end_to_end() {
     );
 
     // Second install: nothing changes and nothing restarts.
-    let pids: Vec<String> = MEMBERS.iter().map(|a| main_pid(&lab, a, "etcd")).collect();
+    let pids = etcd_pids(&lab);
     let nginx_pid = main_pid(&lab, LB, "nginx");
     let started = Instant::now();
     let (code, second) = install(&lab, &[]);
@@ -178,13 +182,7 @@ fn lab_install_end_to_end() {
         all_unchanged(&second),
         "second install changed something: {second:#}"
     );
-    assert_eq!(
-        MEMBERS
-            .iter()
-            .map(|a| main_pid(&lab, a, "etcd"))
-            .collect::<Vec<_>>(),
-        pids
-    );
+    assert_eq!(etcd_pids(&lab), pids);
     assert_eq!(main_pid(&lab, LB, "nginx"), nginx_pid);
     eprintln!("first install {first_secs:.1} s, no-change re-run {second_secs:.1} s");
 
@@ -222,13 +220,7 @@ fn lab_install_end_to_end() {
         nginx_pid,
         "nginx must pick up its new config"
     );
-    assert_eq!(
-        MEMBERS
-            .iter()
-            .map(|a| main_pid(&lab, a, "etcd"))
-            .collect::<Vec<_>>(),
-        pids
-    );
+    assert_eq!(etcd_pids(&lab), pids);
     assert!(lab.sh(LB, "ss -Htln 'sport = :30080'").contains("30080"));
 
     // status: etcd and nginx active and healthy; the services this machine cannot run are

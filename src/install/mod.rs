@@ -433,11 +433,7 @@ impl Run<'_> {
                 ))?;
                 backups.push((path.clone(), backup));
             }
-            let source = match source {
-                Source::Bytes(b) => Source::Bytes(b),
-                Source::File(p) => Source::File(p),
-            };
-            conn.put(source, sha, path, *mode, "root:root", have, *check)?;
+            conn.put(*source, sha, path, *mode, "root:root", have, *check)?;
             h.state.files.insert(path.clone(), sha.clone());
         }
         h.state.backups.extend(backups);

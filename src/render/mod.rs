@@ -249,15 +249,8 @@ pub fn plan(cluster: &Cluster, pki: &Pki, templates: &Templates) -> Result<Plan,
                 Server::LocalOnControlPlane => context::api_server_url(&shared.cluster, host),
                 Server::Endpoint => shared.cluster.api_endpoint_url.clone(),
             };
-            let bytes = kubeconfig(
-                templates,
-                pki,
-                &shared.cluster.name,
-                rule,
-                &host.name,
-                &server,
-                &ca_b64,
-            )?;
+            let leaf = leaf_of(&leaves, rule, &host.name);
+            let bytes = kubeconfig(templates, pki, &shared.cluster.name, leaf, &server, &ca_b64)?;
             files.push(PlannedFile::new(
                 rule.target,
                 0o600,
@@ -313,8 +306,7 @@ pub fn plan(cluster: &Cluster, pki: &Pki, templates: &Templates) -> Result<Plan,
             templates,
             pki,
             &shared.cluster.name,
-            admin,
-            "",
+            leaf_of(&leaves, admin, ""),
             &shared.cluster.api_endpoint_url,
             &ca_b64,
         )?,
@@ -345,39 +337,36 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// A kubeconfig for `leaf`'s client certificate; the user is its common name.
 fn kubeconfig(
     templates: &Templates,
     pki: &PkiFiles,
     cluster_name: &str,
-    rule: &KubeconfigRule,
-    host: &str,
+    leaf: &profiles::LeafCert,
     server: &str,
     ca_b64: &str,
 ) -> Result<Vec<u8>, RenderError> {
-    let stem = rule.cert.replace("{host}", host);
-    let crt = pki.read(&format!("{stem}.crt"))?;
-    let x509_user = pki::pem_to_der(&String::from_utf8_lossy(&crt))
-        .and_then(|der| {
-            use x509_parser::prelude::FromDer;
-            let (_, c) = x509_parser::certificate::X509Certificate::from_der(&der).ok()?;
-            let cn = c
-                .subject()
-                .iter_common_name()
-                .next()?
-                .as_str()
-                .ok()?
-                .to_string();
-            Some(cn)
-        })
-        .unwrap_or(stem.clone());
     let mut ctx = tera::Context::new();
     ctx.insert("cluster_name", cluster_name);
     ctx.insert("server", server);
-    ctx.insert("user", &x509_user);
+    ctx.insert("user", &leaf.common_name);
     ctx.insert("ca_data", ca_b64);
-    ctx.insert("cert_data", &b64(&crt));
-    ctx.insert("key_data", &b64(&pki.read(&format!("{stem}.key"))?));
+    ctx.insert("cert_data", &b64(&pki.read(&format!("{}.crt", leaf.file))?));
+    ctx.insert("key_data", &b64(&pki.read(&format!("{}.key", leaf.file))?));
     templates.render("kubeconfig.yaml", &ctx)
+}
+
+/// The leaf certificate a kubeconfig rule names, for `host`.
+fn leaf_of<'a>(
+    leaves: &'a [profiles::LeafCert],
+    rule: &KubeconfigRule,
+    host: &str,
+) -> &'a profiles::LeafCert {
+    let stem = rule.cert.replace("{host}", host);
+    leaves
+        .iter()
+        .find(|l| l.file == stem)
+        .expect("every kubeconfig rule names a profile of the PKI table")
 }
 
 /// PKI files (relative to the PKI directory) a host receives.

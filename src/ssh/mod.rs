@@ -130,6 +130,7 @@ pub enum Upload {
 }
 
 /// Where uploaded bytes come from: memory for rendered files, a file for binaries.
+#[derive(Clone, Copy)]
 pub enum Source<'a> {
     Bytes(&'a [u8]),
     File(&'a Path),
@@ -138,7 +139,7 @@ pub enum Source<'a> {
 impl Source<'_> {
     pub fn sha256(&self) -> Result<String, SshError> {
         match self {
-            Source::Bytes(b) => Ok(hex(&Sha256::digest(b))),
+            Source::Bytes(b) => Ok(crate::render::hex(&Sha256::digest(b))),
             Source::File(p) => {
                 let mut f = std::fs::File::open(p).map_err(|source| SshError::Local {
                     path: p.to_path_buf(),
@@ -149,14 +150,10 @@ impl Source<'_> {
                     path: p.to_path_buf(),
                     source,
                 })?;
-                Ok(hex(&hasher.finalize()))
+                Ok(crate::render::hex(&hasher.finalize()))
             }
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Quotes `s` for a POSIX shell.
