@@ -30,7 +30,7 @@ use sys::io_err;
 /// Environment variable naming a rootfs cache directory shared between labs (and tests).
 pub const CACHE_ENV: &str = "K8S_BOOT_LAB_CACHE";
 pub const DEFAULT_HOSTS: usize = 4;
-pub const DEFAULT_KUBERNETES_VERSION: &str = "v1.36.0";
+pub const DEFAULT_KUBERNETES_VERSION: &str = "v1.37.2";
 /// Files in the lab directory.
 pub const KEY_FILE: &str = "id_ed25519";
 pub const KNOWN_HOSTS_FILE: &str = "known_hosts";
