@@ -122,5 +122,5 @@ test('logs exactly one line per join and per leave, never message contents', asy
 
 test('invalid configuration is refused at startup', async (t) => {
   await assert.rejects(startServer(t, { CHAT_PORT: 'abc' }), /exited early \(1\/null\).*CHAT_PORT/s);
-  await assert.rejects(startServer(t, { CHAT_PROXY_PROTOCOL: 'maybe' }), /CHAT_PROXY_PROTOCOL/);
+  await assert.rejects(startServer(t, { CHAT_SHUTDOWN_GRACE_MS: '-1' }), /CHAT_SHUTDOWN_GRACE_MS/);
 });

@@ -101,8 +101,9 @@ function describe(match) {
   return JSON.stringify(String(match));
 }
 
-// Starts the server with CHAT_PORT=0 and reads the bound port from the
-// startup line. Every process is killed when the test ends.
+// Starts the server with CHAT_PORT=0 and reads the bound port (and, with
+// CHAT_PROXY_PORT=0 in env, the PROXY protocol port) from the startup line.
+// Every process is killed when the test ends.
 async function startServer(t, env = {}) {
   const proc = spawn(process.execPath, [SERVER], {
     env: { PATH: process.env.PATH, CHAT_PORT: '0', CHAT_HOST: '127.0.0.1', ...env },
@@ -132,8 +133,12 @@ async function startServer(t, env = {}) {
     if (ex) throw new Error(`server exited early (${ex.code}/${ex.signal}): ${Buffer.concat(stderr)}`);
     throw err;
   }
-  const port = Number(/:(\d+) \(/.exec(line)[1]);
-  return { proc, port, log, exited, stderr: () => Buffer.concat(stderr).toString() };
+  // "chat server listening on HOST:PORT[, PROXY protocol on HOST:PORT] (...)"
+  const m = /^chat server listening on \S+:(\d+)(?:, PROXY protocol on \S+:(\d+))? \(/.exec(line);
+  if (!m) throw new Error(`unexpected startup line ${JSON.stringify(line)}`);
+  const port = Number(m[1]);
+  const proxyPort = m[2] === undefined ? null : Number(m[2]);
+  return { proc, port, proxyPort, log, exited, stderr: () => Buffer.concat(stderr).toString() };
 }
 
 // Opens a TCP client; `id` is the id the server gives it (its own address as

@@ -1,10 +1,23 @@
 'use strict';
-// SIGTERM / SIGINT: announce, close gracefully, exit 0 within the grace period.
+// SIGTERM / SIGINT: announce, close gracefully, exit 0 within the grace period
+// (CHAT_SHUTDOWN_GRACE_MS, 1 s by default, as in the rendered Deployment).
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const net = require('node:net');
-const { startServer, connect, connectAll, within } = require('./helpers');
+const { startServer, connect, connectAll, within, delay } = require('./helpers');
+
+// Resolves with the error code of a connection attempt, or null if it connected.
+function tryConnect(port) {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host: '127.0.0.1' });
+    s.on('connect', () => {
+      s.destroy();
+      resolve(null);
+    });
+    s.on('error', (err) => resolve(err.code));
+  });
+}
 
 for (const signal of ['SIGTERM', 'SIGINT']) {
   test(`${signal} tells every client, closes them and exits 0`, async (t) => {
@@ -59,14 +72,88 @@ test('the listener is closed as soon as shutdown starts', async (t) => {
   await srv.log.waitFor(`${stubborn.id} join`);
   srv.proc.kill('SIGTERM');
   await stubborn.waitFor('server shutting down'); // server is draining now
-  const err = await new Promise((resolve) => {
-    const s = net.connect({ port: srv.port, host: '127.0.0.1' });
-    s.on('connect', () => {
-      s.destroy();
-      resolve(null);
-    });
-    s.on('error', resolve);
-  });
-  assert.equal(err && err.code, 'ECONNREFUSED');
+  assert.equal(await tryConnect(srv.port), 'ECONNREFUSED');
   assert.equal(srv.proc.exitCode, null, 'still within the grace period');
+});
+
+test('with the default grace, an idle client that never reads or closes gets the goodbye and the server exits within 2 s', async (t) => {
+  const srv = await startServer(t); // CHAT_SHUTDOWN_GRACE_MS not set: the default bound
+  assert.match(srv.log.lines[0], /shutdown_grace_ms=1000\)$/);
+  const polite = await connect(t, srv.port, { name: 'polite' });
+  await srv.log.waitFor(`${polite.id} join`);
+  // allowHalfOpen: it ignores the server's FIN; pause(): it reads nothing.
+  const idle = await connect(t, srv.port, { name: 'idle', allowHalfOpen: true });
+  idle.socket.pause();
+  await polite.waitFor(`${idle.id} join`);
+
+  const t0 = Date.now();
+  srv.proc.kill('SIGTERM');
+  const { code, signal, at } = await within(3000, srv.exited, 'server exit');
+  assert.equal(code, 0);
+  assert.equal(signal, null);
+  const took = at - t0;
+  assert.ok(took < 2000, `exited after ${took} ms`);
+  assert.ok(took >= 900, `the idle client got the grace period to close (${took} ms)`);
+  assert.match(srv.log.lines.at(-1), /^chat server stopped \(/);
+
+  // The goodbye reached both: the idle client finds it once it reads again.
+  await within(1000, polite.waitFor('server shutting down'), 'goodbye to the polite client');
+  const ended = new Promise((resolve) => idle.socket.once('end', resolve));
+  idle.socket.resume();
+  await idle.waitFor('server shutting down', { timeout: 1000 });
+  await within(1000, ended, 'end of stream from the server');
+});
+
+test('a reader stuck with megabytes queued cannot hold up the shutdown', async (t) => {
+  const lineBytes = 256 * 1024;
+  const srv = await startServer(t, {
+    CHAT_MAX_LINE_BYTES: String(lineBytes),
+    CHAT_MAX_QUEUE_BYTES: String(256 * 1024 * 1024), // never dropped as a slow reader
+  });
+  const [observer, flooder, stuck] = await connectAll(t, srv, ['observer', 'flooder', 'stuck']);
+  stuck.socket.pause();
+  await observer.waitFor(`${stuck.id} join`);
+  // 32 MiB: far more than the kernel buffers of the stuck connection hold, so
+  // most of it waits in the server's queue for that client.
+  const payload = 's'.repeat(lineBytes - 16);
+  const lines = 128;
+  for (let i = 0; i < lines; i++) flooder.say(`${payload} ${i}`);
+  await observer.waitFor(`${flooder.id}: ${payload} ${lines - 1}`, { timeout: 10000 });
+  await delay(50);
+
+  const t0 = Date.now();
+  srv.proc.kill('SIGTERM');
+  const { code, at } = await within(3000, srv.exited, 'server exit');
+  assert.equal(code, 0);
+  assert.ok(at - t0 < 2000, `exited after ${at - t0} ms`);
+  t.diagnostic(`exited after ${at - t0} ms: ${srv.log.lines.at(-1)}`);
+  await observer.waitFor('server shutting down', { timeout: 1000 });
+  stuck.socket.resume();
+  await within(5000, stuck.closed, 'stuck connection closed');
+});
+
+test('shutdown closes the PROXY port too and tells proxied and direct clients alike', async (t) => {
+  const srv = await startServer(t, { CHAT_PROXY_PORT: '0' });
+  const direct = await connect(t, srv.port, { name: 'direct' });
+  await srv.log.waitFor(`${direct.id} join`);
+  const lb = await connect(t, srv.proxyPort, { name: 'lb' });
+  lb.send('PROXY TCP4 192.0.2.10 10.0.0.1 5555 30000\r\n');
+  await direct.waitFor('192.0.2.10:5555 join');
+  // Still in the PROXY handshake at shutdown: closed without a message.
+  const pending = await connect(t, srv.proxyPort, { name: 'pending' });
+  pending.send('PROXY TCP4 192.0.2');
+  await delay(30);
+
+  const t0 = Date.now();
+  srv.proc.kill('SIGTERM');
+  await direct.waitFor('server shutting down');
+  await lb.waitFor('server shutting down');
+  assert.equal(await tryConnect(srv.port), 'ECONNREFUSED');
+  assert.equal(await tryConnect(srv.proxyPort), 'ECONNREFUSED');
+  await within(1000, pending.closed, 'half-finished PROXY connection closed');
+  assert.deepEqual(pending.log.lines, []);
+  const { code, at } = await within(3000, srv.exited, 'server exit');
+  assert.equal(code, 0);
+  assert.ok(at - t0 < 1500, `exited after ${at - t0} ms`);
+  assert.ok(srv.log.lines.includes('192.0.2.10:5555 has left (shutdown)'));
 });

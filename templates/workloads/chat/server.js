@@ -1,10 +1,12 @@
 'use strict';
 // k8s-boot demo workload: line-based TCP chat server.
 //
-// Single file, no dependencies, CommonJS, Node.js >= 20. Run with
-// `node server.js`. Protocol, configuration and operations are described in
-// docs/CHAT.md of the k8s-boot repository.
+// Single file, no dependencies, CommonJS, Node.js >= 20 (20 to 24 tested).
+// Run with `node server.js`; `node server.js --probe` is the Kubernetes
+// readiness/liveness check (see probe()). Protocol, configuration and
+// operations are described in docs/CHAT.md of the k8s-boot repository.
 
+const fs = require('node:fs');
 const net = require('node:net');
 
 // ---------------------------------------------------------------------------
@@ -26,21 +28,31 @@ function intEnv(name, def, min, max) {
   return n;
 }
 
-function boolEnv(name, def) {
+function isSet(name) {
   const raw = process.env[name];
-  if (raw === undefined || raw.trim() === '') return def;
-  const s = raw.trim().toLowerCase();
-  if (['1', 'true', 'yes', 'on'].includes(s)) return true;
-  if (['0', 'false', 'no', 'off'].includes(s)) return false;
-  return fail(`${name}=${JSON.stringify(raw)} is not a boolean (use 1/true or 0/false)`);
+  return raw !== undefined && raw.trim() !== '';
 }
 
+// CHAT_PORT is plain TCP: the TCP peer is the client, a PROXY header is an
+// ordinary chat line. CHAT_PROXY_PORT (optional) is a second listener for the
+// load balancer only: there every connection must start with a PROXY protocol
+// v1 header, whose source address becomes the client's id. Keeping the two on
+// separate ports means no client can claim another address on the plain port,
+// whatever its source address looks like after NAT.
 const PORT = intEnv('CHAT_PORT', 30000, 0, 65535);
+const PROXY_PORT = isSet('CHAT_PROXY_PORT') ? intEnv('CHAT_PROXY_PORT', 0, 0, 65535) : null;
 const HOST = (process.env.CHAT_HOST || '').trim() || '0.0.0.0';
 const MAX_LINE = intEnv('CHAT_MAX_LINE_BYTES', 4096, 1, 16 * 1024 * 1024);
 const MAX_QUEUE = intEnv('CHAT_MAX_QUEUE_BYTES', 1024 * 1024, 1, 1024 * 1024 * 1024);
-const PROXY = boolEnv('CHAT_PROXY_PROTOCOL', false);
-const GRACE_MS = intEnv('CHAT_SHUTDOWN_GRACE_MS', 5000, 0, 3600 * 1000);
+// On shutdown, how long a client gets to close after the goodbye line before
+// its connection is cut; also the bound for the whole shutdown.
+const GRACE_MS = intEnv('CHAT_SHUTDOWN_GRACE_MS', 1000, 0, 3600 * 1000);
+if (PROXY_PORT !== null && PROXY_PORT !== 0 && PROXY_PORT === PORT) {
+  fail(`CHAT_PROXY_PORT=${PROXY_PORT} must differ from CHAT_PORT`);
+}
+if (isSet('CHAT_PROXY_PROTOCOL')) {
+  fail('CHAT_PROXY_PROTOCOL is not a setting: the PROXY protocol is accepted only on CHAT_PROXY_PORT');
+}
 
 // PROXY protocol v1: the whole header, CRLF included, is at most 107 bytes.
 const PROXY_MAX = 107;
@@ -52,6 +64,51 @@ const NL = 0x0a;
 const CR = 0x0d;
 const SHUTDOWN_MSG = 'server shutting down\n';
 const TOO_LONG_MSG = Buffer.from(`error: line too long (max ${MAX_LINE} bytes)\n`);
+
+// ---------------------------------------------------------------------------
+// Probe: `node server.js --probe` exits 0 when every configured port has a
+// listening socket in this network namespace, 1 otherwise. It reads
+// /proc/net/tcp and /proc/net/tcp6 instead of connecting, because every
+// connection to the chat port is a client announced to everyone. It needs
+// nothing but node itself (no shell, grep, ss or netstat in the image).
+// ---------------------------------------------------------------------------
+
+const TCP_LISTEN = '0A';
+
+function listeningPorts() {
+  const ports = new Set();
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text;
+    try {
+      text = fs.readFileSync(file, 'latin1');
+    } catch {
+      continue; // no IPv6 in this kernel or namespace
+    }
+    // "  sl  local_address rem_address   st ...", local_address is HEXADDR:HEXPORT
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 4 || f[3] !== TCP_LISTEN) continue;
+      const colon = f[1].lastIndexOf(':');
+      if (colon !== -1) ports.add(parseInt(f[1].slice(colon + 1), 16));
+    }
+  }
+  return ports;
+}
+
+function probe() {
+  const want = PROXY_PORT === null ? [PORT] : [PORT, PROXY_PORT];
+  if (want.includes(0)) fail('--probe needs fixed ports (CHAT_PORT and CHAT_PROXY_PORT must not be 0)');
+  const have = listeningPorts();
+  const missing = want.filter((p) => !have.has(p));
+  if (missing.length > 0) {
+    process.stderr.write(`chat: probe: nothing listens on TCP port ${missing.join(', ')}\n`);
+    process.exit(1);
+  }
+  process.exit(0);
+}
+
+if (process.argv[2] === '--probe') probe();
+else if (process.argv.length > 2) fail(`unknown argument ${JSON.stringify(process.argv[2])} (only --probe)`);
 
 // ---------------------------------------------------------------------------
 // Logging: one line per event, never message contents.
@@ -325,7 +382,9 @@ function onLine(c, line) {
 // Server
 // ---------------------------------------------------------------------------
 
-function onConnection(sock) {
+// proxied: the connection came in on CHAT_PROXY_PORT and must start with a
+// PROXY header; on CHAT_PORT the TCP peer is the client.
+function onConnection(sock, proxied) {
   const { remoteAddress, remotePort } = sock;
   if (shuttingDown || !remoteAddress) {
     sock.destroy(); // draining, or the peer is already gone
@@ -337,10 +396,10 @@ function onConnection(sock) {
     socket: sock,
     remoteAddress,
     remotePort,
-    peer: formatId(remoteAddress, remotePort), // the TCP peer (maybe a proxy)
+    peer: formatId(remoteAddress, remotePort), // the TCP peer (the LB when proxied)
     id: '',
     prefix: null,
-    state: HEADER,
+    state: proxied ? HEADER : OPEN,
     parts: [],
     pendingLen: 0,
     discarding: false,
@@ -371,26 +430,41 @@ function onConnection(sock) {
     }
     if (shuttingDown && conns.size === 0) finish('all clients closed');
   });
-  if (PROXY) {
+  if (proxied) {
     c.headerTimer = setTimeout(() => reject(c, `no PROXY header within ${PROXY_TIMEOUT_MS} ms`), PROXY_TIMEOUT_MS);
   } else {
     join(c, remoteAddress, remotePort);
   }
 }
 
-const server = net.createServer({ noDelay: true }, onConnection);
+function listen(port, proxied) {
+  const srv = net.createServer({ noDelay: true }, (sock) => onConnection(sock, proxied));
+  srv.on('error', (err) => {
+    process.stderr.write(`chat: server error: ${err.message}\n`);
+    process.exit(1);
+  });
+  return new Promise((resolve) => {
+    srv.listen({ port, host: HOST }, () => resolve(srv));
+  });
+}
 
-server.on('error', (err) => {
-  process.stderr.write(`chat: server error: ${err.message}\n`);
-  process.exit(1);
-});
-
-server.listen({ port: PORT, host: HOST }, () => {
-  const a = server.address();
+const servers = [];
+Promise.all([listen(PORT, false), PROXY_PORT === null ? null : listen(PROXY_PORT, true)]).then(([plain, proxy]) => {
+  servers.push(plain);
+  if (proxy) servers.push(proxy);
+  if (shuttingDown) {
+    // A signal came while the other listener was still being set up.
+    for (const s of servers) s.close();
+    return;
+  }
+  const addr = (s) => {
+    const a = s.address();
+    return formatId(a.address, a.port);
+  };
   log(
-    `chat server listening on ${formatId(a.address, a.port)} ` +
-      `(proxy_protocol=${PROXY ? 'on' : 'off'} max_line_bytes=${MAX_LINE} ` +
-      `max_queue_bytes=${MAX_QUEUE} shutdown_grace_ms=${GRACE_MS})`,
+    `chat server listening on ${addr(plain)}` +
+      (proxy ? `, PROXY protocol on ${addr(proxy)}` : '') +
+      ` (max_line_bytes=${MAX_LINE} max_queue_bytes=${MAX_QUEUE} shutdown_grace_ms=${GRACE_MS})`,
   );
 });
 
@@ -420,7 +494,7 @@ function shutdown(signal) {
   }
   shuttingDown = true;
   log(`received ${signal}, shutting down ${clients.size} clients (grace ${GRACE_MS} ms)`);
-  server.close();
+  for (const s of servers) s.close(); // refuse new connections from now on
   flush(); // deliver what was already said
   for (const [s, c] of conns) {
     if (c.state === OPEN) {
