@@ -56,6 +56,8 @@ pub struct HostPaths {
     pub console: PathBuf,
     pub pidfile: PathBuf,
     pub supervisor: PathBuf,
+    /// Bound into the guest as /var/lib/containerd.
+    pub containerd: PathBuf,
 }
 
 impl HostPaths {
@@ -68,6 +70,7 @@ impl HostPaths {
             console: dir.join("console.log"),
             pidfile: dir.join("supervisor.pid"),
             supervisor: dir.join("supervise.sh"),
+            containerd: dir.join("containerd"),
             dir,
         }
     }
@@ -146,7 +149,7 @@ pub fn create(
         }
     }
     release(lab, &host.name, true)?;
-    for d in [&p.upper, &p.work, &p.root] {
+    for d in [&p.upper, &p.work, &p.root, &p.containerd] {
         fs::create_dir_all(d).map_err(io_err("cannot create", d))?;
     }
     let mut mount = Command::new(&tools.mount);
@@ -234,8 +237,20 @@ pub fn start(lab: &Path, host: &PlannedHost, tools: &Tools) -> Result<u32, LabEr
             "--timezone=off",
             "--link-journal=no",
         ])
-        // The guest sees a pure cgroup2 tree, like a current distribution on real hardware.
-        .env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1")
+        // What runc and the kubelet need inside the guest (docs/LAB.md, "Containers in a lab
+        // host"): every capability, the key and bpf system calls nspawn filters by default,
+        // the kernel log for the kubelet's OOM watcher, and containerd's state on the
+        // machine's own file system, since its overlayfs snapshotter cannot stack on the
+        // guest's overlay root.
+        .args([
+            "--capability=all",
+            "--system-call-filter=add_key keyctl bpf",
+            "--bind=/dev/kmsg",
+        ])
+        .arg(format!("--bind={}:/var/lib/containerd", p.containerd.display()))
+        // The machine's controllers are cgroup v1 only: the guest gets the legacy hierarchy,
+        // which `k8s-boot-lab-host.service` inside it makes writable (see rootfs.rs).
+        .env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "0")
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2);

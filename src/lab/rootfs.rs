@@ -15,7 +15,8 @@ pub const MIRROR: &str = "http://deb.debian.org/debian";
 
 /// Packages on top of debootstrap's minbase: systemd as init, sshd, networking tools, and what
 /// the installer expects on a host it cannot download to (nginx with its stream module for
-/// `lb` hosts; iptables, conntrack and kmod for kube-proxy and the kubelet).
+/// `lb` hosts; iptables, nftables, conntrack, ethtool and kmod for kube-proxy, flannel and the
+/// kubelet).
 pub const PACKAGES: &[&str] = &[
     "systemd",
     "systemd-sysv",
@@ -30,12 +31,14 @@ pub const PACKAGES: &[&str] = &[
     "nginx",
     "libnginx-mod-stream",
     "iptables",
+    "nftables",
     "conntrack",
+    "ethtool",
     "kmod",
 ];
 
 /// Bump when `prepare` changes so cached trees are rebuilt.
-const PREPARE_VERSION: u32 = 1;
+const PREPARE_VERSION: u32 = 2;
 
 /// Units that would only wait for a terminal, reach for the network or do housekeeping.
 const MASKED_UNITS: &[&str] = &[
@@ -48,6 +51,27 @@ const MASKED_UNITS: &[&str] = &[
     "e2scrub_reap.service",
     "fstrim.timer",
 ];
+
+/// Makes a lab host able to run containers (writable cgroup controllers, shielded kernel
+/// settings); started at boot by [`GUEST_UNIT`].
+const GUEST_PREPARE: &str = include_str!("guest-prepare.sh");
+const GUEST_PREPARE_PATH: &str = "usr/lib/k8s-boot-lab/prepare-host.sh";
+const GUEST_UNIT_NAME: &str = "k8s-boot-lab-host.service";
+const GUEST_UNIT: &str = "\
+[Unit]
+Description=k8s-boot lab host: writable cgroup controllers, shielded kernel settings
+DefaultDependencies=no
+After=local-fs.target
+Before=sysinit.target containerd.service kubelet.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/lib/k8s-boot-lab/prepare-host.sh
+
+[Install]
+WantedBy=sysinit.target
+";
 
 /// What a cached tree was built from; the marker file holds it, written last.
 fn recipe() -> String {
@@ -205,7 +229,19 @@ fn prepare(root: &Path, tools: &Tools) -> Result<(), LabError> {
         cmd.arg(format!("--root={}", root.display())).args(args);
         sys::run(&mut cmd).map(|_| ())
     };
-    systemctl(&["enable", "systemd-networkd.service", "ssh.service"])?;
+    write(root, GUEST_PREPARE_PATH, GUEST_PREPARE, 0o755)?;
+    write(
+        root,
+        &format!("etc/systemd/system/{GUEST_UNIT_NAME}"),
+        GUEST_UNIT,
+        0o644,
+    )?;
+    systemctl(&[
+        "enable",
+        "systemd-networkd.service",
+        "ssh.service",
+        GUEST_UNIT_NAME,
+    ])?;
     // The installer configures nginx on `lb` hosts and starts it; elsewhere it stays off.
     systemctl(&["disable", "nginx.service"])?;
     remove_file(&root.join("etc/nginx/sites-enabled/default"))?;
