@@ -8,6 +8,16 @@ use std::path::Path;
 /// Writes `bytes` to `path` with `mode` via a temporary file in the same directory,
 /// fsync and rename. Missing parent directories are created with the default mode.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    write_atomic_with(path, mode, |f| f.write_all(bytes))
+}
+
+/// Like [`write_atomic`], but `fill` writes the content into the temporary file, so large
+/// files can be streamed instead of held in memory.
+pub fn write_atomic_with(
+    path: &Path,
+    mode: u32,
+    fill: impl FnOnce(&mut fs::File) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
     let name = path
@@ -27,7 +37,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
             .open(&tmp)?;
         // The umask may have narrowed the mode at creation; set it exactly.
         f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.write_all(bytes)?;
+        fill(&mut f)?;
+        f.flush()?;
         f.sync_all()?;
         fs::rename(&tmp, path)
     })();

@@ -10,6 +10,7 @@ pub mod fsutil;
 pub mod install;
 pub mod inventory;
 pub mod lab;
+pub mod oci;
 pub mod pki;
 pub mod render;
 pub mod ssh;
