@@ -19,7 +19,8 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use k8s_boot::fetch::{
     artifacts, fetch, read_manifest, Component, FetchError, FetchOptions, FetchReport, Mirrors,
-    Outcome, CNI_PLUGINS_VERSION, CONTAINERD_VERSION, RUNC_VERSION,
+    Outcome, CNI_PLUGINS_VERSION, CONTAINERD_VERSION, CRICTL_VERSION, FLANNEL_CNI_PLUGIN_VERSION,
+    RUNC_VERSION,
 };
 use sha2::{Digest, Sha256};
 
@@ -380,6 +381,39 @@ fn fixture() -> Fixture {
             artifact_paths.push(path.clone());
             checksum_paths.push(format!("{path}.sha256"));
         }
+
+        // crictl: a lone `crictl` at the top level; the .sha256 holds a bare digest.
+        let cv = CRICTL_VERSION;
+        let crictl = script("crictl", arch, 3_500);
+        let archive = targz(&[], &[("crictl", &crictl, 0o755)]);
+        let file = format!("crictl-v{cv}-linux-{arch}.tar.gz");
+        let path = format!("/crictl/v{cv}/{file}");
+        server.put(&path, archive.clone());
+        server.put(&format!("{path}.sha256"), format!("{}\n", sha(&archive)));
+        keep("crictl".into(), &crictl);
+        if amd {
+            artifact_paths.push(path.clone());
+            checksum_paths.push(format!("{path}.sha256"));
+        }
+
+        // flannel CNI plugin: `flannel-ARCH` at the top level, under the release tag, with
+        // an asset name that carries only the CNI plugins version.
+        let tag = FLANNEL_CNI_PLUGIN_VERSION;
+        let fv = tag.split("-flannel").next().unwrap();
+        let flannel = script("flannel", arch, 2_800);
+        let archive = targz(&[], &[(&format!("flannel-{arch}"), &flannel, 0o755)]);
+        let file = format!("cni-plugin-flannel-linux-{arch}-v{fv}.tgz");
+        let path = format!("/cni-flannel/v{tag}/{file}");
+        server.put(&path, archive.clone());
+        server.put(
+            &format!("{path}.sha256"),
+            format!("{}  {file}\n", sha(&archive)),
+        );
+        keep("cni/flannel".into(), &flannel);
+        if amd {
+            artifact_paths.push(path.clone());
+            checksum_paths.push(format!("{path}.sha256"));
+        }
     }
     let rv = RUNC_VERSION;
     let sums = format!(
@@ -512,6 +546,8 @@ fn downloads_verifies_and_installs_everything() {
         format!("etcd-v{ev}-linux-amd64.tar.gz"),
         format!("containerd-{CONTAINERD_VERSION}-linux-amd64.tar.gz"),
         format!("cni-plugins-linux-amd64-v{CNI_PLUGINS_VERSION}.tgz"),
+        format!("crictl-v{CRICTL_VERSION}-linux-amd64.tar.gz"),
+        format!("cni-plugin-flannel-linux-amd64-v{FLANNEL_CNI_PLUGIN_VERSION}.tgz"),
         ".lock".to_string(),
     ]
     .into();
@@ -531,6 +567,12 @@ fn downloads_verifies_and_installs_everything() {
     assert_eq!(m.files["ctr"].version, format!("v{CONTAINERD_VERSION}"));
     assert_eq!(m.files["runc"].version, format!("v{RUNC_VERSION}"));
     assert_eq!(m.files["cni/portmap"].component, "cni-plugins");
+    assert_eq!(m.files["crictl"].version, format!("v{CRICTL_VERSION}"));
+    assert_eq!(m.files["cni/flannel"].component, "cni-flannel");
+    assert_eq!(
+        m.files["cni/flannel"].version,
+        format!("v{FLANNEL_CNI_PLUGIN_VERSION}")
+    );
     assert!(m.files["ctr"].url.ends_with(".tar.gz"));
     assert_ne!(m.files["ctr"].artifact_sha256, m.files["ctr"].sha256);
 
@@ -569,7 +611,15 @@ fn second_run_downloads_only_checksum_files() {
             .map(|n| fs::metadata(f.dir.join(n)).unwrap().ino())
             .collect()
     };
-    let watched = ["kubelet", "etcd", "ctr", "runc", "cni/bridge"];
+    let watched = [
+        "kubelet",
+        "etcd",
+        "ctr",
+        "runc",
+        "crictl",
+        "cni/bridge",
+        "cni/flannel",
+    ];
     let first = inodes(&watched);
 
     let (r, lines) = f.run();

@@ -24,7 +24,7 @@ mod extract;
 mod http;
 mod manifest;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -43,17 +43,23 @@ pub use manifest::{read_manifest, Manifest, ManifestEntry, MANIFEST_FILE};
 use checksum::{find_digest, sha256_file};
 use http::{Client, Downloaded};
 
-/// containerd: the 2.3 line is the long-term-support line (supported to April 2028);
-/// 2.3.4 is the first 2.3 patch release kOps found usable (2.3.0-2.3.3 fail RunPodSandbox with
-/// a digest-pinned sandbox image), and k3s/RKE2 ship it with Kubernetes 1.36. 2.1 is end of
+/// containerd: the 2.3 line is the long-term-support line (supported to April 2028). 2.3.5 and
+/// later fix CVE-2026-53495 and GHSA-rp3h-jf77-q9p4; 2.3.7 is a later patch of the same line
+/// (2.3.0-2.3.3 also failed RunPodSandbox with a digest-pinned sandbox image). 2.1 is end of
 /// life and 2.2 ends in November 2026. Reads the `version = 3` config we render.
-pub const CONTAINERD_VERSION: &str = "2.3.4";
-/// runc: the release containerd's CI moved to for the 2.3 line (containerd PR #13590,
-/// cherry-picked to release/2.3) and the one kOps pairs with containerd 2.3.4.
-pub const RUNC_VERSION: &str = "1.4.3";
+pub const CONTAINERD_VERSION: &str = "2.3.7";
+/// runc: the current 1.5.x patch release.
+pub const RUNC_VERSION: &str = "1.5.3";
 /// CNI plugins: 1.9.x fixes CVE-2025-67499 (portmap with the nftables backend forwarding
 /// traffic of other destinations), which affects 1.7.x and 1.8.x; 1.9.1 is the latest patch.
 pub const CNI_PLUGINS_VERSION: &str = "1.9.1";
+/// crictl from cri-tools, the CRI client for inspecting containerd on a node. cri-tools
+/// follows the Kubernetes minors; 1.37.0 speaks the CRI v1 API of every supported minor.
+pub const CRICTL_VERSION: &str = "1.37.0";
+/// The flannel CNI plugin (flannel-io/cni-plugin), the `flannel` binary the flannel conflist
+/// delegates to; built against CNI plugins 1.9.1. The release tag is `v1.9.1-flannel3`, its
+/// asset names carry only `v1.9.1`.
+pub const FLANNEL_CNI_PLUGIN_VERSION: &str = "1.9.1-flannel3";
 
 /// Kubernetes server and client binaries taken from `dl.k8s.io`.
 pub const KUBERNETES_BINARIES: [&str; 6] = [
@@ -86,17 +92,23 @@ pub enum Component {
     /// containerd, containerd-shim-runc-v2, ctr.
     Containerd,
     Runc,
+    /// crictl.
+    Crictl,
     /// The reference CNI plugins, into `cni/`.
     CniPlugins,
+    /// The flannel CNI plugin, installed as `cni/flannel`.
+    CniFlannel,
 }
 
 impl Component {
-    pub const ALL: [Component; 5] = [
+    pub const ALL: [Component; 7] = [
         Component::Kubernetes,
         Component::Etcd,
         Component::Containerd,
         Component::Runc,
+        Component::Crictl,
         Component::CniPlugins,
+        Component::CniFlannel,
     ];
 
     pub fn name(self) -> &'static str {
@@ -105,7 +117,9 @@ impl Component {
             Component::Etcd => "etcd",
             Component::Containerd => "containerd",
             Component::Runc => "runc",
+            Component::Crictl => "crictl",
             Component::CniPlugins => "cni-plugins",
+            Component::CniFlannel => "cni-flannel",
         }
     }
 }
@@ -141,8 +155,20 @@ pub struct Mirrors {
     pub containerd: String,
     /// `{runc}/v{ver}/runc.{arch}` and `{runc}/v{ver}/runc.sha256sum`.
     pub runc: String,
+    /// `{crictl}/v{ver}/crictl-v{ver}-linux-{arch}.tar.gz` and `.sha256`.
+    pub crictl: String,
     /// `{cni_plugins}/v{ver}/cni-plugins-linux-{arch}-v{ver}.tgz` and `.sha256`.
     pub cni_plugins: String,
+    /// `{cni_flannel}/v{tag}/cni-plugin-flannel-linux-{arch}-v{ver}.tgz` and `.sha256`, where
+    /// `tag` is [`FLANNEL_CNI_PLUGIN_VERSION`] and `ver` the part before `-flannel`.
+    pub cni_flannel: String,
+    /// Container registries by registry host (`registry.k8s.io`, `ghcr.io`, `docker.io`):
+    /// the base URL that answers the registry API (`{base}/v2/...`) instead of the upstream
+    /// registry. A path in the base URL is put in front of every repository name
+    /// (`https://harbor.corp/hub` -> `https://harbor.corp/v2/hub/library/node/...`).
+    /// Hosts not listed use the upstream registry.
+    #[serde(default)]
+    pub registries: BTreeMap<String, String>,
 }
 
 impl Default for Mirrors {
@@ -152,14 +178,19 @@ impl Default for Mirrors {
             etcd: "https://github.com/etcd-io/etcd/releases/download".into(),
             containerd: "https://github.com/containerd/containerd/releases/download".into(),
             runc: "https://github.com/opencontainers/runc/releases/download".into(),
+            crictl: "https://github.com/kubernetes-sigs/cri-tools/releases/download".into(),
             cni_plugins: "https://github.com/containernetworking/plugins/releases/download".into(),
+            cni_flannel: "https://github.com/flannel-io/cni-plugin/releases/download".into(),
+            registries: BTreeMap::new(),
         }
     }
 }
 
 impl Mirrors {
-    /// Every base under one URL: `{base}/kubernetes`, `{base}/etcd`, `{base}/containerd`,
-    /// `{base}/runc`, `{base}/cni-plugins` (each with the upstream layout below it).
+    /// Every release download under one URL: `{base}/kubernetes`, `{base}/etcd`,
+    /// `{base}/containerd`, `{base}/runc`, `{base}/crictl`, `{base}/cni-plugins`,
+    /// `{base}/cni-flannel` (each with the upstream layout below it). Registries are not
+    /// affected: a static file server cannot answer the registry API.
     pub fn under(base: &str) -> Self {
         let base = base.trim_end_matches('/');
         Mirrors {
@@ -167,7 +198,10 @@ impl Mirrors {
             etcd: format!("{base}/etcd"),
             containerd: format!("{base}/containerd"),
             runc: format!("{base}/runc"),
+            crictl: format!("{base}/crictl"),
             cni_plugins: format!("{base}/cni-plugins"),
+            cni_flannel: format!("{base}/cni-flannel"),
+            registries: BTreeMap::new(),
         }
     }
 
@@ -177,7 +211,9 @@ impl Mirrors {
             Component::Etcd => &self.etcd,
             Component::Containerd => &self.containerd,
             Component::Runc => &self.runc,
+            Component::Crictl => &self.crictl,
             Component::CniPlugins => &self.cni_plugins,
+            Component::CniFlannel => &self.cni_flannel,
         }
     }
 }
@@ -356,6 +392,24 @@ pub fn artifacts(opts: &FetchOptions) -> Result<Vec<Artifact>, FetchError> {
                     },
                 });
             }
+            Component::Crictl => {
+                let v = CRICTL_VERSION;
+                let file = format!("crictl-v{v}-linux-{arch}.tar.gz");
+                let url = format!("{base}/v{v}/{file}");
+                out.push(Artifact {
+                    component: c,
+                    version: format!("v{v}"),
+                    checksum_url: format!("{url}.sha256"),
+                    url,
+                    checksum_name: file.clone(),
+                    cache_name: file,
+                    install: Install::Archive(Extract::Members(vec![(
+                        "crictl".into(),
+                        "crictl".into(),
+                        true,
+                    )])),
+                });
+            }
             Component::CniPlugins => {
                 let v = CNI_PLUGINS_VERSION;
                 let file = format!("cni-plugins-linux-{arch}-v{v}.tgz");
@@ -371,6 +425,25 @@ pub fn artifacts(opts: &FetchOptions) -> Result<Vec<Artifact>, FetchError> {
                         subdir: CNI_DIR.into(),
                         required: REQUIRED_CNI_PLUGINS.iter().map(|s| s.to_string()).collect(),
                     }),
+                });
+            }
+            Component::CniFlannel => {
+                let tag = FLANNEL_CNI_PLUGIN_VERSION;
+                let v = tag.split("-flannel").next().unwrap_or(tag);
+                let file = format!("cni-plugin-flannel-linux-{arch}-v{v}.tgz");
+                let url = format!("{base}/v{tag}/{file}");
+                out.push(Artifact {
+                    component: c,
+                    version: format!("v{tag}"),
+                    checksum_url: format!("{url}.sha256"),
+                    url,
+                    checksum_name: file.clone(),
+                    cache_name: format!("cni-plugin-flannel-linux-{arch}-v{tag}.tgz"),
+                    install: Install::Archive(Extract::Members(vec![(
+                        format!("flannel-{arch}"),
+                        format!("{CNI_DIR}/flannel"),
+                        true,
+                    )])),
                 });
             }
         }
@@ -733,7 +806,7 @@ mod tests {
             .iter()
             .map(|a| (a.url.as_str(), a.checksum_url.as_str()))
             .collect();
-        assert_eq!(list.len(), 10);
+        assert_eq!(list.len(), 12);
         assert_eq!(
             urls[0],
             (
@@ -746,26 +819,45 @@ mod tests {
             "https://github.com/etcd-io/etcd/releases/download/v3.6.8/SHA256SUMS"
         )));
         assert!(urls.contains(&(
-            "https://github.com/containerd/containerd/releases/download/v2.3.4/containerd-2.3.4-linux-amd64.tar.gz",
-            "https://github.com/containerd/containerd/releases/download/v2.3.4/containerd-2.3.4-linux-amd64.tar.gz.sha256sum"
+            "https://github.com/containerd/containerd/releases/download/v2.3.7/containerd-2.3.7-linux-amd64.tar.gz",
+            "https://github.com/containerd/containerd/releases/download/v2.3.7/containerd-2.3.7-linux-amd64.tar.gz.sha256sum"
         )));
         assert!(urls.contains(&(
-            "https://github.com/opencontainers/runc/releases/download/v1.4.3/runc.amd64",
-            "https://github.com/opencontainers/runc/releases/download/v1.4.3/runc.sha256sum"
+            "https://github.com/opencontainers/runc/releases/download/v1.5.3/runc.amd64",
+            "https://github.com/opencontainers/runc/releases/download/v1.5.3/runc.sha256sum"
         )));
+        assert!(urls.contains(&(
+            "https://github.com/kubernetes-sigs/cri-tools/releases/download/v1.37.0/crictl-v1.37.0-linux-amd64.tar.gz",
+            "https://github.com/kubernetes-sigs/cri-tools/releases/download/v1.37.0/crictl-v1.37.0-linux-amd64.tar.gz.sha256"
+        )));
+        assert!(urls.contains(&(
+            "https://github.com/flannel-io/cni-plugin/releases/download/v1.9.1-flannel3/cni-plugin-flannel-linux-amd64-v1.9.1.tgz",
+            "https://github.com/flannel-io/cni-plugin/releases/download/v1.9.1-flannel3/cni-plugin-flannel-linux-amd64-v1.9.1.tgz.sha256"
+        )));
+        let flannel = list.last().unwrap();
+        assert_eq!(flannel.component, Component::CniFlannel);
+        assert_eq!(
+            flannel.install,
+            Install::Archive(Extract::Members(vec![(
+                "flannel-amd64".into(),
+                "cni/flannel".into(),
+                true
+            )]))
+        );
         assert!(urls.contains(&(
             "https://github.com/containernetworking/plugins/releases/download/v1.9.1/cni-plugins-linux-amd64-v1.9.1.tgz",
             "https://github.com/containernetworking/plugins/releases/download/v1.9.1/cni-plugins-linux-amd64-v1.9.1.tgz.sha256"
         )));
 
         opts.arch = "arm64".into();
-        opts.kubernetes_version = "v1.34.2".into();
+        opts.kubernetes_version = "v1.35.2".into();
         opts.components = vec![Component::Etcd, Component::Runc];
         let list = artifacts(&opts).unwrap();
         assert_eq!(list.len(), 2);
+        let etcd = crate::versions::profile_for("v1.35.2").unwrap().etcd;
         assert_eq!(
             list[0].url,
-            "https://github.com/etcd-io/etcd/releases/download/v3.6.4/etcd-v3.6.4-linux-arm64.tar.gz"
+            format!("https://github.com/etcd-io/etcd/releases/download/v{etcd}/etcd-v{etcd}-linux-arm64.tar.gz")
         );
         assert_eq!(list[1].checksum_name, "runc.arm64");
     }
@@ -794,7 +886,7 @@ mod tests {
         assert!("docker"
             .parse::<Component>()
             .unwrap_err()
-            .contains("cni-plugins"));
+            .contains("cni-flannel"));
     }
 
     #[test]
