@@ -111,7 +111,7 @@ enum Command {
     },
     /// Download the official release binaries, verified against the published checksums
     Fetch {
-        /// Kubernetes release, e.g. v1.36.0 [default: the inventory's]
+        /// Kubernetes release, e.g. v1.37.2 [default: the inventory's]
         #[arg(long, value_name = "VERSION")]
         version: Option<String>,
         /// Take the version and binaries.dir from this inventory
@@ -159,7 +159,7 @@ enum LabAction {
         #[arg(long, default_value = "lab", value_name = "DIR")]
         dir: PathBuf,
         /// Kubernetes version written into the lab inventory
-        #[arg(long, default_value = "v1.36.0", value_name = "VERSION")]
+        #[arg(long, default_value = k8s_boot::lab::DEFAULT_KUBERNETES_VERSION, value_name = "VERSION")]
         version: String,
     },
     /// Stop and remove the lab hosts (the cached root file system is kept)

@@ -20,32 +20,26 @@ pub struct VersionProfile {
     pub deprecated_proxy_modes: &'static [&'static str],
 }
 
-/// Images that do not follow the Kubernetes minor (the pod network).
+/// Images that do not follow the Kubernetes minor. The flannel CNI binary is not an image: it
+/// is installed with the other CNI plugins from `binaries.dir/cni/`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Images {
     pub flannel: &'static str,
-    pub flannel_cni_plugin: &'static str,
+    pub metrics_server: &'static str,
 }
 
 pub const IMAGES: Images = Images {
-    flannel: "ghcr.io/flannel-io/flannel:v0.28.9",
-    flannel_cni_plugin: "ghcr.io/flannel-io/flannel-cni-plugin:v1.9.1-flannel3",
+    flannel: "ghcr.io/flannel-io/flannel:v0.28.10",
+    metrics_server: "registry.k8s.io/metrics-server/metrics-server:v0.8.0",
 };
 
+/// Oldest first. etcd, pause and CoreDNS are the releases kubeadm pins for the minor.
 pub const PROFILES: &[VersionProfile] = &[
     VersionProfile {
-        minor: "1.34",
-        etcd: "3.6.4",
-        pause_image: "registry.k8s.io/pause:3.10.1",
-        coredns_image: "registry.k8s.io/coredns/coredns:v1.12.1",
-        proxy_modes: &["iptables", "ipvs", "nftables"],
-        deprecated_proxy_modes: &[],
-    },
-    VersionProfile {
         minor: "1.35",
-        etcd: "3.6.5",
+        etcd: "3.6.6",
         pause_image: "registry.k8s.io/pause:3.10.1",
-        coredns_image: "registry.k8s.io/coredns/coredns:v1.12.4",
+        coredns_image: "registry.k8s.io/coredns/coredns:v1.13.1",
         proxy_modes: &["iptables", "ipvs", "nftables"],
         deprecated_proxy_modes: &["ipvs"],
     },
@@ -54,6 +48,14 @@ pub const PROFILES: &[VersionProfile] = &[
         etcd: "3.6.8",
         pause_image: "registry.k8s.io/pause:3.10.2",
         coredns_image: "registry.k8s.io/coredns/coredns:v1.14.2",
+        proxy_modes: &["iptables", "ipvs", "nftables"],
+        deprecated_proxy_modes: &["ipvs"],
+    },
+    VersionProfile {
+        minor: "1.37",
+        etcd: "3.7.0",
+        pause_image: "registry.k8s.io/pause:3.10.2",
+        coredns_image: "registry.k8s.io/coredns/coredns:v1.14.6",
         proxy_modes: &["iptables", "ipvs", "nftables"],
         deprecated_proxy_modes: &["ipvs"],
     },
@@ -101,9 +103,13 @@ mod tests {
     #[test]
     fn known_and_unknown_versions() {
         assert_eq!(profile_for("v1.35.2").unwrap().minor, "1.35");
+        assert_eq!(profile_for("v1.37.2").unwrap().etcd, "3.7.0");
         assert!(profile_for("v1.18.3")
             .unwrap_err()
-            .contains("v1.34.x, v1.35.x, v1.36.x"));
+            .contains("v1.35.x, v1.36.x, v1.37.x"));
+        assert!(profile_for("v1.34.6")
+            .unwrap_err()
+            .contains("Kubernetes v1.34 is not supported"));
         assert!(profile_for("v1.33.5").is_err());
         assert!(profile_for("1.35.0").is_err());
         assert!(profile_for("v1.35").is_err());

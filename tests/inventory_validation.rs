@@ -148,7 +148,37 @@ const CASES: &[(&str, (&str, &str), &[&str])] = &[
             "hosts.yaml:3:",
             "cluster.kubernetes_version",
             "v1.18 is not supported",
-            "v1.34.x, v1.35.x, v1.36.x",
+            "v1.35.x, v1.36.x, v1.37.x",
+        ],
+    ),
+    (
+        "end-of-life Kubernetes v1.34",
+        ("v1.35.2", "v1.34.6"),
+        &[
+            "hosts.yaml:3:3: error: cluster.kubernetes_version: ",
+            "Kubernetes v1.34 is not supported; supported minors: v1.35.x, v1.36.x, v1.37.x",
+        ],
+    ),
+    (
+        "unknown kubelet key with suggestion",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  kubelet:\n    allow_cgroupv1: true\n",
+        ),
+        &[
+            "hosts.yaml:5:5: error: cluster.kubelet: ",
+            "unknown key `allow_cgroupv1`; did you mean `allow_cgroup_v1`? (known keys: allow_cgroup_v1)",
+        ],
+    ),
+    (
+        "allow_cgroup_v1 not a boolean",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  kubelet: {allow_cgroup_v1: sometimes}\n",
+        ),
+        &[
+            "hosts.yaml:4:",
+            "cluster.kubelet.allow_cgroup_v1: invalid type: string \"sometimes\", expected a boolean",
         ],
     ),
     (
@@ -297,6 +327,33 @@ fn even_etcd_count_is_a_warning_not_an_error() {
 }
 
 #[test]
+fn allow_cgroup_v1_defaults_to_false_and_warns_when_set() {
+    let c = load(BASE).unwrap();
+    assert!(!c.inventory.cluster.kubelet.allow_cgroup_v1);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+
+    let src = BASE.replace(
+        "  kubernetes_version: v1.35.2\n",
+        "  kubernetes_version: v1.35.2\n  kubelet:\n    allow_cgroup_v1: true\n",
+    );
+    let c = load(&src).expect("allow_cgroup_v1 is valid");
+    assert!(c.inventory.cluster.kubelet.allow_cgroup_v1);
+    let lines: Vec<String> = c
+        .warnings
+        .iter()
+        .map(|w| w.display_in(Path::new("hosts.yaml")))
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with(
+            "hosts.yaml:5:5: warning: cluster.kubelet.allow_cgroup_v1: the kubelet is told to start on cgroup v1 hosts (failCgroupV1: false)"
+        ),
+        "{}",
+        lines[0]
+    );
+}
+
+#[test]
 fn derived_values() {
     let c = load(BASE).unwrap();
     assert_eq!(c.api_endpoint.to_string(), "10.0.0.10:6443");
@@ -304,7 +361,7 @@ fn derived_values() {
     assert_eq!(c.dns_service_ip.to_string(), "10.96.0.10");
     assert_eq!(c.profile.minor, "1.35");
     // A single control-plane host needs no load balancer.
-    let single = "cluster: {name: s, kubernetes_version: v1.36.0}\nhosts:\n  - {name: a, address: 192.168.1.5, roles: [etcd, control-plane, worker]}\n";
+    let single = "cluster: {name: s, kubernetes_version: v1.37.2}\nhosts:\n  - {name: a, address: 192.168.1.5, roles: [etcd, control-plane, worker]}\n";
     assert_eq!(
         load(single).unwrap().api_endpoint.to_string(),
         "192.168.1.5:6443"

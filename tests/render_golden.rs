@@ -118,7 +118,7 @@ fn golden_example_per_supported_minor() {
     for profile in PROFILES {
         let version = format!("v{}.0", profile.minor);
         let src = EXAMPLE.replace(
-            "kubernetes_version: v1.36.0",
+            "kubernetes_version: v1.37.2",
             &format!("kubernetes_version: {version}"),
         );
         assert!(src.contains(&version));
@@ -129,6 +129,34 @@ fn golden_example_per_supported_minor() {
             golden_text(&plan)
         );
     }
+}
+
+#[test]
+fn allow_cgroup_v1_renders_fail_cgroup_v1_false() {
+    let kubelet_yaml = |src: &str| -> serde_yaml::Value {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan_for(src, dir.path());
+        let m1 = plan.hosts.iter().find(|h| h.name == "m1").unwrap();
+        let f = m1
+            .files
+            .iter()
+            .find(|f| f.path == "/var/lib/kubelet/config.yaml")
+            .unwrap();
+        serde_yaml::from_slice(&f.bytes).unwrap()
+    };
+    let default = kubelet_yaml(EXAMPLE);
+    assert!(
+        default.get("failCgroupV1").is_none(),
+        "kubelet default: refuse cgroup v1"
+    );
+    assert_eq!(default["cgroupDriver"], "systemd");
+
+    let allowed = EXAMPLE.replace("allow_cgroup_v1: false", "allow_cgroup_v1: true");
+    assert_ne!(allowed, EXAMPLE);
+    let allowed = kubelet_yaml(&allowed);
+    assert_eq!(allowed["failCgroupV1"], false);
+    assert_eq!(allowed["cgroupDriver"], "systemd");
+    assert_eq!(allowed["failSwapOn"], true);
 }
 
 /// Every file under `root`: relative path -> (mode, bytes).

@@ -288,6 +288,17 @@ fn check_binaries(
     })
 }
 
+/// Preflight line for `mount` (`/sys/fs/cgroup`): the kubelet refuses cgroup v1 since v1.35
+/// unless the inventory allows it.
+fn cgroup_v2_check(mount: &str) -> String {
+    format!(
+        "fs=$(stat -fc %T {mount} 2>/dev/null); [ \"$fs\" = cgroup2fs ] || fail \"cgroup v1 host \
+         ({mount} is ${{fs:-not mounted}}, not cgroup2fs): the kubelet refuses cgroup v1 since \
+         Kubernetes v1.35 - boot the host with cgroup v2 (systemd.unified_cgroup_hierarchy=1) or \
+         set cluster.kubelet.allow_cgroup_v1: true in the inventory\"\n"
+    )
+}
+
 #[derive(Debug, thiserror::Error)]
 enum StepError {
     #[error(transparent)]
@@ -347,6 +358,11 @@ impl Run<'_> {
             // /proc rather than /sys/module: containers often have no /sys/module.
             script += "grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null || fail 'kernel module overlay unavailable'\n";
             script += "[ -d /proc/sys/net/bridge ] || modprobe br_netfilter 2>/dev/null || fail 'kernel module br_netfilter unavailable'\n";
+        }
+        let kubelet = (h.host.has(Role::ControlPlane) || h.host.has(Role::Worker))
+            && self.selected(PhaseId::Node);
+        if kubelet && !self.cluster.inventory.cluster.kubelet.allow_cgroup_v1 {
+            script += &cgroup_v2_check("/sys/fs/cgroup");
         }
         if h.host.has(Role::Lb) && self.selected(PhaseId::Lb) {
             script += "command -v nginx >/dev/null || fail 'nginx is not installed (Debian: nginx libnginx-mod-stream)'\n";
@@ -788,5 +804,40 @@ impl Run<'_> {
         }
         self.save_state(h)?;
         Ok(changes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cgroup_v2_check;
+    use std::process::Command;
+
+    fn run(mount: &str) -> String {
+        let script = format!("fail() {{ echo \"FAIL $*\"; }}\n{}", cgroup_v2_check(mount));
+        let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn cgroup_check_refuses_anything_but_cgroup2_and_names_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = run(dir.path().to_str().unwrap());
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(out.starts_with("FAIL cgroup v1 host ("), "{out}");
+        assert!(out.contains(", not cgroup2fs)"), "{out}");
+        assert!(
+            out.contains("set cluster.kubelet.allow_cgroup_v1: true in the inventory"),
+            "{out}"
+        );
+        let out = run("/nonexistent/cgroup");
+        assert!(out.contains("is not mounted, not cgroup2fs"), "{out}");
+        // Where this machine has a cgroup2 mount, that mount passes.
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        if let Some(m) = mounts.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f.get(2) == Some(&"cgroup2")).then(|| f[1].to_string())
+        }) {
+            assert_eq!(run(&m), "", "{m} is cgroup2");
+        }
     }
 }

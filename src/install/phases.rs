@@ -165,6 +165,7 @@ pub const BINARIES: &[Binary] = &[
     bin(PhaseId::Runtime, "ctr", "/usr/local/bin/ctr"),
     bin(PhaseId::Runtime, "runc", "/usr/local/bin/runc"),
     bin(PhaseId::Runtime, "cni/bridge", "/opt/cni/bin/bridge"),
+    bin(PhaseId::Runtime, "cni/flannel", "/opt/cni/bin/flannel"),
     bin(
         PhaseId::Runtime,
         "cni/host-local",

@@ -44,6 +44,8 @@ pub struct Cluster {
     pub api_sans: Vec<String>,
     #[serde(default)]
     pub kube_proxy: KubeProxy,
+    #[serde(default)]
+    pub kubelet: Kubelet,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -62,6 +64,16 @@ impl Default for KubeProxy {
             ipvs_scheduler: default_ipvs_scheduler(),
         }
     }
+}
+
+/// Settings of the kubelet on every node (control-plane and worker hosts).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Kubelet {
+    /// Let the kubelet run on hosts that still use cgroup v1 (`failCgroupV1: false`); the
+    /// kubelet refuses them by default since Kubernetes v1.35.
+    #[serde(default)]
+    pub allow_cgroup_v1: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -276,7 +288,7 @@ fn default_chat_port() -> u16 {
     30000
 }
 fn default_chat_image() -> String {
-    "docker.io/library/node:20-alpine".into()
+    "docker.io/library/node:24-bookworm-slim".into()
 }
 fn default_chat_namespace() -> String {
     "chat".into()

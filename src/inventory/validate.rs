@@ -158,6 +158,14 @@ pub(super) fn validate(file: &Path, source: &str) -> Result<Cluster, InventoryEr
         );
     }
 
+    // kubelet
+    if cl.kubelet.allow_cgroup_v1 {
+        c.warn(
+            "cluster.kubelet.allow_cgroup_v1",
+            "the kubelet is told to start on cgroup v1 hosts (failCgroupV1: false); cgroup v1 support is deprecated upstream and will be removed, use this only for hosts that cannot move to cgroup v2",
+        );
+    }
+
     // hosts
     if inventory.hosts.is_empty() {
         c.error("hosts", "at least one host is required");
@@ -325,7 +333,7 @@ pub(super) fn validate(file: &Path, source: &str) -> Result<Cluster, InventoryEr
         if chat.image.trim().is_empty() {
             c.error(
                 "chat.image",
-                "must name a Node.js image, e.g. docker.io/library/node:20-alpine",
+                "must name a Node.js image, e.g. docker.io/library/node:24-bookworm-slim",
             );
         }
         if !is_dns_label(&chat.namespace) {

@@ -49,6 +49,8 @@ pub struct ClusterValues {
     pub service_account_issuer: String,
     pub proxy_mode: String,
     pub ipvs_scheduler: String,
+    /// `cluster.kubelet.allow_cgroup_v1`: the kubelet may start on cgroup v1 hosts.
+    pub allow_cgroup_v1: bool,
 }
 
 #[derive(Serialize)]
@@ -162,6 +164,7 @@ impl Shared {
                 apiserver_port: APISERVER_PORT,
                 proxy_mode: inv.cluster.kube_proxy.mode.as_str().to_string(),
                 ipvs_scheduler: inv.cluster.kube_proxy.ipvs_scheduler.clone(),
+                allow_cgroup_v1: inv.cluster.kubelet.allow_cgroup_v1,
             },
             etcd,
             control_planes: c.hosts_with(Role::ControlPlane).map(HostRef::of).collect(),
