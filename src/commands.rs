@@ -521,22 +521,45 @@ pub fn fetch(
     Ok(0)
 }
 
-pub fn lab_up(dir: &Path, hosts: usize, version: String) -> Result<i32> {
+/// Builds (or takes from the cache) every binary and image the lab needs into
+/// `<dir>/binaries`, printing progress per component.
+pub fn lab_build(dir: &Path, version: &str, build_cache: Option<PathBuf>) -> Result<PathBuf> {
+    let builds = crate::lab::build::builds(version)?;
+    let cache = build_cache.unwrap_or_else(crate::lab::build::default_cache);
+    let binaries = dir.join("binaries");
+    std::fs::create_dir_all(&binaries)
+        .with_context(|| format!("creating {}", binaries.display()))?;
+    eprintln!(
+        "lab binaries: {} upstream builds from their Go modules, cached in {} \
+         (a cold build of everything takes about 30 minutes on 2 cores; cached ones take seconds)",
+        builds.len(),
+        cache.display()
+    );
+    let started = std::time::Instant::now();
+    crate::lab::build::build_all(&builds, &binaries, &cache, &mut |line| {
+        eprintln!("  {line}")
+    })?;
+    eprintln!(
+        "lab binaries ready in {} ({:.0} s)",
+        binaries.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(binaries)
+}
+
+pub fn lab_up(
+    dir: &Path,
+    hosts: usize,
+    version: String,
+    build_cache: Option<PathBuf>,
+) -> Result<i32> {
+    lab_build(dir, &version, build_cache)?;
     let report = crate::lab::up(&crate::lab::LabOptions {
         dir: dir.to_path_buf(),
         hosts,
         kubernetes_version: version,
         cache_dir: None,
     })?;
-    let binaries = dir.join("binaries");
-    let provided = crate::lab::binaries::provide_etcd(&binaries)?;
-    if !provided.is_empty() {
-        println!(
-            "{}: {} from Debian's packages",
-            binaries.display(),
-            provided.join(", ")
-        );
-    }
     for h in &report.hosts {
         let note = if report.already_running.contains(&h.name) {
             " (already running)"

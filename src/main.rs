@@ -158,9 +158,24 @@ enum LabAction {
         hosts: usize,
         #[arg(long, default_value = "lab", value_name = "DIR")]
         dir: PathBuf,
-        /// Kubernetes version written into the lab inventory
+        /// Kubernetes version written into the lab inventory (and built)
         #[arg(long, default_value = k8s_boot::lab::DEFAULT_KUBERNETES_VERSION, value_name = "VERSION")]
         version: String,
+        /// Where upstream builds are cached [default: $K8S_BOOT_BUILD_CACHE, else /var/cache/k8s-boot/build]
+        #[arg(long, value_name = "DIR")]
+        build_cache: Option<PathBuf>,
+    },
+    /// Build the lab's binaries and images from the upstream Go modules into DIR/binaries
+    /// (what `up` does first; cold builds take tens of minutes)
+    Build {
+        #[arg(long, default_value = "lab", value_name = "DIR")]
+        dir: PathBuf,
+        /// Kubernetes version to build
+        #[arg(long, default_value = k8s_boot::lab::DEFAULT_KUBERNETES_VERSION, value_name = "VERSION")]
+        version: String,
+        /// Where upstream builds are cached [default: $K8S_BOOT_BUILD_CACHE, else /var/cache/k8s-boot/build]
+        #[arg(long, value_name = "DIR")]
+        build_cache: Option<PathBuf>,
     },
     /// Stop and remove the lab hosts (the cached root file system is kept)
     Down {
@@ -283,7 +298,13 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 hosts,
                 dir,
                 version,
-            } => commands::lab_up(&dir, hosts, version),
+                build_cache,
+            } => commands::lab_up(&dir, hosts, version, build_cache),
+            LabAction::Build {
+                dir,
+                version,
+                build_cache,
+            } => commands::lab_build(&dir, &version, build_cache).map(|_| 0),
             LabAction::Down { dir } => commands::lab_down(&dir),
             LabAction::Status { dir } => commands::lab_status(&dir),
         },

@@ -34,6 +34,12 @@ pub enum InstallError {
     MissingBinaries { dir: PathBuf, missing: String },
     #[error(transparent)]
     Render(#[from] render::RenderError),
+    #[error("image archive {}: {source}", path.display())]
+    Image {
+        path: PathBuf,
+        #[source]
+        source: crate::oci::OciError,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -146,6 +152,8 @@ struct Run<'a> {
     opts: &'a Options,
     keys: HostKeyPolicy,
     binaries_dir: PathBuf,
+    /// The OCI archives of `binaries.dir/images/` the runtime phase imports.
+    images: Vec<ImageArchive>,
     local_shas: Mutex<BTreeMap<PathBuf, String>>,
     progress: &'a dyn Progress,
 }
@@ -184,9 +192,15 @@ pub fn install(
     if selected.contains(&PhaseId::Binaries) {
         check_binaries(cluster, &binaries_dir, &selected, &opts.hosts)?;
     }
+    let images = if selected.contains(&PhaseId::Runtime) {
+        image_archives(&binaries_dir.join(IMAGES_DIR))?
+    } else {
+        Vec::new()
+    };
     let run = Run {
         cluster,
         plan: &plan,
+        images,
         opts,
         keys: HostKeyPolicy {
             known_hosts: ssh::expand_path(cluster, &cluster.inventory.ssh.known_hosts),
@@ -250,6 +264,41 @@ pub fn install(
         hosts,
         elapsed_ms: started.elapsed().as_millis(),
     })
+}
+
+/// Image archives, under the binaries directory; see docs/FETCH.md.
+pub const IMAGES_DIR: &str = "images";
+/// Where an archive is uploaded to on a host while containerd imports it.
+const REMOTE_IMAGES_DIR: &str = "/var/lib/k8s-boot/images";
+
+/// One OCI image archive of `binaries.dir/images/` and the images its index names.
+struct ImageArchive {
+    file: PathBuf,
+    images: Vec<crate::oci::ArchivedImage>,
+}
+
+/// Every `*.tar` in `dir` (none when it does not exist), sorted by name.
+fn image_archives(dir: &Path) -> Result<Vec<ImageArchive>, InstallError> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut files: Vec<PathBuf> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "tar") && p.is_file())
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|file| {
+            let images =
+                crate::oci::read_archive_index(&file).map_err(|source| InstallError::Image {
+                    path: file.clone(),
+                    source,
+                })?;
+            Ok(ImageArchive { file, images })
+        })
+        .collect()
 }
 
 /// Every binary the selected phases need on the selected hosts must be present and
@@ -590,7 +639,70 @@ impl Run<'_> {
         {
             changes.extend(self.start_service(h, service, units_changed)?);
         }
+        if phase == PhaseId::Runtime {
+            changes.extend(self.import_images(h)?);
+        }
         self.save_state(h)?;
+        Ok(changes)
+    }
+
+    /// Imports into containerd's `k8s.io` namespace every image archive whose images are not
+    /// all there with the same digest (so pods start without a registry). An archive is
+    /// uploaded, imported and removed again; what containerd holds is the record.
+    fn import_images(&self, h: &mut HostRun) -> Result<Vec<String>, StepError> {
+        if self.images.is_empty() {
+            return Ok(Vec::new());
+        }
+        let conn = self.conn(h)?;
+        let ctr = format!("{}/ctr -n k8s.io", render::rules::BIN_DIR);
+        // `REF TYPE DIGEST SIZE PLATFORMS LABELS`; containerd is not running yet in a dry
+        // run on a fresh host, which then lists nothing.
+        let listed = conn.exec(&format!("{ctr} images ls 2>/dev/null"))?.stdout;
+        let present: BTreeSet<(&str, &str)> = listed
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let mut f = l.split_whitespace();
+                Some((f.next()?, f.nth(1)?))
+            })
+            .collect();
+        let mut changes = Vec::new();
+        for archive in &self.images {
+            let missing: Vec<&str> = archive
+                .images
+                .iter()
+                .filter(|i| !present.contains(&(i.image_ref.as_str(), i.digest.as_str())))
+                .map(|i| i.image_ref.as_str())
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            changes.push(format!("import image {}", missing.join(", ")));
+            if self.opts.dry_run {
+                continue;
+            }
+            let name = archive
+                .file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let remote = format!("{REMOTE_IMAGES_DIR}/{name}");
+            let sha = self.local_sha256(&archive.file)?;
+            conn.run(&format!("mkdir -p {REMOTE_IMAGES_DIR}"))?;
+            conn.put(
+                Source::File(&archive.file),
+                &sha,
+                &remote,
+                0o600,
+                "root:root",
+                None,
+                None,
+            )?;
+            let q = ssh::shell_quote(&remote);
+            let imported = conn.run(&format!("{ctr} images import {q} 2>&1"));
+            conn.run(&format!("rm -f {q}"))?;
+            imported?;
+        }
         Ok(changes)
     }
 

@@ -164,6 +164,7 @@ pub const BINARIES: &[Binary] = &[
     ),
     bin(PhaseId::Runtime, "ctr", "/usr/local/bin/ctr"),
     bin(PhaseId::Runtime, "runc", "/usr/local/bin/runc"),
+    bin(PhaseId::Runtime, "crictl", "/usr/local/bin/crictl"),
     bin(PhaseId::Runtime, "cni/bridge", "/opt/cni/bin/bridge"),
     bin(PhaseId::Runtime, "cni/flannel", "/opt/cni/bin/flannel"),
     bin(
@@ -173,6 +174,7 @@ pub const BINARIES: &[Binary] = &[
     ),
     bin(PhaseId::Runtime, "cni/loopback", "/opt/cni/bin/loopback"),
     bin(PhaseId::Runtime, "cni/portmap", "/opt/cni/bin/portmap"),
+    bin(PhaseId::Runtime, "cni/flannel", "/opt/cni/bin/flannel"),
     bin(PhaseId::Node, "kubelet", "/usr/local/bin/kubelet"),
     bin(PhaseId::Node, "kube-proxy", "/usr/local/bin/kube-proxy"),
 ];

@@ -96,7 +96,7 @@ metrics-server)
     ;;
 esac
 
-ldflags="-s -w$ldx"
+ldflags="-s -w${ldx:+ }${ldx# }"
 key_src="$component $version $go_version $arch cgo=$cgo tags=$tags ldflags=$ldflags packages=${packages[*]}"
 key=$(printf '%s' "$key_src" | sha256sum | cut -c1-12)
 cache="$cache_root/$component-$version-$go_version-$key"

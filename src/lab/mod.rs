@@ -8,6 +8,7 @@
 //! keeping the rootfs cache and the lab key. See docs/LAB.md.
 
 pub mod binaries;
+pub mod build;
 mod host;
 mod layout;
 mod rootfs;

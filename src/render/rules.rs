@@ -143,6 +143,7 @@ pub const FILES: &[FileRule] = &[
         NODE,
         Some("kube-proxy"),
     ),
+    file("node/crictl.yaml", "/etc/crictl.yaml", 0o644, NODE, None),
     file(
         "node/10-flannel.conflist",
         "/etc/cni/net.d/10-flannel.conflist",
@@ -277,6 +278,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     embed!("node/kubelet.service"),
     embed!("node/kube-proxy.yaml"),
     embed!("node/kube-proxy.service"),
+    embed!("node/crictl.yaml"),
     embed!("node/10-flannel.conflist"),
     embed!("node/sysctl.conf"),
     embed!("node/modules.conf"),
