@@ -5,7 +5,10 @@
 //! What it shows:
 //! * clients connecting through nginx chat with each other (join announcements, broadcast);
 //! * the ids the server shows are the clients' real address:port, not nginx's upstream
-//!   connection: the PROXY protocol header nginx sends is honoured end to end;
+//!   connection: the PROXY protocol header nginx sends to the workers' PROXY NodePort
+//!   (`chat.lb_node_port`) is honoured end to end;
+//! * a client connecting straight to a worker's plain NodePort (`chat.node_port`) chats in the
+//!   same room under its own address, and a PROXY header it sends there is just a chat line;
 //! * the chat upstream hashes the client address: connections from one address always land
 //!   on the same worker, and different addresses are spread over both workers;
 //! * when the worker a client address lands on dies, new clients from that address are sent
@@ -14,10 +17,11 @@
 //! Hosts are loopback addresses (Linux routes all of 127.0.0.0/8 to lo): the LB listens on
 //! every address, the workers are 127.0.0.31 and 127.0.0.32, and clients bind their socket
 //! to a chosen 127.0.0.x source address so that "different client machines" can be told
-//! apart. In a cluster, nginx connects to the chat Service's NodePort on each worker and
+//! apart. In a cluster, nginx connects to the chat Service's PROXY NodePort on each worker and
 //! kube-proxy forwards that to the chat pod. Here there is no kube-proxy: each chat server
-//! listens directly on `<worker address>:<node_port>`, standing in for "NodePort forwarded to
-//! the pod", with `CHAT_PROXY_PROTOCOL=1` as in the rendered Deployment behind this LB.
+//! listens directly on `<worker address>:<node_port>` (plain) and
+//! `<worker address>:<lb_node_port>` (`CHAT_PROXY_PORT`, PROXY header required), standing in
+//! for "NodePorts forwarded to the pod", as in the rendered Deployment behind this LB.
 
 mod common;
 
@@ -33,12 +37,15 @@ use std::time::Duration;
 const APISERVER_PORT: u16 = 6443;
 const CHAT_PORT: u16 = 31890;
 const CHAT_NODE_PORT: u16 = 31891;
+const CHAT_LB_NODE_PORT: u16 = 31892;
 const WORKERS: [(&str, Ipv4Addr); 2] = [
     ("w1", Ipv4Addr::new(127, 0, 0, 31)),
     ("w2", Ipv4Addr::new(127, 0, 0, 32)),
 ];
 /// Source address of the chatting clients ("one client machine").
 const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 77);
+/// Source address of a client that bypasses the LB.
+const DIRECT_ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 88);
 /// Source addresses used to see how the hash spreads client machines over the workers.
 const SPREAD_ADDRS: std::ops::RangeInclusive<u8> = 101..=124;
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,7 +59,9 @@ fn inventory() -> String {
             host("w1", "127.0.0.31", &["worker"]),
             host("w2", "127.0.0.32", &["worker"]),
         ],
-        &format!("chat:\n  port: {CHAT_PORT}\n  node_port: {CHAT_NODE_PORT}\n"),
+        &format!(
+            "chat:\n  port: {CHAT_PORT}\n  node_port: {CHAT_NODE_PORT}\n  lb_node_port: {CHAT_LB_NODE_PORT}\n"
+        ),
     )
 }
 
@@ -103,7 +112,7 @@ fn lb_addr() -> SocketAddrV4 {
     SocketAddrV4::new(Ipv4Addr::LOCALHOST, CHAT_PORT)
 }
 
-/// A chat client connected through the LB.
+/// A chat client, connected through the LB or straight to a worker.
 struct Client {
     /// What the server should call this client: its own socket's local address.
     id: String,
@@ -113,7 +122,11 @@ struct Client {
 
 impl Client {
     fn connect(src: Ipv4Addr) -> io::Result<Client> {
-        let stream = connect_from(src, lb_addr())?;
+        Client::connect_to(src, lb_addr())
+    }
+
+    fn connect_to(src: Ipv4Addr, dst: SocketAddrV4) -> io::Result<Client> {
+        let stream = connect_from(src, dst)?;
         stream.set_read_timeout(Some(TIMEOUT))?;
         stream.set_write_timeout(Some(TIMEOUT))?;
         let id = stream.local_addr()?.to_string();
@@ -219,6 +232,14 @@ fn start_nginx(procs: &mut Processes, r: &Rendered, dir: &Path) {
             && rendered.contains("proxy_protocol on;"),
         "the chat upstream is not a consistent hash with PROXY protocol:\n{rendered}"
     );
+    for (_, ip) in WORKERS {
+        assert!(
+            rendered.contains(&format!("server {ip}:{CHAT_LB_NODE_PORT} "))
+                && !rendered.contains(&format!("{ip}:{CHAT_NODE_PORT}")),
+            "the chat upstream must use the PROXY NodePort {CHAT_LB_NODE_PORT} of {ip}, never \
+             the plain NodePort {CHAT_NODE_PORT}:\n{rendered}"
+        );
+    }
     let conf = dir.join("nginx.conf");
     fs::write(
         &conf,
@@ -254,10 +275,12 @@ fn chat_through_rendered_nginx_with_proxy_protocol_hashing_and_failover() {
         "this test runs the LB's chat listener there",
     );
     for (_, ip) in WORKERS {
-        require_free(
-            &format!("{ip}:{CHAT_NODE_PORT}"),
-            "this test runs a chat server on each worker's NodePort",
-        );
+        for port in [CHAT_NODE_PORT, CHAT_LB_NODE_PORT] {
+            require_free(
+                &format!("{ip}:{port}"),
+                "this test runs a chat server on each worker's NodePorts",
+            );
+        }
     }
 
     let tmp = tempfile::tempdir().unwrap();
@@ -272,7 +295,7 @@ fn chat_through_rendered_nginx_with_proxy_protocol_hashing_and_failover() {
                 .arg(server_js())
                 .env("CHAT_HOST", ip.to_string())
                 .env("CHAT_PORT", CHAT_NODE_PORT.to_string())
-                .env("CHAT_PROXY_PROTOCOL", "1")
+                .env("CHAT_PROXY_PORT", CHAT_LB_NODE_PORT.to_string())
                 // Bounded shutdown when the guard stops the servers at the end.
                 .env("CHAT_SHUTDOWN_GRACE_MS", "500"),
         );
@@ -369,7 +392,7 @@ fn chat_through_rendered_nginx_with_proxy_protocol_hashing_and_failover() {
     let home_addr = WORKERS.iter().find(|(w, _)| *w == home).unwrap().1;
     let peers: BTreeSet<Ipv4Addr> = tcp_connections()
         .into_iter()
-        .filter(|(local, _)| *local == SocketAddrV4::new(home_addr, CHAT_NODE_PORT))
+        .filter(|(local, _)| *local == SocketAddrV4::new(home_addr, CHAT_LB_NODE_PORT))
         .map(|(_, remote)| *remote.ip())
         .collect();
     assert!(
@@ -384,6 +407,39 @@ fn chat_through_rendered_nginx_with_proxy_protocol_hashing_and_failover() {
         !home_log.contains("reject"),
         "the chat server rejected a connection:\n{home_log}"
     );
+
+    // --- A client that bypasses the LB: the plain NodePort of the same worker. --------------
+    let direct_addr = SocketAddrV4::new(home_addr, CHAT_NODE_PORT);
+    let mut direct = Client::connect_to(DIRECT_ADDR, direct_addr)
+        .unwrap_or_else(|e| panic!("connect from {DIRECT_ADDR} to {direct_addr}: {e}"));
+    assert!(direct.id.starts_with("127.0.0.88:"));
+    // Its join names its own address, in the same room as the LB's clients.
+    for c in &mut clients {
+        c.expect(&format!("{} join", direct.id));
+    }
+    // A PROXY header on the plain port is not trusted: it is a chat line from the real id.
+    let forged = "PROXY TCP4 198.51.100.66 10.0.0.1 4444 30000";
+    direct.send(&format!("{forged}\r"));
+    direct.send("hello, I came in directly");
+    for c in &mut clients {
+        c.expect(&format!("{}: {forged}", direct.id));
+        c.expect(&format!("{}: hello, I came in directly", direct.id));
+    }
+    let msg = "hello to the direct client";
+    clients[0].send(msg);
+    let line = format!("{}: {msg}", clients[0].id);
+    direct.expect(&line);
+    for c in clients.iter_mut().skip(1) {
+        c.expect(&line);
+    }
+    direct.send("leave");
+    for c in &mut clients {
+        c.expect(&format!("{} has left", direct.id));
+    }
+    direct.expect_closed();
+    let home_log = procs.log(&chat(&home));
+    assert!(home_log.contains(&format!("\n{} join\n", direct.id)));
+    assert!(!home_log.contains("198.51.100.66") && !home_log.contains("reject"));
 
     // --- Failover: the worker these clients landed on dies. --------------------------------
     procs.kill(&chat(&home));

@@ -229,6 +229,33 @@ const CASES: &[(&str, (&str, &str), &[&str])] = &[
         ],
     ),
     (
+        "chat LB NodePort outside the range",
+        ("hosts:\n", "chat:\n  lb_node_port: 8081\nhosts:\n"),
+        &[
+            "hosts.yaml:5:3: error: chat.lb_node_port: ",
+            "8081 is outside cluster.node_port_range 30000-32767",
+        ],
+    ),
+    (
+        "chat LB NodePort equal to the plain NodePort",
+        (
+            "hosts:\n",
+            "chat:\n  node_port: 31000\n  lb_node_port: 31000\nhosts:\n",
+        ),
+        &[
+            "hosts.yaml:6:3: error: chat.lb_node_port: ",
+            "31000 is also chat.node_port",
+        ],
+    ),
+    (
+        "chat LB NodePort (default) equal to chat.port",
+        ("hosts:\n", "chat:\n  port: 30001\nhosts:\n"),
+        &[
+            "hosts.yaml:4:1: error: chat.lb_node_port: ",
+            "30001 is also chat.port",
+        ],
+    ),
+    (
         "unknown proxy mode",
         (
             "  kubernetes_version: v1.35.2\n",
@@ -351,6 +378,24 @@ fn allow_cgroup_v1_defaults_to_false_and_warns_when_set() {
         "{}",
         lines[0]
     );
+}
+
+#[test]
+fn chat_lb_node_port_defaults_to_30001_and_is_ignored_without_lb_hosts() {
+    let c = load(BASE).unwrap();
+    assert_eq!(c.inventory.chat.node_port, 30000);
+    assert_eq!(c.inventory.chat.lb_node_port, 30001);
+
+    // Without an `lb` host nothing uses it, so it is not checked.
+    let src = BASE
+        .replace("    roles: [lb]\n", "    roles: [worker]\n")
+        .replace(
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  api_endpoint: 10.0.0.99:6443\n",
+        )
+        .replace("hosts:\n", "chat:\n  lb_node_port: 30000\nhosts:\n");
+    let c = load(&src).expect("lb_node_port is unused without lb hosts");
+    assert_eq!(c.inventory.chat.lb_node_port, 30000);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The nginx configuration `k8s-boot render` writes for `lb` hosts, checked and run by the
 //! real nginx: `nginx -t` accepts it, and a running nginx forwards apiserver traffic to the
-//! control-plane hosts (failing over when one is down) and chat traffic to the workers'
-//! NodePort with a PROXY protocol v1 header.
+//! control-plane hosts (failing over when one is down) and chat traffic to the workers' PROXY
+//! protocol NodePort (`chat.lb_node_port`) with a PROXY protocol v1 header.
 //!
 //! The control-plane and worker "hosts" are plain TCP listeners of this test on loopback
 //! addresses (127.0.0.21-22 and 127.0.0.31-32; Linux routes all of 127.0.0.0/8 to lo).
@@ -26,6 +26,7 @@ use std::time::Duration;
 const APISERVER_PORT: u16 = 6443;
 const CHAT_PORT: u16 = 31880;
 const CHAT_NODE_PORT: u16 = 31881;
+const CHAT_LB_NODE_PORT: u16 = 31882;
 const CONTROL_PLANES: [(&str, &str); 2] = [("m1", "127.0.0.21"), ("m2", "127.0.0.22")];
 const WORKERS: [(&str, &str); 2] = [("w1", "127.0.0.31"), ("w2", "127.0.0.32")];
 
@@ -39,7 +40,9 @@ fn inventory() -> String {
             host("w1", "127.0.0.31", &["worker"]),
             host("w2", "127.0.0.32", &["worker"]),
         ],
-        &format!("chat:\n  port: {CHAT_PORT}\n  node_port: {CHAT_NODE_PORT}\n"),
+        &format!(
+            "chat:\n  port: {CHAT_PORT}\n  node_port: {CHAT_NODE_PORT}\n  lb_node_port: {CHAT_LB_NODE_PORT}\n"
+        ),
     )
 }
 
@@ -270,7 +273,7 @@ fn nginx_balances_apiservers_with_failover_and_sends_proxy_protocol_to_chat() {
         .collect();
     let chat: Vec<Backend> = WORKERS
         .iter()
-        .map(|(n, ip)| Backend::start(n, &format!("{ip}:{CHAT_NODE_PORT}"), true))
+        .map(|(n, ip)| Backend::start(n, &format!("{ip}:{CHAT_LB_NODE_PORT}"), true))
         .collect();
     let mut procs = Processes::new(&tmp.path().join("logs"));
     common::spawn_nginx(&mut procs, &nginx, &conf, tmp.path());
@@ -340,8 +343,8 @@ fn nginx_balances_apiservers_with_failover_and_sends_proxy_protocol_to_chat() {
         "m2 did not record the failed-over connection"
     );
 
-    // 4. The chat port reaches a worker's NodePort, and the worker first receives a PROXY
-    //    protocol v1 header naming the real client.
+    // 4. The chat port reaches a worker's PROXY protocol NodePort, and the worker first
+    //    receives a PROXY protocol v1 header naming the real client.
     let chat_addr = format!("127.0.0.1:{CHAT_PORT}");
     let (reply, local) = wait_for(
         "nginx to forward chat traffic",

@@ -155,7 +155,9 @@ function startServer(timeoutMs) {
     proc.stdout.on('data', (d) => {
       if (found) return;
       buf += d;
-      const m = /listening on (\S+):(\d+) /.exec(buf);
+      // "listening on HOST:PORT (...)" or "listening on HOST:PORT, PROXY protocol on ...":
+      // the benchmark's clients use the plain port.
+      const m = /listening on (\S+?):(\d+)[ ,]/.exec(buf);
       if (m) {
         found = true;
         clearTimeout(timer);

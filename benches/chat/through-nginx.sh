@@ -5,9 +5,9 @@
 #   benches/chat/through-nginx.sh --rounds 5      # any other fanout.js options
 #
 # Builds k8s-boot (cargo build --release), renders a loopback inventory (lb1, one
-# control-plane host, one worker on 127.0.0.31), starts one chat server with
-# CHAT_PROXY_PROTOCOL=1 on the worker's NodePort address (standing in for
-# kube-proxy forwarding the NodePort to the pod) and nginx from the rendered
+# control-plane host, one worker on 127.0.0.31), starts one chat server on the
+# worker's address with its PROXY protocol port on chat.lb_node_port (standing
+# in for kube-proxy forwarding the NodePorts to the pod) and nginx from the rendered
 # /etc/nginx/nginx.conf of lb1, then runs
 #
 #   node benches/chat/fanout.js --target 127.0.0.1:<chat.port> --server-pid <pid> \
@@ -18,7 +18,8 @@
 # apiserver listener `listen 6443;` becomes `listen 127.0.0.1:6443;`.
 #
 # Environment: CHAT_BENCH_CLIENTS (default 1000), CHAT_BENCH_LB_PORT (chat.port,
-# default 31900; the NodePort is the next port), KEEP=1 keeps the work directory.
+# default 31900; the plain NodePort is the next port, the LB's PROXY NodePort the
+# one after), KEEP=1 keeps the work directory.
 # Needs nginx with the stream module (Debian: nginx libnginx-mod-stream), node
 # 20 and cargo. Everything it starts is stopped on exit.
 
@@ -28,6 +29,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 clients=${CHAT_BENCH_CLIENTS:-1000}
 chat_port=${CHAT_BENCH_LB_PORT:-31900}
 node_port=$((chat_port + 1))
+lb_node_port=$((chat_port + 2))
 apiserver_port=6443
 worker=127.0.0.31
 nginx=$(PATH="$PATH:/usr/sbin:/sbin" command -v nginx) || { echo "through-nginx: nginx not found (apt-get install nginx libnginx-mod-stream)" >&2; exit 2; }
@@ -50,7 +52,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for port in "$chat_port" "$apiserver_port" "$node_port"; do
+for port in "$chat_port" "$apiserver_port" "$node_port" "$lb_node_port"; do
   if [ -n "$(ss -Hltn "sport = :$port")" ]; then
     echo "through-nginx: something already listens on port $port (see ss -ltnp)" >&2
     exit 2
@@ -72,6 +74,7 @@ cluster:
 chat:
   port: $chat_port
   node_port: $node_port
+  lb_node_port: $lb_node_port
 
 hosts:
   - name: lb1
@@ -102,7 +105,7 @@ sed -e "s#/var/log/nginx/k8s-boot-stream.log#$work/k8s-boot-stream.log#" \
     "$rendered" > "$conf"
 "$nginx" -t -q -c "$conf" -e "$work/nginx-t.log" -g "pid $work/nginx-t.pid;"
 
-CHAT_HOST=$worker CHAT_PORT=$node_port CHAT_PROXY_PROTOCOL=1 \
+CHAT_HOST=$worker CHAT_PORT=$node_port CHAT_PROXY_PORT=$lb_node_port \
   node "$root/templates/workloads/chat/server.js" > "$work/chat.log" 2>&1 &
 chat_pid=$!
 "$nginx" -c "$conf" -e "$work/nginx-error.log" -g "daemon off; pid $work/nginx.pid;" &

@@ -181,9 +181,12 @@ pub struct Chat {
     /// Port the server listens on in the pod, and the port nginx listens on on `lb` hosts.
     #[serde(default = "default_chat_port")]
     pub port: u16,
-    /// NodePort of the chat Service on every worker.
+    /// NodePort of the chat Service on every worker, for direct clients (plain TCP).
     #[serde(default = "default_chat_port")]
     pub node_port: u16,
+    /// NodePort nginx on `lb` hosts connects to: the pod's PROXY protocol port.
+    #[serde(default = "default_chat_lb_node_port")]
+    pub lb_node_port: u16,
     #[serde(default = "default_chat_image")]
     pub image: String,
     #[serde(default = "default_chat_namespace")]
@@ -197,6 +200,7 @@ impl Default for Chat {
             replicas: default_chat_replicas(),
             port: default_chat_port(),
             node_port: default_chat_port(),
+            lb_node_port: default_chat_lb_node_port(),
             image: default_chat_image(),
             namespace: default_chat_namespace(),
         }
@@ -286,6 +290,9 @@ fn default_chat_replicas() -> u32 {
 }
 fn default_chat_port() -> u16 {
     30000
+}
+fn default_chat_lb_node_port() -> u16 {
+    30001
 }
 fn default_chat_image() -> String {
     "docker.io/library/node:24-bookworm-slim".into()

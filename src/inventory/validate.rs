@@ -330,6 +330,30 @@ pub(super) fn validate(file: &Path, source: &str) -> Result<Cluster, InventoryEr
                 );
             }
         }
+        // Behind nginx the pod has a second, PROXY protocol port, published as its own NodePort
+        // and also used as the pod's and the Service's port number.
+        if lbs > 0 {
+            let lb_node_port = chat.lb_node_port;
+            if let Some((lo, hi)) = node_port_range {
+                if lb_node_port < lo || lb_node_port > hi {
+                    c.error(
+                        "chat.lb_node_port",
+                        format!("{lb_node_port} is outside cluster.node_port_range {lo}-{hi}"),
+                    );
+                }
+            }
+            if lb_node_port == chat.node_port {
+                c.error(
+                    "chat.lb_node_port",
+                    format!("{lb_node_port} is also chat.node_port: the LB's PROXY protocol port and the plain port need their own NodePorts"),
+                );
+            } else if lb_node_port == chat.port {
+                c.error(
+                    "chat.lb_node_port",
+                    format!("{lb_node_port} is also chat.port: the pod listens on both, plain on chat.port and PROXY protocol on chat.lb_node_port"),
+                );
+            }
+        }
         if chat.image.trim().is_empty() {
             c.error(
                 "chat.image",

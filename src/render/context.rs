@@ -90,11 +90,12 @@ pub struct ChatValues {
     pub replicas: u32,
     pub port: u16,
     pub node_port: u16,
-    /// The port in the hexadecimal form of /proc/net/tcp, for the listening-socket probe.
-    pub port_hex: String,
+    /// PROXY protocol port of the pod and its NodePort, for nginx on `lb` hosts.
+    pub lb_node_port: u16,
     pub image: String,
     pub namespace: String,
-    /// nginx sends a PROXY protocol header so the server sees real client addresses.
+    /// There is an `lb` host: the pod also listens on `lb_node_port`, where nginx sends a PROXY
+    /// protocol header so the server sees real client addresses.
     pub proxy_protocol: bool,
 }
 
@@ -174,7 +175,7 @@ impl Shared {
                 replicas: inv.chat.replicas,
                 port: inv.chat.port,
                 node_port: inv.chat.node_port,
-                port_hex: format!("{:04X}", inv.chat.port),
+                lb_node_port: inv.chat.lb_node_port,
                 image: inv.chat.image.clone(),
                 namespace: inv.chat.namespace.clone(),
                 proxy_protocol: c.hosts_with(Role::Lb).next().is_some(),
