@@ -25,7 +25,8 @@ pub struct PlannedHost {
 
 /// The hosts of a lab of `n` hosts.
 ///
-/// Four or more: `lb1`, `m1`-`m3` (etcd, control-plane, worker), then workers `w1`...
+/// Four or more: `lb1`, `m1`-`m3` (etcd and control-plane, with a tainted kubelet), then
+/// workers `w1`...; with exactly four there is no dedicated worker, so `m1`-`m3` are workers too.
 /// Fewer: `m1` runs etcd, the only control plane and a worker; with three hosts `m2` and `m3`
 /// add etcd members (three in all, an odd count); with two, `m2` is a worker.
 pub fn plan(n: usize) -> Vec<PlannedHost> {
@@ -34,7 +35,11 @@ pub fn plan(n: usize) -> Vec<PlannedHost> {
     if n >= 4 {
         hosts.push(("lb1".into(), vec![Lb]));
         for i in 1..=3 {
-            hosts.push((format!("m{i}"), vec![Etcd, ControlPlane, Worker]));
+            let mut roles = vec![Etcd, ControlPlane];
+            if n == 4 {
+                roles.push(Worker);
+            }
+            hosts.push((format!("m{i}"), roles));
         }
         for i in 1..=n - 4 {
             hosts.push((format!("w{i}"), vec![Worker]));
@@ -87,7 +92,8 @@ pub fn inventory_yaml(
     );
     let _ = writeln!(
         y,
-        "cluster:\n  name: lab\n  kubernetes_version: {}\n",
+        "cluster:\n  name: lab\n  kubernetes_version: {}\n  kubelet:\n    \
+         allow_cgroup_v1: true              # lab hosts have the legacy cgroup hierarchy (docs/LAB.md)\n",
         yaml_str(kubernetes_version)
     );
     let _ = writeln!(
