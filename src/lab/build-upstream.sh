@@ -59,7 +59,7 @@ runc)
     tags="seccomp"
     ;;
 cni-flannel)
-    # The flannel CNI plugin as the CNI plugins project shipped it up to v1.0.1 (flannel's own
+    # The flannel CNI plugin as the CNI plugins project shipped it up to v0.9.1 (flannel's own
     # fork, github.com/flannel-io/cni-plugin, is not published as a Go module).
     module=github.com/containernetworking/plugins
     ldx="-X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$version"

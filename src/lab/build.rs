@@ -19,9 +19,9 @@ const DEFAULT_BUILD_CACHE: &str = "/var/cache/k8s-boot/build";
 const SCRIPT: &str = include_str!("build-upstream.sh");
 
 /// The flannel CNI plugin in the lab: the upstream plugin as the CNI plugins project shipped it
-/// until v1.0.1 (flannel's fork is not published as a Go module). `fetch` downloads flannel's
+/// until v0.9.1 (flannel's fork is not published as a Go module). `fetch` downloads flannel's
 /// own release instead.
-pub const LAB_FLANNEL_CNI_VERSION: &str = "v1.0.1";
+pub const LAB_FLANNEL_CNI_VERSION: &str = "v0.9.1";
 
 /// Where a program goes once built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
