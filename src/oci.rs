@@ -86,13 +86,15 @@ pub enum Content {
     Dir,
 }
 
-/// One entry of a layer: its path in the image (a leading `/` is optional), what it holds and
-/// its mode (permission bits; ignored for symlinks, which are always 0777).
+/// One entry of a layer: its path in the image (a leading `/` is optional), what it holds, its
+/// mode (permission bits; ignored for symlinks, which are always 0777) and extended
+/// attributes (e.g. `security.capability`), stored as PAX `SCHILY.xattr.` records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub path: String,
     pub content: Content,
     pub mode: u32,
+    pub xattrs: BTreeMap<String, Vec<u8>>,
 }
 
 impl Entry {
@@ -101,6 +103,7 @@ impl Entry {
             path: path.into(),
             content: Content::File(source.into()),
             mode,
+            xattrs: BTreeMap::new(),
         }
     }
     pub fn bytes(path: &str, bytes: impl Into<Vec<u8>>, mode: u32) -> Entry {
@@ -108,6 +111,7 @@ impl Entry {
             path: path.into(),
             content: Content::Bytes(bytes.into()),
             mode,
+            xattrs: BTreeMap::new(),
         }
     }
     pub fn symlink(path: &str, target: &str) -> Entry {
@@ -115,13 +119,20 @@ impl Entry {
             path: path.into(),
             content: Content::Symlink(target.into()),
             mode: 0o777,
+            xattrs: BTreeMap::new(),
         }
+    }
+    /// The entry with the extended attribute `name` (e.g. `security.capability`) set.
+    pub fn with_xattr(mut self, name: &str, value: impl Into<Vec<u8>>) -> Entry {
+        self.xattrs.insert(name.into(), value.into());
+        self
     }
     pub fn dir(path: &str, mode: u32) -> Entry {
         Entry {
             path: path.into(),
             content: Content::Dir,
             mode,
+            xattrs: BTreeMap::new(),
         }
     }
 }
@@ -217,7 +228,7 @@ fn plan_entries(entries: &[Entry]) -> Result<BTreeMap<String, Entry>, OciError> 
 }
 
 fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
-    let mut h = tar::Header::new_gnu();
+    let mut h = tar::Header::new_ustar();
     h.set_entry_type(kind);
     h.set_mode(mode & 0o7777);
     h.set_uid(0);
@@ -244,6 +255,24 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
+/// PAX extended header records `<length> SCHILY.xattr.<name>=<value>\n`, sorted by name.
+fn pax_records(xattrs: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, value) in xattrs {
+        let key = format!("SCHILY.xattr.{name}");
+        // The length counts itself: find the fixed point.
+        let rest = 1 + key.len() + 1 + value.len() + 1;
+        let mut len = rest + 1;
+        while rest + len.to_string().len() != len {
+            len = rest + len.to_string().len();
+        }
+        out.extend_from_slice(format!("{len} {key}=").as_bytes());
+        out.extend_from_slice(value);
+        out.push(b'\n');
+    }
+    out
+}
+
 /// A gzipped layer tar of `entries` (parent directories added with mode 0755), deterministic.
 pub fn build_layer(entries: &[Entry]) -> Result<Layer, OciError> {
     let planned = plan_entries(entries)?;
@@ -263,6 +292,16 @@ pub fn build_layer(entries: &[Entry]) -> Result<Layer, OciError> {
         }
     };
     for (path, e) in &planned {
+        if !e.xattrs.is_empty() {
+            let records = pax_records(&e.xattrs);
+            let mut h = header(tar::EntryType::XHeader, 0o644, records.len() as u64);
+            let name = match path.rsplit_once('/') {
+                Some((dir, base)) => format!("{dir}/PaxHeaders/{base}"),
+                None => format!("PaxHeaders/{path}"),
+            };
+            tar.append_data(&mut h, name, records.as_slice())
+                .map_err(layer_io(path))?;
+        }
         match &e.content {
             Content::Dir => {
                 let mut h = header(tar::EntryType::Directory, e.mode, 0);
@@ -717,7 +756,10 @@ pub(crate) mod tests {
         fs::set_permissions(&src, fs::Permissions::from_mode(0o600)).unwrap();
         vec![
             Entry::bytes("/etc/passwd", "root:x:0:0::/root:/bin/sh\n", 0o644),
-            Entry::file("/usr/local/bin/prog", &src, 0o755),
+            Entry::file("/usr/local/bin/prog", &src, 0o755).with_xattr(
+                "security.capability",
+                [1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            ),
             Entry::symlink("/usr/bin/prog", "../local/bin/prog"),
             Entry::dir("/tmp", 0o1777),
         ]
@@ -878,7 +920,8 @@ for layer, diff_id in zip(manifest["layers"], config["rootfs"]["diff_ids"]):
     assert "sha256:" + hashlib.sha256(raw).hexdigest() == diff_id
     for m in tarfile.open(fileobj=io.BytesIO(raw)).getmembers():
         assert m.uid == 0 and m.gid == 0 and m.mtime == 0, m.name
-        print(m.name, oct(m.mode), m.type.decode(), m.linkname)
+        x = sorted(k + "=" + v.encode("utf-8", "surrogateescape").hex() for k, v in m.pax_headers.items() if k.startswith("SCHILY.xattr."))
+        print(m.name, oct(m.mode), m.type.decode(), m.linkname, *x)
 "#;
         let out = std::process::Command::new("python3")
             .arg("-c")
@@ -907,6 +950,54 @@ for layer, diff_id in zip(manifest["layers"], config["rootfs"]["diff_ids"]):
             "{out}"
         );
         assert!(out.contains("\ntmp 0o1777 5 \n"), "{out}");
+        assert!(
+            out.contains("\nusr/local/bin/prog 0o755 0  SCHILY.xattr.security.capability=0100000200040000000000000000000000000000\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn extended_attributes_are_pax_records() {
+        let cap = [1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let l = build_layer(&[
+            Entry::bytes("/bin/x", "x", 0o755).with_xattr("security.capability", cap),
+            Entry::bytes("/bin/y", "y", 0o755),
+        ])
+        .unwrap();
+        let tar = gunzip(&l.blob);
+        let mut ar = tar::Archive::new(tar.as_slice());
+        let mut seen = Vec::new();
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            let path = e.path().unwrap().to_string_lossy().into_owned();
+            let mut x = Vec::new();
+            if let Some(exts) = e.pax_extensions().unwrap() {
+                for ext in exts {
+                    let ext = ext.unwrap();
+                    x.push((ext.key().unwrap().to_string(), ext.value_bytes().to_vec()));
+                }
+            }
+            seen.push((path, x));
+        }
+        assert_eq!(
+            seen,
+            [
+                ("bin/".to_string(), vec![]),
+                (
+                    "bin/x".to_string(),
+                    vec![("SCHILY.xattr.security.capability".to_string(), cap.to_vec())]
+                ),
+                ("bin/y".to_string(), vec![]),
+            ]
+        );
+        // A record's length counts its own digits (98 other bytes: 101, not 100).
+        let r = pax_records(&BTreeMap::from([("a".to_string(), vec![b'b'; 81])]));
+        assert!(
+            r.starts_with(b"101 SCHILY.xattr.a="),
+            "{}",
+            String::from_utf8_lossy(&r)
+        );
+        assert_eq!(r.len(), 101);
     }
 
     #[test]
