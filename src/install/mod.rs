@@ -922,7 +922,18 @@ impl Run<'_> {
 #[cfg(test)]
 mod tests {
     use super::cgroup_v2_check;
+    use super::phases::BINARIES;
     use std::process::Command;
+
+    #[test]
+    fn every_binary_is_listed_once() {
+        let mut targets: Vec<&str> = BINARIES.iter().map(|b| b.target).collect();
+        targets.sort_unstable();
+        let before = targets.len();
+        targets.dedup();
+        assert_eq!(targets.len(), before, "a target appears twice in BINARIES");
+        assert!(targets.contains(&"/opt/cni/bin/flannel"));
+    }
 
     fn run(mount: &str) -> String {
         let script = format!("fail() {{ echo \"FAIL $*\"; }}\n{}", cgroup_v2_check(mount));

@@ -174,7 +174,6 @@ pub const BINARIES: &[Binary] = &[
     ),
     bin(PhaseId::Runtime, "cni/loopback", "/opt/cni/bin/loopback"),
     bin(PhaseId::Runtime, "cni/portmap", "/opt/cni/bin/portmap"),
-    bin(PhaseId::Runtime, "cni/flannel", "/opt/cni/bin/flannel"),
     bin(PhaseId::Node, "kubelet", "/usr/local/bin/kubelet"),
     bin(PhaseId::Node, "kube-proxy", "/usr/local/bin/kube-proxy"),
 ];
