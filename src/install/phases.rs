@@ -185,7 +185,7 @@ pub fn health_command(cluster: &Cluster, host: &Host, service: &str) -> Option<(
     Some(match service {
         "etcd" => (
             format!(
-                "ETCDCTL_API=3 /usr/local/bin/etcdctl --endpoints=https://{addr}:2379 --cacert={pki}/etcd/ca.crt \
+                "/usr/local/bin/etcdctl --endpoints=https://{addr}:2379 --cacert={pki}/etcd/ca.crt \
                  --cert={pki}/etcd/healthcheck-client.crt --key={pki}/etcd/healthcheck-client.key \
                  --command-timeout=3s endpoint health"
             ),
