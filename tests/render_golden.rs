@@ -97,20 +97,79 @@ fn chat_manifest_carries_the_server_code_verbatim() {
     assert_eq!(kinds, ["Namespace", "ConfigMap", "Deployment", "Service"]);
     let svc = docs.iter().find(|d| d["kind"] == "Service").unwrap();
     assert_eq!(svc["spec"]["type"], "NodePort");
-    assert_eq!(svc["spec"]["ports"][0]["nodePort"].as_u64(), Some(30000));
+    assert_eq!(svc["spec"]["externalTrafficPolicy"], "Cluster");
+    // Plain NodePort for direct clients, PROXY protocol NodePort for nginx (the example has an
+    // lb host).
+    let ports: Vec<(&str, u64, u64)> = svc["spec"]["ports"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap(),
+                p["port"].as_u64().unwrap(),
+                p["nodePort"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(ports, [("chat", 30000, 30000), ("chat-lb", 30001, 30001)]);
     let pod = &docs.iter().find(|d| d["kind"] == "Deployment").unwrap()["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
+    let env: BTreeMap<&str, &str> = container["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap(), e["value"].as_str().unwrap()))
+        .collect();
+    assert_eq!(env["CHAT_PORT"], "30000");
+    assert_eq!(env["CHAT_PROXY_PORT"], "30001");
+    assert!(!env.contains_key("CHAT_PROXY_PROTOCOL"));
+    // Only node is needed in the image: the probes run the server file in probe mode.
     for probe in ["readinessProbe", "livenessProbe"] {
-        let cmd = container[probe]["exec"]["command"][2].as_str().unwrap();
-        assert_eq!(
-            cmd, "grep -q ':7530 00000000:0000 0A' /proc/net/tcp",
-            "30000 = 0x7530"
-        );
+        let cmd: Vec<&str> = container[probe]["exec"]["command"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(cmd, ["node", "/app/server.js", "--probe"], "{probe}");
     }
     assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     assert!(container["resources"]["limits"]["memory"].is_string());
-    assert!(pod["terminationGracePeriodSeconds"].as_u64().unwrap() > 0);
+    // The pod is given longer than the server's own shutdown bound.
+    let grace_ms: u64 = env["CHAT_SHUTDOWN_GRACE_MS"].parse().unwrap();
+    let termination_s = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+    assert!(grace_ms <= 2000 && termination_s * 1000 > grace_ms);
+}
+
+#[test]
+fn chat_without_lb_hosts_has_no_proxy_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = EXAMPLE.replace("roles: [lb]", "roles: [worker]").replace(
+        "  # api_endpoint: 10.10.10.127:6443",
+        "  api_endpoint: 10.10.10.128:6443 #",
+    );
+    let plan = plan_for(&src, dir.path());
+    let chat = plan
+        .cluster_files
+        .iter()
+        .find(|f| f.path.ends_with("30-chat.yaml"))
+        .unwrap();
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_slice(&chat.bytes)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let svc = docs.iter().find(|d| d["kind"] == "Service").unwrap();
+    assert_eq!(svc["spec"]["ports"].as_sequence().unwrap().len(), 1);
+    assert_eq!(svc["spec"]["ports"][0]["name"], "chat");
+    let container = &docs.iter().find(|d| d["kind"] == "Deployment").unwrap()["spec"]["template"]
+        ["spec"]["containers"][0];
+    assert_eq!(container["ports"].as_sequence().unwrap().len(), 1);
+    let env = container["env"].as_sequence().unwrap();
+    assert!(
+        env.iter().all(|e| e["name"] != "CHAT_PROXY_PORT"),
+        "{env:?}"
+    );
 }
 
 #[test]
