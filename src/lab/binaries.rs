@@ -7,7 +7,7 @@
 use super::sys::{io_err, run};
 use super::LabError;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// (Debian package, file in it, name in the binaries directory)
@@ -28,32 +28,14 @@ pub fn provide_etcd(dir: &Path) -> Result<Vec<&'static str>, LabError> {
     }
     fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
     let work = WorkDir(dir.join(format!(".debian-etcd-{}", std::process::id())));
-    fs::create_dir_all(work.path()).map_err(io_err("creating", work.path()))?;
-    let mut download = Command::new("apt-get");
-    download.arg("download").current_dir(work.path());
-    for (package, _, _) in &missing {
-        download.arg(package);
-    }
-    run(&mut download)?;
+    let packages: Vec<&str> = missing.iter().map(|(package, _, _)| *package).collect();
+    let root = extract_debian(&packages, work.path())?;
     let mut written = Vec::new();
-    for (package, file, name) in missing {
-        let deb = fs::read_dir(work.path())
-            .map_err(io_err("reading", work.path()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{package}_")))
-            })
-            .ok_or_else(|| LabError::Command {
-                cmd: format!("apt-get download {package}"),
-                status: "no package file".into(),
-                stderr_tail: String::new(),
-            })?;
-        let root = work.path().join(package);
-        run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root))?;
+    for (_, file, name) in missing {
+        let file = root.join(file);
         let target = dir.join(name);
         let tmp = dir.join(format!(".{name}.tmp"));
-        fs::copy(root.join(file), &tmp).map_err(io_err("copying to", &tmp))?;
+        fs::copy(&file, &tmp).map_err(io_err("copying to", &tmp))?;
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))
             .map_err(io_err("chmod", &tmp))?;
@@ -63,11 +45,75 @@ pub fn provide_etcd(dir: &Path) -> Result<Vec<&'static str>, LabError> {
     Ok(written)
 }
 
+/// Downloads `packages` from this machine's apt sources (so: the Debian release the lab hosts
+/// run) with `apt-get download` into `work` and unpacks them all into `work/root` with
+/// `dpkg-deb -x`: nothing is installed, configured or started on the machine. Returns the root.
+pub(crate) fn extract_debian(packages: &[&str], work: &Path) -> Result<PathBuf, LabError> {
+    let debs = work.join("debs");
+    fs::create_dir_all(&debs).map_err(io_err("creating", &debs))?;
+    run(Command::new("apt-get")
+        .arg("download")
+        .args(packages)
+        .current_dir(&debs))?;
+    let files: Vec<PathBuf> = fs::read_dir(&debs)
+        .map_err(io_err("reading", &debs))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    let root = work.join("root");
+    for package in packages {
+        let deb = files
+            .iter()
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{package}_")))
+            })
+            .ok_or_else(|| LabError::Command {
+                cmd: format!("apt-get download {package}"),
+                status: "no package file".into(),
+                stderr_tail: String::new(),
+            })?;
+        run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&root))?;
+    }
+    Ok(root)
+}
+
+/// The version `apt-get download` fetches of each of `packages` (the candidate), in order.
+pub(crate) fn debian_versions(packages: &[&str]) -> Result<Vec<(String, String)>, LabError> {
+    let out = run(Command::new("apt-cache")
+        .args(["show", "--no-all-versions"])
+        .args(packages))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut found = std::collections::BTreeMap::new();
+    let mut package = None;
+    for line in text.lines() {
+        if let Some(p) = line.strip_prefix("Package: ") {
+            package = Some(p.trim().to_string());
+        } else if let Some(v) = line.strip_prefix("Version: ") {
+            if let Some(p) = package.take() {
+                found.entry(p).or_insert_with(|| v.trim().to_string());
+            }
+        }
+    }
+    packages
+        .iter()
+        .map(|p| {
+            found
+                .get(*p)
+                .map(|v| (p.to_string(), v.clone()))
+                .ok_or_else(|| LabError::Command {
+                    cmd: format!("apt-cache show --no-all-versions {p}"),
+                    status: "no candidate version".into(),
+                    stderr_tail: String::new(),
+                })
+        })
+        .collect()
+}
+
 /// A scratch directory removed when dropped.
-struct WorkDir(std::path::PathBuf);
+pub(crate) struct WorkDir(pub(crate) PathBuf);
 
 impl WorkDir {
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }

