@@ -485,15 +485,21 @@ pub fn reset(inventory: &Path, hosts: &[String], purge_data: bool, yes: bool) ->
     Ok(if failed { 1 } else { 0 })
 }
 
-pub fn fetch(
-    version: Option<String>,
-    inventory: Option<&Path>,
-    dir: Option<PathBuf>,
-    arch: String,
-    mirror: Option<String>,
-) -> Result<i32> {
-    let cluster = inventory.map(load).transpose()?;
-    let version = match (version, &cluster) {
+/// Arguments of `k8s-boot fetch`.
+pub struct FetchArgs {
+    pub version: Option<String>,
+    pub inventory: Option<PathBuf>,
+    pub dir: Option<PathBuf>,
+    pub arch: String,
+    pub mirror: Option<String>,
+    /// `HOST=URL` each.
+    pub registry_mirrors: Vec<String>,
+    pub no_images: bool,
+}
+
+pub fn fetch(args: FetchArgs) -> Result<i32> {
+    let cluster = args.inventory.as_deref().map(load).transpose()?;
+    let version = match (args.version, &cluster) {
         (Some(v), _) => v,
         (None, Some(c)) => c.version().to_string(),
         (None, None) => {
@@ -501,20 +507,47 @@ pub fn fetch(
             return Ok(EXIT_INVALID);
         }
     };
-    let dir = match (dir, &cluster) {
+    let dir = match (args.dir, &cluster) {
         (Some(d), _) => d,
         (None, Some(c)) => c.resolve(&c.inventory.binaries.dir),
         (None, None) => PathBuf::from("binaries"),
     };
     let mut opts = crate::fetch::FetchOptions::new(version, dir.clone());
-    opts.arch = arch;
-    if let Some(base) = mirror {
+    opts.arch = args.arch;
+    if let Some(base) = args.mirror {
         opts.mirror = crate::fetch::Mirrors::under(&base);
     }
+    for m in &args.registry_mirrors {
+        match m.split_once('=') {
+            Some((host, url)) if !host.trim().is_empty() && !url.trim().is_empty() => {
+                opts.mirror
+                    .registries
+                    .insert(host.trim().to_ascii_lowercase(), url.trim().to_string());
+            }
+            _ => {
+                eprintln!("error: --registry-mirror wants HOST=URL, got `{m}`");
+                return Ok(EXIT_INVALID);
+            }
+        }
+    }
+    opts.images = if args.no_images {
+        Vec::new()
+    } else {
+        // The chat image is the inventory's (none if the chat is disabled); with --version
+        // alone, the default one.
+        let chat = match &cluster {
+            Some(c) if !c.inventory.chat.enabled => None,
+            Some(c) => Some(c.inventory.chat.image.clone()),
+            None => Some(crate::fetch::default_chat_image()),
+        };
+        // An unsupported version gives no images here; fetch() reports it before anything.
+        crate::fetch::cluster_images(&opts.kubernetes_version, chat.as_deref()).unwrap_or_default()
+    };
     let report = crate::fetch::fetch(&opts, &mut |line| eprintln!("{line}"))?;
     println!(
-        "{} file(s) in {}, {} transferred",
+        "{} file(s) and {} image(s) in {}, {} transferred",
         report.files.len(),
+        report.images.len(),
         dir.display(),
         crate::fetch::human(report.transferred)
     );

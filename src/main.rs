@@ -109,7 +109,8 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
-    /// Download the official release binaries, verified against the published checksums
+    /// Download the official release binaries, verified against the published checksums,
+    /// and the images the cluster runs as OCI archives (into DIR/images/)
     Fetch {
         /// Kubernetes release, e.g. v1.37.2 [default: the inventory's]
         #[arg(long, value_name = "VERSION")]
@@ -124,9 +125,16 @@ enum Command {
         #[arg(long, default_value = "amd64", value_parser = ["amd64", "arm64"])]
         arch: String,
         /// Base URL of a mirror with the upstream layouts under kubernetes/, etcd/,
-        /// containerd/, runc/, cni-plugins/
+        /// containerd/, runc/, crictl/, cni-plugins/, cni-flannel/
         #[arg(long, value_name = "URL")]
         mirror: Option<String>,
+        /// Use this registry API endpoint for images of registry HOST, e.g.
+        /// docker.io=https://harbor.corp/hub (repeatable)
+        #[arg(long = "registry-mirror", value_name = "HOST=URL")]
+        registry_mirrors: Vec<String>,
+        /// Do not fetch the container images
+        #[arg(long)]
+        no_images: bool,
     },
     /// Throwaway local test hosts (systemd-nspawn, needs root)
     Lab {
@@ -292,7 +300,17 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             dir,
             arch,
             mirror,
-        } => commands::fetch(version, inventory.as_deref(), dir, arch, mirror),
+            registry_mirrors,
+            no_images,
+        } => commands::fetch(commands::FetchArgs {
+            version,
+            inventory,
+            dir,
+            arch,
+            mirror,
+            registry_mirrors,
+            no_images,
+        }),
         Command::Lab { action } => match action {
             LabAction::Up {
                 hosts,

@@ -260,6 +260,8 @@ fn fixture() -> Fixture {
     let dir = tmp.path().join("binaries");
     let mut opts = FetchOptions::new(K8S, &dir);
     opts.mirror = Mirrors::under(&server.base);
+    // Images come from registries; tests/fetch_images.rs covers them.
+    opts.images.clear();
     let mut expected = BTreeMap::new();
     let mut artifact_paths = Vec::new();
     let mut checksum_paths = Vec::new();

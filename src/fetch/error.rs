@@ -52,6 +52,33 @@ pub enum FetchError {
     #[error("{archive}: not a readable tar.gz archive: {message}")]
     Archive { archive: String, message: String },
 
+    /// An image reference that is not `[registry/]repository:tag`.
+    #[error("image reference `{reference}`: {message}")]
+    Reference { reference: String, message: String },
+
+    /// Fetching one image failed; `error` says how and names the URL.
+    #[error("image {image}: {error}")]
+    Image {
+        image: String,
+        error: Box<FetchError>,
+    },
+
+    /// The tag resolved to another digest than the pinned one. Nothing of the image was
+    /// downloaded or saved.
+    #[error(
+        "{url}: the tag resolves to {actual}, but {expected} is pinned; refusing the image (nothing was saved)"
+    )]
+    PinnedDigest {
+        url: String,
+        expected: String,
+        actual: String,
+    },
+
+    /// The registry answered something that is not a usable image: a failed token request,
+    /// an unsupported manifest type, no image for the architecture.
+    #[error("{url}: {message}")]
+    Registry { url: String, message: String },
+
     #[error("another fetch is already running in {0}")]
     Locked(PathBuf),
 

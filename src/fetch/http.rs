@@ -1,4 +1,9 @@
 //! HTTP GET with streaming to disk, resume by `Range` and timeouts (ureq, blocking).
+//!
+//! Used for release downloads and for the container registry API alike: requests may carry
+//! extra headers (`Accept`, `Authorization`). Redirects are followed, but an `Authorization`
+//! header is never sent on after a redirect, so a registry token does not reach the blob
+//! storage a registry redirects to.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -19,6 +24,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Checksum files are tiny; anything bigger is not a checksum file.
 pub const CHECKSUM_FILE_LIMIT: u64 = 1024 * 1024;
+/// Largest image manifest, index or token answer read into memory.
+pub const MANIFEST_LIMIT: u64 = 4 * 1024 * 1024;
 
 pub struct Client {
     /// One agent per proxy choice (`None` = direct), built on first use.
@@ -56,6 +63,9 @@ impl Client {
             .timeout_read(READ_TIMEOUT)
             .timeout_write(READ_TIMEOUT)
             .redirects(10)
+            // Never pass credentials on to wherever a redirect points (registries send blob
+            // downloads to storage on other hosts). `SameHost` would not do: it ignores ports.
+            .redirect_auth_headers(ureq::RedirectAuthHeaders::Never)
             .user_agent(concat!("k8s-boot/", env!("CARGO_PKG_VERSION")));
         if let Some(p) = &proxy {
             let parsed = ureq::Proxy::new(p).map_err(|e| FetchError::Network {
@@ -69,43 +79,54 @@ impl Client {
         Ok(agent)
     }
 
-    fn get(&self, url: &str, range_from: Option<u64>) -> Result<ureq::Response, FetchError> {
+    /// Any answer of the server, error statuses included (`ureq` turns those into errors);
+    /// only a failed transport is an error here.
+    pub fn send(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        range_from: Option<u64>,
+    ) -> Result<ureq::Response, FetchError> {
         // Identity encoding: a transparently decompressed body would not match the checksum,
         // and byte ranges only make sense on the bytes as published.
         let mut req = self.agent(url)?.get(url).set("Accept-Encoding", "identity");
+        for (name, value) in headers {
+            req = req.set(name, value);
+        }
         if let Some(from) = range_from {
             req = req.set("Range", &format!("bytes={from}-"));
         }
-        req.call().map_err(|e| match e {
-            ureq::Error::Status(status, resp) => FetchError::Http {
-                url: url.to_string(),
-                status,
-                reason: resp.status_text().to_string(),
-            },
-            ureq::Error::Transport(t) => FetchError::Network {
+        match req.call() {
+            Ok(resp) | Err(ureq::Error::Status(_, resp)) => Ok(resp),
+            Err(ureq::Error::Transport(t)) => Err(FetchError::Network {
                 url: url.to_string(),
                 message: t.to_string(),
-            },
-        })
+            }),
+        }
+    }
+
+    fn get(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        range_from: Option<u64>,
+    ) -> Result<ureq::Response, FetchError> {
+        let resp = self.send(url, headers, range_from)?;
+        if resp.status() >= 400 {
+            return Err(http_error(url, &resp));
+        }
+        Ok(resp)
     }
 
     /// A small text body (a checksum file), capped at [`CHECKSUM_FILE_LIMIT`].
     pub fn get_text(&self, url: &str) -> Result<String, FetchError> {
-        let resp = self.get(url, None)?;
-        let mut body = Vec::new();
-        resp.into_reader()
-            .take(CHECKSUM_FILE_LIMIT + 1)
-            .read_to_end(&mut body)
-            .map_err(|e| FetchError::Network {
-                url: url.to_string(),
-                message: format!("reading the response: {e}"),
-            })?;
-        if body.len() as u64 > CHECKSUM_FILE_LIMIT {
-            return Err(FetchError::ChecksumTooLarge {
+        let resp = self.get(url, &[], None)?;
+        let body = read_limited(url, resp, CHECKSUM_FILE_LIMIT, || {
+            FetchError::ChecksumTooLarge {
                 url: url.to_string(),
                 limit: CHECKSUM_FILE_LIMIT,
-            });
-        }
+            }
+        })?;
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
@@ -113,6 +134,17 @@ impl Client {
     /// when the server answers 206 for exactly that offset; otherwise it is started over.
     /// A failure while receiving the body keeps `part` for the next attempt.
     pub fn download(&self, url: &str, part: &Path) -> Result<Downloaded, FetchError> {
+        self.download_with(url, &[], part)
+    }
+
+    /// [`Client::download`] with extra request headers (on the first request only, in the
+    /// case of `Authorization`: see the module documentation).
+    pub fn download_with(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        part: &Path,
+    ) -> Result<Downloaded, FetchError> {
         let existing = match fs::metadata(part) {
             Ok(m) if m.is_file() => m.len(),
             Ok(_) => 0,
@@ -120,9 +152,9 @@ impl Client {
             Err(e) => return Err(FetchError::io(part, e)),
         };
         if existing == 0 {
-            return self.fresh(url, part);
+            return self.fresh(url, headers, part);
         }
-        let resp = match self.get(url, Some(existing)) {
+        let resp = match self.get(url, headers, Some(existing)) {
             Ok(resp) => resp,
             // The part already holds the whole file (or more): let the checksum decide.
             Err(FetchError::Http { status: 416, .. }) => {
@@ -161,12 +193,17 @@ impl Client {
             // 200: the server ignored the range and sends everything; any other range answer
             // is not one we can append safely. Start over.
             200 => self.write_fresh(url, resp, part),
-            _ => self.fresh(url, part),
+            _ => self.fresh(url, headers, part),
         }
     }
 
-    fn fresh(&self, url: &str, part: &Path) -> Result<Downloaded, FetchError> {
-        let resp = self.get(url, None)?;
+    fn fresh(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        part: &Path,
+    ) -> Result<Downloaded, FetchError> {
+        let resp = self.get(url, headers, None)?;
         if resp.status() != 200 {
             return Err(FetchError::Http {
                 url: url.to_string(),
@@ -194,6 +231,36 @@ impl Client {
             sha256: hex(hasher),
         })
     }
+}
+
+/// `FetchError::Http` for an error answer.
+pub fn http_error(url: &str, resp: &ureq::Response) -> FetchError {
+    FetchError::Http {
+        url: url.to_string(),
+        status: resp.status(),
+        reason: resp.status_text().to_string(),
+    }
+}
+
+/// The whole body of `resp`; beyond `limit` bytes it is refused with `too_large()`.
+pub fn read_limited(
+    url: &str,
+    resp: ureq::Response,
+    limit: u64,
+    too_large: impl FnOnce() -> FetchError,
+) -> Result<Vec<u8>, FetchError> {
+    let mut body = Vec::new();
+    resp.into_reader()
+        .take(limit + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| FetchError::Network {
+            url: url.to_string(),
+            message: format!("reading the response: {e}"),
+        })?;
+    if body.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(body)
 }
 
 /// The proxy for `url` from the usual environment variables (`HTTPS_PROXY` for https,

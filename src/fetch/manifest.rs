@@ -11,12 +11,35 @@ use super::error::FetchError;
 
 pub const MANIFEST_FILE: &str = "versions.json";
 
-/// Everything `fetch` installed, keyed by installed name relative to the binaries directory
-/// (`kubelet`, `etcd`, `cni/bridge`).
+/// Everything `fetch` installed: files keyed by installed name relative to the binaries
+/// directory (`kubelet`, `etcd`, `cni/bridge`), image archives keyed by image reference
+/// (`registry.k8s.io/pause:3.10.2`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     #[serde(default)]
     pub files: BTreeMap<String, ManifestEntry>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub images: BTreeMap<String, ImageEntry>,
+}
+
+/// One image archive under `images/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageEntry {
+    /// What the tag resolved to: the digest of the image index (manifest list), or of the
+    /// manifest for a single-platform image.
+    pub digest: String,
+    /// `digest` was checked against a pinned digest; `false`: trust on first use, only the
+    /// blobs were verified (against the digests the registry's manifest names).
+    pub pinned: bool,
+    pub arch: String,
+    /// Digest of the platform manifest in the archive (the entry of its `index.json`).
+    pub manifest_digest: String,
+    /// The archive, relative to the binaries directory (`images/registry.k8s.io_pause_3.10.2.tar`).
+    pub archive: String,
+    /// sha256 of the archive file.
+    pub archive_sha256: String,
+    /// Where the tag was resolved.
+    pub url: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -22,7 +22,9 @@ mod checksum;
 mod error;
 mod extract;
 mod http;
+mod images;
 mod manifest;
+mod registry;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -38,7 +40,12 @@ use serde::{Deserialize, Serialize};
 pub use error::FetchError;
 pub use extract::Extract;
 pub use http::{CONNECT_TIMEOUT, READ_TIMEOUT};
-pub use manifest::{read_manifest, Manifest, ManifestEntry, MANIFEST_FILE};
+pub use images::{
+    archive_name, cluster_images, default_chat_image, pinned_digest, ImageSpec, Pin,
+    BLOB_CACHE_DIR, IMAGES_DIR, IMAGE_PINS,
+};
+pub use manifest::{read_manifest, ImageEntry, Manifest, ManifestEntry, MANIFEST_FILE};
+pub use registry::ImageRef;
 
 use checksum::{find_digest, sha256_file};
 use http::{Client, Downloaded};
@@ -229,17 +236,26 @@ pub struct FetchOptions {
     pub mirror: Mirrors,
     /// What to fetch; empty means everything ([`Component::ALL`]).
     pub components: Vec<Component>,
+    /// Container images to save as archives under `images/`; empty: none. [`FetchOptions::new`]
+    /// puts in [`cluster_images`] with the default chat image.
+    pub images: Vec<ImageSpec>,
 }
 
 impl FetchOptions {
-    /// Everything for `amd64` from the upstream locations.
+    /// Everything for `amd64` from the upstream locations: every component and the images of
+    /// [`cluster_images`] with the default chat image (none if the version is not supported;
+    /// [`fetch`] then reports the version).
     pub fn new(kubernetes_version: impl Into<String>, dir: impl Into<PathBuf>) -> Self {
+        let kubernetes_version = kubernetes_version.into();
+        let images =
+            cluster_images(&kubernetes_version, Some(&default_chat_image())).unwrap_or_default();
         FetchOptions {
-            kubernetes_version: kubernetes_version.into(),
+            kubernetes_version,
             dir: dir.into(),
             arch: "amd64".into(),
             mirror: Mirrors::default(),
             components: Vec::new(),
+            images,
         }
     }
 }
@@ -272,7 +288,11 @@ pub struct FetchReport {
     /// `cni/bridge`), how its artifact was obtained, and the installed file's size in bytes.
     /// Files extracted from one archive share the archive's outcome.
     pub files: Vec<(String, Outcome, u64)>,
-    /// Bytes received over the network for artifacts (checksum files not counted).
+    /// One row per image: its reference, how its blobs were obtained (`Cached` also when the
+    /// archive was rebuilt from cached blobs) and the archive's size in bytes.
+    pub images: Vec<(String, Outcome, u64)>,
+    /// Bytes received over the network for artifacts and image blobs (checksum files,
+    /// manifests and tokens not counted).
     pub transferred: u64,
 }
 
@@ -461,6 +481,7 @@ pub fn fetch(
     progress: &mut dyn FnMut(&str),
 ) -> Result<FetchReport, FetchError> {
     let list = artifacts(opts)?;
+    let images = images::plan(opts)?;
     let dir = opts.dir.clone();
     let cache = dir.join(CACHE_DIR);
     fs::create_dir_all(&cache).map_err(|e| FetchError::io(&cache, e))?;
@@ -488,6 +509,9 @@ pub fn fetch(
             Install::Binary { name } => run.binary(a, name)?,
             Install::Archive(what) => run.archive(a, what)?,
         }
+    }
+    for image in &images {
+        run.image(image, &opts.mirror.registries)?;
     }
     Ok(run.report)
 }

@@ -1,0 +1,1035 @@
+//! `fetch` of container images against a local fixture registry (no internet here, and tests
+//! must never reach the real registries). Three HTTP/1.1 servers on 127.0.0.1:
+//! - a registry that answers `/v2/...` only with `Authorization: Bearer <token>` and otherwise
+//!   sends `401` with a `WWW-Authenticate: Bearer realm=...` challenge;
+//! - a token endpoint (the realm) that hands out the token anonymously, and also serves the
+//!   one release binary the run needs;
+//! - a blob store on another port that the registry redirects one blob to, recording the
+//!   headers it gets, so the test can assert that no `Authorization` header reaches it.
+//!
+//! The images are stand-ins built by the test: an OCI index with an OCI manifest, a Docker
+//! manifest list with a Docker v2 manifest, and a single-platform Docker v2 manifest, with
+//! arbitrary bytes as layers (fetch checks digests, not layer contents).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use k8s_boot::fetch::{
+    fetch, read_manifest, Component, FetchError, FetchOptions, FetchReport, ImageSpec, Mirrors,
+    Outcome, RUNC_VERSION,
+};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+const K8S: &str = "v1.36.0";
+const TOKEN: &str = "fixture-token-1";
+const PAUSE: &str = "registry.k8s.io/pause:3.10.2";
+const FLANNEL: &str = "ghcr.io/flannel-io/flannel:v0.28.10";
+const NODE: &str = "docker.io/library/node:24-bookworm-slim";
+
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+
+// ---------------------------------------------------------------------------------------------
+// A small HTTP/1.1 server: one request per connection, a handler decides the answer.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct Req {
+    path: String,
+    /// Lowercase names.
+    headers: BTreeMap<String, String>,
+}
+
+impl Req {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+struct Resp {
+    status: &'static str,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    /// Send only this many body bytes, then drop the connection.
+    cut: Option<usize>,
+}
+
+impl Resp {
+    fn new(status: &'static str, body: impl Into<Vec<u8>>) -> Resp {
+        Resp {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+            cut: None,
+        }
+    }
+    fn header(mut self, name: &str, value: &str) -> Resp {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+type Handler = Arc<dyn Fn(&Req) -> Resp + Send + Sync>;
+
+struct Server {
+    base: String,
+    log: Arc<Mutex<Vec<Req>>>,
+}
+
+impl Server {
+    fn start(handler: Handler) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = log.clone();
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let (h, l) = (handler.clone(), l.clone());
+                thread::spawn(move || {
+                    let _ = serve(conn, &h, &l);
+                });
+            }
+        });
+        Server { base, log }
+    }
+
+    fn requests(&self) -> Vec<Req> {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn hits(&self, path: &str) -> usize {
+        self.requests().iter().filter(|r| r.path == path).count()
+    }
+}
+
+fn serve(conn: TcpStream, handler: &Handler, log: &Mutex<Vec<Req>>) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut out = conn;
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+    let mut headers = BTreeMap::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 || h.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    let req = Req { path, headers };
+    log.lock().unwrap().push(req.clone());
+    let resp = handler(&req);
+    let mut head = format!(
+        "HTTP/1.1 {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        resp.status,
+        resp.body.len()
+    );
+    for (k, v) in &resp.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    out.write_all(head.as_bytes())?;
+    match resp.cut {
+        Some(n) => {
+            out.write_all(&resp.body[..n.min(resp.body.len())])?;
+            out.flush()?;
+            out.shutdown(Shutdown::Both)?;
+        }
+        None => out.write_all(&resp.body)?,
+    }
+    Ok(())
+}
+
+/// A body with `Range: bytes=N-` support (206, or 416 beyond the end).
+fn ranged(req: &Req, bytes: &[u8], content_type: &str, cut: Option<usize>) -> Resp {
+    let len = bytes.len();
+    let from = req
+        .header("range")
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse::<usize>().ok());
+    let mut resp = match from {
+        Some(n) if n >= len => {
+            return Resp::new("416 Range Not Satisfiable", Vec::new())
+                .header("Content-Range", &format!("bytes */{len}"))
+        }
+        Some(n) => Resp::new("206 Partial Content", bytes[n..].to_vec())
+            .header("Content-Range", &format!("bytes {n}-{}/{len}", len - 1)),
+        None => Resp::new("200 OK", bytes.to_vec()),
+    };
+    resp = resp.header("Content-Type", content_type);
+    resp.cut = cut;
+    resp
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixture registry
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Default)]
+struct Registry {
+    /// Request path -> (content type, body), manifests and blobs alike.
+    files: HashMap<String, (String, Vec<u8>)>,
+    /// Request path -> URL to redirect to (307).
+    redirects: HashMap<String, String>,
+    /// Blob store path -> body.
+    store: HashMap<String, Vec<u8>>,
+    /// Path (registry or store) -> body bytes to send before dropping the connection, once.
+    cut_once: HashMap<String, usize>,
+    realm: String,
+}
+
+fn sha(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", sha(bytes))
+}
+
+/// Bytes that do not compress and differ per seed, `len` long.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// One stand-in image as the fixture registry serves it.
+#[derive(Clone)]
+struct Image {
+    reference: &'static str,
+    /// Repository path in registry URLs (mirror prefix included).
+    repo: String,
+    tag: &'static str,
+    /// What the tag resolves to (index, or the manifest itself) and its digest.
+    top: Vec<u8>,
+    top_digest: String,
+    manifest: Vec<u8>,
+    manifest_digest: String,
+    manifest_type: &'static str,
+    config: Vec<u8>,
+    layers: Vec<Vec<u8>>,
+}
+
+impl Image {
+    fn blobs(&self) -> Vec<&[u8]> {
+        std::iter::once(self.config.as_slice())
+            .chain(self.layers.iter().map(Vec::as_slice))
+            .collect()
+    }
+    fn blob_path(&self, bytes: &[u8]) -> String {
+        format!("/v2/{}/blobs/{}", self.repo, digest(bytes))
+    }
+    fn archive(&self, dir: &Path) -> PathBuf {
+        let name: String = self
+            .reference
+            .chars()
+            .map(|c| if c == '/' || c == ':' { '_' } else { c })
+            .collect();
+        dir.join("images").join(format!("{name}.tar"))
+    }
+}
+
+fn descriptor(media_type: &str, bytes: &[u8]) -> Value {
+    json!({"mediaType": media_type, "digest": digest(bytes), "size": bytes.len()})
+}
+
+/// `index`: wrap the amd64 manifest in an index (with an arm64 sibling) of `index_type`.
+fn build_image(
+    reference: &'static str,
+    repo: &str,
+    tag: &'static str,
+    seed: u64,
+    layer_sizes: &[usize],
+    oci: bool,
+    index: bool,
+) -> Image {
+    let (manifest_type, config_type, layer_type, index_type) = if oci {
+        (
+            OCI_MANIFEST,
+            "application/vnd.oci.image.config.v1+json",
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            OCI_INDEX,
+        )
+    } else {
+        (
+            DOCKER_MANIFEST,
+            "application/vnd.docker.container.image.v1+json",
+            "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            DOCKER_LIST,
+        )
+    };
+    let layers: Vec<Vec<u8>> = layer_sizes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| noise(seed * 100 + i as u64, *n))
+        .collect();
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Entrypoint": [format!("/{tag}")]},
+        "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|l| digest(l)).collect::<Vec<_>>()},
+    }))
+    .unwrap();
+    let manifest = serde_json::to_vec_pretty(&json!({
+        "schemaVersion": 2,
+        "mediaType": manifest_type,
+        "config": descriptor(config_type, &config),
+        "layers": layers.iter().map(|l| descriptor(layer_type, l)).collect::<Vec<_>>(),
+    }))
+    .unwrap();
+    let (top, top_digest) = if index {
+        let arm = format!("{{\"schemaVersion\":2,\"note\":\"arm64 of {reference}\"}}");
+        let mut amd = descriptor(manifest_type, &manifest);
+        amd["platform"] = json!({"architecture": "amd64", "os": "linux"});
+        let mut arm64 = descriptor(manifest_type, arm.as_bytes());
+        arm64["platform"] = json!({"architecture": "arm64", "os": "linux", "variant": "v8"});
+        let top = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": index_type,
+            "manifests": [arm64, amd],
+        }))
+        .unwrap();
+        let d = digest(&top);
+        (top, d)
+    } else {
+        (manifest.clone(), digest(&manifest))
+    };
+    Image {
+        reference,
+        repo: repo.to_string(),
+        tag,
+        top,
+        top_digest,
+        manifest_digest: digest(&manifest),
+        manifest,
+        manifest_type,
+        config,
+        layers,
+    }
+}
+
+struct Fixture {
+    registry: Server,
+    tokens: Server,
+    store: Server,
+    state: Arc<Mutex<Registry>>,
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    opts: FetchOptions,
+    pause: Image,
+    flannel: Image,
+    node: Image,
+    /// Registry path of the flannel layer that is redirected to the blob store, and the
+    /// store path it goes to.
+    redirected: (String, String),
+}
+
+fn fixture() -> Fixture {
+    let state = Arc::new(Mutex::new(Registry::default()));
+
+    // The blob store: serves what it has, no authentication.
+    let st = state.clone();
+    let store = Server::start(Arc::new(move |req: &Req| {
+        let mut s = st.lock().unwrap();
+        let path = req.path.split('?').next().unwrap_or("").to_string();
+        let cut = s.cut_once.remove(&path);
+        match s.store.get(&path) {
+            Some(b) => ranged(req, b, "application/octet-stream", cut),
+            None => Resp::new("404 Not Found", "no such blob\n"),
+        }
+    }));
+
+    // The token endpoint, which also serves the runc release the run needs.
+    let rv = RUNC_VERSION;
+    let runc = b"#!/bin/sh\necho runc stand-in\n".to_vec();
+    let runc_sums = format!("{}  runc.amd64\n", sha(&runc));
+    let tokens = Server::start(Arc::new(move |req: &Req| {
+        if req.path.starts_with("/token?") {
+            return Resp::new(
+                "200 OK",
+                format!("{{\"token\":\"{TOKEN}\",\"expires_in\":300}}"),
+            )
+            .header("Content-Type", "application/json");
+        }
+        if req.path == format!("/runc/v{rv}/runc.amd64") {
+            return Resp::new("200 OK", runc.clone());
+        }
+        if req.path == format!("/runc/v{rv}/runc.sha256sum") {
+            return Resp::new("200 OK", runc_sums.clone());
+        }
+        Resp::new("404 Not Found", "not found\n")
+    }));
+
+    // The registry: every /v2/ request needs the bearer token.
+    let st = state.clone();
+    let registry = Server::start(Arc::new(move |req: &Req| {
+        let mut s = st.lock().unwrap();
+        if !req.path.starts_with("/v2/") {
+            return Resp::new("404 Not Found", "not found\n");
+        }
+        if req.header("authorization") != Some(&format!("Bearer {TOKEN}")) {
+            let repo = req.path["/v2/".len()..]
+                .rsplit_once("/manifests/")
+                .or_else(|| req.path["/v2/".len()..].rsplit_once("/blobs/"))
+                .map_or("", |(r, _)| r)
+                .to_string();
+            let challenge = format!(
+                "Bearer realm=\"{}\",service=\"fixture-registry\",scope=\"repository:{repo}:pull\"",
+                s.realm
+            );
+            return Resp::new(
+                "401 Unauthorized",
+                "{\"errors\":[{\"code\":\"UNAUTHORIZED\"}]}",
+            )
+            .header("WWW-Authenticate", &challenge)
+            .header("Content-Type", "application/json");
+        }
+        if let Some(to) = s.redirects.get(&req.path) {
+            return Resp::new("307 Temporary Redirect", Vec::new()).header("Location", to);
+        }
+        let cut = s.cut_once.remove(&req.path);
+        match s.files.get(&req.path) {
+            Some((ct, b)) => ranged(req, b, ct, cut),
+            None => Resp::new(
+                "404 Not Found",
+                "{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\"}]}",
+            ),
+        }
+    }));
+    state.lock().unwrap().realm = format!("{}/token", tokens.base);
+
+    let pause = build_image(PAUSE, "pause", "3.10.2", 1, &[30_000], true, true);
+    let flannel = build_image(
+        FLANNEL,
+        "flannel-io/flannel",
+        "v0.28.10",
+        2,
+        &[20_000, 300_000],
+        false,
+        true,
+    );
+    // Docker Hub through a mirror with a path: /v2/hub/library/node/...
+    let node = build_image(
+        NODE,
+        "hub/library/node",
+        "24-bookworm-slim",
+        3,
+        &[50_000, 10_000],
+        false,
+        false,
+    );
+    let redirected = {
+        let mut s = state.lock().unwrap();
+        for img in [&pause, &flannel, &node] {
+            let top_type = if img.top == img.manifest {
+                img.manifest_type
+            } else if img.manifest_type == OCI_MANIFEST {
+                OCI_INDEX
+            } else {
+                DOCKER_LIST
+            };
+            s.files.insert(
+                format!("/v2/{}/manifests/{}", img.repo, img.tag),
+                (top_type.into(), img.top.clone()),
+            );
+            s.files.insert(
+                format!("/v2/{}/manifests/{}", img.repo, img.manifest_digest),
+                (img.manifest_type.into(), img.manifest.clone()),
+            );
+            for b in img.blobs() {
+                s.files.insert(
+                    img.blob_path(b),
+                    ("application/octet-stream".into(), b.to_vec()),
+                );
+            }
+        }
+        // The big flannel layer lives in the blob store; the registry redirects to it.
+        let big = &flannel.layers[1];
+        let from = flannel.blob_path(big);
+        let to_path = format!("/store/{}", sha(big));
+        s.files.remove(&from);
+        s.store.insert(to_path.clone(), big.clone());
+        s.redirects.insert(
+            from.clone(),
+            format!("{}{to_path}?signature=fixture", store.base),
+        );
+        (from, to_path)
+    };
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("binaries");
+    let mut opts = FetchOptions::new(K8S, &dir);
+    opts.mirror = Mirrors::under(&tokens.base);
+    opts.components = vec![Component::Runc];
+    let reg = &registry.base;
+    opts.mirror.registries = [
+        ("registry.k8s.io".to_string(), reg.clone()),
+        ("ghcr.io".to_string(), reg.clone()),
+        ("docker.io".to_string(), format!("{reg}/hub/")),
+    ]
+    .into();
+    opts.images = vec![
+        ImageSpec {
+            reference: PAUSE.into(),
+            digest: Some(pause.top_digest.clone()),
+        },
+        ImageSpec {
+            reference: FLANNEL.into(),
+            digest: None,
+        },
+        // Short form: normalized to docker.io/library/node.
+        ImageSpec {
+            reference: "node:24-bookworm-slim".into(),
+            digest: None,
+        },
+    ];
+    Fixture {
+        registry,
+        tokens,
+        store,
+        state,
+        _tmp: tmp,
+        dir,
+        opts,
+        pause,
+        flannel,
+        node,
+        redirected,
+    }
+}
+
+impl Fixture {
+    fn run(&self) -> (Result<FetchReport, FetchError>, Vec<String>) {
+        let mut lines = Vec::new();
+        let r = fetch(&self.opts, &mut |l: &str| lines.push(l.to_string()));
+        (r, lines)
+    }
+
+    fn images(&self) -> [&Image; 3] {
+        [&self.pause, &self.flannel, &self.node]
+    }
+
+    fn all_requests(&self) -> usize {
+        self.registry.requests().len()
+            + self.store.requests().len()
+            + self
+                .tokens
+                .requests()
+                .iter()
+                .filter(|r| r.path.starts_with("/token"))
+                .count()
+    }
+}
+
+/// Every file under `dir`, relative.
+fn walk(dir: &Path) -> BTreeSet<String> {
+    fn go(root: &Path, d: &Path, out: &mut BTreeSet<String>) {
+        let Ok(rd) = fs::read_dir(d) else { return };
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                go(root, &p, out);
+            } else {
+                out.insert(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    go(dir, dir, &mut out);
+    out
+}
+
+/// Reads an archive back: entry path -> bytes.
+fn read_archive(path: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut tar = tar::Archive::new(fs::File::open(path).unwrap());
+    for e in tar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        e.read_to_end(&mut bytes).unwrap();
+        out.insert(name, bytes);
+    }
+    out
+}
+
+fn outcomes(report: &FetchReport) -> BTreeMap<String, Outcome> {
+    report
+        .images
+        .iter()
+        .map(|(n, o, _)| (n.clone(), *o))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn fetches_verifies_and_archives_images_as_oci_layouts() {
+    let f = fixture();
+    let (r, lines) = f.run();
+    let report = r.unwrap();
+
+    // One row per image, all downloaded; every blob byte counted.
+    let o = outcomes(&report);
+    assert_eq!(o.len(), 3, "{:?}", report.images);
+    for img in f.images() {
+        assert_eq!(o[img.reference], Outcome::Downloaded, "{}", img.reference);
+    }
+    let blob_bytes: usize = f
+        .images()
+        .iter()
+        .flat_map(|i| i.blobs())
+        .map(<[u8]>::len)
+        .sum();
+    let runc_bytes = fs::metadata(f.dir.join("runc")).unwrap().len();
+    assert_eq!(report.transferred, blob_bytes as u64 + runc_bytes);
+
+    let m = read_manifest(&f.dir).unwrap();
+    for img in f.images() {
+        // A valid OCI layout: oci-layout, index.json, and exactly the manifest, config and
+        // layer blobs, each named by its sha256.
+        let archive = img.archive(&f.dir);
+        let entries = read_archive(&archive);
+        assert_eq!(
+            serde_json::from_slice::<Value>(&entries["oci-layout"]).unwrap(),
+            json!({"imageLayoutVersion": "1.0.0"})
+        );
+        let mut want: BTreeSet<String> = img
+            .blobs()
+            .iter()
+            .map(|b| format!("blobs/sha256/{}", sha(b)))
+            .collect();
+        want.insert(format!("blobs/sha256/{}", sha(&img.manifest)));
+        let have: BTreeSet<String> = entries
+            .keys()
+            .filter(|k| k.starts_with("blobs/sha256/") && k.len() > "blobs/sha256/".len())
+            .cloned()
+            .collect();
+        assert_eq!(have, want, "{}", img.reference);
+        for (name, bytes) in &entries {
+            if let Some(hex) = name.strip_prefix("blobs/sha256/").filter(|h| !h.is_empty()) {
+                assert_eq!(sha(bytes), hex, "{name} in {}", img.reference);
+            }
+        }
+        // The platform manifest exactly as the registry sent it.
+        assert_eq!(
+            entries[&format!("blobs/sha256/{}", sha(&img.manifest))],
+            img.manifest
+        );
+        let index: Value = serde_json::from_slice(&entries["index.json"]).unwrap();
+        let d = &index["manifests"][0];
+        assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+        assert_eq!(d["digest"], img.manifest_digest.as_str());
+        assert_eq!(
+            d["mediaType"], img.manifest_type,
+            "registry media type kept"
+        );
+        assert_eq!(d["size"], img.manifest.len());
+        assert_eq!(
+            d["annotations"]["io.containerd.image.name"], img.reference,
+            "named as containerd names it"
+        );
+        assert_eq!(
+            d["annotations"]["org.opencontainers.image.ref.name"],
+            img.tag
+        );
+
+        // Recorded in versions.json.
+        let e = &m.images[img.reference];
+        assert_eq!(e.digest, img.top_digest);
+        assert_eq!(e.manifest_digest, img.manifest_digest);
+        assert_eq!(e.arch, "amd64");
+        assert_eq!(
+            f.dir.join(&e.archive),
+            archive,
+            "archive path relative to the directory"
+        );
+        assert_eq!(e.archive_sha256, sha(&fs::read(&archive).unwrap()));
+        assert!(e
+            .url
+            .ends_with(&format!("/v2/{}/manifests/{}", img.repo, img.tag)));
+    }
+    assert!(m.images[PAUSE].pinned);
+    assert!(!m.images[FLANNEL].pinned && !m.images[NODE].pinned);
+    // The single-platform node image: its digest is the manifest's.
+    assert_eq!(m.images[NODE].digest, f.node.manifest_digest);
+
+    // Trust on first use is said, for the unpinned images only.
+    let warned: Vec<&String> = lines.iter().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warned.len(), 2, "{lines:#?}");
+    assert!(warned
+        .iter()
+        .any(|l| l.contains(FLANNEL) && l.contains(&f.flannel.top_digest)));
+    assert!(warned.iter().any(|l| l.contains(NODE)));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(PAUSE) && l.contains("matches the pinned digest")),
+        "{lines:#?}"
+    );
+
+    // The token came from the realm, anonymously, for each repository's scope.
+    let token_requests: Vec<Req> = f
+        .tokens
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/token?"))
+        .collect();
+    for repo in ["pause", "flannel-io/flannel", "hub/library/node"] {
+        let scope = format!("scope=repository%3A{}%3Apull", repo.replace('/', "%2F"));
+        assert!(
+            token_requests
+                .iter()
+                .any(|r| r.path.contains(&scope) && r.path.contains("service=fixture-registry")),
+            "{repo}: {token_requests:#?}"
+        );
+    }
+    assert!(token_requests
+        .iter()
+        .all(|r| r.header("authorization").is_none()));
+    // Every answered registry request carried the token.
+    for r in f.registry.requests() {
+        let with_token = r.header("authorization") == Some(&format!("Bearer {TOKEN}"));
+        assert!(with_token || r.path.contains("/manifests/"), "{r:?}");
+    }
+
+    // The redirected blob: asked of the registry with the token, fetched from the store
+    // without any Authorization header.
+    let (from, to) = &f.redirected;
+    assert!(f
+        .registry
+        .requests()
+        .iter()
+        .any(|r| &r.path == from && r.header("authorization").is_some()));
+    let at_store: Vec<Req> = f
+        .store
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with(to.as_str()))
+        .collect();
+    assert_eq!(at_store.len(), 1, "{at_store:#?}");
+    assert_eq!(
+        at_store[0].header("authorization"),
+        None,
+        "{:?}",
+        at_store[0]
+    );
+
+    // Blobs are kept, verified, in the cache; nothing half-done is left.
+    let cache = walk(&f.dir.join(".cache/blobs/sha256"));
+    for img in f.images() {
+        for b in img.blobs() {
+            assert!(cache.contains(&sha(b)), "{} blob missing", img.reference);
+        }
+    }
+    let leftovers: Vec<String> = walk(&f.dir)
+        .into_iter()
+        .filter(|n| n.ends_with(".part") || n.contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_second_run_transfers_nothing_and_a_lost_archive_is_rebuilt_from_the_cache() {
+    let f = fixture();
+    f.run().0.unwrap();
+    let before = f.all_requests();
+    let inode = |img: &Image| fs::metadata(img.archive(&f.dir)).unwrap().ino();
+    let first: Vec<u64> = f.images().iter().map(|i| inode(i)).collect();
+
+    let (r, lines) = f.run();
+    let report = r.unwrap();
+    assert_eq!(report.transferred, 0);
+    assert!(
+        outcomes(&report).values().all(|o| *o == Outcome::Cached),
+        "{report:?}"
+    );
+    assert_eq!(
+        f.all_requests(),
+        before,
+        "no registry, token or store request at all"
+    );
+    assert_eq!(
+        f.images().iter().map(|i| inode(i)).collect::<Vec<_>>(),
+        first
+    );
+    assert!(
+        lines.iter().all(|l| !l.starts_with("warning:")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == &format!("{PAUSE}: cached ({})", f.pause.top_digest)),
+        "{lines:#?}"
+    );
+
+    // A deleted archive comes back from the cached blobs: manifests are asked again, no blob.
+    fs::remove_file(f.flannel.archive(&f.dir)).unwrap();
+    // And a modified one is not trusted.
+    fs::write(f.node.archive(&f.dir), b"tampered").unwrap();
+    let blob_hits = |f: &Fixture| {
+        f.registry
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("/blobs/"))
+            .count()
+            + f.store.requests().len()
+    };
+    let blobs_before = blob_hits(&f);
+    let report = f.run().0.unwrap();
+    assert_eq!(report.transferred, 0);
+    assert_eq!(blob_hits(&f), blobs_before);
+    let o = outcomes(&report);
+    assert_eq!(o[FLANNEL], Outcome::Cached);
+    assert_eq!(o[NODE], Outcome::Cached);
+    let entries = read_archive(&f.node.archive(&f.dir));
+    assert_eq!(
+        entries[&format!("blobs/sha256/{}", sha(&f.node.manifest))],
+        f.node.manifest
+    );
+    assert!(f.flannel.archive(&f.dir).exists());
+}
+
+#[test]
+fn a_tag_that_resolves_to_another_digest_than_the_pinned_one_is_refused() {
+    let mut f = fixture();
+    let wrong = digest(b"what the pin table says");
+    f.opts.images[0].digest = Some(wrong.clone());
+    let err = f.run().0.unwrap_err();
+    let url = format!("{}/v2/pause/manifests/3.10.2", f.registry.base);
+    match &err {
+        FetchError::Image { image, error } => {
+            assert_eq!(image, PAUSE);
+            match error.as_ref() {
+                FetchError::PinnedDigest {
+                    url: u,
+                    expected,
+                    actual,
+                } => {
+                    assert_eq!(u, &url);
+                    assert_eq!(expected, &wrong);
+                    assert_eq!(actual, &f.pause.top_digest);
+                }
+                other => panic!("expected a pinned-digest refusal, got {other:?}"),
+            }
+        }
+        other => panic!("expected an image error, got {other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(
+        msg.contains(PAUSE)
+            && msg.contains(&url)
+            && msg.contains(&wrong)
+            && msg.contains(&f.pause.top_digest),
+        "{msg}"
+    );
+    // Nothing at the final name, nothing recorded, no blob of it even asked for.
+    assert!(!f.pause.archive(&f.dir).exists());
+    assert!(!read_manifest(&f.dir).unwrap().images.contains_key(PAUSE));
+    for b in f.pause.blobs() {
+        assert_eq!(f.registry.hits(&f.pause.blob_path(b)), 0);
+    }
+    assert!(!f.dir.join("images").exists() || walk(&f.dir.join("images")).is_empty());
+
+    // An archive saved under an earlier pin is removed once the pin no longer matches it.
+    f.opts.images[0].digest = Some(f.pause.top_digest.clone());
+    f.run().0.unwrap();
+    assert!(f.pause.archive(&f.dir).exists());
+    f.opts.images[0].digest = Some(wrong);
+    let (r, lines) = f.run();
+    assert!(matches!(r, Err(FetchError::Image { .. })));
+    assert!(!f.pause.archive(&f.dir).exists());
+    assert!(!read_manifest(&f.dir).unwrap().images.contains_key(PAUSE));
+    assert!(
+        lines.iter().any(|l| l.contains("is not the pinned digest")),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn a_corrupted_blob_or_manifest_is_refused_and_nothing_is_saved() {
+    let f = fixture();
+    let layer = f.pause.layers[0].clone();
+    let path = f.pause.blob_path(&layer);
+    let mut bad = layer.clone();
+    bad[100] ^= 0x01;
+    f.state.lock().unwrap().files.insert(
+        path.clone(),
+        ("application/octet-stream".into(), bad.clone()),
+    );
+    let err = f.run().0.unwrap_err();
+    match &err {
+        FetchError::Image { image, error } => {
+            assert_eq!(image, PAUSE);
+            match error.as_ref() {
+                FetchError::ChecksumMismatch {
+                    url,
+                    expected,
+                    actual,
+                } => {
+                    assert_eq!(url, &format!("{}{path}", f.registry.base));
+                    assert_eq!(expected, &digest(&layer));
+                    assert_eq!(actual, &digest(&bad));
+                }
+                other => panic!("expected a checksum mismatch, got {other:?}"),
+            }
+        }
+        other => panic!("expected an image error, got {other:?}"),
+    }
+    assert!(err.to_string().contains(PAUSE), "{err}");
+    assert!(!f.pause.archive(&f.dir).exists());
+    let cache = walk(&f.dir.join(".cache/blobs/sha256"));
+    assert!(!cache.contains(&sha(&layer)) && !cache.contains(&sha(&bad)));
+    assert!(cache.iter().all(|n| !n.ends_with(".part")), "{cache:?}");
+
+    // A platform manifest that does not match the digest its index names.
+    let f = fixture();
+    let mpath = format!(
+        "/v2/flannel-io/flannel/manifests/{}",
+        f.flannel.manifest_digest
+    );
+    let mut other = f.flannel.manifest.clone();
+    other.push(b'\n');
+    f.state
+        .lock()
+        .unwrap()
+        .files
+        .insert(mpath.clone(), (DOCKER_MANIFEST.into(), other));
+    let err = f.run().0.unwrap_err();
+    assert!(
+        matches!(&err, FetchError::Image { image, error }
+            if image == FLANNEL
+            && matches!(error.as_ref(), FetchError::ChecksumMismatch { url, .. } if url.ends_with(&mpath))),
+        "{err:?}"
+    );
+    assert!(!f.flannel.archive(&f.dir).exists());
+    // The pause image before it is complete and stays.
+    assert!(f.pause.archive(&f.dir).exists());
+}
+
+#[test]
+fn an_interrupted_blob_download_is_resumed_by_the_next_run() {
+    let f = fixture();
+    let (_, to) = f.redirected.clone();
+    f.state.lock().unwrap().cut_once.insert(to.clone(), 100_000);
+    let err = f.run().0.unwrap_err();
+    assert!(
+        matches!(&err, FetchError::Image { image, error }
+            if image == FLANNEL && matches!(error.as_ref(), FetchError::Network { .. })),
+        "{err:?}"
+    );
+    let big = &f.flannel.layers[1];
+    let part = f
+        .dir
+        .join(".cache/blobs/sha256")
+        .join(format!("{}.part", sha(big)));
+    assert_eq!(fs::metadata(&part).unwrap().len(), 100_000);
+    assert!(!f.flannel.archive(&f.dir).exists());
+
+    let (r, lines) = f.run();
+    let report = r.unwrap();
+    assert_eq!(outcomes(&report)[FLANNEL], Outcome::Resumed);
+    let resumed: Vec<Req> = f
+        .store
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with(to.as_str()) && r.header("range").is_some())
+        .collect();
+    assert_eq!(resumed.len(), 1, "{resumed:#?}");
+    assert_eq!(resumed[0].header("range"), Some("bytes=100000-"));
+    assert_eq!(resumed[0].header("authorization"), None);
+    assert!(!part.exists());
+    let entries = read_archive(&f.flannel.archive(&f.dir));
+    assert_eq!(&entries[&format!("blobs/sha256/{}", sha(big))], big);
+    // Only the rest of the blob was transferred, and the node image the first run did not get
+    // to; the other flannel blobs and pause came from the cache.
+    let node: usize = f.node.blobs().iter().map(|b| b.len()).sum();
+    assert_eq!(report.transferred, (big.len() - 100_000 + node) as u64);
+    assert_eq!(outcomes(&report)[PAUSE], Outcome::Cached);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("resuming blob") && l.contains("100.0 kB")),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn registry_errors_name_the_image_and_the_url() {
+    let f = fixture();
+    let path = "/v2/hub/library/node/manifests/24-bookworm-slim".to_string();
+    f.state.lock().unwrap().files.remove(&path);
+    let err = f.run().0.unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(NODE)
+            && msg.contains(&format!("{}{path}", f.registry.base))
+            && msg.contains("HTTP 404"),
+        "{msg}"
+    );
+
+    // A registry that wants credentials, not an anonymous token.
+    let f = fixture();
+    let reg = Server::start(Arc::new(|_req: &Req| {
+        Resp::new("401 Unauthorized", "").header("WWW-Authenticate", "Basic realm=\"corp\"")
+    }));
+    let mut opts = f.opts.clone();
+    opts.mirror
+        .registries
+        .insert("registry.k8s.io".into(), reg.base.clone());
+    let mut lines = Vec::new();
+    let err = fetch(&opts, &mut |l: &str| lines.push(l.to_string())).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(PAUSE) && msg.contains(&reg.base) && msg.contains("Basic"),
+        "{msg}"
+    );
+
+    // Bad references and mirrors are refused before any request or write.
+    let mut f = fixture();
+    f.opts.images.push(ImageSpec {
+        reference: "registry.k8s.io/pause".into(),
+        digest: None,
+    });
+    let err = f.run().0.unwrap_err();
+    assert!(
+        matches!(&err, FetchError::Reference { reference, .. } if reference == "registry.k8s.io/pause"),
+        "{err:?}"
+    );
+    f.opts.images.pop();
+    f.opts
+        .mirror
+        .registries
+        .insert("quay.io".into(), "ftp://mirror".into());
+    let err = f.run().0.unwrap_err();
+    assert!(err.to_string().contains("ftp://mirror"), "{err}");
+    assert_eq!(f.all_requests(), 0);
+    assert!(!f.dir.exists());
+}
