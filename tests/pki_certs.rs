@@ -104,8 +104,8 @@ fn every_certificate_has_the_right_fields_and_verifies_with_openssl() {
     let leaves = leaf_certs(&c);
     assert_eq!(
         leaves.len(),
-        9 + 3 * 2 + 4 * 2,
-        "9 cluster certs, 2 per etcd member, 2 per node"
+        10 + 3 * 2 + 4 * 2,
+        "10 cluster certs, 2 per etcd member, 2 per node"
     );
     for leaf in &leaves {
         let crt = pki_dir.join(format!("{}.crt", leaf.file));

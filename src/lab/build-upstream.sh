@@ -26,6 +26,7 @@ log() { printf '%s: %s\n' "$component" "$*" >&2; }
 # Module, the packages to build, cgo, extra ldflags and extra build tags per component.
 cgo=0
 tags=""
+pins=()
 case "$component" in
 kubernetes)
     module=k8s.io/kubernetes
@@ -82,8 +83,13 @@ coredns)
     ;;
 flannel)
     module=github.com/flannel-io/flannel
-    ldx="-X github.com/flannel-io/flannel/pkg/version.Version=$version"
+    # Its udp backend is C (cgo); linked statically, as upstream's release build does.
+    ldx="-X github.com/flannel-io/flannel/pkg/version.Version=$version -extldflags=-static"
     packages=(.)
+    cgo=1
+    # The Go module proxy serves no archive of the Tencent Cloud VPC SDK release flannel pins
+    # (only of older ones); its backend (unused by the vxlan backend) builds against this one.
+    pins=(github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/vpc@v1.0.1000)
     ;;
 metrics-server)
     module=sigs.k8s.io/metrics-server
@@ -97,7 +103,7 @@ metrics-server)
 esac
 
 ldflags="-s -w${ldx:+ }${ldx# }"
-key_src="$component $version $go_version $arch cgo=$cgo tags=$tags ldflags=$ldflags packages=${packages[*]}"
+key_src="$component $version $go_version $arch cgo=$cgo tags=$tags ldflags=$ldflags packages=${packages[*]}${pins[*]:+ pins=${pins[*]}}"
 key=$(printf '%s' "$key_src" | sha256sum | cut -c1-12)
 cache="$cache_root/$component-$version-$go_version-$key"
 
@@ -143,6 +149,9 @@ if [[ ! -f "$cache/.complete" ]]; then
             if [[ $p == . ]]; then targets+=("$module"); else targets+=("$module/$p"); fi
         done
     fi
+    for pin in "${pins[@]}"; do
+        go mod edit -replace="${pin%@*}=$pin"
+    done
     for t in "${targets[@]}"; do
         printf 'tool %s\n' "$t" >>go.mod
     done

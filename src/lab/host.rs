@@ -247,7 +247,10 @@ pub fn start(lab: &Path, host: &PlannedHost, tools: &Tools) -> Result<u32, LabEr
             "--system-call-filter=add_key keyctl bpf",
             "--bind=/dev/kmsg",
         ])
-        .arg(format!("--bind={}:/var/lib/containerd", p.containerd.display()))
+        .arg(format!(
+            "--bind={}:/var/lib/containerd",
+            p.containerd.display()
+        ))
         // The machine's controllers are cgroup v1 only: the guest gets the legacy hierarchy,
         // which `k8s-boot-lab-host.service` inside it makes writable (see rootfs.rs).
         .env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "0")

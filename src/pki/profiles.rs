@@ -93,6 +93,8 @@ pub enum SanSet {
     HostAndLoopback,
     /// The host's address and name.
     Host,
+    /// The DNS names of a Service (name, namespace) inside the cluster.
+    Service(&'static str, &'static str),
 }
 
 pub struct Profile {
@@ -108,6 +110,9 @@ pub struct Profile {
     /// Roles whose hosts receive a cluster-scoped certificate; per-host ones go to their host.
     pub to: &'static [Role],
 }
+
+/// File stem of metrics-server's serving certificate (the render step puts it in a Secret).
+pub const METRICS_SERVER_CERT: &str = "metrics-server";
 
 pub const LEAVES: &[Profile] = &[
     Profile {
@@ -222,6 +227,18 @@ pub const LEAVES: &[Profile] = &[
         sans: SanSet::None,
         to: &[Role::ControlPlane, Role::Worker],
     },
+    // metrics-server's serving certificate: the apiserver verifies it (APIService caBundle).
+    // It reaches the cluster as a Secret in the metrics-server manifest, not as a host file.
+    Profile {
+        file: METRICS_SERVER_CERT,
+        ca: CaKind::Kubernetes,
+        scope: Scope::Cluster,
+        common_name: "metrics-server",
+        organization: None,
+        usage: Usage::Server,
+        sans: SanSet::Service("metrics-server", "kube-system"),
+        to: &[],
+    },
     Profile {
         file: "kubelet-{host}",
         ca: CaKind::Kubernetes,
@@ -319,6 +336,13 @@ fn instance(cluster: &Cluster, p: &Profile, host: Option<&Host>, hosts: Vec<Stri
             San::Dns("localhost".into()),
         ],
         (SanSet::Host, Some(h)) => vec![San::Ip(h.address), San::Dns(h.name.clone())],
+        (SanSet::Service(name, namespace), _) => vec![
+            San::Dns(format!("{name}.{namespace}.svc")),
+            San::Dns(format!(
+                "{name}.{namespace}.svc.{}",
+                cluster.inventory.cluster.cluster_domain
+            )),
+        ],
         (_, None) => unreachable!("host SANs on a cluster-scoped profile"),
     };
     sans.sort();

@@ -290,6 +290,15 @@ pub fn plan(cluster: &Cluster, pki: &Pki, templates: &Templates) -> Result<Plan,
 
     let mut cluster_ctx = tera::Context::from_serialize(shared.context(cluster.profile, None))
         .expect("context serializes");
+    let metrics_server = profiles::METRICS_SERVER_CERT;
+    cluster_ctx.insert(
+        "metrics_server",
+        &serde_json::json!({
+            "cert_b64": b64(&pki.read(&format!("{metrics_server}.crt"))?),
+            "key_b64": b64(&pki.read(&format!("{metrics_server}.key"))?),
+            "ca_b64": ca_b64,
+        }),
+    );
     cluster_ctx.insert(
         "chat_server_js",
         &String::from_utf8_lossy(&templates.source("workloads/chat/server.js")?),
@@ -317,7 +326,9 @@ pub fn plan(cluster: &Cluster, pki: &Pki, templates: &Templates) -> Result<Plan,
             continue;
         }
         let bytes = templates.render(name, &cluster_ctx)?;
-        cluster_files.push(PlannedFile::new(*name, 0o644, bytes, vec![]));
+        // Manifests may carry Secrets (metrics-server's serving key): owner-only, like the
+        // admin kubeconfig.
+        cluster_files.push(PlannedFile::new(*name, 0o600, bytes, vec![]));
     }
 
     Ok(Plan {

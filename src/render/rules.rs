@@ -254,6 +254,7 @@ pub const MANIFESTS: &[&str] = &[
     "manifests/10-flannel.yaml",
     "manifests/20-coredns.yaml",
     "manifests/30-chat.yaml",
+    "manifests/40-metrics-server.yaml",
 ];
 
 macro_rules! embed {
@@ -287,6 +288,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     embed!("manifests/00-apiserver-to-kubelet-rbac.yaml"),
     embed!("manifests/10-flannel.yaml"),
     embed!("manifests/20-coredns.yaml"),
+    embed!("manifests/40-metrics-server.yaml"),
     embed!("manifests/30-chat.yaml"),
     embed!("workloads/chat/server.js"),
 ];
