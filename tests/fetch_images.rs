@@ -1033,3 +1033,44 @@ fn registry_errors_name_the_image_and_the_url() {
     assert_eq!(f.all_requests(), 0);
     assert!(!f.dir.exists());
 }
+
+#[test]
+fn a_registry_that_redirects_its_api_gets_the_token_where_it_is_asked_for() {
+    // Like registry.k8s.io, which sends clients to Artifact Registry: the front answers every
+    // /v2/ request with a redirect, and the host it redirects to wants a token.
+    let mut f = fixture();
+    let target = f.registry.base.clone();
+    let front = Server::start(Arc::new(move |req: &Req| {
+        Resp::new("307 Temporary Redirect", Vec::new())
+            .header("Location", &format!("{target}{}", req.path))
+    }));
+    f.opts
+        .mirror
+        .registries
+        .insert("registry.k8s.io".into(), front.base.clone());
+    f.opts.images.truncate(1);
+    let report = f.run().0.unwrap();
+    assert_eq!(outcomes(&report)[PAUSE], Outcome::Downloaded);
+    // Only the first request goes through the front; the session then talks to the
+    // redirected repository, with the token only ever sent there.
+    assert_eq!(front.requests().len(), 1, "{:#?}", front.requests());
+    assert_eq!(front.requests()[0].header("authorization"), None);
+    for b in f.pause.blobs() {
+        let asked: Vec<Req> = f
+            .registry
+            .requests()
+            .into_iter()
+            .filter(|r| r.path == f.pause.blob_path(b))
+            .collect();
+        assert_eq!(asked.len(), 1);
+        assert_eq!(
+            asked[0].header("authorization"),
+            Some(format!("Bearer {TOKEN}").as_str())
+        );
+    }
+    let entries = read_archive(&f.pause.archive(&f.dir));
+    assert_eq!(
+        entries[&format!("blobs/sha256/{}", sha(&f.pause.manifest))],
+        f.pause.manifest
+    );
+}

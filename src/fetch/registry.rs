@@ -293,12 +293,29 @@ pub fn sha256_hex(digest: &str) -> Option<&str> {
     .then_some(hex)
 }
 
-/// One repository on one registry, with the token obtained for it.
+/// `scheme://authority` of a URL.
+fn origin_of(url: &str) -> &str {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            &url[..scheme.len() + 3 + end]
+        }
+        None => url,
+    }
+}
+
+/// One repository on one registry, with the tokens obtained for it.
+///
+/// A registry may redirect its API to another host that asks for a token itself
+/// (registry.k8s.io sends clients to Artifact Registry). Tokens are therefore kept per origin
+/// and only ever sent to the origin that asked for them; after such a redirect the session
+/// talks to the redirected repository directly.
 pub struct Session {
     origin: String,
     /// Repository path in URLs (mirror prefix included).
     name: String,
-    token: Option<String>,
+    /// Bearer tokens by the origin (`scheme://host:port`) whose challenge they answer.
+    tokens: BTreeMap<String, String>,
 }
 
 impl Session {
@@ -307,7 +324,7 @@ impl Session {
         Ok(Session {
             origin,
             name: format!("{prefix}{}", image.repository),
-            token: None,
+            tokens: BTreeMap::new(),
         })
     }
 
@@ -319,17 +336,58 @@ impl Session {
         format!("{}/v2/{}/blobs/{digest}", self.origin, self.name)
     }
 
-    fn auth_header(&self) -> Option<String> {
-        self.token.as_ref().map(|t| format!("Bearer {t}"))
+    /// The `Authorization` value for a request to `url`, if its origin gave us a token.
+    fn auth_for(&self, url: &str) -> Option<String> {
+        self.tokens
+            .get(origin_of(url))
+            .map(|t| format!("Bearer {t}"))
     }
 
-    /// Gets a token for the challenge of a `401` answer to `url`.
-    fn authorize(
+    /// After a `401` answered at `final_url` (the end of any redirects from `url`): makes
+    /// sure a token for `final_url`'s origin is at hand (a new one when `rejected`, i.e. the
+    /// request carried that origin's token), and moves the session to the redirected
+    /// repository if the redirect kept the registry API layout.
+    fn after_401(
         &mut self,
         client: &Client,
         url: &str,
+        final_url: &str,
         resp: &ureq::Response,
+        rejected: bool,
     ) -> Result<(), FetchError> {
+        let origin = origin_of(final_url).to_string();
+        if rejected || !self.tokens.contains_key(&origin) {
+            let token = self.token(client, final_url, resp)?;
+            self.tokens.insert(origin.clone(), token);
+        }
+        if origin != self.origin {
+            let base = format!("{}/v2/{}/", self.origin, self.name);
+            let final_path = final_url[origin.len()..]
+                .split(['?', '#'])
+                .next()
+                .unwrap_or("");
+            if let Some(rest) = url.strip_prefix(&base) {
+                let name = final_path
+                    .strip_prefix("/v2/")
+                    .and_then(|p| p.strip_suffix(rest))
+                    .and_then(|p| p.strip_suffix('/'))
+                    .filter(|n| !n.is_empty());
+                if let Some(name) = name {
+                    self.origin = origin;
+                    self.name = name.to_string();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An anonymous token for the challenge of a `401` answer at `url`.
+    fn token(
+        &self,
+        client: &Client,
+        url: &str,
+        resp: &ureq::Response,
+    ) -> Result<String, FetchError> {
         let refused = |message: String| FetchError::Registry {
             url: url.to_string(),
             message,
@@ -381,10 +439,7 @@ impl Session {
             message: format!("not a token answer: {e}"),
         })?;
         match token.token.or(token.access_token) {
-            Some(t) if !t.is_empty() => {
-                self.token = Some(t);
-                Ok(())
-            }
+            Some(t) if !t.is_empty() => Ok(t),
             _ => Err(FetchError::Registry {
                 url: token_url,
                 message: "the token answer holds no token".into(),
@@ -392,28 +447,33 @@ impl Session {
         }
     }
 
-    /// GET with the token; on `401` a token is obtained (once) and the request repeated.
+    /// GET with the token of the URL's origin; after a `401` the request is repeated once,
+    /// with a token, at the URL that answered it.
     fn get(
         &mut self,
         client: &Client,
         url: &str,
         accept: &str,
     ) -> Result<ureq::Response, FetchError> {
-        let mut authorized = false;
+        let mut target = url.to_string();
+        let mut retried = false;
         loop {
-            let auth = self.auth_header();
+            let auth = self.auth_for(&target);
             let mut headers = vec![("Accept", accept)];
             if let Some(a) = &auth {
                 headers.push(("Authorization", a.as_str()));
             }
-            let resp = client.send(url, &headers, None)?;
-            if resp.status() == 401 && !authorized {
-                self.authorize(client, url, &resp)?;
-                authorized = true;
+            let resp = client.send(&target, &headers, None)?;
+            if resp.status() == 401 && !retried {
+                let final_url = resp.get_url().to_string();
+                let rejected = auth.is_some() && origin_of(&final_url) == origin_of(&target);
+                self.after_401(client, &target, &final_url, &resp, rejected)?;
+                target = final_url;
+                retried = true;
                 continue;
             }
             if resp.status() >= 400 {
-                return Err(http_error(url, &resp));
+                return Err(http_error(&target, &resp));
             }
             return Ok(resp);
         }
@@ -454,30 +514,32 @@ impl Session {
         })
     }
 
-    /// Downloads a blob into `part` (resuming it); a `401` leads to one new token.
+    /// Downloads a blob into `part` (resuming it). After a `401`, the URL that answered it is
+    /// asked once more with a token.
     pub fn download_blob(
         &mut self,
         client: &Client,
         url: &str,
         part: &Path,
     ) -> Result<Downloaded, FetchError> {
-        let attempt = |s: &Session| {
-            let auth = s.auth_header();
-            let headers: Vec<(&str, &str)> =
-                auth.iter().map(|a| ("Authorization", a.as_str())).collect();
-            client.download_with(url, &headers, part)
-        };
-        match attempt(self) {
+        let auth = self.auth_for(url);
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        match client.download_with(url, &headers, part) {
             Err(FetchError::Http { status: 401, .. }) => {
-                let auth = self.auth_header();
+                // Where the 401 came from (after redirects), and its challenge.
+                let probe = client.send(url, &headers, None)?;
+                if probe.status() != 401 {
+                    return Err(http_error(url, &probe));
+                }
+                let final_url = probe.get_url().to_string();
+                let rejected = auth.is_some() && origin_of(&final_url) == origin_of(url);
+                self.after_401(client, url, &final_url, &probe, rejected)?;
+                drop(probe);
+                let auth = self.auth_for(&final_url);
                 let headers: Vec<(&str, &str)> =
                     auth.iter().map(|a| ("Authorization", a.as_str())).collect();
-                let resp = client.send(url, &headers, None)?;
-                if resp.status() != 401 {
-                    return Err(http_error(url, &resp));
-                }
-                self.authorize(client, url, &resp)?;
-                attempt(self)
+                client.download_with(&final_url, &headers, part)
             }
             other => other,
         }
