@@ -1,16 +1,19 @@
-//! Download of the official release binaries with checksum verification.
+//! Download of the official release binaries with checksum verification, and of the images
+//! the cluster runs.
 //!
 //! [`fetch`] fills a local binaries directory (`binaries.dir` of the inventory) with the
 //! release artifacts of one Kubernetes version, verified against the checksum files published
-//! next to them:
+//! next to them, and with OCI archives of the images (see the `images` module):
 //!
 //! ```text
 //! {dir}/kube-apiserver ... kubectl, etcd, etcdctl, etcdutl,
-//!       containerd, containerd-shim-runc-v2, ctr, runc      executables, 0755
-//! {dir}/cni/bridge, host-local, loopback, portmap, ...      CNI plugins, 0755
-//! {dir}/versions.json                                       what is installed (see Manifest)
-//! {dir}/.cache/*.tar.gz                                     verified archives
-//! {dir}/.cache/*.part                                       interrupted downloads
+//!       containerd, containerd-shim-runc-v2, ctr, runc, crictl   executables, 0755
+//! {dir}/cni/bridge, host-local, loopback, portmap, flannel, ...  CNI plugins, 0755
+//! {dir}/images/*.tar                                             image archives
+//! {dir}/versions.json                                 what is installed (see Manifest)
+//! {dir}/.cache/*.tar.gz                               verified archives
+//! {dir}/.cache/blobs/sha256/*                         verified image blobs
+//! {dir}/.cache/*.part                                 interrupted downloads
 //! ```
 //!
 //! A file that already matches its published checksum is not downloaded again (the small
@@ -53,7 +56,7 @@ use http::{Client, Downloaded};
 /// containerd: the 2.3 line is the long-term-support line (supported to April 2028). 2.3.5 and
 /// later fix CVE-2026-53495 and GHSA-rp3h-jf77-q9p4; 2.3.7 is a later patch of the same line
 /// (2.3.0-2.3.3 also failed RunPodSandbox with a digest-pinned sandbox image). 2.1 is end of
-/// life and 2.2 ends in November 2026. Reads the `version = 3` config we render.
+/// life and 2.2 ends in November 2026. Reads the `version = 4` config we render.
 pub const CONTAINERD_VERSION: &str = "2.3.7";
 /// runc: the current 1.5.x patch release.
 pub const RUNC_VERSION: &str = "1.5.3";
