@@ -44,9 +44,9 @@ pub struct ImageEntry {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestEntry {
-    /// `kubernetes`, `etcd`, `containerd`, `runc`, `cni-plugins`.
+    /// `kubernetes`, `etcd`, `containerd`, `runc`, `crictl`, `cni-plugins`, `cni-flannel`.
     pub component: String,
-    /// Release version as published (`v1.36.0`, `v3.6.8`, `v2.3.4`).
+    /// Release version as published (`v1.36.0`, `v3.6.8`, `v2.3.7`).
     pub version: String,
     pub arch: String,
     /// sha256 of the installed file.
