@@ -276,6 +276,9 @@ impl install::Progress for Bars {
     }
 }
 
+/// The admin kubeconfig, in the plan's cluster files and in the PKI directory after `install`.
+pub const ADMIN_KUBECONFIG: &str = "admin.kubeconfig";
+
 pub fn install(inventory: &Path, args: InstallArgs) -> Result<i32> {
     let cluster = load(inventory)?;
     let pki = ensure_pki(&cluster, &args.pki_dir, args.quiet)?;
@@ -283,6 +286,23 @@ pub fn install(inventory: &Path, args: InstallArgs) -> Result<i32> {
     let bars = Bars::new(&cluster, &args.options, args.quiet || args.json);
     let report = install::install(&cluster, &pki, &templates, &args.options, &bars)?;
     bars.finish();
+    if !args.options.dry_run {
+        // kubectl on this machine: the admin kubeconfig (via the API endpoint), owner-only,
+        // next to the certificates it is made of.
+        let plan = render::plan(&cluster, &pki, &templates)?;
+        if let Some(admin) = plan
+            .cluster_files
+            .iter()
+            .find(|f| f.path == ADMIN_KUBECONFIG)
+        {
+            let path = args.pki_dir.join(ADMIN_KUBECONFIG);
+            crate::fsutil::write_atomic(&path, &admin.bytes, 0o600)
+                .with_context(|| format!("writing {}", path.display()))?;
+            if !args.quiet && !args.json {
+                eprintln!("admin kubeconfig: {}", path.display());
+            }
+        }
+    }
     if args.json {
         println!(
             "{}",
@@ -569,11 +589,34 @@ pub fn lab_build(dir: &Path, version: &str, build_cache: Option<PathBuf>) -> Res
         cache.display()
     );
     let started = std::time::Instant::now();
-    crate::lab::build::build_all(&builds, &binaries, &cache, &mut |line| {
+    let built = crate::lab::build::build_all(&builds, &binaries, &cache, &mut |line| {
         eprintln!("  {line}")
     })?;
+    // The images are built from three of those programs, pause.c and Debian's packages, under
+    // the names the rendered manifests use (the lab inventory keeps the default chat image).
+    let program = |component: &str, name: &str| -> Result<PathBuf> {
+        built
+            .iter()
+            .find(|b| b.build.component == component)
+            .map(|b| b.dir.join(name))
+            .with_context(|| format!("no {component} build"))
+    };
+    let profile = crate::versions::profile_for(version).map_err(anyhow::Error::msg)?;
+    let inputs = crate::lab::images::ImageInputs {
+        binaries_dir: binaries.clone(),
+        cache_dir: cache.clone(),
+        kubernetes_src: crate::lab::images::kubernetes_module_dir(version)?,
+        coredns: program("coredns", "coredns")?,
+        metrics_server: program("metrics-server", "metrics-server")?,
+        flanneld: program("flannel", "flannel")?,
+        names: crate::lab::images::ImageNames::new(
+            profile,
+            &crate::inventory::Chat::default().image,
+        ),
+    };
+    crate::lab::images::build_all(&inputs, &mut |line| eprintln!("  {line}"))?;
     eprintln!(
-        "lab binaries ready in {} ({:.0} s)",
+        "lab binaries and images ready in {} ({:.0} s)",
         binaries.display(),
         started.elapsed().as_secs_f64()
     );

@@ -55,6 +55,11 @@ pub struct KubeProxy {
     pub mode: ProxyMode,
     #[serde(default = "default_ipvs_scheduler")]
     pub ipvs_scheduler: String,
+    /// conntrack entries per CPU kube-proxy sets the kernel's table to (its default when
+    /// absent); `0` leaves the kernel's limit as it is (for hosts that share one kernel, such
+    /// as containers, where that limit is not the host's to change).
+    #[serde(default)]
+    pub conntrack_max_per_core: Option<u32>,
 }
 
 impl Default for KubeProxy {
@@ -62,6 +67,7 @@ impl Default for KubeProxy {
         KubeProxy {
             mode: default_proxy_mode(),
             ipvs_scheduler: default_ipvs_scheduler(),
+            conntrack_max_per_core: None,
         }
     }
 }

@@ -177,10 +177,10 @@ fn check_tools() -> Result<(), LabError> {
         package: package.into(),
     };
     if sys::find_program("go").is_none() {
-        return Err(LabError::MissingProgram {
-            program: "go (1.26 or newer)".into(),
-            package: "golang-go".into(),
-        });
+        // Debian's golang-go is too old for these modules; LabError::Options names the need.
+        return Err(LabError::Options(
+            "building the lab's binaries needs Go 1.26 or newer on PATH (`go version`)".into(),
+        ));
     }
     for (program, package) in [
         ("bash", "bash"),

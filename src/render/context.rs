@@ -49,6 +49,7 @@ pub struct ClusterValues {
     pub service_account_issuer: String,
     pub proxy_mode: String,
     pub ipvs_scheduler: String,
+    pub conntrack_max_per_core: Option<u32>,
     /// `cluster.kubelet.allow_cgroup_v1`: the kubelet may start on cgroup v1 hosts.
     pub allow_cgroup_v1: bool,
 }
@@ -165,6 +166,7 @@ impl Shared {
                 apiserver_port: APISERVER_PORT,
                 proxy_mode: inv.cluster.kube_proxy.mode.as_str().to_string(),
                 ipvs_scheduler: inv.cluster.kube_proxy.ipvs_scheduler.clone(),
+                conntrack_max_per_core: inv.cluster.kube_proxy.conntrack_max_per_core,
                 allow_cgroup_v1: inv.cluster.kubelet.allow_cgroup_v1,
             },
             etcd,
