@@ -3,6 +3,8 @@
 //! Kubernetes server binaries, containerd and runc cannot be obtained here; the lab
 //! therefore installs for real what these binaries run (etcd, and nginx from the lab
 //! hosts' own packages), and `k8s-boot fetch` fills the directory where there is internet.
+//! [`extract_debian`] (download and unpack Debian packages, nothing installed) also gives the
+//! lab's images their programs and libraries (see images.rs).
 
 use super::sys::{io_err, run};
 use super::LabError;
