@@ -46,6 +46,19 @@ pub struct Cluster {
     pub kube_proxy: KubeProxy,
     #[serde(default)]
     pub kubelet: Kubelet,
+    #[serde(default)]
+    pub containerd: Containerd,
+}
+
+/// Settings of containerd on every node.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Containerd {
+    /// Never give a container a lower `oom_score_adj` than containerd's own
+    /// (`restrict_oom_score_adj`): for hosts where containerd may not lower it, because it
+    /// runs without CAP_SYS_RESOURCE (inside a container, as in the lab).
+    #[serde(default)]
+    pub restrict_oom_score_adj: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -94,7 +94,8 @@ pub fn inventory_yaml(
         y,
         "cluster:\n  name: lab\n  kubernetes_version: {}\n  kubelet:\n    \
          allow_cgroup_v1: true              # lab hosts have the legacy cgroup hierarchy (docs/LAB.md)\n  \
-         kube_proxy:\n    conntrack_max_per_core: 0          # the conntrack limit is the machine's (docs/LAB.md)\n",
+         kube_proxy:\n    conntrack_max_per_core: 0          # the conntrack limit is the machine's (docs/LAB.md)\n  \
+         containerd:\n    restrict_oom_score_adj: true       # no CAP_SYS_RESOURCE in lab hosts (docs/LAB.md)\n",
         yaml_str(kubernetes_version)
     );
     let _ = writeln!(
