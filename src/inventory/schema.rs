@@ -44,6 +44,11 @@ pub struct Cluster {
     pub api_sans: Vec<String>,
     #[serde(default)]
     pub kube_proxy: KubeProxy,
+    /// DNS servers CoreDNS forwards names outside the cluster to. Absent: the servers of each
+    /// CoreDNS node's /etc/resolv.conf. Empty: none (an air-gapped cluster without DNS
+    /// servers; only cluster names resolve).
+    #[serde(default)]
+    pub dns_upstreams: Option<Vec<String>>,
     #[serde(default)]
     pub kubelet: Kubelet,
     #[serde(default)]

@@ -158,6 +158,15 @@ pub(super) fn validate(file: &Path, source: &str) -> Result<Cluster, InventoryEr
         );
     }
 
+    for (i, server) in cl.dns_upstreams.iter().flatten().enumerate() {
+        if server.parse::<std::net::IpAddr>().is_err() {
+            c.error(
+                &format!("cluster.dns_upstreams[{i}]"),
+                format!("`{server}` is not an IP address; expected a DNS server address such as 10.0.0.2"),
+            );
+        }
+    }
+
     // kubelet
     if cl.kubelet.allow_cgroup_v1 {
         c.warn(

@@ -52,6 +52,8 @@ pub struct ClusterValues {
     pub conntrack_max_per_core: Option<u32>,
     /// `cluster.kubelet.allow_cgroup_v1`: the kubelet may start on cgroup v1 hosts.
     pub allow_cgroup_v1: bool,
+    /// What CoreDNS forwards to: `/etc/resolv.conf`, addresses, or nothing (empty).
+    pub dns_forward: String,
     /// `cluster.containerd.restrict_oom_score_adj`.
     pub restrict_oom_score_adj: bool,
 }
@@ -170,6 +172,10 @@ impl Shared {
                 ipvs_scheduler: inv.cluster.kube_proxy.ipvs_scheduler.clone(),
                 conntrack_max_per_core: inv.cluster.kube_proxy.conntrack_max_per_core,
                 allow_cgroup_v1: inv.cluster.kubelet.allow_cgroup_v1,
+                dns_forward: match &inv.cluster.dns_upstreams {
+                    None => "/etc/resolv.conf".into(),
+                    Some(servers) => servers.join(" "),
+                },
                 restrict_oom_score_adj: inv.cluster.containerd.restrict_oom_score_adj,
             },
             etcd,
