@@ -156,8 +156,9 @@ pub fn render(
     out: &Path,
 ) -> Result<i32> {
     let cluster = load(inventory)?;
-    let pki = ensure_pki(&cluster, pki_dir, false)?;
+    // Bad input (an override name) is refused before the PKI step writes anything.
     let templates = render::Templates::load(templates)?;
+    let pki = ensure_pki(&cluster, pki_dir, false)?;
     let plan = render::plan(&cluster, &pki, &templates)?;
     let count =
         render::write_tree(&plan, out).with_context(|| format!("writing {}", out.display()))?;
@@ -281,8 +282,14 @@ pub const ADMIN_KUBECONFIG: &str = "admin.kubeconfig";
 
 pub fn install(inventory: &Path, args: InstallArgs) -> Result<i32> {
     let cluster = load(inventory)?;
-    let pki = ensure_pki(&cluster, &args.pki_dir, args.quiet)?;
+    // Bad input (a host or override name) is refused before the PKI step writes anything.
+    require_known_hosts(&cluster, &args.options.hosts)?;
     let templates = render::Templates::load(args.templates.as_deref())?;
+    let pki = if args.options.dry_run {
+        dry_run_pki(&cluster, &args.pki_dir, args.quiet)?
+    } else {
+        ensure_pki(&cluster, &args.pki_dir, args.quiet)?
+    };
     let bars = Bars::new(&cluster, &args.options, args.quiet || args.json);
     let report = install::install(&cluster, &pki, &templates, &args.options, &bars)?;
     bars.finish();
@@ -395,8 +402,56 @@ fn ensure_pki(cluster: &Cluster, pki_dir: &Path, quiet: bool) -> Result<Pki> {
     Ok(pki)
 }
 
+/// The PKI of a dry run: what the real run's PKI step would create or re-issue is computed
+/// in memory and listed on stderr; nothing is written (the directory is not even created).
+fn dry_run_pki(cluster: &Cluster, pki_dir: &Path, quiet: bool) -> Result<Pki> {
+    let pki = Pki::dry_run(pki_dir);
+    let report = pki
+        .ensure(cluster, pki::Options::default())
+        .with_context(|| format!("PKI in {}", pki_dir.display()))?;
+    if report.changed() > 0 && !quiet {
+        for (file, action) in &report.actions {
+            match action {
+                Action::Kept => {}
+                Action::Created => eprintln!("pki: would create  {file}"),
+                Action::Reissued(why) => eprintln!("pki: would reissue {file} ({why})"),
+            }
+        }
+        let created = report
+            .actions
+            .iter()
+            .filter(|(_, a)| *a == Action::Created)
+            .count();
+        eprintln!(
+            "pki: dry run, nothing written: the real run would create {created} and re-issue {} file(s) in {}",
+            report.changed() - created,
+            pki_dir.display()
+        );
+    }
+    Ok(pki)
+}
+
+/// Refuses (as invalid input) a selected host name that is not in the inventory.
+fn require_known_hosts(cluster: &Cluster, selected: &[String]) -> Result<()> {
+    let names: Vec<&str> = cluster
+        .inventory
+        .hosts
+        .iter()
+        .map(|h| h.name.as_str())
+        .collect();
+    match selected.iter().find(|n| !names.contains(&n.as_str())) {
+        Some(unknown) => {
+            Err(install::InstallError::UnknownHost(unknown.clone(), names.join(", ")).into())
+        }
+        None => Ok(()),
+    }
+}
+
+/// `status` reads the PKI as it is and never writes it: a missing or incomplete PKI is
+/// refused as invalid input (see `main`).
 fn plan_for(cluster: &Cluster, pki_dir: &Path) -> Result<render::Plan> {
-    let pki = ensure_pki(cluster, pki_dir, true)?;
+    let pki = Pki::new(pki_dir);
+    pki.require_complete(cluster)?;
     Ok(render::plan(
         cluster,
         &pki,
@@ -450,22 +505,7 @@ pub fn reset(inventory: &Path, hosts: &[String], purge_data: bool, yes: bool) ->
         .iter()
         .filter(|h| hosts.is_empty() || hosts.contains(&h.name))
         .collect();
-    if let Some(unknown) = hosts
-        .iter()
-        .find(|n| !cluster.inventory.hosts.iter().any(|h| &h.name == *n))
-    {
-        return Err(install::InstallError::UnknownHost(
-            unknown.clone(),
-            cluster
-                .inventory
-                .hosts
-                .iter()
-                .map(|h| h.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        )
-        .into());
-    }
+    require_known_hosts(&cluster, hosts)?;
     let names: Vec<&str> = selected.iter().map(|h| h.name.as_str()).collect();
     if !yes {
         if !std::io::stdin().is_terminal() {

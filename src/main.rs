@@ -398,6 +398,10 @@ fn main() -> ExitCode {
                 || matches!(
                     err.downcast_ref::<RenderError>(),
                     Some(RenderError::Override { .. })
+                )
+                || matches!(
+                    err.downcast_ref::<pki::PkiError>(),
+                    Some(pki::PkiError::Incomplete { .. })
                 );
             if invalid_input {
                 ExitCode::from(commands::EXIT_INVALID as u8)

@@ -16,6 +16,7 @@ use rcgen::{
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
@@ -39,6 +40,9 @@ pub enum PkiError {
     Invalid { path: PathBuf, message: String },
     #[error("{0}")]
     Refused(String),
+    /// Files a plan needs are absent, for a command that only reads the PKI.
+    #[error("{}", incomplete_message(dir, missing))]
+    Incomplete { dir: PathBuf, missing: Vec<String> },
     #[error("certificate generation failed")]
     Generate(#[from] rcgen::Error),
 }
@@ -76,6 +80,9 @@ pub struct Options {
 /// A PKI directory.
 pub struct Pki {
     pub dir: PathBuf,
+    /// A dry run ([`Pki::dry_run`]): what `ensure` would write, by file name, kept here
+    /// instead of in the directory; reads see these first.
+    staged: Option<Mutex<BTreeMap<String, Vec<u8>>>>,
 }
 
 struct LoadedCa {
@@ -86,7 +93,66 @@ struct LoadedCa {
 
 impl Pki {
     pub fn new(dir: impl Into<PathBuf>) -> Pki {
-        Pki { dir: dir.into() }
+        Pki {
+            dir: dir.into(),
+            staged: None,
+        }
+    }
+
+    /// The PKI in `dir`, read as it is, where [`Pki::ensure`] writes nothing: the files it
+    /// would create or re-issue are kept in memory (see [`Pki::staged`]) and read back from
+    /// there, so a plan built from this PKI is the one a real run would build. The
+    /// directory need not exist and is not created.
+    pub fn dry_run(dir: impl Into<PathBuf>) -> Pki {
+        Pki {
+            dir: dir.into(),
+            staged: Some(Mutex::new(BTreeMap::new())),
+        }
+    }
+
+    /// Names (relative to the directory) of the files a dry run kept in memory, sorted;
+    /// empty for a PKI made with [`Pki::new`].
+    pub fn staged(&self) -> Vec<String> {
+        self.staged
+            .as_ref()
+            .map(|m| m.lock().expect("staged lock").keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn staged_bytes(&self, name: &str) -> Option<Vec<u8>> {
+        self.staged
+            .as_ref()
+            .and_then(|m| m.lock().expect("staged lock").get(name).cloned())
+    }
+
+    fn exists(&self, name: &str) -> bool {
+        self.staged_bytes(name).is_some() || self.path(name).exists()
+    }
+
+    /// Every file a plan for `cluster` reads (CAs, leaves, service-account pair, encryption
+    /// key) that does not exist; for commands that use the PKI as it is.
+    pub fn missing(&self, cluster: &Cluster) -> Vec<String> {
+        let stems = CAS
+            .iter()
+            .map(|ca| ca.file.to_string())
+            .chain(leaf_certs(cluster).into_iter().map(|l| l.file));
+        stems
+            .flat_map(|stem| [format!("{stem}.crt"), format!("{stem}.key")])
+            .chain([SA_KEY, SA_PUB, ENCRYPTION_KEY].map(String::from))
+            .filter(|name| !self.exists(name))
+            .collect()
+    }
+
+    /// `Ok` when no file a plan reads is missing, else [`PkiError::Incomplete`].
+    pub fn require_complete(&self, cluster: &Cluster) -> Result<(), PkiError> {
+        let missing = self.missing(cluster);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(PkiError::Incomplete {
+            dir: self.dir.clone(),
+            missing,
+        })
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -94,6 +160,9 @@ impl Pki {
     }
 
     pub fn read(&self, name: &str) -> Result<Vec<u8>, PkiError> {
+        if let Some(bytes) = self.staged_bytes(name) {
+            return Ok(bytes);
+        }
         let path = self.path(name);
         fs::read(&path).map_err(|source| PkiError::Io { path, source })
     }
@@ -107,6 +176,13 @@ impl Pki {
     }
 
     fn write(&self, name: &str, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
+        if let Some(staged) = &self.staged {
+            staged
+                .lock()
+                .expect("staged lock")
+                .insert(name.to_string(), bytes.to_vec());
+            return Ok(());
+        }
         let path = self.path(name);
         write_atomic(&path, bytes, mode).map_err(|source| PkiError::Io { path, source })
     }
@@ -121,8 +197,8 @@ impl Pki {
         let mut cas = BTreeMap::new();
         for ca in CAS {
             let (crt, key) = (format!("{}.crt", ca.file), format!("{}.key", ca.file));
-            let exists = self.path(&crt).exists();
-            if !exists && self.path(&key).exists() && !opts.rotate_cas {
+            let exists = self.exists(&crt);
+            if !exists && self.exists(&key) && !opts.rotate_cas {
                 return Err(PkiError::Refused(format!(
                     "{} exists but its certificate {} is missing: restore the certificate, or replace every CA with --rotate-cas",
                     self.path(&key).display(),
@@ -130,7 +206,7 @@ impl Pki {
                 )));
             }
             if exists && !opts.rotate_cas {
-                if !self.path(&key).exists() {
+                if !self.exists(&key) {
                     return Err(PkiError::Refused(format!(
                         "{} exists but its key {} is missing: cannot sign with it. Restore the key, or replace every CA with --rotate-cas",
                         self.path(&crt).display(),
@@ -199,7 +275,7 @@ impl Pki {
         report
             .actions
             .push((SA_KEY.into(), self.ensure_service_account_keys()?));
-        if !self.path(ENCRYPTION_KEY).exists() {
+        if !self.exists(ENCRYPTION_KEY) {
             let mut secret = [0u8; 32];
             getrandom::fill(&mut secret)
                 .map_err(|e| PkiError::Refused(format!("no randomness: {e}")))?;
@@ -217,7 +293,7 @@ impl Pki {
     /// The service-account signing key: created once, never replaced (that would invalidate
     /// every service-account token); `sa.pub` is derived from it.
     fn ensure_service_account_keys(&self) -> Result<Action, PkiError> {
-        let (key_exists, pub_exists) = (self.path(SA_KEY).exists(), self.path(SA_PUB).exists());
+        let (key_exists, pub_exists) = (self.exists(SA_KEY), self.exists(SA_PUB));
         if !key_exists && pub_exists {
             return Err(PkiError::Refused(format!(
                 "{} exists but {} is missing: restore the key, or delete both to create a new pair (which invalidates every service-account token)",
@@ -253,10 +329,11 @@ impl Pki {
         public.is_some() && self.read_string(SA_PUB).ok() == public
     }
 
-    /// The PKI directory holds private keys: create it 0700 (an existing one is left as is).
+    /// The PKI directory holds private keys: create it 0700 (an existing one is left as is;
+    /// a dry run creates nothing).
     fn create_private_dir(&self) -> Result<(), PkiError> {
         use std::os::unix::fs::DirBuilderExt;
-        if self.dir.is_dir() {
+        if self.staged.is_some() || self.dir.is_dir() {
             return Ok(());
         }
         fs::DirBuilder::new()
@@ -417,7 +494,7 @@ impl Pki {
             (SA_PUB, "service-account public key"),
             (ENCRYPTION_KEY, "encryption key"),
         ] {
-            let status = if !self.path(file).exists() {
+            let status = if !self.exists(file) {
                 Status::Bad("missing".into())
             } else if file == SA_PUB && !self.sa_pub_matches_key() {
                 Status::Bad("does not match sa.key".into())
@@ -661,6 +738,30 @@ fn random_serial() -> SerialNumber {
     SerialNumber::from_slice(&bytes)
 }
 
+fn incomplete_message(dir: &Path, missing: &[String]) -> String {
+    const BY: &str = "with `k8s-boot certs` or `k8s-boot install`";
+    if !dir.is_dir() {
+        return format!(
+            "PKI directory {} does not exist: create it {BY}",
+            dir.display()
+        );
+    }
+    let mut list = missing
+        .iter()
+        .take(5)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if missing.len() > 5 {
+        list.push_str(", ...");
+    }
+    format!(
+        "PKI directory {} is incomplete, {} file(s) missing ({list}): create them {BY}",
+        dir.display(),
+        missing.len()
+    )
+}
+
 /// DER bytes of the first PEM block of `pem`.
 pub fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
     let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
@@ -670,4 +771,112 @@ pub fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
 /// Where the PKI lives when `--pki-dir` is not given: `pki/` next to the inventory.
 pub fn default_dir(inventory: &Path) -> PathBuf {
     inventory.parent().unwrap_or(Path::new(".")).join("pki")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVENTORY: &str = "\
+cluster: {name: t, kubernetes_version: v1.36.0}
+hosts:
+  - {name: lb1, address: 192.0.2.10, roles: [lb]}
+  - {name: m1, address: 192.0.2.11, roles: [etcd, control-plane, worker]}
+";
+
+    fn cluster(extra_hosts: &str) -> Cluster {
+        Cluster::from_source(
+            Path::new("hosts.yaml"),
+            &format!("{INVENTORY}{extra_hosts}"),
+        )
+        .unwrap()
+    }
+
+    /// Every file under `dir`, relative, with its bytes.
+    fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    todo.push(p);
+                } else {
+                    out.insert(p.strip_prefix(dir).unwrap().into(), fs::read(&p).unwrap());
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn dry_run_of_a_missing_pki_keeps_everything_in_memory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("pki");
+        let c = cluster("");
+        let pki = Pki::dry_run(&dir);
+        let report = pki.ensure(&c, Options::default()).unwrap();
+        assert_eq!(report.changed(), report.actions.len());
+        assert!(!dir.exists(), "a dry run creates no directory");
+        assert!(pki.missing(&c).is_empty(), "reads see the staged files");
+        // Each certificate with its key, plus sa.key, sa.pub and encryption.key.
+        let certs = report.actions.len() - 2;
+        assert_eq!(pki.staged().len(), 2 * certs + 3);
+        assert!(pki
+            .read("ca.crt")
+            .unwrap()
+            .starts_with(b"-----BEGIN CERTIFICATE"));
+        assert_eq!(Pki::new(&dir).missing(&c).len(), pki.staged().len());
+        assert!(matches!(
+            Pki::new(&dir).require_complete(&c),
+            Err(PkiError::Incomplete { .. })
+        ));
+    }
+
+    #[test]
+    fn dry_run_stages_exactly_what_a_real_run_writes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("pki");
+        Pki::new(&dir)
+            .ensure(&cluster(""), Options::default())
+            .unwrap();
+        let before = files(&dir);
+
+        let up_to_date = Pki::dry_run(&dir);
+        assert_eq!(
+            up_to_date
+                .ensure(&cluster(""), Options::default())
+                .unwrap()
+                .changed(),
+            0
+        );
+        assert!(up_to_date.staged().is_empty());
+
+        // A second control-plane host: new leaves, and the apiserver's SANs change.
+        let bigger = cluster("  - {name: m2, address: 192.0.2.12, roles: [control-plane]}\n");
+        let pki = Pki::dry_run(&dir);
+        let dry = pki.ensure(&bigger, Options::default()).unwrap();
+        assert_eq!(files(&dir), before, "the directory is untouched");
+        assert!(dry.actions.iter().any(|(f, a)| f == "apiserver.crt"
+            && matches!(a, Action::Reissued(why) if why.contains("lacks SAN"))));
+        assert!(Pki::new(&dir).require_complete(&bigger).is_err());
+
+        let real = Pki::new(&dir).ensure(&bigger, Options::default()).unwrap();
+        let changed = |r: &Report| -> Vec<String> {
+            r.actions
+                .iter()
+                .filter(|(_, a)| *a != Action::Kept)
+                .map(|(f, _)| f.clone())
+                .collect()
+        };
+        assert_eq!(changed(&dry), changed(&real));
+        let after = files(&dir);
+        let written: Vec<String> = after
+            .iter()
+            .filter(|(p, b)| before.get(*p) != Some(*b))
+            .map(|(p, _)| p.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(written, pki.staged());
+        Pki::new(&dir).require_complete(&bigger).unwrap();
+    }
 }
