@@ -129,6 +129,9 @@ pub struct ResetResult {
 
 /// Stops and disables the services `install` enabled, removes the files it wrote (restoring
 /// what they replaced) and its state; keeps etcd data unless `purge_data`.
+/// Run by `reset` on a node before its services and files go (see the script's header).
+const NODE_TEARDOWN: &str = include_str!("node-teardown.sh");
+
 pub fn reset(
     cluster: &Cluster,
     hosts: &[&Host],
@@ -150,6 +153,14 @@ pub fn reset(
             }
             let state = HostState::parse(&text)?;
             let run = |cmd: &str| conn.run(cmd).map(|_| ()).map_err(|e| e.to_string());
+            if state
+                .services
+                .iter()
+                .any(|s| s == "kubelet" || s == "containerd")
+            {
+                run(NODE_TEARDOWN)?;
+                removed.push("pods, their mounts, pod network interfaces and rules".into());
+            }
             for service in &state.services {
                 run(&format!("systemctl disable --now {service} 2>/dev/null || systemctl stop {service} 2>/dev/null || true"))?;
                 removed.push(format!("service {service}"));
@@ -186,7 +197,7 @@ pub fn reset(
                     removed.push(d.clone());
                 }
             }
-            run("systemctl daemon-reload")?;
+            run("systemctl daemon-reload && systemctl reset-failed")?;
             run(&format!("rm -rf {STATE_DIR}"))?;
             Ok(())
         })();
