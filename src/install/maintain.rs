@@ -173,23 +173,10 @@ pub fn reset(
                 }
                 removed.push(path.clone());
             }
-            // Directories left empty by the removal (never a non-empty one).
-            let mut dirs: Vec<String> = state
-                .files
-                .keys()
-                .filter_map(|p| {
-                    std::path::Path::new(p)
-                        .parent()
-                        .map(|d| d.to_string_lossy().into_owned())
-                })
-                .collect();
-            dirs.sort();
-            dirs.dedup();
-            for d in dirs.iter().rev() {
-                let _ = conn.exec(&format!(
-                    "rmdir -p --ignore-fail-on-non-empty {} 2>/dev/null",
-                    ssh::shell_quote(d)
-                ));
+            // Directories install created, once empty (deepest first; never one that was
+            // there before, such as /usr/local/bin, nor a non-empty one).
+            for d in state.created_dirs.iter().rev() {
+                let _ = conn.exec(&format!("rmdir {} 2>/dev/null", ssh::shell_quote(d)));
             }
             if purge_data {
                 for d in &state.data_dirs {

@@ -386,6 +386,31 @@ impl Run<'_> {
                 h.state.cluster, self.cluster.inventory.cluster.name
             )));
         }
+        // Which directories of what this run may write are missing now: those are ours.
+        let mut dirs = BTreeSet::new();
+        let targets = h.plan.files.iter().map(|f| f.path.as_str()).chain(
+            BINARIES
+                .iter()
+                .filter(|b| phases::get(b.phase).applies_to(h.host))
+                .map(|b| b.target),
+        );
+        for t in targets {
+            let mut d = Path::new(t).parent();
+            while let Some(dir) = d.filter(|d| *d != Path::new("/")) {
+                dirs.insert(dir.to_string_lossy().into_owned());
+                d = dir.parent();
+            }
+        }
+        if !dirs.is_empty() {
+            let list: Vec<String> = dirs.iter().map(|d| ssh::shell_quote(d)).collect();
+            let out = conn.exec(&format!(
+                "for d in {}; do [ -d \"$d\" ] || echo \"$d\"; done",
+                list.join(" ")
+            ))?;
+            h.state
+                .created_dirs
+                .extend(out.stdout.lines().map(str::to_string));
+        }
         h.conn = Some(conn);
         Ok(vec![])
     }

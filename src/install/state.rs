@@ -22,6 +22,10 @@ pub struct HostState {
     /// Data directories (kept by `reset` unless --purge-data).
     #[serde(default)]
     pub data_dirs: BTreeSet<String>,
+    /// Directories that did not exist before k8s-boot wrote into them; `reset` removes them
+    /// once empty (and no other directory).
+    #[serde(default)]
+    pub created_dirs: BTreeSet<String>,
 }
 
 impl HostState {

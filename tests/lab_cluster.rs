@@ -1,0 +1,575 @@
+//! The whole install, for real, on the 6-host lab (real systemd + sshd hosts in systemd-nspawn;
+//! needs root and the lab's upstream builds): `lb1` the nginx LB, `m1`-`m3` etcd +
+//! control-plane (tainted kubelets), `w1`-`w2` workers. One plain `install` with every phase,
+//! checked with the real `kubectl` the lab built: nodes, system pods, pod network, DNS, logs and
+//! exec, metrics, the chat behind the LB, HA, idempotence, dry run, status and reset.
+
+mod common;
+
+use common::{describe, run, wait_for, TestLab};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Shutdown, TcpStream};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const LB: &str = "10.77.0.11";
+const M: [&str; 3] = ["10.77.0.12", "10.77.0.13", "10.77.0.14"];
+const W: [&str; 2] = ["10.77.0.15", "10.77.0.16"];
+const ALL: [&str; 6] = [
+    LB,
+    "10.77.0.12",
+    "10.77.0.13",
+    "10.77.0.14",
+    "10.77.0.15",
+    "10.77.0.16",
+];
+/// What a chat client that came through the LB is named after: the machine's bridge address.
+const MACHINE: &str = "10.77.0.1";
+const CHAT_PORT: u16 = 30000;
+
+struct Cluster {
+    lab: TestLab,
+}
+
+impl Cluster {
+    fn kubectl(&self, args: &[&str]) -> Output {
+        run(Command::new(self.lab.dir.join("binaries/kubectl"))
+            .arg("--kubeconfig")
+            .arg(self.lab.dir.join("pki/admin.kubeconfig"))
+            .arg("--request-timeout=20s")
+            .args(args))
+    }
+
+    /// kubectl that must succeed; its stdout.
+    fn k(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(out.status.success(), "kubectl {args:?}: {}", describe(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        serde_json::from_str(&self.k(&a)).unwrap()
+    }
+
+    /// `install` with JSON output: (exit code, report, elapsed).
+    fn install(&self, extra: &[&str]) -> (i32, Value, Duration) {
+        let inv = self.lab.inventory();
+        let mut args = vec!["install", "--inventory", &inv, "--output", "json"];
+        args.extend_from_slice(extra);
+        let started = Instant::now();
+        let out = self.lab.k8s_boot(&args);
+        let elapsed = started.elapsed();
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("install printed no JSON report ({e}):\n{}", describe(&out))
+        });
+        (out.status.code().unwrap_or(-1), report, elapsed)
+    }
+
+    /// Snapshot of what a host has that install could have left behind.
+    fn footprint(&self, addr: &str) -> BTreeSet<String> {
+        let text = self.lab.sh(
+            addr,
+            "{ find /etc /usr/local /opt /var/lib /run/systemd/system -xdev \
+               -not -path '/var/lib/systemd/*' -not -path '/var/lib/dpkg/*' \
+               -not -path '/var/lib/apt/*' -not -path '/etc/ssh/*' \
+               -not -path '/var/lib/containerd/*' | sed 's/^/file /'; \
+               systemctl list-unit-files --no-legend --plain | awk '{print \"unit \" $1}'; \
+               systemctl list-units --state=active --no-legend --plain | awk '{print \"active \" $1}' \
+                 | grep -vE 'session-[0-9]+\\.scope|user(-runtime-dir)?@[0-9]+\\.service|user(-[0-9]+)?\\.slice'; \
+               awk '{print \"mount \" $2}' /proc/self/mounts; \
+               ip -o link | awk -F': ' '{print \"link \" $2}' | sed 's/@.*//'; \
+               iptables-save 2>/dev/null | grep -v '^#' | sed 's/\\[[0-9:]*\\]//; s/^/iptables /'; \
+               nft list ruleset 2>/dev/null | sed 's/^/nft /'; } | sort -u",
+        );
+        text.lines().map(str::to_string).collect()
+    }
+}
+
+fn phase_status<'a>(report: &'a Value, host: &str, phase: &str) -> &'a str {
+    report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == host)
+        .and_then(|h| h["phases"][phase]["status"].as_str())
+        .unwrap_or("-")
+}
+
+fn changes(report: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for h in report["hosts"].as_array().unwrap() {
+        for (phase, r) in h["phases"].as_object().unwrap() {
+            if r["status"] != "unchanged" {
+                out.push(format!("{} {phase}: {r}", h["name"]));
+            }
+        }
+    }
+    out
+}
+
+fn step(what: &str) {
+    eprintln!("--- {what}");
+}
+
+/// A chat client: lines arrive on a reader with a timeout.
+struct Client {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    fn connect(addr: &str, port: u16) -> Client {
+        let stream = TcpStream::connect((addr, port))
+            .unwrap_or_else(|e| panic!("connect {addr}:{port}: {e}"));
+        stream
+            .set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        Client { stream, reader }
+    }
+
+    fn send(&mut self, line: &str) {
+        self.stream
+            .write_all(format!("{line}\n").as_bytes())
+            .unwrap();
+    }
+
+    /// The next line containing `needle` (other lines are skipped), or a panic.
+    fn expect(&mut self, needle: &str) -> String {
+        let mut seen = Vec::new();
+        loop {
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) => panic!("connection closed before {needle:?}; got {seen:?}"),
+                Ok(_) if line.contains(needle) => return line.trim_end().to_string(),
+                Ok(_) => seen.push(line),
+                Err(e) => panic!("waiting for {needle:?}: {e}; got {seen:?}"),
+            }
+        }
+    }
+
+    /// Reads until the server closes; returns everything read.
+    fn until_closed(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) => return all,
+                Ok(_) => all.push_str(&line),
+                Err(e) => panic!("waiting for the server to close: {e}; got {all:?}"),
+            }
+        }
+    }
+
+    fn local_port(&self) -> u16 {
+        self.stream.local_addr().unwrap().port()
+    }
+}
+
+fn ready_pods(c: &Cluster, namespace: &str, selector: &str, count: usize) {
+    wait_for(
+        &format!("{count} ready pod(s) {selector} in {namespace}"),
+        Duration::from_secs(240),
+        Duration::from_secs(2),
+        || {
+            let pods = c.json(&["-n", namespace, "get", "pods", "-l", selector]);
+            let items = pods["items"].as_array().unwrap();
+            let ready = items
+                .iter()
+                .filter(|p| {
+                    p["status"]["conditions"].as_array().is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    })
+                })
+                .count();
+            if ready >= count {
+                Ok(())
+            } else {
+                Err(format!("{ready} of {} ready", items.len()))
+            }
+        },
+    );
+}
+
+#[test]
+fn whole_install_on_six_lab_hosts() {
+    let lab = TestLab::up("lab-cluster", 6);
+    let c = Cluster { lab };
+    let names = ["m1", "m2", "m3", "w1", "w2"];
+    let baseline: Vec<BTreeSet<String>> = ALL.iter().map(|a| c.footprint(a)).collect();
+
+    step("dry run on fresh hosts: lists what would change, exits 0, writes nothing");
+    let (code, dry, _) = c.install(&["--dry-run"]);
+    assert_eq!(code, 0, "{dry:#}");
+    assert!(dry["dry_run"].as_bool().unwrap());
+    assert_eq!(
+        phase_status(&dry, "m1", "control-plane"),
+        "changed",
+        "{dry:#}"
+    );
+    assert!(
+        !c.lab.dir.join("pki").exists(),
+        "a dry run wrote the PKI locally"
+    );
+    for (addr, before) in ALL.iter().zip(&baseline) {
+        assert_eq!(&c.footprint(addr), before, "a dry run changed {addr}");
+    }
+
+    step("install: every phase, one command");
+    let (code, first, took) = c.install(&[]);
+    assert_eq!(code, 0, "{first:#}");
+    eprintln!("first install: {:.0} s", took.as_secs_f64());
+
+    step("nodes: Ready, named as in the inventory, roles and taints");
+    wait_for(
+        "every node Ready",
+        Duration::from_secs(120),
+        Duration::from_secs(2),
+        || {
+            let nodes = c.json(&["get", "nodes"]);
+            let ready: BTreeSet<String> = nodes["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|n| {
+                    n["status"]["conditions"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+                .map(|n| n["metadata"]["name"].as_str().unwrap().to_string())
+                .collect();
+            let want: BTreeSet<String> = names.iter().map(|s| s.to_string()).collect();
+            if ready == want {
+                Ok(())
+            } else {
+                Err(format!("ready: {ready:?}"))
+            }
+        },
+    );
+    for n in names {
+        let node = c.json(&["get", "node", n]);
+        let labels = &node["metadata"]["labels"];
+        let taints = node["spec"]["taints"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let cp_taint = taints.iter().any(|t| {
+            t["key"] == "node-role.kubernetes.io/control-plane" && t["effect"] == "NoSchedule"
+        });
+        if n.starts_with('m') {
+            assert!(
+                labels["node-role.kubernetes.io/control-plane"].is_string(),
+                "{n}: {labels}"
+            );
+            assert!(
+                cp_taint,
+                "{n} lacks the control-plane NoSchedule taint: {taints:?}"
+            );
+        } else {
+            assert!(
+                labels["node-role.kubernetes.io/worker"].is_string(),
+                "{n}: {labels}"
+            );
+            assert!(!cp_taint, "{n}: {taints:?}");
+        }
+    }
+
+    step("system pods: flannel, CoreDNS, metrics-server Running and Ready; kubectl top");
+    ready_pods(&c, "kube-flannel", "app=flannel", 5);
+    ready_pods(&c, "kube-system", "k8s-app=kube-dns", 2);
+    ready_pods(&c, "kube-system", "k8s-app=metrics-server", 1);
+    wait_for(
+        "kubectl top nodes",
+        Duration::from_secs(180),
+        Duration::from_secs(5),
+        || {
+            let out = c.kubectl(&["top", "nodes", "--no-headers"]);
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            if out.status.success() && names.iter().all(|n| text.contains(n)) {
+                Ok(())
+            } else {
+                Err(describe(&out))
+            }
+        },
+    );
+
+    step("pod network: pods on two nodes, a ClusterIP Service, DNS");
+    let image = c.k(&[
+        "-n",
+        "chat",
+        "get",
+        "deploy",
+        "chat",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    let server_js = "require('http').createServer((q,r)=>{console.log('served '+q.url);r.end('pong from '+require('os').hostname())}).listen(8080,()=>console.log('listening'))";
+    for (pod, node, cmd) in [
+        ("netsrv", "w1", server_js),
+        ("netcli", "w2", "setInterval(()=>{},1000)"),
+    ] {
+        let overrides = serde_json::json!({"spec": {"nodeName": node}}).to_string();
+        c.k(&[
+            "run",
+            pod,
+            "--image",
+            &image,
+            "--image-pull-policy=IfNotPresent",
+            "--labels",
+            &format!("app={pod}"),
+            "--overrides",
+            &overrides,
+            "--command",
+            "--",
+            "node",
+            "-e",
+            cmd,
+        ]);
+    }
+    c.k(&[
+        "expose",
+        "pod",
+        "netsrv",
+        "--port",
+        "80",
+        "--target-port",
+        "8080",
+    ]);
+    c.k(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/netsrv",
+        "pod/netcli",
+        "--timeout=120s",
+    ]);
+    let srv_ip = c.k(&["get", "pod", "netsrv", "-o", "jsonpath={.status.podIP}"]);
+    let svc_ip = c.k(&["get", "svc", "netsrv", "-o", "jsonpath={.spec.clusterIP}"]);
+    let fetch = |url: &str| {
+        c.k(&[
+            "exec", "netcli", "--", "node", "-e",
+            &format!("require('http').get('{url}',r=>{{let b='';r.on('data',d=>b+=d);r.on('end',()=>console.log(b))}}).on('error',e=>{{console.error(e.message);process.exit(1)}})"),
+        ])
+    };
+    assert_eq!(
+        fetch(&format!("http://{srv_ip}:8080/direct")),
+        "pong from netsrv"
+    );
+    assert_eq!(
+        fetch(&format!("http://{svc_ip}/service")),
+        "pong from netsrv"
+    );
+    assert_eq!(
+        fetch("http://netsrv.default.svc.cluster.local/dns"),
+        "pong from netsrv"
+    );
+    let resolved = c.k(&[
+        "exec", "netcli", "--", "node", "-e",
+        "require('dns').lookup('kubernetes.default.svc.cluster.local',(e,a)=>{if(e){console.error(e.message);process.exit(1)}console.log(a)})",
+    ]);
+    let kubernetes_ip = c.k(&[
+        "get",
+        "svc",
+        "kubernetes",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    assert_eq!(resolved, kubernetes_ip);
+
+    step("logs and exec on a worker's pod (the apiserver verifies the kubelet's certificate)");
+    let logs = c.k(&["logs", "netsrv"]);
+    assert!(
+        logs.contains("listening") && logs.contains("served /direct"),
+        "{logs}"
+    );
+    assert_eq!(
+        c.k(&["exec", "netsrv", "--", "node", "-e", "console.log(1+1)"]),
+        "2"
+    );
+    let apiserver = c.lab.sh(M[0], "systemctl cat kube-apiserver");
+    assert!(
+        apiserver.contains("--kubelet-certificate-authority="),
+        "{apiserver}"
+    );
+    assert!(!apiserver.contains("insecure"), "{apiserver}");
+
+    step("chat: on workers only, two clients through the LB, one straight to a NodePort");
+    ready_pods(&c, "chat", "app=chat", 1);
+    let pods = c.json(&["-n", "chat", "get", "pods", "-l", "app=chat"]);
+    for p in pods["items"].as_array().unwrap() {
+        let node = p["spec"]["nodeName"].as_str().unwrap();
+        assert!(node.starts_with('w'), "chat pod on {node}");
+    }
+    let mut a = Client::connect(LB, CHAT_PORT);
+    let mut b = Client::connect(LB, CHAT_PORT);
+    let b_id = format!("{MACHINE}:{}", b.local_port());
+    let joined = a.expect(&format!("{b_id} join"));
+    eprintln!("a saw: {joined}");
+    b.send("hello from b");
+    assert_eq!(a.expect("hello from b"), format!("{b_id}: hello from b"));
+    a.send("hello from a");
+    let a_id = format!("{MACHINE}:{}", a.local_port());
+    assert_eq!(b.expect("hello from a"), format!("{a_id}: hello from a"));
+    let mut direct = Client::connect(W[0], CHAT_PORT);
+    direct.send("hello directly");
+    a.expect("hello directly");
+    direct.stream.shutdown(Shutdown::Both).unwrap();
+    drop(b);
+
+    step("chat: SIGTERM says goodbye and the pod exits within seconds");
+    let pod = pods["items"][0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let started = Instant::now();
+    c.k(&["-n", "chat", "delete", "pod", &pod, "--wait=false"]);
+    let rest = a.until_closed();
+    let closed = started.elapsed();
+    assert!(rest.contains("server shutting down"), "{rest:?}");
+    c.k(&[
+        "-n",
+        "chat",
+        "wait",
+        "--for=delete",
+        &format!("pod/{pod}"),
+        "--timeout=30s",
+    ]);
+    let gone = started.elapsed();
+    eprintln!(
+        "chat: goodbye and close {:.1} s after the delete, pod gone after {:.1} s",
+        closed.as_secs_f64(),
+        gone.as_secs_f64()
+    );
+    assert!(closed < Duration::from_secs(5), "{closed:?}");
+    assert!(gone < Duration::from_secs(10), "{gone:?}");
+    ready_pods(&c, "chat", "app=chat", 1);
+
+    step("HA: the API through the LB with kube-apiserver stopped on m1");
+    c.lab.sh(M[0], "systemctl stop kube-apiserver");
+    for i in 0..5 {
+        c.k(&["get", "nodes"]);
+        c.k(&["create", "configmap", &format!("ha-apiserver-{i}")]);
+    }
+    c.lab.sh(M[0], "systemctl start kube-apiserver");
+    step("HA: the cluster serves with the etcd member on m2 stopped");
+    c.lab.sh(M[1], "systemctl stop etcd");
+    for i in 0..5 {
+        c.k(&["create", "configmap", &format!("ha-etcd-{i}")]);
+        c.k(&["get", "configmap", &format!("ha-etcd-{i}")]);
+    }
+    c.lab.sh(M[1], "systemctl start etcd");
+    wait_for(
+        "kube-apiserver on m1 and etcd on m2 healthy again",
+        Duration::from_secs(120),
+        Duration::from_secs(2),
+        || {
+            let st = c.lab.k8s_boot(&[
+                "status",
+                "--inventory",
+                &c.lab.inventory(),
+                "--output",
+                "json",
+            ]);
+            let v: Value = serde_json::from_slice(&st.stdout).map_err(|e| e.to_string())?;
+            let unhealthy: Vec<String> = v
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|r| r["healthy"] != true)
+                .map(|r| r.to_string())
+                .collect();
+            if unhealthy.is_empty() {
+                Ok(())
+            } else {
+                Err(unhealthy.join("\n"))
+            }
+        },
+    );
+
+    step("second install: no change, no restart");
+    let pids = |addr: &str| {
+        c.lab.sh(
+            addr,
+            "for s in etcd kube-apiserver kubelet containerd kube-proxy nginx; do \
+             systemctl show -p MainPID --value $s 2>/dev/null; done | tr '\\n' ' '",
+        )
+    };
+    let before: Vec<String> = ALL.iter().map(|a| pids(a)).collect();
+    let (code, second, took) = c.install(&[]);
+    assert_eq!(code, 0, "{second:#}");
+    assert!(changes(&second).is_empty(), "{:#?}", changes(&second));
+    let after: Vec<String> = ALL.iter().map(|a| pids(a)).collect();
+    assert_eq!(before, after, "a service restarted");
+    eprintln!("no-change install: {:.1} s", took.as_secs_f64());
+
+    step("status: every component on every host active, healthy, with its version");
+    let st = c.lab.k8s_boot(&[
+        "status",
+        "--inventory",
+        &c.lab.inventory(),
+        "--output",
+        "json",
+    ]);
+    assert!(st.status.success(), "{}", describe(&st));
+    let rows: Value = serde_json::from_slice(&st.stdout).unwrap();
+    let rows = rows.as_array().expect("status rows");
+    let kube_version = k8s_boot::lab::DEFAULT_KUBERNETES_VERSION;
+    for r in rows {
+        assert_eq!(r["active"], true, "{r}");
+        assert_eq!(r["healthy"], true, "{r}");
+        let service = r["service"].as_str().unwrap();
+        let version = r["version"].as_str().unwrap_or("");
+        if service.starts_with("kube") {
+            assert_eq!(version, kube_version, "{r}");
+        } else {
+            assert!(!version.is_empty() && version != "-", "{r}");
+        }
+    }
+    assert_eq!(rows.len(), 1 + 3 * 7 + 2 * 3, "{rows:#?}");
+
+    step("reset: nothing of ours is left on any host");
+    let recorded: Vec<Value> = ALL
+        .iter()
+        .map(|a| serde_json::from_str(&c.lab.sh(a, "cat /var/lib/k8s-boot/state.json")).unwrap())
+        .collect();
+    let inv = c.lab.inventory();
+    let out = c
+        .lab
+        .k8s_boot(&["reset", "--inventory", &inv, "--yes", "--purge-data"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    for ((addr, before), state) in ALL.iter().zip(&baseline).zip(&recorded) {
+        let now = c.footprint(addr);
+        for path in state["files"].as_object().unwrap().keys() {
+            if state["backups"].get(path).is_none() {
+                assert!(
+                    !now.contains(&format!("file {path}")),
+                    "{addr}: {path} left"
+                );
+            }
+        }
+        let extra: Vec<&String> = now.difference(before).collect();
+        let missing: Vec<&String> = before.difference(&now).collect();
+        assert!(
+            extra.is_empty() && missing.is_empty(),
+            "{addr} after reset differs from before install:\n  left: {extra:#?}\n  gone: {missing:#?}"
+        );
+    }
+
+    step("install after reset converges again");
+    let (code, again, took) = c.install(&[]);
+    assert_eq!(code, 0, "{again:#}");
+    eprintln!("install after reset: {:.0} s", took.as_secs_f64());
+    ready_pods(&c, "chat", "app=chat", 1);
+    let mut a = Client::connect(LB, CHAT_PORT);
+    let mut b = Client::connect(LB, CHAT_PORT);
+    b.send("back again");
+    a.expect("back again");
+    let _ = fs::remove_file(c.lab.dir.join("unused"));
+}
