@@ -149,6 +149,12 @@ pub fn create(
         }
     }
     release(lab, &host.name, true)?;
+    // The machine side of the veth of an earlier run of this host outlives it while the
+    // kernel tears its network namespaces down (pods' ones too); nspawn would refuse to start.
+    let veth = format!("vb-{}", host.name);
+    if Path::new("/sys/class/net").join(&veth).exists() {
+        let _ = sys::run(Command::new(&tools.ip).args(["link", "delete", &veth]));
+    }
     for d in [&p.upper, &p.work, &p.root, &p.containerd] {
         fs::create_dir_all(d).map_err(io_err("cannot create", d))?;
     }
