@@ -642,8 +642,9 @@ pub fn lab_build(dir: &Path, version: &str, build_cache: Option<PathBuf>) -> Res
             .with_context(|| format!("no {component} build"))
     };
     let profile = crate::versions::profile_for(version).map_err(anyhow::Error::msg)?;
+    // Archives are built in the build cache (shared by every lab directory) and copied.
     let inputs = crate::lab::images::ImageInputs {
-        binaries_dir: binaries.clone(),
+        binaries_dir: cache.clone(),
         cache_dir: cache.clone(),
         kubernetes_src: crate::lab::images::kubernetes_module_dir(version)?,
         coredns: program("coredns", "coredns")?,
@@ -654,13 +655,37 @@ pub fn lab_build(dir: &Path, version: &str, build_cache: Option<PathBuf>) -> Res
             &crate::inventory::Chat::default().image,
         ),
     };
-    crate::lab::images::build_all(&inputs, &mut |line| eprintln!("  {line}"))?;
+    let archives = crate::lab::images::build_all(&inputs, &mut |line| eprintln!("  {line}"))?;
+    let images = binaries.join(crate::install::IMAGES_DIR);
+    std::fs::create_dir_all(&images).with_context(|| format!("creating {}", images.display()))?;
+    for archive in archives {
+        let name = archive.file_name().expect("archives have file names");
+        copy_if_changed(&archive, &images.join(name))?;
+    }
     eprintln!(
         "lab binaries and images ready in {} ({:.0} s)",
         binaries.display(),
         started.elapsed().as_secs_f64()
     );
     Ok(binaries)
+}
+
+/// Copies `from` to `to` (temp file, then rename) unless `to` already has the same bytes.
+fn copy_if_changed(from: &Path, to: &Path) -> Result<()> {
+    let same = std::fs::metadata(to)
+        .ok()
+        .zip(std::fs::metadata(from).ok())
+        .is_some_and(|(a, b)| a.len() == b.len())
+        && std::fs::read(to).ok() == std::fs::read(from).ok();
+    if same {
+        return Ok(());
+    }
+    let tmp = to.with_extension("tar.tmp");
+    std::fs::copy(from, &tmp)
+        .with_context(|| format!("copying {} to {}", from.display(), tmp.display()))?;
+    std::fs::rename(&tmp, to)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), to.display()))?;
+    Ok(())
 }
 
 pub fn lab_up(

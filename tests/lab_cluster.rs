@@ -112,6 +112,16 @@ fn changes(report: &Value) -> Vec<String> {
     out
 }
 
+/// Every service row of `status --output json` (one entry per host, each with `services`).
+fn services(status: &Value) -> Vec<Value> {
+    status
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|h| h["services"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
 fn step(what: &str) {
     eprintln!("--- {what}");
 }
@@ -478,10 +488,8 @@ fn whole_install_on_six_lab_hosts() {
                 "json",
             ]);
             let v: Value = serde_json::from_slice(&st.stdout).map_err(|e| e.to_string())?;
-            let unhealthy: Vec<String> = v
-                .as_array()
+            let unhealthy: Vec<String> = services(&v)
                 .into_iter()
-                .flatten()
                 .filter(|r| r["healthy"] != true)
                 .map(|r| r.to_string())
                 .collect();
@@ -518,10 +526,13 @@ fn whole_install_on_six_lab_hosts() {
         "json",
     ]);
     assert!(st.status.success(), "{}", describe(&st));
-    let rows: Value = serde_json::from_slice(&st.stdout).unwrap();
-    let rows = rows.as_array().expect("status rows");
+    let report: Value = serde_json::from_slice(&st.stdout).unwrap();
+    for h in report.as_array().expect("status hosts") {
+        assert!(h["error"].is_null(), "{h}");
+    }
+    let rows = services(&report);
     let kube_version = k8s_boot::lab::DEFAULT_KUBERNETES_VERSION;
-    for r in rows {
+    for r in &rows {
         assert_eq!(r["active"], true, "{r}");
         assert_eq!(r["healthy"], true, "{r}");
         let service = r["service"].as_str().unwrap();

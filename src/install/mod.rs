@@ -914,29 +914,17 @@ impl Run<'_> {
         let mut changes = self.write_files(h, &list)?;
         let kubectl = "/usr/local/bin/kubectl --kubeconfig /etc/kubernetes/admin.kubeconfig";
         let conn = self.conn(h)?;
-        for (path, ..) in &list {
-            let out = conn.run(&format!("{kubectl} apply -f {path}"))?;
-            changes.extend(
-                out.lines()
-                    .filter(|l| !l.ends_with(" unchanged"))
-                    .map(|l| format!("kubectl: {l}")),
-            );
-        }
+        // One kubectl for all of the phase's manifests (in file-name order): each kubectl run
+        // costs its start and an API discovery.
+        let files: Vec<String> = list.iter().map(|(path, ..)| format!("-f {path}")).collect();
+        let out = conn.run(&format!("{kubectl} apply {}", files.join(" ")))?;
+        changes.extend(
+            out.lines()
+                .filter(|l| !l.ends_with(" unchanged"))
+                .map(|l| format!("kubectl: {l}")),
+        );
         if phase == PhaseId::Cluster {
-            for node in &self.plan.hosts {
-                for (k, v) in &node.node_labels {
-                    conn.run(&format!(
-                        "{kubectl} label node {} {k}={v} --overwrite",
-                        node.name
-                    ))?;
-                }
-                for taint in &node.node_taints {
-                    conn.run(&format!(
-                        "{kubectl} taint node {} {taint} --overwrite",
-                        node.name
-                    ))?;
-                }
-            }
+            changes.extend(self.label_and_taint_nodes(conn, kubectl)?);
         } else if self.cluster.inventory.chat.enabled {
             conn.run(&format!(
                 "{kubectl} -n {} rollout status deployment/chat --timeout=180s",
@@ -944,6 +932,94 @@ impl Run<'_> {
             ))?;
         }
         self.save_state(h)?;
+        Ok(changes)
+    }
+
+    /// Gives every node the role labels and taints of its plan that it lacks (kubelets may
+    /// not set role labels themselves), waiting for nodes that have not registered yet.
+    fn label_and_taint_nodes(
+        &self,
+        conn: &Connection,
+        kubectl: &str,
+    ) -> Result<Vec<String>, StepError> {
+        let wanted: Vec<&HostPlan> = self
+            .plan
+            .hosts
+            .iter()
+            .filter(|n| !n.node_labels.is_empty() || !n.node_taints.is_empty())
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let nodes = loop {
+            let text = conn.run(&format!("{kubectl} get nodes -o json"))?;
+            let nodes: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| StepError::Failed(format!("kubectl get nodes: {e}")))?;
+            let registered: BTreeSet<&str> = nodes["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|n| n["metadata"]["name"].as_str())
+                .collect();
+            let missing: Vec<&str> = wanted
+                .iter()
+                .map(|n| n.name.as_str())
+                .filter(|n| !registered.contains(n))
+                .collect();
+            if missing.is_empty() {
+                break nodes;
+            }
+            if Instant::now() >= deadline {
+                return Err(StepError::Failed(format!(
+                    "nodes not registered after 120 s: {}",
+                    missing.join(", ")
+                )));
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        };
+        let mut changes = Vec::new();
+        for plan in wanted {
+            let node = nodes["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|n| n["metadata"]["name"] == plan.name.as_str())
+                .expect("every wanted node is registered");
+            let labels: Vec<String> = plan
+                .node_labels
+                .iter()
+                .filter(|(k, v)| node["metadata"]["labels"][k.as_str()] != v.as_str())
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            if !labels.is_empty() {
+                conn.run(&format!(
+                    "{kubectl} label node {} {} --overwrite",
+                    plan.name,
+                    labels.join(" ")
+                ))?;
+                changes.push(format!("label node {} {}", plan.name, labels.join(" ")));
+            }
+            let has = |taint: &str| {
+                node["spec"]["taints"].as_array().is_some_and(|ts| {
+                    ts.iter().any(|t| {
+                        let (key, effect) = taint.split_once(':').unwrap_or((taint, ""));
+                        t["key"] == key && t["effect"] == effect
+                    })
+                })
+            };
+            let taints: Vec<&str> = plan
+                .node_taints
+                .iter()
+                .map(String::as_str)
+                .filter(|t| !has(t))
+                .collect();
+            if !taints.is_empty() {
+                conn.run(&format!(
+                    "{kubectl} taint node {} {} --overwrite",
+                    plan.name,
+                    taints.join(" ")
+                ))?;
+                changes.push(format!("taint node {} {}", plan.name, taints.join(" ")));
+            }
+        }
         Ok(changes)
     }
 }
