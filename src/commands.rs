@@ -283,7 +283,7 @@ pub const ADMIN_KUBECONFIG: &str = "admin.kubeconfig";
 pub fn install(inventory: &Path, args: InstallArgs) -> Result<i32> {
     let cluster = load(inventory)?;
     // Bad input (a host or override name) is refused before the PKI step writes anything.
-    require_known_hosts(&cluster, &args.options.hosts)?;
+    install::require_known_hosts(&cluster, &args.options.hosts)?;
     let templates = render::Templates::load(args.templates.as_deref())?;
     let pki = if args.options.dry_run {
         dry_run_pki(&cluster, &args.pki_dir, args.quiet)?
@@ -431,22 +431,6 @@ fn dry_run_pki(cluster: &Cluster, pki_dir: &Path, quiet: bool) -> Result<Pki> {
     Ok(pki)
 }
 
-/// Refuses (as invalid input) a selected host name that is not in the inventory.
-fn require_known_hosts(cluster: &Cluster, selected: &[String]) -> Result<()> {
-    let names: Vec<&str> = cluster
-        .inventory
-        .hosts
-        .iter()
-        .map(|h| h.name.as_str())
-        .collect();
-    match selected.iter().find(|n| !names.contains(&n.as_str())) {
-        Some(unknown) => {
-            Err(install::InstallError::UnknownHost(unknown.clone(), names.join(", ")).into())
-        }
-        None => Ok(()),
-    }
-}
-
 /// `status` reads the PKI as it is and never writes it: a missing or incomplete PKI is
 /// refused as invalid input (see `main`).
 fn plan_for(cluster: &Cluster, pki_dir: &Path) -> Result<render::Plan> {
@@ -505,7 +489,7 @@ pub fn reset(inventory: &Path, hosts: &[String], purge_data: bool, yes: bool) ->
         .iter()
         .filter(|h| hosts.is_empty() || hosts.contains(&h.name))
         .collect();
-    require_known_hosts(&cluster, hosts)?;
+    install::require_known_hosts(&cluster, hosts)?;
     let names: Vec<&str> = selected.iter().map(|h| h.name.as_str()).collect();
     if !yes {
         if !std::io::stdin().is_terminal() {

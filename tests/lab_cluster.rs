@@ -58,16 +58,9 @@ impl Cluster {
 
     /// `install` with JSON output: (exit code, report, elapsed).
     fn install(&self, extra: &[&str]) -> (i32, Value, Duration) {
-        let inv = self.lab.inventory();
-        let mut args = vec!["install", "--inventory", &inv, "--output", "json"];
-        args.extend_from_slice(extra);
         let started = Instant::now();
-        let out = self.lab.k8s_boot(&args);
-        let elapsed = started.elapsed();
-        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("install printed no JSON report ({e}):\n{}", describe(&out))
-        });
-        (out.status.code().unwrap_or(-1), report, elapsed)
+        let (code, report) = self.lab.install(extra);
+        (code, report, started.elapsed())
     }
 
     /// Snapshot of what a host has that install could have left behind.
@@ -80,6 +73,7 @@ impl Cluster {
                -not -path '/var/lib/containerd/*' | sed 's/^/file /'; \
                systemctl list-unit-files --no-legend --plain | awk '{print \"unit \" $1}'; \
                systemctl list-units --state=active --no-legend --plain | awk '{print \"active \" $1}' \
+                 | grep -vE 'network-online\\.target|systemd-networkd-wait-online\\.service' \
                  | grep -vE 'session-[0-9]+\\.scope|user(-runtime-dir)?@[0-9]+\\.service|user(-[0-9]+)?\\.slice'; \
                awk '{print \"mount \" $2}' /proc/self/mounts; \
                ip -o link | awk -F': ' '{print \"link \" $2}' | sed 's/@.*//'; \

@@ -15,21 +15,9 @@ const PHASES: &str = "preflight,prepare,pki,binaries,etcd,lb,verify";
 
 /// `install` with JSON output: (exit code, report).
 fn install(lab: &TestLab, extra: &[&str]) -> (i32, Value) {
-    let inv = lab.inventory();
-    let mut args = vec![
-        "install",
-        "--inventory",
-        &inv,
-        "--phases",
-        PHASES,
-        "--output",
-        "json",
-    ];
+    let mut args = vec!["--phases", PHASES];
     args.extend_from_slice(extra);
-    let out = lab.k8s_boot(&args);
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("install printed no JSON report ({e}):\n{}", describe(&out)));
-    (out.status.code().unwrap_or(-1), report)
+    lab.install(&args)
 }
 
 fn main_pid(lab: &TestLab, addr: &str, service: &str) -> String {

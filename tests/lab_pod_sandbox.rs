@@ -14,18 +14,9 @@ const PHASES: &str = "preflight,prepare,pki,binaries,runtime";
 const LIMIT: u64 = 64 * 1024 * 1024;
 
 fn install(lab: &TestLab) -> Value {
-    let inv = lab.inventory();
-    let out = lab.k8s_boot(&[
-        "install",
-        "--inventory",
-        &inv,
-        "--phases",
-        PHASES,
-        "--output",
-        "json",
-    ]);
-    assert!(out.status.success(), "{}", describe(&out));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", describe(&out)))
+    let (code, report) = lab.install(&["--phases", PHASES]);
+    assert_eq!(code, 0, "{report:#}");
+    report
 }
 
 fn runtime_changes(report: &Value) -> Vec<String> {

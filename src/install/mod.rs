@@ -109,6 +109,8 @@ pub struct Report {
     pub phases: Vec<PhaseId>,
     pub hosts: Vec<HostReport>,
     pub elapsed_ms: u128,
+    /// Wall time of each phase across all its hosts (phases run one after the other).
+    pub phase_ms: BTreeMap<PhaseId, u128>,
 }
 
 impl Report {
@@ -158,6 +160,20 @@ struct Run<'a> {
     progress: &'a dyn Progress,
 }
 
+/// Refuses a selected host name that is not in the inventory (an invalid input).
+pub fn require_known_hosts(cluster: &Cluster, selected: &[String]) -> Result<(), InstallError> {
+    let names: Vec<&str> = cluster
+        .inventory
+        .hosts
+        .iter()
+        .map(|h| h.name.as_str())
+        .collect();
+    match selected.iter().find(|n| !names.contains(&n.as_str())) {
+        Some(unknown) => Err(InstallError::UnknownHost(unknown.clone(), names.join(", "))),
+        None => Ok(()),
+    }
+}
+
 /// Installs the cluster described by `cluster`, using the PKI in `pki`.
 pub fn install(
     cluster: &Cluster,
@@ -167,18 +183,8 @@ pub fn install(
     progress: &dyn Progress,
 ) -> Result<Report, InstallError> {
     let started = Instant::now();
+    require_known_hosts(cluster, &opts.hosts)?;
     let plan = render::plan(cluster, pki, templates)?;
-    let names: Vec<&str> = cluster
-        .inventory
-        .hosts
-        .iter()
-        .map(|h| h.name.as_str())
-        .collect();
-    for h in &opts.hosts {
-        if !names.contains(&h.as_str()) {
-            return Err(InstallError::UnknownHost(h.clone(), names.join(", ")));
-        }
-    }
     let selected: Vec<PhaseId> = if opts.phases.is_empty() {
         PHASES.iter().map(|p| p.id).collect()
     } else {
@@ -229,9 +235,12 @@ pub fn install(
         })
         .collect();
 
+    let mut phase_ms = BTreeMap::new();
     for phase in PHASES.iter().filter(|p| selected.contains(&p.id)) {
+        let phase_started = Instant::now();
         if phase.cluster_level {
             run.cluster_phase(phase.id, &hosts);
+            phase_ms.insert(phase.id, phase_started.elapsed().as_millis());
             continue;
         }
         maintain::each(&hosts, opts.parallelism, |cell| {
@@ -247,6 +256,7 @@ pub fn install(
                 run.record_outcome(&mut h, phase.id, outcome);
             }
         });
+        phase_ms.insert(phase.id, phase_started.elapsed().as_millis());
     }
     let hosts = hosts
         .into_iter()
@@ -263,6 +273,7 @@ pub fn install(
         phases: selected,
         hosts,
         elapsed_ms: started.elapsed().as_millis(),
+        phase_ms,
     })
 }
 
@@ -493,14 +504,26 @@ impl Run<'_> {
             .as_ref()
             .ok_or_else(|| StepError::Failed("not connected".into()))?;
         let paths: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
-        let remote = conn.stat_files(&paths)?;
+        let known: BTreeMap<String, (String, String)> = paths
+            .iter()
+            .filter_map(|p| {
+                let stamp = h.state.stamps.get(*p)?;
+                let sha = h.state.files.get(*p)?;
+                Some((p.to_string(), (stamp.clone(), sha.clone())))
+            })
+            .collect();
+        let remote = conn.stat_files_known(&paths, &known)?;
         let mut changes = Vec::new();
         let mut backups = Vec::new();
+        let mut written = Vec::new();
         for (path, source, sha, mode, check) in files {
             let have = remote.get(path);
             let action = plan_upload(sha, *mode, "root:root", have);
             if action == Upload::Unchanged {
                 h.state.files.insert(path.clone(), sha.clone());
+                if let Some(r) = have {
+                    h.state.stamps.insert(path.clone(), r.stamp.clone());
+                }
                 continue;
             }
             changes.push(match action {
@@ -525,8 +548,12 @@ impl Run<'_> {
             }
             conn.put(*source, sha, path, *mode, "root:root", have, *check)?;
             h.state.files.insert(path.clone(), sha.clone());
+            written.push(path.as_str());
         }
         h.state.backups.extend(backups);
+        for (path, stamp) in conn.stamps(&written)? {
+            h.state.stamps.insert(path, stamp);
+        }
         Ok(changes)
     }
 

@@ -26,6 +26,10 @@ pub struct HostState {
     /// once empty (and no other directory).
     #[serde(default)]
     pub created_dirs: BTreeSet<String>,
+    /// `size:mtime` of each file of `files` when its sha256 was last established: a file that
+    /// still matches is not hashed again on the next run.
+    #[serde(default)]
+    pub stamps: BTreeMap<String, String>,
 }
 
 impl HostState {

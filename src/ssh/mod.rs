@@ -8,7 +8,7 @@ pub use known_hosts::HostKeyPolicy;
 use crate::inventory::{Cluster, Host};
 use sha2::{Digest, Sha256};
 use ssh2::Session;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -353,30 +353,69 @@ impl Connection {
 
     /// sha256, mode and owner of those of `paths` that exist on the host, in one round trip.
     pub fn stat_files(&self, paths: &[&str]) -> Result<HashMap<String, RemoteFile>, SshError> {
+        self.stat_files_known(paths, &BTreeMap::new())
+    }
+
+    /// [`stat_files`](Self::stat_files), trusting `known` (path -> (stamp, sha256), as
+    /// recorded when the file was last written or hashed): a file whose size and mtime still
+    /// match its stamp is not hashed again (the quick check rsync makes). The rest are hashed.
+    pub fn stat_files_known(
+        &self,
+        paths: &[&str],
+        known: &BTreeMap<String, (String, String)>,
+    ) -> Result<HashMap<String, RemoteFile>, SshError> {
         if paths.is_empty() {
             return Ok(HashMap::new());
         }
-        let list: Vec<String> = paths.iter().map(|p| shell_quote(p)).collect();
+        let args: Vec<String> = paths
+            .iter()
+            .flat_map(|p| {
+                let stamp = known.get(*p).map_or("-", |(stamp, _)| stamp.as_str());
+                [shell_quote(p), shell_quote(stamp)]
+            })
+            .collect();
         let out = self.run(&format!(
-            "for f in {}; do if [ -f \"$f\" ]; then printf '%s\\t%s\\t%s\\n' \"$f\" \"$(sha256sum < \"$f\" | cut -d' ' -f1)\" \"$(stat -c '%a %U:%G' \"$f\")\"; fi; done",
-            list.join(" ")
+            "set -- {}; while [ $# -gt 0 ]; do f=$1; k=$2; shift 2; [ -f \"$f\" ] || continue; \
+             s=$(stat -c '%s:%Y' \"$f\"); \
+             if [ \"$s\" = \"$k\" ]; then h=-; else h=$(sha256sum < \"$f\" | cut -d' ' -f1); fi; \
+             printf '%s\\t%s\\t%s\\t%s\\n' \"$f\" \"$h\" \"$s\" \"$(stat -c '%a %U:%G' \"$f\")\"; done",
+            args.join(" ")
         ))?;
         let mut files = HashMap::new();
         for line in out.lines() {
-            let mut parts = line.splitn(3, '\t');
-            if let (Some(path), Some(sha256), Some(meta)) =
-                (parts.next(), parts.next(), parts.next())
+            let mut parts = line.splitn(4, '\t');
+            if let (Some(path), Some(sha256), Some(stamp), Some(meta)) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
             {
+                let sha256 = match (sha256, known.get(path)) {
+                    ("-", Some((_, sha))) => sha.clone(),
+                    (sha, _) => sha.to_string(),
+                };
                 files.insert(
                     path.to_string(),
                     RemoteFile {
-                        sha256: sha256.to_string(),
+                        sha256,
                         meta: meta.to_string(),
+                        stamp: stamp.to_string(),
                     },
                 );
             }
         }
         Ok(files)
+    }
+
+    /// `size:mtime` of each existing file of `paths`, as [`RemoteFile::stamp`].
+    pub fn stamps(&self, paths: &[&str]) -> Result<HashMap<String, String>, SshError> {
+        if paths.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let list: Vec<String> = paths.iter().map(|p| shell_quote(p)).collect();
+        let out = self.run(&format!("stat -c '%n\t%s:%Y' {}", list.join(" ")))?;
+        Ok(out
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(p, s)| (p.to_string(), s.to_string()))
+            .collect())
     }
 
     /// Installs `source` at `dest` with `mode` and `owner` (`user:group`).
@@ -471,6 +510,8 @@ pub struct RemoteFile {
     pub sha256: String,
     /// `"644 root:root"`
     pub meta: String,
+    /// `"<size>:<mtime>"`, for the quick check of [`Connection::stat_files_known`].
+    pub stamp: String,
 }
 
 /// What writing a file with this content and metadata would do, given what the host has.

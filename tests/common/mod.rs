@@ -425,6 +425,18 @@ impl TestLab {
         self.dir.join("hosts.yaml").display().to_string()
     }
 
+    /// `install --inventory <lab> --output json EXTRA...`: (exit code, report).
+    pub fn install(&self, extra: &[&str]) -> (i32, serde_json::Value) {
+        let inv = self.inventory();
+        let mut args = vec!["install", "--inventory", &inv, "--output", "json"];
+        args.extend_from_slice(extra);
+        let out = self.k8s_boot(&args);
+        let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("install printed no JSON report ({e}):\n{}", describe(&out))
+        });
+        (out.status.code().unwrap_or(-1), report)
+    }
+
     /// Real OpenSSH as root on a lab host, host key checked against the lab's known_hosts.
     pub fn ssh(&self, addr: &str, command: &str) -> Output {
         run(Command::new(require_program("ssh", "openssh-client"))
