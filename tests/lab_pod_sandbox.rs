@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{describe, TestLab};
+use common::TestLab;
 use serde_json::Value;
 
 const M1: &str = "10.77.0.11";

@@ -50,5 +50,7 @@ done
 rm -rf /var/lib/kubelet /var/lib/cni /run/flannel /run/containerd /var/log/pods \
   /var/log/containers /run/netns/cni-* 2>/dev/null
 find /var/lib/containerd -mindepth 1 -delete 2>/dev/null
+# containerd's "opt" plugin directory, when nothing was installed into it.
+find /opt/containerd -depth -type d -empty -delete 2>/dev/null
 mountpoint -q /var/lib/containerd || rmdir /var/lib/containerd 2>/dev/null
 exit 0

@@ -140,11 +140,19 @@ pub fn build_all(
         })?;
         if !output.status.success() {
             let text = fs::read_to_string(&log_path).unwrap_or_default();
+            // Modules are verified against the Go checksum database; without it the go
+            // command stops, and so does the build (nothing unverified is built).
+            let hint = if text.contains("sum.golang.org") || text.contains("checksum database") {
+                "\nthe Go checksum database could not be reached: every module is verified \
+                 against it, and nothing is built without it (docs/LAB.md)"
+            } else {
+                ""
+            };
             return Err(LabError::Command {
                 cmd: format!("build of {} {}", b.component, b.version),
                 status: sys::status_text(&output.status),
                 stderr_tail: format!(
-                    "{}\n(full log: {})",
+                    "{}{hint}\n(full log: {})",
                     sys::tail(&text, 15),
                     log_path.display()
                 ),
