@@ -366,14 +366,30 @@ fn whole_install_on_six_lab_hosts() {
         fetch(&format!("http://{srv_ip}:8080/direct")),
         "pong from netsrv"
     );
-    assert_eq!(
-        fetch(&format!("http://{svc_ip}/service")),
-        "pong from netsrv"
-    );
-    assert_eq!(
-        fetch("http://netsrv.default.svc.cluster.local/dns"),
-        "pong from netsrv"
-    );
+    // A new Service works once every kube-proxy has programmed it (seconds, more on a busy
+    // machine); each try is a real request from the pod on w2.
+    for url in [
+        format!("http://{svc_ip}/service"),
+        "http://netsrv.default.svc.cluster.local/dns".to_string(),
+    ] {
+        wait_for(
+            &format!("GET {url} from netcli"),
+            Duration::from_secs(60),
+            Duration::from_secs(2),
+            || {
+                let out = c.kubectl(&[
+                    "exec", "netcli", "--", "node", "-e",
+                    &format!("require('http').get('{url}',{{timeout:3000}},r=>{{let b='';r.on('data',d=>b+=d);r.on('end',()=>console.log(b))}}).on('error',e=>{{console.error(e.message);process.exit(1)}}).on('timeout',function(){{this.destroy(new Error('timeout'))}})"),
+                ]);
+                let body = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                if out.status.success() && body == "pong from netsrv" {
+                    Ok(())
+                } else {
+                    Err(describe(&out))
+                }
+            },
+        );
+    }
     let resolved = c.k(&[
         "exec", "netcli", "--", "node", "-e",
         "require('dns').lookup('kubernetes.default.svc.cluster.local',(e,a)=>{if(e){console.error(e.message);process.exit(1)}console.log(a)})",
