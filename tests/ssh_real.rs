@@ -303,9 +303,10 @@ fn an_upload_killed_midway_leaves_the_old_file() {
     // Wait until the transfer is under way (the temporary file grows), then kill the
     // session's sshd process, as a dropped connection would.
     let tmp = dest.parent().unwrap().join(".kubelet.k8s-boot-tmp");
+    // The upload hashes the 300 MB first (slow in a debug build on a busy machine).
     wait_for(
         "the transfer to start",
-        Duration::from_secs(20),
+        Duration::from_secs(120),
         Duration::from_millis(5),
         || match fs::metadata(&tmp) {
             Ok(m) if m.len() > 1_000_000 => Ok(()),
