@@ -9,7 +9,6 @@ mod common;
 use common::{describe, run, wait_for, TestLab};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpStream};
 use std::process::{Command, Output};
@@ -588,9 +587,27 @@ fn whole_install_on_six_lab_hosts() {
     assert_eq!(code, 0, "{again:#}");
     eprintln!("install after reset: {:.0} s", took.as_secs_f64());
     ready_pods(&c, "chat", "app=chat", 1);
-    let mut a = Client::connect(LB, CHAT_PORT);
-    let mut b = Client::connect(LB, CHAT_PORT);
-    b.send("back again");
-    a.expect("back again");
-    let _ = fs::remove_file(c.lab.dir.join("unused"));
+    // Until kube-proxy has programmed the new cluster's NodePorts, nginx's connections to the
+    // workers wait or fail over; the chat answers through the LB within a minute.
+    wait_for(
+        "the chat through the LB after the re-install",
+        Duration::from_secs(90),
+        Duration::from_secs(2),
+        || {
+            let mut a = Client::connect(LB, CHAT_PORT);
+            a.stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut b = Client::connect(LB, CHAT_PORT);
+            b.send("back again");
+            let mut line = String::new();
+            while a.reader.read_line(&mut line).map_err(|e| e.to_string())? > 0 {
+                if line.contains("back again") {
+                    return Ok(());
+                }
+                line.clear();
+            }
+            Err("closed".into())
+        },
+    );
 }

@@ -62,9 +62,11 @@ fn pod_sandbox_from_the_imported_pause_image_with_a_memory_limit() {
     let images = lab.sh(M1, "crictl images -o json");
     assert!(images.contains(pause), "{images}");
 
-    // A pod sandbox and a container in it (the pause program again), limited to 64 MiB.
+    // A pod sandbox and a container in it (the pause program again), limited to 64 MiB. The
+    // sandbox uses the host's network: the pod network (flannel) runs only in a cluster.
     let pod = r#"{"metadata":{"name":"probe","namespace":"default","uid":"probe-uid","attempt":0},
-        "log_directory":"/tmp/probe-logs","linux":{"cgroup_parent":"k8sbootprobe.slice"}}"#;
+        "log_directory":"/tmp/probe-logs","linux":{"cgroup_parent":"k8sbootprobe.slice",
+        "security_context":{"namespace_options":{"network":2}}}}"#;
     let container = format!(
         r#"{{"metadata":{{"name":"limited"}},"image":{{"image":"{pause}"}},
         "linux":{{"resources":{{"memory_limit_in_bytes":{LIMIT}}}}},"log_path":"limited.log"}}"#
