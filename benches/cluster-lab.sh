@@ -27,15 +27,16 @@ secs() { echo "$2 - $1" | bc; }
 # The chat answers through the LB when a second client's join reaches the first.
 chat_answers() {
   local out
-  out=$( { sleep 1; printf 'ping\n'; sleep 1; } | timeout 5 nc -q 1 10.77.0.11 30000 2>/dev/null &
-         sleep 0.3; timeout 3 nc -q 2 10.77.0.11 30000 </dev/null 2>/dev/null; wait) || true
+  # (The listener's stdin stays open: a half-closed connection is a client that left.)
+  out=$( { sleep 1; printf 'ping\n'; sleep 1; } | timeout 5 nc -q 1 10.77.0.11 30000 >/dev/null 2>&1 &
+         sleep 0.3; sleep 3 | timeout 3 nc 10.77.0.11 30000 2>/dev/null; wait) || true
   [[ $out == *"ping"* ]]
 }
 
 fresh_install() { # hosts -> seconds of install, and seconds until the chat answers
   local hosts=$1
   "$bin" lab down --dir "$lab" >/dev/null 2>&1 || true
-  "$bin" lab up --dir "$lab" --hosts "$hosts" >/dev/null 2>&1
+  "$bin" lab up --dir "$lab" --hosts "$hosts" >/dev/null
   local t0 t1 t2
   t0=$(now)
   "$bin" install --inventory "$lab/hosts.yaml" --quiet >/dev/null
