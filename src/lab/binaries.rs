@@ -1,51 +1,12 @@
-//! The release binaries this machine can give the lab: Debian's etcd and etcdctl.
-//!
-//! Kubernetes server binaries, containerd and runc cannot be obtained here; the lab
-//! therefore installs for real what these binaries run (etcd, and nginx from the lab
-//! hosts' own packages), and `k8s-boot fetch` fills the directory where there is internet.
-//! [`extract_debian`] (download and unpack Debian packages, nothing installed) also gives the
-//! lab's images their programs and libraries (see images.rs).
+//! Debian packages for the lab's images: [`extract_debian`] downloads and unpacks them
+//! (nothing is installed) and [`debian_versions`] names the versions apt would take (see
+//! images.rs). The lab's binaries themselves are built from upstream (build.rs).
 
 use super::sys::{io_err, run};
 use super::LabError;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// (Debian package, file in it, name in the binaries directory)
-const FROM_DEBIAN: &[(&str, &str, &str)] = &[
-    ("etcd-server", "usr/bin/etcd", "etcd"),
-    ("etcd-client", "usr/bin/etcdctl", "etcdctl"),
-];
-
-/// Puts Debian's etcd and etcdctl into `dir` unless they are already there. Returns the
-/// names written.
-pub fn provide_etcd(dir: &Path) -> Result<Vec<&'static str>, LabError> {
-    let missing: Vec<_> = FROM_DEBIAN
-        .iter()
-        .filter(|(_, _, name)| !dir.join(name).exists())
-        .collect();
-    if missing.is_empty() {
-        return Ok(vec![]);
-    }
-    fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
-    let work = WorkDir(dir.join(format!(".debian-etcd-{}", std::process::id())));
-    let packages: Vec<&str> = missing.iter().map(|(package, _, _)| *package).collect();
-    let root = extract_debian(&packages, work.path())?;
-    let mut written = Vec::new();
-    for (_, file, name) in missing {
-        let file = root.join(file);
-        let target = dir.join(name);
-        let tmp = dir.join(format!(".{name}.tmp"));
-        fs::copy(&file, &tmp).map_err(io_err("copying to", &tmp))?;
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))
-            .map_err(io_err("chmod", &tmp))?;
-        fs::rename(&tmp, &target).map_err(io_err("renaming to", &target))?;
-        written.push(*name);
-    }
-    Ok(written)
-}
 
 /// Downloads `packages` from this machine's apt sources (so: the Debian release the lab hosts
 /// run) with `apt-get download` into `work` and unpacks them all into `work/root` with
