@@ -212,7 +212,10 @@ fn lab_install_end_to_end() {
     };
     for m in ["m1", "m2", "m3"] {
         assert_eq!(service(m, "etcd")["healthy"], true);
-        assert_eq!(service(m, "etcd")["version"], "3.4.23");
+        let etcd = k8s_boot::versions::profile_for(k8s_boot::lab::DEFAULT_KUBERNETES_VERSION)
+            .unwrap()
+            .etcd;
+        assert_eq!(service(m, "etcd")["version"], etcd);
         assert_eq!(service(m, "kubelet")["active"], false);
     }
     assert_eq!(service("lb1", "nginx")["healthy"], true);
