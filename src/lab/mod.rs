@@ -1,4 +1,6 @@
-//! Local lab hosts: throwaway systemd-nspawn machines with real systemd and sshd.
+//! Local lab hosts: throwaway systemd-nspawn machines with real systemd and sshd, able to
+//! run containers (the kubelet, containerd, runc), and the upstream programs and images they
+//! install (`build`, `images`).
 //!
 //! `up` builds (once, cached) a Debian bookworm rootfs with debootstrap, gives every host an
 //! overlay of it, its own ssh host key and a static address on a private bridge, boots the
