@@ -1,6 +1,7 @@
-//! One function per subcommand. Each returns an exit status or an error; `main` maps
-//! inventory and usage errors to exit code 2 and everything else to 1.
+//! One function per subcommand. Each returns an exit status or an error; `main` maps an
+//! error to its exit code with [`crate::exit::code`].
 
+use crate::exit::UsageError;
 use crate::install;
 use crate::inventory::{Cluster, Role};
 use crate::pki::{self, Action, Pki};
@@ -8,8 +9,47 @@ use crate::render;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
-/// Exit code for invalid input or usage.
-pub const EXIT_INVALID: i32 = 2;
+/// The names of a comma-separated selection flag (`--hosts`, `--phases`); absent means all.
+/// An empty name (an empty value, `a,,b`, a trailing comma) or a repeated one is a usage
+/// error: an empty selection must never widen to everything.
+pub fn selection(flag: &str, value: Option<&str>) -> Result<Vec<String>> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let mut names: Vec<String> = Vec::new();
+    for name in value.split(',').map(str::trim) {
+        if name.is_empty() {
+            return Err(UsageError(format!(
+                "{flag} `{value}`: empty name; give comma-separated names, or leave {flag} out for all"
+            ))
+            .into());
+        }
+        if names.iter().any(|n| n == name) {
+            return Err(UsageError(format!("{flag} `{value}`: `{name}` is given twice")).into());
+        }
+        names.push(name.to_string());
+    }
+    Ok(names)
+}
+
+/// Version of the JSON that `--output json` prints (docs/JSON.md). Raised on any change
+/// that removes or renames a field or changes its meaning; new fields keep it.
+pub const JSON_SCHEMA_VERSION: u32 = 1;
+
+/// Prints `body`'s fields after `schema_version` and `command`, as one JSON object.
+pub fn print_json(command: &str, body: &impl serde::Serialize) {
+    let mut object = serde_json::Map::new();
+    object.insert("schema_version".into(), JSON_SCHEMA_VERSION.into());
+    object.insert("command".into(), command.into());
+    match serde_json::to_value(body).expect("results serialize") {
+        serde_json::Value::Object(fields) => object.extend(fields),
+        other => {
+            object.insert("result".into(), other);
+        }
+    }
+    let text = serde_json::to_string_pretty(&object).expect("JSON serializes");
+    println!("{text}");
+}
 
 pub fn init() -> Result<i32> {
     print!("{}", crate::EXAMPLE_INVENTORY);
@@ -156,7 +196,9 @@ pub fn render(
     out: &Path,
 ) -> Result<i32> {
     let cluster = load(inventory)?;
-    // Bad input (an override name) is refused before the PKI step writes anything.
+    // Bad input (an output directory, an override name) is refused before the PKI step
+    // writes anything.
+    render::check_output_dir(out, inventory, pki_dir, templates)?;
     let templates = render::Templates::load(templates)?;
     let pki = ensure_pki(&cluster, pki_dir, false)?;
     let plan = render::plan(&cluster, &pki, &templates)?;
@@ -311,10 +353,7 @@ pub fn install(inventory: &Path, args: InstallArgs) -> Result<i32> {
         }
     }
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("report serializes")
-        );
+        print_json("install", &report);
     } else if !args.quiet || report.failed() {
         print_install_report(&report);
     }
@@ -326,7 +365,7 @@ fn print_install_report(report: &install::Report) {
     let width = report
         .hosts
         .iter()
-        .map(|h| h.name.len())
+        .map(|h| h.host.len())
         .max()
         .unwrap_or(4)
         .max(4);
@@ -341,7 +380,7 @@ fn print_install_report(report: &install::Report) {
     }
     println!();
     for h in &report.hosts {
-        print!("{:width$}", h.name);
+        print!("{:width$}", h.host);
         for (p, n) in report.phases.iter().zip(&names) {
             let cell = match h.phases.get(p) {
                 None => "-",
@@ -358,10 +397,10 @@ fn print_install_report(report: &install::Report) {
         for (p, r) in &h.phases {
             let phase = install::phases::get(*p).name;
             match r {
-                PhaseResult::Failed { error } => println!("{}: {phase} failed: {error}", h.name),
+                PhaseResult::Failed { error } => println!("{}: {phase} failed: {error}", h.host),
                 PhaseResult::Changed { changes } if report.dry_run => {
                     for c in changes {
-                        println!("{}: {phase}: would {c}", h.name);
+                        println!("{}: {phase}: would {c}", h.host);
                     }
                 }
                 _ => {}
@@ -451,9 +490,9 @@ pub fn status(inventory: &Path, pki_dir: &Path, json: bool) -> Result<i32> {
         .iter()
         .any(|h| h.error.is_some() || h.services.iter().any(|s| !s.healthy));
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&hosts).expect("status serializes")
+        print_json(
+            "status",
+            &serde_json::json!({ "healthy": !bad, "hosts": hosts }),
         );
     } else {
         println!(
@@ -493,11 +532,11 @@ pub fn reset(inventory: &Path, hosts: &[String], purge_data: bool, yes: bool) ->
     let names: Vec<&str> = selected.iter().map(|h| h.name.as_str()).collect();
     if !yes {
         if !std::io::stdin().is_terminal() {
-            eprintln!(
+            return Err(UsageError(format!(
                 "reset removes what install made on {}: confirm with --yes",
                 names.join(", ")
-            );
-            return Ok(EXIT_INVALID);
+            ))
+            .into());
         }
         eprint!(
             "Stop and remove everything k8s-boot installed on {}{}? Type `yes`: ",
@@ -544,11 +583,14 @@ pub struct FetchArgs {
 pub fn fetch(args: FetchArgs) -> Result<i32> {
     let cluster = args.inventory.as_deref().map(load).transpose()?;
     let version = match (args.version, &cluster) {
-        (Some(v), _) => v,
+        (Some(v), _) => {
+            crate::versions::profile_for(&v)
+                .map_err(|m| UsageError(format!("--version {v}: {m}")))?;
+            v
+        }
         (None, Some(c)) => c.version().to_string(),
         (None, None) => {
-            eprintln!("error: give --version vX.Y.Z or --inventory FILE");
-            return Ok(EXIT_INVALID);
+            return Err(UsageError("give --version vX.Y.Z or --inventory FILE".into()).into())
         }
     };
     let dir = match (args.dir, &cluster) {
@@ -559,18 +601,26 @@ pub fn fetch(args: FetchArgs) -> Result<i32> {
     let mut opts = crate::fetch::FetchOptions::new(version, dir.clone());
     opts.arch = args.arch;
     if let Some(base) = args.mirror {
+        if !is_http_url(&base) {
+            return Err(UsageError(format!(
+                "--mirror wants an http:// or https:// base URL, got `{base}`"
+            ))
+            .into());
+        }
         opts.mirror = crate::fetch::Mirrors::under(&base);
     }
     for m in &args.registry_mirrors {
         match m.split_once('=') {
-            Some((host, url)) if !host.trim().is_empty() && !url.trim().is_empty() => {
+            Some((host, url)) if !host.trim().is_empty() && is_http_url(url.trim()) => {
                 opts.mirror
                     .registries
                     .insert(host.trim().to_ascii_lowercase(), url.trim().to_string());
             }
             _ => {
-                eprintln!("error: --registry-mirror wants HOST=URL, got `{m}`");
-                return Ok(EXIT_INVALID);
+                return Err(UsageError(format!(
+                    "--registry-mirror wants HOST=URL with an http:// or https:// URL, got `{m}`"
+                ))
+                .into())
             }
         }
     }
@@ -596,6 +646,12 @@ pub fn fetch(args: FetchArgs) -> Result<i32> {
         crate::fetch::human(report.transferred)
     );
     Ok(0)
+}
+
+fn is_http_url(url: &str) -> bool {
+    ["http://", "https://"]
+        .iter()
+        .any(|p| url.strip_prefix(p).is_some_and(|rest| !rest.is_empty()))
 }
 
 /// Builds (or takes from the cache) every binary and image the lab needs into

@@ -3,7 +3,7 @@
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Writes `bytes` to `path` with `mode` via a temporary file in the same directory,
 /// fsync and rename. Missing parent directories are created with the default mode.
@@ -59,6 +59,43 @@ pub fn write_if_changed(path: &Path, bytes: &[u8], mode: u32) -> io::Result<bool
     Ok(true)
 }
 
+/// `path` made absolute for comparisons: the longest prefix that exists is canonicalized
+/// (symbolic links resolved), the rest is appended with `.` and `..` applied lexically.
+pub fn resolve(path: &Path) -> PathBuf {
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .unwrap_or_else(|_| PathBuf::from("/"))
+            .join(path)
+    };
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    let mut base = loop {
+        match existing.canonicalize() {
+            Ok(p) => break p,
+            Err(_) => match (existing.parent(), existing.components().next_back()) {
+                (Some(parent), Some(last)) => {
+                    rest.push(last.as_os_str().to_os_string());
+                    existing = parent;
+                }
+                // The root itself.
+                _ => break existing.to_path_buf(),
+            },
+        }
+    };
+    for name in rest.iter().rev() {
+        match name.to_str() {
+            Some(".") => {}
+            Some("..") => {
+                base.pop();
+            }
+            _ => base.push(name),
+        }
+    }
+    base
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +115,15 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"two");
         // No temporary files left behind.
         assert_eq!(fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn resolve_follows_links_in_the_existing_prefix_and_applies_dots_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().canonicalize().unwrap();
+        fs::create_dir(real.join("a")).unwrap();
+        std::os::unix::fs::symlink(real.join("a"), real.join("link")).unwrap();
+        assert_eq!(resolve(&real.join("link/new/../x")), real.join("a/x"));
+        assert_eq!(resolve(&real.join("a/./b")), real.join("a/b"));
     }
 }

@@ -5,6 +5,7 @@
 //! function per subcommand; `main.rs` only parses arguments.
 
 pub mod commands;
+pub mod exit;
 pub mod fetch;
 pub mod fsutil;
 pub mod install;

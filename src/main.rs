@@ -1,7 +1,7 @@
 //! Command-line entry point: argument parsing and dispatch only.
 
 use clap::{Args, Parser, Subcommand};
-use k8s_boot::{commands, install, inventory::InventoryError, pki, render::RenderError};
+use k8s_boot::{commands, install, pki};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -66,8 +66,9 @@ enum Command {
         /// Show what would change without changing anything
         #[arg(long)]
         dry_run: bool,
-        /// Hosts worked on at the same time
-        #[arg(long, default_value_t = 10, value_name = "N")]
+        /// Hosts worked on at the same time (at least 1)
+        #[arg(long, default_value_t = 10, value_name = "N",
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         parallelism: usize,
         /// Trust and record host keys not yet in known_hosts (never a changed key)
         #[arg(long)]
@@ -217,13 +218,18 @@ enum CertsAction {
     Renew(PkiArgs),
 }
 
-fn split_list(list: Option<&str>) -> Vec<String> {
-    list.unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
+/// The command's name when it was asked for JSON: a failure then prints a JSON error too.
+fn json_command(cli: &Cli) -> Option<&'static str> {
+    let json = |o: &OutputFormat| matches!(o, OutputFormat::Json);
+    match &cli.command {
+        Command::Install { output, .. } if json(output) => Some("install"),
+        Command::Status { output, .. } if json(output) => Some("status"),
+        Command::Certs {
+            action: Some(CertsAction::Check { output, .. }),
+            ..
+        } if json(output) => Some("certs check"),
+        _ => None,
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
@@ -243,8 +249,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             output,
         } => {
             let options = install::Options {
-                phases: install::parse_phases(phases.as_deref().unwrap_or(""))?,
-                hosts: split_list(hosts.as_deref()),
+                phases: install::parse_phases(&commands::selection(
+                    "--phases",
+                    phases.as_deref(),
+                )?)?,
+                hosts: commands::selection("--hosts", hosts.as_deref())?,
                 dry_run,
                 parallelism,
                 accept_new_host_keys,
@@ -270,7 +279,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 pki_dir: pki_dir(&pki),
                 templates: None,
                 options: install::Options {
-                    phases: install::parse_phases("lb,cluster,workloads")?,
+                    phases: install::parse_phases(&["lb", "cluster", "workloads"])?,
                     accept_new_host_keys,
                     ..Default::default()
                 },
@@ -290,7 +299,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             yes,
         } => commands::reset(
             &inv.inventory,
-            &split_list(hosts.as_deref()),
+            &commands::selection("--hosts", hosts.as_deref())?,
             purge_data,
             yes,
         ),
@@ -383,31 +392,18 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
+    let json = json_command(&cli);
     match run(cli) {
         Ok(code) => ExitCode::from(code as u8),
         Err(err) => {
             eprintln!("error: {err:#}");
-            let invalid_input = err.downcast_ref::<InventoryError>().is_some()
-                || matches!(
-                    err.downcast_ref::<install::InstallError>(),
-                    Some(
-                        install::InstallError::UnknownPhase(..)
-                            | install::InstallError::UnknownHost(..)
-                    )
-                )
-                || matches!(
-                    err.downcast_ref::<RenderError>(),
-                    Some(RenderError::Override { .. })
-                )
-                || matches!(
-                    err.downcast_ref::<pki::PkiError>(),
-                    Some(pki::PkiError::Incomplete { .. })
+            if let Some(command) = json {
+                commands::print_json(
+                    command,
+                    &serde_json::json!({ "error": k8s_boot::exit::error_json(&err) }),
                 );
-            if invalid_input {
-                ExitCode::from(commands::EXIT_INVALID as u8)
-            } else {
-                ExitCode::from(1)
             }
+            ExitCode::from(k8s_boot::exit::code(&err))
         }
     }
 }

@@ -88,7 +88,7 @@ fn phase_status<'a>(report: &'a Value, host: &str, phase: &str) -> &'a str {
         .as_array()
         .unwrap()
         .iter()
-        .find(|h| h["name"] == host)
+        .find(|h| h["host"] == host)
         .and_then(|h| h["phases"][phase]["status"].as_str())
         .unwrap_or("-")
 }
@@ -98,7 +98,7 @@ fn changes(report: &Value) -> Vec<String> {
     for h in report["hosts"].as_array().unwrap() {
         for (phase, r) in h["phases"].as_object().unwrap() {
             if r["status"] != "unchanged" {
-                out.push(format!("{} {phase}: {r}", h["name"]));
+                out.push(format!("{} {phase}: {r}", h["host"]));
             }
         }
     }

@@ -40,7 +40,7 @@ fn status<'a>(report: &'a Value, host: &str, phase: &str) -> &'a str {
         .as_array()
         .unwrap()
         .iter()
-        .find(|h| h["name"] == host)
+        .find(|h| h["host"] == host)
         .unwrap();
     h["phases"][phase]["status"].as_str().unwrap_or("-")
 }
@@ -250,10 +250,13 @@ fn lab_install_end_to_end() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|h| h["name"] == "m3")
+        .find(|h| h["host"] == "m3")
         .unwrap();
     let err = m3["phases"]["connect"]["error"].as_str().unwrap();
-    assert!(err.contains("m3: cannot connect to 10.77.0.14:22"), "{err}");
+    assert!(
+        err.contains("cannot connect to 10.77.0.14:22") && !err.contains("m3"),
+        "{err}"
+    );
     assert_eq!(status(&fifth, "m1", "verify"), "unchanged");
     assert_eq!(status(&fifth, "lb1", "verify"), "unchanged");
     wait_for(
@@ -299,7 +302,7 @@ fn lab_install_end_to_end() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|h| h["name"] == "m1")
+        .find(|h| h["host"] == "m1")
         .unwrap();
     assert!(
         m1["phases"]["connect"]["error"]

@@ -24,7 +24,7 @@ fn runtime_changes(report: &Value) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .find(|h| h["name"] == "m1")
+        .find(|h| h["host"] == "m1")
         .unwrap();
     host["phases"]["runtime"]["changes"]
         .as_array()

@@ -242,7 +242,15 @@ fn status_without_a_complete_pki_is_refused_and_writes_nothing() {
         "{err}"
     );
     assert!(err.contains("kubelet-m2.crt"), "{err}");
-    assert!(out.stdout.is_empty());
+    // --output json: the error as JSON on stdout too.
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["command"], "status");
+    assert_eq!(json["error"]["exit_code"], 2);
+    assert!(json["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("kubelet-m2.crt"));
     assert_eq!(snapshot(dir), before);
 
     // Complete: status reads it, reaches for the hosts (unreachable: exit 1), writes nothing.

@@ -67,10 +67,10 @@ impl Default for Options {
     }
 }
 
-pub fn parse_phases(list: &str) -> Result<Vec<PhaseId>, InstallError> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
+pub fn parse_phases<S: AsRef<str>>(names: &[S]) -> Result<Vec<PhaseId>, InstallError> {
+    names
+        .iter()
+        .map(AsRef::as_ref)
         .map(|name| {
             phases::by_name(name).map(|p| p.id).ok_or_else(|| {
                 InstallError::UnknownPhase(
@@ -99,7 +99,7 @@ pub enum PhaseResult {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct HostReport {
-    pub name: String,
+    pub host: String,
     pub phases: BTreeMap<PhaseId, PhaseResult>,
 }
 
@@ -263,7 +263,7 @@ pub fn install(
         .map(|m| {
             let h = m.into_inner().expect("host lock");
             HostReport {
-                name: h.host.name.clone(),
+                host: h.host.name.clone(),
                 phases: h.results,
             }
         })

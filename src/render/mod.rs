@@ -5,7 +5,10 @@
 //! The installer applies the same plan, so `render` is its dry run.
 
 pub mod context;
+mod output;
 pub mod rules;
+
+pub use output::{check_output_dir, write_tree, OUTPUT_MARKER};
 
 use crate::inventory::{Cluster, Host, Role};
 use crate::pki::{self, profiles, Pki, PkiError};
@@ -28,6 +31,8 @@ pub enum RenderError {
     Override { path: PathBuf, message: String },
     #[error(transparent)]
     Pki(#[from] PkiError),
+    #[error("--out {}: {reason}", path.display())]
+    Output { path: PathBuf, reason: String },
     #[error("{}", path.display())]
     Io {
         path: PathBuf,
@@ -114,6 +119,14 @@ impl Templates {
             .map(|(n, s)| (n.to_string(), s.to_string()))
             .collect();
         if let Some(dir) = overrides {
+            if !dir.is_dir() {
+                return Err(RenderError::Override {
+                    path: dir.to_path_buf(),
+                    message: "--templates wants a directory of template overrides; \
+                              this is not one"
+                        .into(),
+                });
+            }
             for path in walk(dir)? {
                 let name = path
                     .strip_prefix(dir)
@@ -154,7 +167,8 @@ impl Templates {
             .map(String::into_bytes)
             .map_err(|e| RenderError::Template {
                 name: name.to_string(),
-                message: tera_message(&e),
+                // Tera quotes the value a filter choked on: never let that be key material.
+                message: redact_secrets(&tera_message(&e), ctx),
             })
     }
 
@@ -163,6 +177,54 @@ impl Templates {
         // context, which returns them unchanged.
         self.render(name, &tera::Context::new())
     }
+}
+
+/// Context keys whose values are secrets (the encryption key, private keys in base64).
+const SECRET_KEYS: &[&str] = &["encryption_key", "key_data", "key_b64"];
+
+/// `message` with every secret value of `ctx` replaced by `<redacted>`.
+fn redact_secrets(message: &str, ctx: &tera::Context) -> String {
+    fn secrets<'a>(value: &'a serde_json::Value, key: &str, out: &mut Vec<&'a str>) {
+        match value {
+            serde_json::Value::String(s) if SECRET_KEYS.contains(&key) && !s.is_empty() => {
+                out.push(s)
+            }
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    secrets(v, k, out);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for v in items {
+                    secrets(v, key, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let json = ctx.clone().into_json();
+    let mut found = Vec::new();
+    secrets(&json, "", &mut found);
+    let mut message = message.to_string();
+    for secret in found {
+        message = message.replace(secret, "<redacted>");
+    }
+    // A value derived from a secret (a slice, a truncation) matches none of them: values
+    // quoted as "got `...` but expected" are never shown.
+    const QUOTE: &str = "got `";
+    const END: &str = "` but expected";
+    let mut shown = String::with_capacity(message.len());
+    let mut rest = message.as_str();
+    while let Some(start) = rest.find(QUOTE) {
+        let Some(len) = rest[start + QUOTE.len()..].find(END) else {
+            break;
+        };
+        shown.push_str(&rest[..start]);
+        shown.push_str("got a value (not shown)");
+        rest = &rest[start + QUOTE.len() + len + 1..];
+    }
+    shown.push_str(rest);
+    shown
 }
 
 fn tera_message(e: &tera::Error) -> String {
@@ -449,96 +511,30 @@ fn node_roles(host: &Host) -> (BTreeMap<String, String>, Vec<String>) {
     (labels, taints)
 }
 
-/// Writes the plan under `out` (replacing it whole) and returns the number of files.
-///
-/// The tree is built in a sibling directory and swapped in, so an interrupted render never
-/// leaves a half-written `out`.
-pub fn write_tree(plan: &Plan, out: &Path) -> Result<usize, RenderError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| RenderError::Io { path, source }
-    };
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&parent).map_err(io(&parent))?;
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "rendered".into());
-    let staging = parent.join(format!(".{name}.new-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&staging);
-    let mut files: Vec<(PathBuf, &[u8], u32)> = Vec::new();
-    for h in &plan.hosts {
-        for f in &h.files {
-            let rel = f.path.trim_start_matches('/');
-            files.push((
-                staging.join("hosts").join(&h.name).join(rel),
-                &f.bytes,
-                f.mode,
-            ));
-        }
-    }
-    for f in &plan.cluster_files {
-        files.push((staging.join("cluster").join(&f.path), &f.bytes, f.mode));
-    }
-    let mut json = serde_json::to_vec_pretty(plan).expect("plan serializes");
-    json.push(b'\n');
-    files.push((staging.join("plan.json"), &json, 0o644));
-    let count = files.len();
-    let result = (|| {
-        // Each directory once, parents first (sorted paths): metadata operations
-        // dominate the cost of a render.
-        let mut dirs: BTreeSet<&Path> = BTreeSet::new();
-        for (p, _, _) in &files {
-            dirs.extend(
-                p.ancestors()
-                    .skip(1)
-                    .take_while(|a| a.starts_with(&staging)),
-            );
-        }
-        for d in dirs {
-            fs::create_dir(d).map_err(io(d))?;
-        }
-        for (p, bytes, mode) in &files {
-            write_file(p, bytes, *mode).map_err(io(p))?;
-        }
-        Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_dir_all(&staging);
-        return Err(e);
-    }
-    let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-    let had_old = out.exists();
-    if had_old {
-        if let Err(e) = fs::rename(out, &old) {
-            let _ = fs::remove_dir_all(&staging);
-            return Err(io(out)(e));
-        }
-    }
-    if let Err(e) = fs::rename(&staging, out) {
-        // Put the previous tree back rather than leave nothing at `out`.
-        if had_old {
-            let _ = fs::rename(&old, out);
-        }
-        let _ = fs::remove_dir_all(&staging);
-        return Err(io(out)(e));
-    }
-    let _ = fs::remove_dir_all(&old);
-    Ok(count)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn write_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)?;
-    f.write_all(bytes)?;
-    // The umask may have narrowed the mode at creation.
-    f.set_permissions(fs::Permissions::from_mode(mode))
+    #[test]
+    fn template_errors_never_show_secret_values_or_quoted_values() {
+        let mut ctx = tera::Context::new();
+        ctx.insert("encryption_key", "c2VjcmV0LWtleS1ieXRlcw==");
+        ctx.insert(
+            "metrics_server",
+            &serde_json::json!({"key_b64": "S0VZREFUQQ=="}),
+        );
+        ctx.insert("name", "t");
+        let message = "a `c2VjcmV0LWtleS1ieXRlcw==` b {\"key_b64\":\"S0VZREFUQQ==\"} \
+                       c got `\"c2Vj\"` but expected a f64; `name` not found";
+        let shown = redact_secrets(message, &ctx);
+        assert!(
+            !shown.contains("c2Vj") && !shown.contains("S0VZ"),
+            "{shown}"
+        );
+        assert!(shown.contains("<redacted>"), "{shown}");
+        assert!(
+            shown.ends_with("c got a value (not shown) but expected a f64; `name` not found"),
+            "{shown}"
+        );
+    }
 }

@@ -15,31 +15,32 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The messages leave the host's name out: every caller prints it in front already.
 #[derive(Debug, thiserror::Error)]
 pub enum SshError {
-    #[error("{host}: cannot connect to {addr}: {message}")]
+    #[error("cannot connect to {addr}: {message}")]
     Connect {
         host: String,
         addr: SocketAddr,
         message: String,
     },
-    #[error("{host}: host key refused: {message}")]
+    #[error("host key refused: {message}")]
     HostKey { host: String, message: String },
-    #[error("{host}: authentication as {user} failed ({method}): {message}")]
+    #[error("authentication as {user} failed ({method}): {message}")]
     Auth {
         host: String,
         user: String,
         method: String,
         message: String,
     },
-    #[error("{host}: `{command}` exited with {code}: {stderr_tail}")]
+    #[error("`{command}` exited with {code}: {stderr_tail}")]
     Command {
         host: String,
         command: String,
         code: i32,
         stderr_tail: String,
     },
-    #[error("{host}: {message}")]
+    #[error("{message}")]
     Session { host: String, message: String },
     #[error("{}", path.display())]
     Local {

@@ -1,0 +1,132 @@
+//! Exit codes: 2 for invalid input or usage, 1 for a runtime failure.
+//!
+//! One table of which error kinds are the user's input rather than the world's: `main`
+//! asks [`code`] for the first error in a chain that it classifies.
+
+use crate::{fetch::FetchError, install::InstallError, inventory::InventoryError};
+use crate::{lab::LabError, pki::PkiError, render::RenderError};
+
+/// Exit code for invalid input or usage.
+pub const INVALID: u8 = 2;
+/// Exit code for a failure while doing the work.
+pub const FAILED: u8 = 1;
+
+/// A usage error found by a command itself (a flag's value, a combination of flags).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// `Some(true)` when the error is invalid input, `Some(false)` when it is a runtime failure,
+/// `None` when this kind is not in the table (look at its source).
+fn invalid_input(e: &(dyn std::error::Error + 'static)) -> Option<bool> {
+    if e.is::<UsageError>() || e.is::<InventoryError>() {
+        return Some(true);
+    }
+    if let Some(e) = e.downcast_ref::<RenderError>() {
+        return match e {
+            RenderError::Override { .. } | RenderError::Output { .. } => Some(true),
+            RenderError::Template { .. } | RenderError::Io { .. } => Some(false),
+            // Transparent wrappers: their source() skips the wrapped error itself.
+            RenderError::Pki(inner) => invalid_input(inner),
+        };
+    }
+    if let Some(e) = e.downcast_ref::<PkiError>() {
+        return Some(matches!(
+            e,
+            PkiError::Incomplete { .. } | PkiError::Invalid { .. } | PkiError::Refused(_)
+        ));
+    }
+    if let Some(e) = e.downcast_ref::<InstallError>() {
+        return match e {
+            InstallError::UnknownPhase(..) | InstallError::UnknownHost(..) => Some(true),
+            InstallError::Render(inner) => invalid_input(inner),
+            // Not malformed input: this machine is not ready (run `fetch`), or a file broke.
+            InstallError::MissingBinaries { .. } | InstallError::Image { .. } => Some(false),
+        };
+    }
+    if let Some(e) = e.downcast_ref::<FetchError>() {
+        return Some(matches!(
+            e,
+            FetchError::Version(_)
+                | FetchError::Arch(_)
+                | FetchError::Mirror { .. }
+                | FetchError::Reference { .. }
+        ));
+    }
+    if let Some(e) = e.downcast_ref::<LabError>() {
+        return match e {
+            LabError::Options(_) | LabError::Inventory(_) => Some(true),
+            _ => Some(false),
+        };
+    }
+    None
+}
+
+/// The exit code for an error chain: the first error that classifies itself decides.
+pub fn code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        match invalid_input(cause) {
+            Some(true) => return INVALID,
+            Some(false) => return FAILED,
+            None => {}
+        }
+    }
+    FAILED
+}
+
+/// The `error` member of the JSON a failed `--output json` command prints: the message, the
+/// exit code and, for an invalid inventory, each problem with its position.
+pub fn error_json(err: &anyhow::Error) -> serde_json::Value {
+    let mut error = serde_json::json!({
+        "message": format!("{err:#}"),
+        "exit_code": code(err),
+    });
+    if let Some(InventoryError::Invalid { file, problems }) =
+        err.chain().find_map(|e| e.downcast_ref::<InventoryError>())
+    {
+        let problems: Vec<serde_json::Value> = problems
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "severity": match d.severity {
+                        crate::inventory::Severity::Error => "error",
+                        crate::inventory::Severity::Warning => "warning",
+                    },
+                    "file": file,
+                    "line": d.position.map(|p| p.line),
+                    "column": d.position.map(|p| p.col),
+                    "field": d.field,
+                    "message": d.message,
+                })
+            })
+            .collect();
+        error["problems"] = problems.into();
+    }
+    error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn wrappers_defer_to_their_source_and_context_does_not_change_the_code() {
+        let usage: anyhow::Error = UsageError("--hosts is empty".into()).into();
+        assert_eq!(code(&usage.context("install")), INVALID);
+        let pki = RenderError::Pki(PkiError::Refused("ca.key without ca.crt".into()));
+        assert_eq!(
+            code(&anyhow::Error::from(InstallError::Render(pki))),
+            INVALID
+        );
+        let io = Err::<(), _>(std::io::Error::other("disk full"))
+            .context("writing out")
+            .unwrap_err();
+        assert_eq!(code(&io), FAILED);
+        let template = RenderError::Template {
+            name: "etcd.service".into(),
+            message: "boom".into(),
+        };
+        assert_eq!(code(&template.into()), FAILED);
+    }
+}
