@@ -26,6 +26,7 @@ fn main() {
     let keys = HostKeyPolicy {
         known_hosts: ssh::expand_path(&cluster, &cluster.inventory.ssh.known_hosts),
         accept_new: false,
+        record_new: true,
     };
     let targets: Vec<Target> = cluster
         .inventory

@@ -99,6 +99,7 @@ impl Sshd {
         HostKeyPolicy {
             known_hosts: self.dir.join("known_hosts"),
             accept_new,
+            record_new: true,
         }
     }
 
@@ -116,6 +117,13 @@ fn host_keys_are_verified_strictly() {
         Connection::open(&sshd.target(), &sshd.policy(false), Timeouts::default()).unwrap_err();
     assert!(matches!(err, SshError::HostKey { .. }), "{err}");
     assert!(err.to_string().contains("--accept-new-host-keys"), "{err}");
+    assert!(!dir.path().join("known_hosts").exists());
+    // A dry run trusts a new key for that run only: it connects and records nothing.
+    let dry = HostKeyPolicy {
+        record_new: false,
+        ..sshd.policy(true)
+    };
+    Connection::open(&sshd.target(), &dry, Timeouts::default()).unwrap();
     assert!(!dir.path().join("known_hosts").exists());
     // Trust on first use records the key in OpenSSH format...
     Connection::open(&sshd.target(), &sshd.policy(true), Timeouts::default()).unwrap();

@@ -38,6 +38,7 @@ pub fn key_policy(cluster: &Cluster, accept_new: bool) -> HostKeyPolicy {
     HostKeyPolicy {
         known_hosts: ssh::expand_path(cluster, &cluster.inventory.ssh.known_hosts),
         accept_new,
+        record_new: true,
     }
 }
 

@@ -209,8 +209,8 @@ pub fn install(
         images,
         opts,
         keys: HostKeyPolicy {
-            known_hosts: ssh::expand_path(cluster, &cluster.inventory.ssh.known_hosts),
-            accept_new: opts.accept_new_host_keys,
+            record_new: !opts.dry_run,
+            ..maintain::key_policy(cluster, opts.accept_new_host_keys)
         },
         binaries_dir,
         local_shas: Mutex::new(BTreeMap::new()),

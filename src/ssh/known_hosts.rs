@@ -11,6 +11,9 @@ pub struct HostKeyPolicy {
     pub known_hosts: PathBuf,
     /// Trust and record keys of hosts not yet in the file (never a changed key).
     pub accept_new: bool,
+    /// Whether an accepted new key is written to the file; false in a dry run, which trusts
+    /// it for that run only.
+    pub record_new: bool,
 }
 
 fn type_name(t: HostKeyType) -> Option<&'static str> {
@@ -93,6 +96,14 @@ impl HostKeyPolicy {
                 pattern(target),
                 self.known_hosts.display()
             ))),
+            CheckResult::NotFound if !self.record_new => {
+                eprintln!(
+                    "{}: trusting new host key SHA256:{fingerprint} for this dry run only; the real run records it in {}",
+                    target.name,
+                    self.known_hosts.display()
+                );
+                Ok(())
+            }
             CheckResult::NotFound => {
                 let kind = type_name(kind).ok_or_else(|| refuse("unknown host key type".into()))?;
                 let line = format!(
