@@ -110,6 +110,9 @@ pub struct Plan {
 /// The template set: embedded templates, optionally overridden from a directory.
 pub struct Templates {
     tera: tera::Tera,
+    /// Overridden template names and the files they came from: errors in those are the
+    /// user's input and name the file.
+    overridden: BTreeMap<String, PathBuf>,
 }
 
 impl Templates {
@@ -118,6 +121,7 @@ impl Templates {
             .iter()
             .map(|(n, s)| (n.to_string(), s.to_string()))
             .collect();
+        let mut overridden = BTreeMap::new();
         if let Some(dir) = overrides {
             if !dir.is_dir() {
                 return Err(RenderError::Override {
@@ -142,34 +146,61 @@ impl Templates {
                         ),
                     });
                 }
-                let text = fs::read_to_string(&path).map_err(|source| RenderError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-                sources.insert(name, text);
+                if !fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+                    return Err(RenderError::Override {
+                        path,
+                        message: "not a regular file".into(),
+                    });
+                }
+                let text = match fs::read(&path).map(String::from_utf8) {
+                    Ok(Ok(text)) => text,
+                    Ok(Err(_)) => {
+                        return Err(RenderError::Override {
+                            path,
+                            message: "not UTF-8 text".into(),
+                        })
+                    }
+                    Err(source) => return Err(RenderError::Io { path, source }),
+                };
+                sources.insert(name.clone(), text);
+                overridden.insert(name, path);
             }
         }
         let mut tera = tera::Tera::default();
         tera.autoescape_on(vec![]);
+        let mut templates = Templates {
+            tera: tera::Tera::default(),
+            overridden,
+        };
         for (name, text) in &sources {
             tera.add_raw_template(name, text)
-                .map_err(|e| RenderError::Template {
-                    name: name.clone(),
-                    message: tera_message(&e),
-                })?;
+                .map_err(|e| templates.error(name, tera_message(&e)))?;
         }
-        Ok(Templates { tera })
+        templates.tera = tera;
+        Ok(templates)
+    }
+
+    /// An error in template `name`: an override's names its file (invalid input), a built-in
+    /// one's names the template.
+    fn error(&self, name: &str, message: String) -> RenderError {
+        match self.overridden.get(name) {
+            Some(path) => RenderError::Override {
+                path: path.clone(),
+                message,
+            },
+            None => RenderError::Template {
+                name: name.to_string(),
+                message,
+            },
+        }
     }
 
     fn render(&self, name: &str, ctx: &tera::Context) -> Result<Vec<u8>, RenderError> {
         self.tera
             .render(name, ctx)
             .map(String::into_bytes)
-            .map_err(|e| RenderError::Template {
-                name: name.to_string(),
-                // Tera quotes the value a filter choked on: never let that be key material.
-                message: redact_secrets(&tera_message(&e), ctx),
-            })
+            // Tera quotes the value a filter choked on: never let that be key material.
+            .map_err(|e| self.error(name, redact_secrets(&tera_message(&e), ctx)))
     }
 
     fn source(&self, name: &str) -> Result<Vec<u8>, RenderError> {
