@@ -326,7 +326,11 @@ fn a_ca_is_never_replaced_silently() {
         .filter(|(_, a)| matches!(a, Action::Reissued(_)))
         .count();
     assert_eq!(reissued, CAS.len() + leaves);
-    assert!(pki.check(&c).iter().all(|r| !r.status.is_failure()));
+    assert!(pki
+        .check(&c)
+        .unwrap()
+        .iter()
+        .all(|r| !r.status.is_failure()));
 }
 
 /// Issues `file` (a leaf of the Kubernetes CA) with the given validity, bypassing `ensure`.
@@ -354,11 +358,14 @@ fn forge(dir: &Path, file: &str, cn: &str, ca: &str, not_after_days: i64) {
     let key = KeyPair::generate().unwrap();
     let cert = params.signed_by(&key, &issuer).unwrap();
     fs::write(dir.join(format!("{file}.crt")), cert.pem()).unwrap();
-    fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).unwrap();
+    let key_path = dir.join(format!("{file}.key"));
+    fs::write(&key_path, key.serialize_pem()).unwrap();
+    fs::set_permissions(&key_path, fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 fn status_of(pki: &Pki, c: &Cluster, file: &str) -> Status {
     pki.check(c)
+        .unwrap()
         .into_iter()
         .find(|r| r.file == file)
         .unwrap()
@@ -372,7 +379,10 @@ fn check_flags_expired_expiring_foreign_and_outdated_certs() {
     let pki = Pki::new(dir.path());
     pki.ensure(&c, Options::default()).unwrap();
     assert!(
-        pki.check(&c).iter().all(|r| r.status == Status::Ok),
+        pki.check(&c)
+            .unwrap()
+            .iter()
+            .all(|r| r.status == Status::Ok),
         "fresh PKI is all ok"
     );
 
@@ -392,7 +402,7 @@ fn check_flags_expired_expiring_foreign_and_outdated_certs() {
     );
     assert_eq!(
         status_of(&pki, &c, "controller-manager.crt"),
-        Status::Bad("not signed by its CA".into())
+        Status::Bad("not signed by its CA ca".into())
     );
     let more_sans = INVENTORY.replace(
         "[api.example.internal]",
@@ -422,7 +432,7 @@ fn check_flags_expired_expiring_foreign_and_outdated_certs() {
     assert_eq!(action("scheduler.crt"), Action::Reissued("expired".into()));
     assert_eq!(
         action("controller-manager.crt"),
-        Action::Reissued("not signed by its CA".into())
+        Action::Reissued("not signed by its CA ca".into())
     );
     assert_eq!(action("kubelet-w1.crt"), Action::Created);
     assert_eq!(action("kube-proxy.crt"), Action::Kept);
@@ -435,7 +445,11 @@ fn check_flags_expired_expiring_foreign_and_outdated_certs() {
         },
     )
     .unwrap();
-    assert!(pki.check(&c).iter().all(|r| r.status == Status::Ok));
+    assert!(pki
+        .check(&c)
+        .unwrap()
+        .iter()
+        .all(|r| r.status == Status::Ok));
 }
 
 #[test]
@@ -546,11 +560,11 @@ fn keys_are_protected_and_checked() {
     fs::remove_file(p("front-proxy-ca.key")).unwrap();
     assert_eq!(
         status_of(&pki, &c, "scheduler.crt"),
-        Status::Bad("key missing".into())
+        Status::Bad("scheduler.key: missing".into())
     );
     assert_eq!(
         status_of(&pki, &c, "kube-proxy.crt"),
-        Status::Bad("key does not match certificate".into())
+        Status::Bad("kube-proxy.key: does not match kube-proxy.crt".into())
     );
     assert_eq!(
         status_of(&pki, &c, "kubelet-m1.crt"),
@@ -558,7 +572,7 @@ fn keys_are_protected_and_checked() {
     );
     assert_eq!(
         status_of(&pki, &c, "front-proxy-ca.crt"),
-        Status::Bad("key missing".into())
+        Status::Bad("front-proxy-ca.key: missing".into())
     );
     assert_eq!(
         status_of(&pki, &c, "front-proxy-client.crt"),
