@@ -591,15 +591,15 @@ impl Pki {
         }
 
         let sa_key = self.read_key(SA_KEY);
-        let sa_key_status = match &sa_key {
+        let sa_key_usable = sa_key.is_ok();
+        let sa_key_status = match sa_key {
             Ok(_) => Ok(()),
             Err(Problem::Key(_, KeyProblem::Missing)) => Err(Problem::Missing),
-            Err(Problem::Key(_, kp)) => Err(Problem::Content(kp.to_string())),
-            Err(_) => unreachable!("read_key reports key problems"),
+            Err(p) => Err(p),
         };
         let sa_pub_status = if !self.exists(SA_PUB) {
             Err(Problem::Missing)
-        } else if sa_key.is_err() {
+        } else if !sa_key_usable {
             Err(Problem::Content(format!(
                 "cannot be checked: {SA_KEY} is not usable"
             )))
@@ -1072,6 +1072,39 @@ hosts:
             }
         }
         out
+    }
+
+    #[test]
+    fn encryption_key_is_base64_of_32_bytes_and_never_quoted() {
+        use base64::Engine;
+        let b64 = |n: usize| base64::engine::general_purpose::STANDARD.encode(vec![7u8; n]);
+        assert_eq!(
+            check_encryption_key(format!("{}\n", b64(32)).as_bytes()),
+            Ok(())
+        );
+        assert_eq!(
+            check_encryption_key(format!("  {}  ", b64(32)).as_bytes()),
+            Ok(())
+        );
+        for (input, want) in [
+            (b64(16), "decodes to 16 bytes, secretbox needs 32"),
+            (b64(33), "decodes to 33 bytes, secretbox needs 32"),
+            (
+                "\n".into(),
+                "empty (expected the standard base64 of 32 random bytes)",
+            ),
+            (
+                format!("{}_", &b64(32)[..43]),
+                "not base64 (expected the standard base64 of 32 random bytes)",
+            ),
+        ] {
+            let err = check_encryption_key(input.as_bytes()).unwrap_err();
+            assert_eq!(err, want, "{input:?}");
+            assert!(input.trim().is_empty() || !err.contains(input.trim()));
+        }
+        assert!(check_encryption_key(&[0xff, 0xfe, 0x41])
+            .unwrap_err()
+            .starts_with("not base64"));
     }
 
     #[test]
