@@ -126,9 +126,15 @@ pub fn certs(inventory: &Path, pki_dir: &Path, opts: pki::Options) -> Result<i32
             pki_dir.display()
         );
     }
-    let report = Pki::new(pki_dir)
-        .ensure(&cluster, opts)
-        .with_context(|| format!("PKI in {}", pki_dir.display()))?;
+    let report = match Pki::new(pki_dir).ensure(&cluster, opts) {
+        Ok(report) => report,
+        // A --pki-dir that is not a directory is bad input.
+        Err(e @ pki::PkiError::NotADirectory { .. }) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_INVALID);
+        }
+        Err(e) => return Err(e).with_context(|| format!("PKI in {}", pki_dir.display())),
+    };
     for (file, action) in &report.actions {
         match action {
             Action::Kept => {}
@@ -148,17 +154,24 @@ pub fn certs(inventory: &Path, pki_dir: &Path, opts: pki::Options) -> Result<i32
 
 pub fn certs_check(inventory: &Path, pki_dir: &Path, json: bool) -> Result<i32> {
     let cluster = load(inventory)?;
-    let rows = Pki::new(pki_dir).check(&cluster);
-    let failures = rows.iter().filter(|r| r.status.is_failure()).count();
+    let rows = match Pki::new(pki_dir).check(&cluster) {
+        Ok(rows) => rows,
+        Err(e @ pki::PkiError::NotADirectory { .. }) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_INVALID);
+        }
+        Err(e) => return Err(e).with_context(|| format!("PKI in {}", pki_dir.display())),
+    };
+    let report = pki::CheckReport::new(pki_dir, &rows);
+    let failures = report.problems;
     if json {
-        let out =
-            serde_json::json!({ "pki_dir": pki_dir, "problems": failures, "certificates": rows });
         println!(
             "{}",
-            serde_json::to_string_pretty(&out).expect("rows serialize")
+            serde_json::to_string_pretty(&report).expect("rows serialize")
         );
         return Ok(if failures > 0 { 1 } else { 0 });
     }
+    let dash = |v: Option<&str>| v.unwrap_or("-").to_string();
     let width = rows.iter().map(|r| r.file.len()).max().unwrap_or(4).max(4);
     println!(
         "{:<width$}  {:<10}  {:>9}  {:<28}  subject / issuer",
@@ -172,16 +185,16 @@ pub fn certs_check(inventory: &Path, pki_dir: &Path, json: bool) -> Result<i32> 
         println!(
             "{:<width$}  {:<10}  {:>9}  {:<28}  {} / {}",
             r.file,
-            r.not_after,
+            dash(r.not_after.as_deref()),
             days,
             r.status.to_string(),
-            r.subject,
-            r.issuer
+            dash(r.subject.as_deref()),
+            dash(r.issuer.as_deref())
         );
     }
     if failures > 0 {
         eprintln!(
-            "{failures} problem(s) in {}; run `k8s-boot certs` to fix",
+            "{failures} problem(s) in {}; run `k8s-boot certs` to create or re-issue certificates (it does not change key modes or an existing encryption.key)",
             pki_dir.display()
         );
         return Ok(1);

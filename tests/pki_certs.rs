@@ -326,7 +326,11 @@ fn a_ca_is_never_replaced_silently() {
         .filter(|(_, a)| matches!(a, Action::Reissued(_)))
         .count();
     assert_eq!(reissued, CAS.len() + leaves);
-    assert!(pki.check(&c).iter().all(|r| !r.status.is_failure()));
+    assert!(pki
+        .check(&c)
+        .unwrap()
+        .iter()
+        .all(|r| !r.status.is_failure()));
 }
 
 /// Issues `file` (a leaf of the Kubernetes CA) with the given validity, bypassing `ensure`.
@@ -354,11 +358,14 @@ fn forge(dir: &Path, file: &str, cn: &str, ca: &str, not_after_days: i64) {
     let key = KeyPair::generate().unwrap();
     let cert = params.signed_by(&key, &issuer).unwrap();
     fs::write(dir.join(format!("{file}.crt")), cert.pem()).unwrap();
-    fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).unwrap();
+    let key_path = dir.join(format!("{file}.key"));
+    fs::write(&key_path, key.serialize_pem()).unwrap();
+    fs::set_permissions(&key_path, fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 fn status_of(pki: &Pki, c: &Cluster, file: &str) -> Status {
     pki.check(c)
+        .unwrap()
         .into_iter()
         .find(|r| r.file == file)
         .unwrap()
@@ -372,7 +379,10 @@ fn check_flags_expired_expiring_foreign_and_outdated_certs() {
     let pki = Pki::new(dir.path());
     pki.ensure(&c, Options::default()).unwrap();
     assert!(
-        pki.check(&c).iter().all(|r| r.status == Status::Ok),
+        pki.check(&c)
+            .unwrap()
+            .iter()
+            .all(|r| r.status == Status::Ok),
         "fresh PKI is all ok"
     );
 
@@ -392,7 +402,7 @@ fn check_flags_expired_expiring_foreign_and_outdated_certs() {
     );
     assert_eq!(
         status_of(&pki, &c, "controller-manager.crt"),
-        Status::Bad("not signed by its CA".into())
+        Status::Bad("not signed by its CA ca".into())
     );
     let more_sans = INVENTORY.replace(
         "[api.example.internal]",
@@ -422,7 +432,7 @@ fn check_flags_expired_expiring_foreign_and_outdated_certs() {
     assert_eq!(action("scheduler.crt"), Action::Reissued("expired".into()));
     assert_eq!(
         action("controller-manager.crt"),
-        Action::Reissued("not signed by its CA".into())
+        Action::Reissued("not signed by its CA ca".into())
     );
     assert_eq!(action("kubelet-w1.crt"), Action::Created);
     assert_eq!(action("kube-proxy.crt"), Action::Kept);
@@ -435,7 +445,11 @@ fn check_flags_expired_expiring_foreign_and_outdated_certs() {
         },
     )
     .unwrap();
-    assert!(pki.check(&c).iter().all(|r| r.status == Status::Ok));
+    assert!(pki
+        .check(&c)
+        .unwrap()
+        .iter()
+        .all(|r| r.status == Status::Ok));
 }
 
 #[test]
@@ -546,11 +560,11 @@ fn keys_are_protected_and_checked() {
     fs::remove_file(p("front-proxy-ca.key")).unwrap();
     assert_eq!(
         status_of(&pki, &c, "scheduler.crt"),
-        Status::Bad("key missing".into())
+        Status::Bad("scheduler.key: missing".into())
     );
     assert_eq!(
         status_of(&pki, &c, "kube-proxy.crt"),
-        Status::Bad("key does not match certificate".into())
+        Status::Bad("kube-proxy.key: does not match kube-proxy.crt".into())
     );
     assert_eq!(
         status_of(&pki, &c, "kubelet-m1.crt"),
@@ -558,7 +572,7 @@ fn keys_are_protected_and_checked() {
     );
     assert_eq!(
         status_of(&pki, &c, "front-proxy-ca.crt"),
-        Status::Bad("key missing".into())
+        Status::Bad("front-proxy-ca.key: missing".into())
     );
     assert_eq!(
         status_of(&pki, &c, "front-proxy-client.crt"),
@@ -605,4 +619,512 @@ fn an_expired_ca_is_refused() {
         status_of(&pki, &c, "etcd/ca.crt"),
         Status::Bad("expired".into())
     );
+}
+
+/// A PKI made by `k8s-boot certs` in a temporary directory, driven through the CLI.
+struct Cli {
+    tmp: tempfile::TempDir,
+}
+
+impl Cli {
+    fn new() -> Cli {
+        let cli = Cli {
+            tmp: tempfile::tempdir().unwrap(),
+        };
+        fs::write(cli.tmp.path().join("hosts.yaml"), INVENTORY).unwrap();
+        let out = cli.run(&["certs"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        cli
+    }
+    fn pki(&self) -> PathBuf {
+        self.tmp.path().join("pki")
+    }
+    fn p(&self, file: &str) -> PathBuf {
+        self.pki().join(file)
+    }
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_k8s-boot"))
+            .args(args)
+            .arg("--inventory")
+            .arg(self.tmp.path().join("hosts.yaml"))
+            .output()
+            .unwrap()
+    }
+    /// `certs check` in text and JSON: both exit with the same status and read only. Returns
+    /// the exit status, the text output and the JSON rows by file.
+    fn check(&self) -> (Option<i32>, String, BTreeMap<String, serde_json::Value>) {
+        let before = modes_and_bytes(&self.pki());
+        let out = self.run(&["certs", "check"]);
+        let json = self.run(&["certs", "check", "--output", "json"]);
+        assert_eq!(out.status.code(), json.status.code());
+        assert_eq!(modes_and_bytes(&self.pki()), before, "certs check wrote");
+        let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        assert_eq!(v["schema_version"], 1);
+        let rows = v["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["file"].as_str().unwrap().to_string(), r.clone()))
+            .collect();
+        let all = text(&out) + &text(&json);
+        self.assert_no_secrets(&all);
+        (out.status.code(), all, rows)
+    }
+    /// No line of any private key or of the encryption key appears in `output`.
+    fn assert_no_secrets(&self, output: &str) {
+        for (path, (_, bytes)) in modes_and_bytes(&self.pki()) {
+            let name = path.to_string_lossy();
+            if !(name.ends_with(".key") || name.ends_with(".key.bak")) {
+                continue;
+            }
+            for line in String::from_utf8_lossy(&bytes).lines() {
+                let line = line.trim();
+                if line.len() >= 8 && !line.starts_with("-----") {
+                    assert!(
+                        !output.contains(line),
+                        "{name}: key material in output:\n{output}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn text(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// Every file under `dir` with its mode and bytes.
+fn modes_and_bytes(dir: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
+    snapshot(dir)
+        .into_iter()
+        .map(|(p, b)| {
+            let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o7777;
+            (p, (mode, b))
+        })
+        .collect()
+}
+
+fn openssl(args: &[&str], cwd: &Path) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("openssl must be installed (Debian package openssl)");
+    assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
+}
+
+fn status_text(rows: &BTreeMap<String, serde_json::Value>, file: &str) -> String {
+    rows[file]["status"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn check_reports_private_keys_wider_than_0600() {
+    let cli = Cli::new();
+    assert_eq!(cli.check().0, Some(0));
+    for key in ["admin.key", "etcd/ca.key", "sa.key", "encryption.key"] {
+        fs::set_permissions(cli.p(key), fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    // Narrower than 0600 is fine.
+    fs::set_permissions(cli.p("scheduler.key"), fs::Permissions::from_mode(0o400)).unwrap();
+    let (code, out, rows) = cli.check();
+    assert_eq!(code, Some(1), "{out}");
+    let mode = |key: &str| format!("{key}: mode 0644, expected 0600 (chmod 600)");
+    assert_eq!(status_text(&rows, "admin.crt"), mode("admin.key"));
+    assert_eq!(status_text(&rows, "etcd/ca.crt"), mode("etcd/ca.key"));
+    assert_eq!(status_text(&rows, "sa.key"), mode("sa.key"));
+    assert_eq!(status_text(&rows, "encryption.key"), mode("encryption.key"));
+    assert_eq!(status_text(&rows, "scheduler.crt"), "ok");
+    assert!(out.contains(&mode("admin.key")), "{out}");
+    assert!(out.contains("4 problem(s)"), "{out}");
+    // Another problem on the same row is listed too.
+    fs::remove_file(cli.p("admin.crt")).unwrap();
+    let (_, _, rows) = cli.check();
+    assert_eq!(
+        status_text(&rows, "admin.crt"),
+        format!("missing; {}", mode("admin.key"))
+    );
+}
+
+#[test]
+fn check_reports_a_key_of_another_pair() {
+    let cli = Cli::new();
+    openssl(
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "kubelet-w1.key",
+        ],
+        &cli.pki(),
+    );
+    fs::set_permissions(cli.p("kubelet-w1.key"), fs::Permissions::from_mode(0o600)).unwrap();
+    let (code, out, rows) = cli.check();
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(
+        status_text(&rows, "kubelet-w1.crt"),
+        "kubelet-w1.key: does not match kubelet-w1.crt"
+    );
+    // `certs` re-issues the pair, saying why.
+    let out = cli.run(&["certs"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out)
+            .contains("reissued kubelet-w1.crt (kubelet-w1.key: does not match kubelet-w1.crt)"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(cli.check().0, Some(0));
+}
+
+#[test]
+fn check_verifies_each_leaf_against_the_ca_of_its_profile() {
+    let cli = Cli::new();
+    let dir = cli.pki();
+    // A scheduler certificate with the right subject and usage, signed by the etcd CA.
+    openssl(
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "scheduler.key",
+        ],
+        &dir,
+    );
+    fs::set_permissions(cli.p("scheduler.key"), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::write(
+        dir.join("leaf.ext"),
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    openssl(
+        &[
+            "req",
+            "-new",
+            "-key",
+            "scheduler.key",
+            "-subj",
+            "/CN=system:kube-scheduler",
+            "-out",
+            "scheduler.csr",
+        ],
+        &dir,
+    );
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "scheduler.csr",
+            "-CA",
+            "etcd/ca.crt",
+            "-CAkey",
+            "etcd/ca.key",
+            "-set_serial",
+            "7",
+            "-days",
+            "100",
+            "-extfile",
+            "leaf.ext",
+            "-out",
+            "scheduler.crt",
+        ],
+        &dir,
+    );
+    assert!(openssl_verify(&cli.p("etcd/ca.crt"), &cli.p("scheduler.crt")).0);
+    assert!(!openssl_verify(&cli.p("ca.crt"), &cli.p("scheduler.crt")).0);
+    let (code, out, rows) = cli.check();
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(
+        status_text(&rows, "scheduler.crt"),
+        "not signed by its CA ca"
+    );
+    assert_eq!(rows["scheduler.crt"]["issuer"], "CN=etcd-ca");
+
+    // A CA certificate without CA:TRUE (same key, self-signed) is refused by both commands.
+    fs::write(
+        dir.join("ca.ext"),
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyCertSign\n",
+    )
+    .unwrap();
+    openssl(
+        &[
+            "req",
+            "-new",
+            "-key",
+            "ca.key",
+            "-subj",
+            "/CN=kubernetes-ca",
+            "-out",
+            "ca.csr",
+        ],
+        &dir,
+    );
+    openssl(
+        &[
+            "x509", "-req", "-in", "ca.csr", "-key", "ca.key", "-days", "100", "-extfile",
+            "ca.ext", "-out", "ca.crt",
+        ],
+        &dir,
+    );
+    let (code, out, rows) = cli.check();
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(
+        status_text(&rows, "ca.crt"),
+        "not a CA certificate (no CA:TRUE or keyCertSign)"
+    );
+    let out = cli.run(&["certs"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out);
+    assert!(
+        err.contains(&format!(
+            "{}: not a CA certificate",
+            cli.p("ca.crt").display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_truncated_ca_key_is_reported_as_the_key() {
+    let cli = Cli::new();
+    let key = fs::read(cli.p("ca.key")).unwrap();
+    fs::rename(cli.p("ca.key"), cli.p("ca.key.bak")).unwrap();
+    fs::write(cli.p("ca.key"), &key[..key.len() / 2]).unwrap();
+    fs::set_permissions(cli.p("ca.key"), fs::Permissions::from_mode(0o600)).unwrap();
+
+    let out = cli.run(&["certs"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out);
+    cli.assert_no_secrets(&err);
+    assert!(
+        err.contains(&format!(
+            "{}: not a usable private key",
+            cli.p("ca.key").display()
+        )),
+        "{err}"
+    );
+    assert!(
+        !err.contains(&format!("{}:", cli.p("ca.crt").display())),
+        "{err}"
+    );
+    let (code, out, rows) = cli.check();
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(
+        status_text(&rows, "ca.crt"),
+        "ca.key: not a usable private key"
+    );
+
+    // The same for a corrupt sa.key: the error names it and quotes nothing of it.
+    fs::rename(cli.p("ca.key.bak"), cli.p("ca.key")).unwrap();
+    let sa = fs::read_to_string(cli.p("sa.key")).unwrap();
+    let mut lines: Vec<&str> = sa.lines().collect();
+    let body = lines[1].to_string();
+    let broken = format!("{}*{}", &body[..10], &body[11..]);
+    lines[1] = &broken;
+    fs::write(cli.p("sa.key.bak"), &sa).unwrap();
+    fs::write(cli.p("sa.key"), lines.join("\n")).unwrap();
+    let out = cli.run(&["certs"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out);
+    assert!(
+        err.contains(&format!(
+            "{}: not a usable private key",
+            cli.p("sa.key").display()
+        )),
+        "{err}"
+    );
+    cli.assert_no_secrets(&err);
+    assert!(!err.contains(&broken[..20]), "{err}");
+    let (code, out, rows) = cli.check();
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(
+        status_text(&rows, "sa.key"),
+        "sa.key: not a usable private key"
+    );
+    assert_eq!(
+        status_text(&rows, "sa.pub"),
+        "cannot be checked: sa.key is not usable"
+    );
+}
+
+#[test]
+fn check_validates_the_encryption_key() {
+    let cli = Cli::new();
+    let dir = cli.pki();
+    // A key made by openssl in the expected format is accepted.
+    openssl(&["rand", "-base64", "-out", "encryption.key", "32"], &dir);
+    fs::set_permissions(cli.p("encryption.key"), fs::Permissions::from_mode(0o600)).unwrap();
+    let (code, out, rows) = cli.check();
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(status_text(&rows, "encryption.key"), "ok");
+
+    openssl(&["rand", "-base64", "-out", "encryption.key", "16"], &dir);
+    let short = fs::read_to_string(cli.p("encryption.key")).unwrap();
+    let (code, out, rows) = cli.check();
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(
+        status_text(&rows, "encryption.key"),
+        "decodes to 16 bytes, secretbox needs 32"
+    );
+    assert!(!out.contains(short.trim()), "{out}");
+
+    let not_b64 = "this-is-not*base64!\n";
+    fs::write(cli.p("encryption.key"), not_b64).unwrap();
+    let (code, out, rows) = cli.check();
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(
+        status_text(&rows, "encryption.key"),
+        "not base64 (expected the standard base64 of 32 random bytes)"
+    );
+    assert!(!out.contains(not_b64.trim()), "{out}");
+    assert!(out.contains("encryption.key"), "{out}");
+
+    // certs keeps an existing key (replacing it would make every stored Secret unreadable).
+    let out = cli.run(&["certs"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        fs::read_to_string(cli.p("encryption.key")).unwrap(),
+        not_b64
+    );
+}
+
+#[test]
+fn a_pki_dir_that_is_a_file_is_named_and_refused() {
+    let cli = Cli::new();
+    let file = cli.tmp.path().join("not-a-dir");
+    fs::write(&file, "x").unwrap();
+    let expect = format!(
+        "PKI directory {} exists but is not a directory: give --pki-dir a directory",
+        file.display()
+    );
+    for args in [
+        &["certs"][..],
+        &["certs", "renew"],
+        &["certs", "check"],
+        &["certs", "check", "--output", "json"],
+    ] {
+        let out = cli.run(&[args, &["--pki-dir", file.to_str().unwrap()]].concat());
+        let err = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(&expect), "{args:?}: {err}");
+        assert!(!err.contains("os error"), "{args:?}: {err}");
+    }
+    // A path under a file names the file.
+    let under = file.join("pki");
+    let out = cli.run(&["certs", "--pki-dir", under.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains(&format!("{} exists but is not a directory", file.display())),
+        "{}",
+        text(&out)
+    );
+    // Everything else that sets up the PKI (Pki::ensure, in a dry run too) or needs it.
+    let render = cli.run(&[
+        "render",
+        "--pki-dir",
+        file.to_str().unwrap(),
+        "--out",
+        cli.tmp.path().join("out").to_str().unwrap(),
+    ]);
+    assert!(!render.status.success());
+    assert!(text(&render).contains(&expect), "{}", text(&render));
+    assert!(!cli.tmp.path().join("out").exists());
+    let c = cluster(INVENTORY);
+    for pki in [Pki::new(&file), Pki::dry_run(&file)] {
+        let err = pki.ensure(&c, Options::default()).unwrap_err().to_string();
+        assert!(err.contains(&expect), "{err}");
+    }
+    let err = Pki::new(&file)
+        .require_complete(&c)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&expect), "{err}");
+    assert_eq!(fs::read(&file).unwrap(), b"x");
+
+    // A file where the etcd/ subdirectory belongs is named as well.
+    let other = cli.tmp.path().join("other");
+    fs::create_dir(&other).unwrap();
+    fs::write(other.join("etcd"), "x").unwrap();
+    let err = Pki::new(&other)
+        .ensure(&c, Options::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "{} (in PKI directory {}) exists but is not a directory",
+            other.join("etcd").display(),
+            other.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_json_uses_null_for_unknown_values_and_names_hosts() {
+    let cli = Cli::new();
+    fs::write(cli.p("admin.crt"), "not a certificate").unwrap();
+    let json = cli.run(&["certs", "check", "--output", "json"]);
+    assert_eq!(json.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let top: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    assert_eq!(top.len(), 4, "{top:?}");
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["problems"], 1);
+    assert_eq!(v["pki_dir"], cli.pki().to_str().unwrap());
+    let rows = v["certificates"].as_array().unwrap();
+    let c = cluster(INVENTORY);
+    assert_eq!(rows.len(), CAS.len() + leaf_certs(&c).len() + 3);
+    for row in rows {
+        let obj = row.as_object().unwrap();
+        let keys: Vec<&str> = obj.keys().map(|k| k.as_str()).collect();
+        assert_eq!(
+            keys.len(),
+            7,
+            "file, host, subject, issuer, not_after, days_left, status: {keys:?}"
+        );
+        for key in [
+            "file",
+            "host",
+            "subject",
+            "issuer",
+            "not_after",
+            "days_left",
+        ] {
+            assert!(obj.contains_key(key), "{key} in {row}");
+            assert_ne!(obj[key], "-", "{key} in {row}: unknown is null");
+        }
+        assert!(!obj.contains_key("name"));
+        assert_eq!(
+            row["not_after"].is_null(),
+            row["days_left"].is_null(),
+            "{row}"
+        );
+        let file = row["file"].as_str().unwrap();
+        assert!(cli.p(file).exists() && !file.starts_with('/'), "{file}");
+    }
+    let row = |f: &str| rows.iter().find(|r| r["file"] == f).unwrap();
+    assert_eq!(row("kubelet-w1.crt")["host"], "w1");
+    assert_eq!(row("etcd/peer-m2.crt")["host"], "m2");
+    assert!(row("apiserver.crt")["host"].is_null());
+    assert!(row("ca.crt")["host"].is_null());
+    let admin = row("admin.crt");
+    assert_eq!(admin["status"], "unreadable");
+    for key in ["subject", "issuer", "not_after", "days_left"] {
+        assert!(admin[key].is_null(), "{key}: {admin}");
+    }
+    let sa = row("sa.key");
+    assert!(sa["not_after"].is_null() && sa["issuer"].is_null(), "{sa}");
+    assert_eq!(row("ca.crt")["not_after"].as_str().unwrap().len(), 10);
+
+    // The text table keeps `-` for the same values.
+    let table = text(&cli.run(&["certs", "check"]));
+    let line = table.lines().find(|l| l.starts_with("admin.crt ")).unwrap();
+    assert!(line.contains(" - ") && line.ends_with("- / -"), "{line}");
 }

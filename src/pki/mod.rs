@@ -23,6 +23,14 @@ use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 pub const SA_KEY: &str = "sa.key";
 pub const SA_PUB: &str = "sa.pub";
 pub const ENCRYPTION_KEY: &str = "encryption.key";
+/// Length of the decoded encryption key: `secretbox` (the provider of the encryption-config
+/// template) takes exactly 32 bytes, as does `aescbc` with its strongest key.
+pub const ENCRYPTION_KEY_BYTES: usize = 32;
+/// The widest mode a private key file may have (`certs` writes keys with exactly this mode).
+pub const KEY_MODE: u32 = 0o600;
+/// Version of the `certs check --output json` object; raised when a field changes meaning
+/// or disappears.
+pub const CHECK_SCHEMA_VERSION: u32 = 1;
 /// `certs check` flags certificates that expire sooner than this.
 pub const EXPIRY_WARNING_DAYS: i64 = 30;
 /// Certificates start this long in the past so that small clock skew between hosts does not
@@ -43,6 +51,10 @@ pub enum PkiError {
     /// Files a plan needs are absent, for a command that only reads the PKI.
     #[error("{}", incomplete_message(dir, missing))]
     Incomplete { dir: PathBuf, missing: Vec<String> },
+    /// The PKI directory, one of its parents or one of its subdirectories exists but is not
+    /// a directory.
+    #[error("{}", not_a_directory_message(dir, path))]
+    NotADirectory { dir: PathBuf, path: PathBuf },
     #[error("certificate generation failed")]
     Generate(#[from] rcgen::Error),
 }
@@ -184,7 +196,27 @@ impl Pki {
             return Ok(());
         }
         let path = self.path(name);
-        write_atomic(&path, bytes, mode).map_err(|source| PkiError::Io { path, source })
+        write_atomic(&path, bytes, mode).map_err(|source| {
+            match path.parent().and_then(blocking_file) {
+                Some(file) => PkiError::NotADirectory {
+                    dir: self.dir.clone(),
+                    path: file,
+                },
+                None => PkiError::Io { path, source },
+            }
+        })
+    }
+
+    /// `Err` when the directory (or a parent of it) exists as something other than a
+    /// directory: nothing can be read from or written to it.
+    fn require_directory(&self) -> Result<(), PkiError> {
+        match blocking_file(&self.dir) {
+            Some(path) => Err(PkiError::NotADirectory {
+                dir: self.dir.clone(),
+                path,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Creates what is missing and re-issues what no longer matches the inventory.
@@ -307,10 +339,11 @@ impl Pki {
             self.write(SA_PUB, key_pair.public_key_pem().as_bytes(), 0o644)?;
             return Ok(Action::Created);
         }
+        // The parser's error is not shown: it can quote bytes of the key.
         let key_pair =
-            KeyPair::from_pem(&self.read_string(SA_KEY)?).map_err(|e| PkiError::Invalid {
+            KeyPair::from_pem(&self.read_string(SA_KEY)?).map_err(|_| PkiError::Invalid {
                 path: self.path(SA_KEY),
-                message: format!("not a usable private key: {e}"),
+                message: KeyProblem::Unusable.to_string(),
             })?;
         let public = key_pair.public_key_pem();
         if self.read(SA_PUB).ok().as_deref() == Some(public.as_bytes()) {
@@ -330,9 +363,10 @@ impl Pki {
     }
 
     /// The PKI directory holds private keys: create it 0700 (an existing one is left as is;
-    /// a dry run creates nothing).
+    /// a dry run creates nothing). A file in its place is refused, in a dry run too.
     fn create_private_dir(&self) -> Result<(), PkiError> {
         use std::os::unix::fs::DirBuilderExt;
+        self.require_directory()?;
         if self.staged.is_some() || self.dir.is_dir() {
             return Ok(());
         }
@@ -347,21 +381,29 @@ impl Pki {
     }
 
     fn load_ca(&self, stem: &str) -> Result<LoadedCa, PkiError> {
-        let crt = format!("{stem}.crt");
-        let invalid = |message: String| PkiError::Invalid {
-            path: self.path(&crt),
-            message,
+        // Each problem is reported on the file it is about: the key's on the key.
+        let invalid = |p: Problem| match p {
+            Problem::Key(file, kp) => PkiError::Invalid {
+                path: self.path(&file),
+                message: kp.to_string(),
+            },
+            p => PkiError::Invalid {
+                path: self.path(&format!("{stem}.crt")),
+                message: p.to_string(),
+            },
         };
-        let cert_der = self.inspect(stem).map_err(|p| invalid(p.to_string()))?;
+        let cert_der = self.inspect(stem).map_err(invalid)?;
         let (_, parsed) =
-            X509Certificate::from_der(&cert_der).map_err(|e| invalid(e.to_string()))?;
-        parsed
-            .verify_signature(None)
-            .map_err(|_| invalid(Problem::NotSelfSigned.to_string()))?;
+            X509Certificate::from_der(&cert_der).map_err(|_| invalid(Problem::Unreadable))?;
+        check_ca(&parsed).map_err(invalid)?;
         let not_after = parsed.validity().not_after.to_datetime();
-        let key_pair = KeyPair::from_pem(&self.read_string(&format!("{stem}.key"))?)?;
+        let key = format!("{stem}.key");
+        // `inspect` has parsed the key already; the parser's error is not shown (it can quote
+        // bytes of the key).
+        let key_pair = KeyPair::from_pem(&self.read_string(&key)?)
+            .map_err(|_| invalid(Problem::Key(key, KeyProblem::Unusable)))?;
         let issuer = Issuer::from_ca_cert_der(&cert_der.clone().into(), key_pair)
-            .map_err(|e| invalid(format!("cannot be used as an issuer: {e}")))?;
+            .map_err(|e| invalid(Problem::NotIssuer(e.to_string())))?;
         Ok(LoadedCa {
             cert_der,
             not_after,
@@ -416,36 +458,76 @@ impl Pki {
         Ok(())
     }
 
+    /// `name` as text, or why it is not available.
+    fn read_text(&self, name: &str) -> Result<String, ReadFailure> {
+        match self.read_string(name) {
+            Ok(text) => Ok(text),
+            Err(PkiError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Err(ReadFailure::Absent)
+            }
+            Err(PkiError::Io { source, .. }) => Err(ReadFailure::Io(source.to_string())),
+            Err(_) => Err(ReadFailure::NotText),
+        }
+    }
+
+    /// The private key `name`, parsed.
+    fn read_key(&self, name: &str) -> Result<KeyPair, Problem> {
+        let key = |kp| Problem::Key(name.to_string(), kp);
+        let pem = self.read_text(name).map_err(|e| match e {
+            ReadFailure::Absent => key(KeyProblem::Missing),
+            ReadFailure::Io(why) => key(KeyProblem::CannotRead(why)),
+            ReadFailure::NotText => key(KeyProblem::Unusable),
+        })?;
+        // The parser's error is not kept: it can quote bytes of the key.
+        KeyPair::from_pem(&pem).map_err(|_| key(KeyProblem::Unusable))
+    }
+
     /// Reads `<stem>.crt` and `<stem>.key` and checks that they belong together; returns the
     /// certificate's DER.
     fn inspect(&self, stem: &str) -> Result<Vec<u8>, Problem> {
-        let cert_pem = self
-            .read_string(&format!("{stem}.crt"))
-            .map_err(|_| Problem::Missing)?;
+        let crt = format!("{stem}.crt");
+        let cert_pem = self.read_text(&crt).map_err(|e| match e {
+            ReadFailure::Absent => Problem::Missing,
+            ReadFailure::Io(why) => Problem::CannotRead(why),
+            ReadFailure::NotText => Problem::Unreadable,
+        })?;
         let der = pem_to_der(&cert_pem).ok_or(Problem::Unreadable)?;
         let (_, cert) = X509Certificate::from_der(&der).map_err(|_| Problem::Unreadable)?;
-        let key_pem = self
-            .read_string(&format!("{stem}.key"))
-            .map_err(|_| Problem::KeyMissing)?;
-        let key = KeyPair::from_pem(&key_pem).map_err(|_| Problem::KeyUnreadable)?;
+        let key = self.read_key(&format!("{stem}.key"))?;
         if cert.public_key().subject_public_key.data.as_ref()
             != rcgen::PublicKeyData::der_bytes(&key)
         {
-            return Err(Problem::KeyMismatch);
+            return Err(Problem::Key(
+                format!("{stem}.key"),
+                KeyProblem::Mismatch(crt),
+            ));
         }
         Ok(der)
+    }
+
+    /// A private key file whose mode is wider than [`KEY_MODE`]; `None` when it is not, or
+    /// when the file is absent (or only staged).
+    fn key_mode_problem(&self, name: &str) -> Option<Problem> {
+        use std::os::unix::fs::PermissionsExt;
+        if self.staged_bytes(name).is_some() {
+            return None;
+        }
+        let mode = fs::metadata(self.path(name)).ok()?.permissions().mode() & 0o7777;
+        (mode & !KEY_MODE != 0).then(|| Problem::Key(name.to_string(), KeyProblem::Mode(mode)))
     }
 
     /// Why a leaf on disk is not acceptable for the current inventory, if it is not.
     fn assess(&self, leaf: &LeafCert, ca_der: &[u8], now: OffsetDateTime) -> Result<(), Problem> {
         let der = self.inspect(&leaf.file)?;
         let (_, cert) = X509Certificate::from_der(&der).map_err(|_| Problem::Unreadable)?;
-        check_leaf(leaf, &cert, ca_der, now)
+        check_leaf(leaf, &cert, ca_profile(leaf.ca).file, ca_der, now)
     }
 
+    /// The row of a certificate that `inspect` read: `verdict` decides its status, then
+    /// expiry; `file` is the `.crt`, `host` the host a per-host certificate is for.
     fn check_row(
-        &self,
         file: &str,
+        host: Option<&str>,
         der: &[u8],
         now: OffsetDateTime,
         verdict: impl FnOnce(&X509Certificate) -> Result<(), Problem>,
@@ -455,63 +537,135 @@ impl Pki {
             Ok(()) => expiry_status(&cert, now),
             Err(p) => Status::Bad(p.to_string()),
         };
-        CheckRow::from_cert(file, &cert, now, status)
+        let not_after = cert.validity().not_after.to_datetime();
+        CheckRow {
+            file: file.into(),
+            host: host.map(String::from),
+            subject: Some(cert.subject().to_string()),
+            issuer: Some(cert.issuer().to_string()),
+            not_after: Some(format!(
+                "{:04}-{:02}-{:02}",
+                not_after.year(),
+                u8::from(not_after.month()),
+                not_after.day()
+            )),
+            days_left: Some((not_after - now).whole_days()),
+            status,
+        }
     }
 
-    /// One row per CA and leaf for `certs check`.
-    pub fn check(&self, cluster: &Cluster) -> Vec<CheckRow> {
+    /// One row per CA and leaf for `certs check`, then `sa.key`, `sa.pub` and
+    /// `encryption.key`. Reads only; the one error is a PKI directory that is not a
+    /// directory.
+    pub fn check(&self, cluster: &Cluster) -> Result<Vec<CheckRow>, PkiError> {
+        self.require_directory()?;
         let now = OffsetDateTime::now_utc();
         let mut rows = Vec::new();
         let mut ca_ders = BTreeMap::new();
         for ca in CAS {
             let file = format!("{}.crt", ca.file);
-            rows.push(match self.inspect(ca.file) {
-                Err(p) => CheckRow::broken(&file, &p.to_string()),
+            let row = match self.inspect(ca.file) {
+                Err(p) => CheckRow::broken(&file, None, p),
                 Ok(der) => {
-                    let row = self.check_row(&file, &der, now, |cert| {
-                        cert.verify_signature(None)
-                            .map_err(|_| Problem::NotSelfSigned)
-                    });
+                    let row = Self::check_row(&file, None, &der, now, check_ca);
                     ca_ders.insert(ca.kind, der);
                     row
                 }
-            });
+            };
+            rows.push(row.also(self.key_mode_problem(&format!("{}.key", ca.file))));
         }
         for leaf in leaf_certs(cluster) {
             let file = format!("{}.crt", leaf.file);
-            rows.push(match (self.inspect(&leaf.file), ca_ders.get(&leaf.ca)) {
-                (Err(p), _) => CheckRow::broken(&file, &p.to_string()),
-                (Ok(der), None) => self.check_row(&file, &der, now, |_| {
-                    Err(Problem::CaUnusable(ca_profile(leaf.ca).file))
+            let host = leaf.host.as_deref();
+            let ca_stem = ca_profile(leaf.ca).file;
+            let row = match (self.inspect(&leaf.file), ca_ders.get(&leaf.ca)) {
+                (Err(p), _) => CheckRow::broken(&file, host, p),
+                (Ok(der), None) => Self::check_row(&file, host, &der, now, |_| {
+                    Err(Problem::CaUnusable(ca_stem))
                 }),
-                (Ok(der), Some(ca_der)) => self.check_row(&file, &der, now, |cert| {
-                    check_leaf(&leaf, cert, ca_der, now)
+                (Ok(der), Some(ca_der)) => Self::check_row(&file, host, &der, now, |cert| {
+                    check_leaf(&leaf, cert, ca_stem, ca_der, now)
                 }),
-            });
-        }
-        for (file, what) in [
-            (SA_KEY, "service-account key"),
-            (SA_PUB, "service-account public key"),
-            (ENCRYPTION_KEY, "encryption key"),
-        ] {
-            let status = if !self.exists(file) {
-                Status::Bad("missing".into())
-            } else if file == SA_PUB && !self.sa_pub_matches_key() {
-                Status::Bad("does not match sa.key".into())
-            } else {
-                Status::Ok
             };
-            rows.push(CheckRow {
-                file: file.into(),
-                subject: what.into(),
-                issuer: "-".into(),
-                not_after: "-".into(),
-                days_left: None,
-                status,
-            });
+            rows.push(row.also(self.key_mode_problem(&format!("{}.key", leaf.file))));
         }
-        rows
+
+        let sa_key = self.read_key(SA_KEY);
+        let sa_key_usable = sa_key.is_ok();
+        let sa_key_status = match sa_key {
+            Ok(_) => Ok(()),
+            Err(Problem::Key(_, KeyProblem::Missing)) => Err(Problem::Missing),
+            Err(p) => Err(p),
+        };
+        let sa_pub_status = if !self.exists(SA_PUB) {
+            Err(Problem::Missing)
+        } else if !sa_key_usable {
+            Err(Problem::Content(format!(
+                "cannot be checked: {SA_KEY} is not usable"
+            )))
+        } else if !self.sa_pub_matches_key() {
+            Err(Problem::Content(format!("does not match {SA_KEY}")))
+        } else {
+            Ok(())
+        };
+        let encryption_status = match self.read(ENCRYPTION_KEY) {
+            Err(_) if !self.exists(ENCRYPTION_KEY) => Err(Problem::Missing),
+            Err(PkiError::Io { source, .. }) => Err(Problem::CannotRead(source.to_string())),
+            Err(_) => Err(Problem::Unreadable),
+            Ok(bytes) => check_encryption_key(&bytes).map_err(Problem::Content),
+        };
+        for (file, what, status, key) in [
+            (SA_KEY, "service-account key", sa_key_status, true),
+            (SA_PUB, "service-account public key", sa_pub_status, false),
+            (ENCRYPTION_KEY, "encryption key", encryption_status, true),
+        ] {
+            let row = CheckRow {
+                file: file.into(),
+                host: None,
+                subject: Some(what.into()),
+                issuer: None,
+                not_after: None,
+                days_left: None,
+                status: match status {
+                    Ok(()) => Status::Ok,
+                    Err(p) => Status::Bad(p.to_string()),
+                },
+            };
+            rows.push(row.also(key.then(|| self.key_mode_problem(file)).flatten()));
+        }
+        Ok(rows)
     }
+}
+
+/// Why a file could not be read as text.
+enum ReadFailure {
+    Absent,
+    Io(String),
+    NotText,
+}
+
+/// `Ok` when `bytes` (the content of `encryption.key`) is what the encryption-config
+/// template needs: standard base64 (surrounding whitespace ignored) of
+/// [`ENCRYPTION_KEY_BYTES`] bytes. The error never quotes the content.
+pub fn check_encryption_key(bytes: &[u8]) -> Result<(), String> {
+    use base64::Engine;
+    const EXPECTED: &str = "expected the standard base64 of 32 random bytes";
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| format!("not base64 (not text; {EXPECTED})"))?
+        .trim();
+    if text.is_empty() {
+        return Err(format!("empty ({EXPECTED})"));
+    }
+    let secret = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|_| format!("not base64 ({EXPECTED})"))?;
+    if secret.len() != ENCRYPTION_KEY_BYTES {
+        return Err(format!(
+            "decodes to {} bytes, secretbox needs {ENCRYPTION_KEY_BYTES}",
+            secret.len()
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -544,46 +698,66 @@ impl std::fmt::Display for Status {
     }
 }
 
+/// One row of `certs check`. `None` is a value that is unknown or does not apply (no
+/// certificate could be read, or the file is not a certificate): `null` in JSON, `-` in
+/// the table.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CheckRow {
+    /// Path relative to the PKI directory.
     pub file: String,
-    pub subject: String,
-    pub issuer: String,
-    pub not_after: String,
+    /// The host a per-host certificate is for.
+    pub host: Option<String>,
+    pub subject: Option<String>,
+    pub issuer: Option<String>,
+    /// `YYYY-MM-DD` (UTC).
+    pub not_after: Option<String>,
     pub days_left: Option<i64>,
     pub status: Status,
 }
 
 impl CheckRow {
-    fn broken(file: &str, why: &str) -> CheckRow {
+    fn broken(file: &str, host: Option<&str>, why: Problem) -> CheckRow {
         CheckRow {
             file: file.into(),
-            subject: "-".into(),
-            issuer: "-".into(),
-            not_after: "-".into(),
+            host: host.map(String::from),
+            subject: None,
+            issuer: None,
+            not_after: None,
             days_left: None,
-            status: Status::Bad(why.into()),
+            status: Status::Bad(why.to_string()),
         }
     }
-    fn from_cert(
-        file: &str,
-        cert: &X509Certificate,
-        now: OffsetDateTime,
-        status: Status,
-    ) -> CheckRow {
-        let not_after = cert.validity().not_after.to_datetime();
-        CheckRow {
-            file: file.into(),
-            subject: cert.subject().to_string(),
-            issuer: cert.issuer().to_string(),
-            not_after: format!(
-                "{:04}-{:02}-{:02}",
-                not_after.year(),
-                u8::from(not_after.month()),
-                not_after.day()
-            ),
-            days_left: Some((not_after - now).whole_days()),
-            status,
+
+    /// The row with one more problem: a failure whatever its status was, listing every
+    /// problem.
+    fn also(mut self, extra: Option<Problem>) -> CheckRow {
+        if let Some(p) = extra {
+            self.status = Status::Bad(match self.status {
+                Status::Bad(why) => format!("{why}; {p}"),
+                Status::Ok | Status::Expiring => p.to_string(),
+            });
+        }
+        self
+    }
+}
+
+/// The `certs check --output json` object.
+#[derive(Debug, serde::Serialize)]
+pub struct CheckReport<'a> {
+    pub schema_version: u32,
+    pub pki_dir: &'a Path,
+    /// Rows whose status is a failure.
+    pub problems: usize,
+    pub certificates: &'a [CheckRow],
+}
+
+impl<'a> CheckReport<'a> {
+    pub fn new(pki_dir: &'a Path, rows: &'a [CheckRow]) -> CheckReport<'a> {
+        CheckReport {
+            schema_version: CHECK_SCHEMA_VERSION,
+            pki_dir,
+            problems: rows.iter().filter(|r| r.status.is_failure()).count(),
+            certificates: rows,
         }
     }
 }
@@ -591,17 +765,50 @@ impl CheckRow {
 #[derive(Debug)]
 enum Problem {
     Missing,
+    CannotRead(String),
     Unreadable,
-    KeyMissing,
-    KeyUnreadable,
-    KeyMismatch,
+    /// A problem of the private key file named first (relative to the PKI directory).
+    Key(String, KeyProblem),
     NotSelfSigned,
+    NotCa,
+    NotIssuer(String),
     CaUnusable(&'static str),
-    WrongIssuer,
+    /// Not issued by the CA (file stem) that the profile table names.
+    WrongIssuer(&'static str),
     Subject(String),
-    Sans { missing: Vec<San>, extra: Vec<San> },
+    Sans {
+        missing: Vec<San>,
+        extra: Vec<San>,
+    },
     Usage,
     Expired,
+    /// The content of a non-certificate file is wrong (never quoting it).
+    Content(String),
+}
+
+#[derive(Debug)]
+enum KeyProblem {
+    Missing,
+    CannotRead(String),
+    Unusable,
+    /// Not the key of this certificate file.
+    Mismatch(String),
+    /// Wider than [`KEY_MODE`].
+    Mode(u32),
+}
+
+impl std::fmt::Display for KeyProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyProblem::Missing => f.write_str("missing"),
+            KeyProblem::CannotRead(why) => write!(f, "cannot be read: {why}"),
+            KeyProblem::Unusable => f.write_str("not a usable private key"),
+            KeyProblem::Mismatch(crt) => write!(f, "does not match {crt}"),
+            KeyProblem::Mode(mode) => {
+                write!(f, "mode {mode:04o}, expected {KEY_MODE:04o} (chmod 600)")
+            }
+        }
+    }
 }
 
 impl std::fmt::Display for Problem {
@@ -614,13 +821,14 @@ impl std::fmt::Display for Problem {
         };
         match self {
             Problem::Missing => f.write_str("missing"),
+            Problem::CannotRead(why) => write!(f, "cannot be read: {why}"),
             Problem::Unreadable => f.write_str("unreadable"),
-            Problem::KeyMissing => f.write_str("key missing"),
-            Problem::KeyUnreadable => f.write_str("key unreadable"),
-            Problem::KeyMismatch => f.write_str("key does not match certificate"),
+            Problem::Key(file, kp) => write!(f, "{file}: {kp}"),
             Problem::NotSelfSigned => f.write_str("not self-signed"),
+            Problem::NotCa => f.write_str("not a CA certificate (no CA:TRUE or keyCertSign)"),
+            Problem::NotIssuer(why) => write!(f, "cannot be used as an issuer: {why}"),
             Problem::CaUnusable(ca) => write!(f, "its CA {ca} is unusable"),
-            Problem::WrongIssuer => f.write_str("not signed by its CA"),
+            Problem::WrongIssuer(ca) => write!(f, "not signed by its CA {ca}"),
             Problem::Subject(s) => write!(f, "subject is {s}"),
             Problem::Sans { missing, extra } if extra.is_empty() => {
                 write!(f, "lacks SAN {}", list(missing))
@@ -633,19 +841,42 @@ impl std::fmt::Display for Problem {
             }
             Problem::Usage => f.write_str("wrong key usage"),
             Problem::Expired => f.write_str("expired"),
+            Problem::Content(why) => f.write_str(why),
         }
     }
 }
 
+/// A CA certificate as designed: self-signed, CA:TRUE and allowed to sign certificates.
+fn check_ca(cert: &X509Certificate) -> Result<(), Problem> {
+    let is_ca = cert
+        .basic_constraints()
+        .ok()
+        .flatten()
+        .is_some_and(|bc| bc.value.ca);
+    let signs = cert
+        .key_usage()
+        .ok()
+        .flatten()
+        .is_none_or(|ku| ku.value.key_cert_sign());
+    if !is_ca || !signs {
+        return Err(Problem::NotCa);
+    }
+    cert.verify_signature(None)
+        .map_err(|_| Problem::NotSelfSigned)
+}
+
+/// `ca_stem`/`ca_der`: the CA the profile table names for `leaf`.
 fn check_leaf(
     leaf: &LeafCert,
     cert: &X509Certificate,
+    ca_stem: &'static str,
     ca_der: &[u8],
     now: OffsetDateTime,
 ) -> Result<(), Problem> {
-    let (_, ca) = X509Certificate::from_der(ca_der).map_err(|_| Problem::WrongIssuer)?;
+    let wrong = || Problem::WrongIssuer(ca_stem);
+    let (_, ca) = X509Certificate::from_der(ca_der).map_err(|_| wrong())?;
     if cert.issuer() != ca.subject() || cert.verify_signature(Some(ca.public_key())).is_err() {
-        return Err(Problem::WrongIssuer);
+        return Err(wrong());
     }
     let cn = cert
         .subject()
@@ -740,6 +971,9 @@ fn random_serial() -> SerialNumber {
 
 fn incomplete_message(dir: &Path, missing: &[String]) -> String {
     const BY: &str = "with `k8s-boot certs` or `k8s-boot install`";
+    if let Some(file) = blocking_file(dir) {
+        return not_a_directory_message(dir, &file);
+    }
     if !dir.is_dir() {
         return format!(
             "PKI directory {} does not exist: create it {BY}",
@@ -760,6 +994,37 @@ fn incomplete_message(dir: &Path, missing: &[String]) -> String {
         dir.display(),
         missing.len()
     )
+}
+
+/// The first of `dir` and its parents that exists, if it is not a directory (symbolic links
+/// followed): it stands where a directory is needed.
+fn blocking_file(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .filter(|a| !a.as_os_str().is_empty())
+        .find(|a| a.exists())
+        .filter(|a| !a.is_dir())
+        .map(Path::to_path_buf)
+}
+
+fn not_a_directory_message(dir: &Path, file: &Path) -> String {
+    if file == dir {
+        format!(
+            "PKI directory {} exists but is not a directory: give --pki-dir a directory (default: pki/ next to the inventory)",
+            dir.display()
+        )
+    } else if file.starts_with(dir) {
+        format!(
+            "{} (in PKI directory {}) exists but is not a directory: move it away",
+            file.display(),
+            dir.display()
+        )
+    } else {
+        format!(
+            "PKI directory {}: {} exists but is not a directory: give --pki-dir a path under a directory",
+            dir.display(),
+            file.display()
+        )
+    }
 }
 
 /// DER bytes of the first PEM block of `pem`.
@@ -807,6 +1072,39 @@ hosts:
             }
         }
         out
+    }
+
+    #[test]
+    fn encryption_key_is_base64_of_32_bytes_and_never_quoted() {
+        use base64::Engine;
+        let b64 = |n: usize| base64::engine::general_purpose::STANDARD.encode(vec![7u8; n]);
+        assert_eq!(
+            check_encryption_key(format!("{}\n", b64(32)).as_bytes()),
+            Ok(())
+        );
+        assert_eq!(
+            check_encryption_key(format!("  {}  ", b64(32)).as_bytes()),
+            Ok(())
+        );
+        for (input, want) in [
+            (b64(16), "decodes to 16 bytes, secretbox needs 32"),
+            (b64(33), "decodes to 33 bytes, secretbox needs 32"),
+            (
+                "\n".into(),
+                "empty (expected the standard base64 of 32 random bytes)",
+            ),
+            (
+                format!("{}_", &b64(32)[..43]),
+                "not base64 (expected the standard base64 of 32 random bytes)",
+            ),
+        ] {
+            let err = check_encryption_key(input.as_bytes()).unwrap_err();
+            assert_eq!(err, want, "{input:?}");
+            assert!(input.trim().is_empty() || !err.contains(input.trim()));
+        }
+        assert!(check_encryption_key(&[0xff, 0xfe, 0x41])
+            .unwrap_err()
+            .starts_with("not base64"));
     }
 
     #[test]

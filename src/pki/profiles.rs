@@ -290,6 +290,8 @@ pub struct LeafCert {
     pub sans: Vec<San>,
     /// Names of the hosts that receive this certificate and its key.
     pub hosts: Vec<String>,
+    /// The host a per-host (or per-node) certificate is for; `None` for a cluster-scoped one.
+    pub host: Option<String>,
 }
 
 /// Expands the profile table for this cluster.
@@ -355,6 +357,7 @@ fn instance(cluster: &Cluster, p: &Profile, host: Option<&Host>, hosts: Vec<Stri
         usage: p.usage,
         sans,
         hosts,
+        host: host.map(|h| h.name.clone()),
     }
 }
 
