@@ -126,15 +126,9 @@ pub fn certs(inventory: &Path, pki_dir: &Path, opts: pki::Options) -> Result<i32
             pki_dir.display()
         );
     }
-    let report = match Pki::new(pki_dir).ensure(&cluster, opts) {
-        Ok(report) => report,
-        // A --pki-dir that is not a directory is bad input.
-        Err(e @ pki::PkiError::NotADirectory { .. }) => {
-            eprintln!("error: {e}");
-            return Ok(EXIT_INVALID);
-        }
-        Err(e) => return Err(e).with_context(|| format!("PKI in {}", pki_dir.display())),
-    };
+    let report = Pki::new(pki_dir)
+        .ensure(&cluster, opts)
+        .with_context(|| format!("PKI in {}", pki_dir.display()))?;
     for (file, action) in &report.actions {
         match action {
             Action::Kept => {}
@@ -154,21 +148,13 @@ pub fn certs(inventory: &Path, pki_dir: &Path, opts: pki::Options) -> Result<i32
 
 pub fn certs_check(inventory: &Path, pki_dir: &Path, json: bool) -> Result<i32> {
     let cluster = load(inventory)?;
-    let rows = match Pki::new(pki_dir).check(&cluster) {
-        Ok(rows) => rows,
-        Err(e @ pki::PkiError::NotADirectory { .. }) => {
-            eprintln!("error: {e}");
-            return Ok(EXIT_INVALID);
-        }
-        Err(e) => return Err(e).with_context(|| format!("PKI in {}", pki_dir.display())),
-    };
+    let rows = Pki::new(pki_dir)
+        .check(&cluster)
+        .with_context(|| format!("PKI in {}", pki_dir.display()))?;
     let report = pki::CheckReport::new(pki_dir, &rows);
     let failures = report.problems;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("rows serialize")
-        );
+        print_json("certs check", &report);
         return Ok(if failures > 0 { 1 } else { 0 });
     }
     let dash = |v: Option<&str>| v.unwrap_or("-").to_string();

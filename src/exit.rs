@@ -33,7 +33,10 @@ fn invalid_input(e: &(dyn std::error::Error + 'static)) -> Option<bool> {
     if let Some(e) = e.downcast_ref::<PkiError>() {
         return Some(matches!(
             e,
-            PkiError::Incomplete { .. } | PkiError::Invalid { .. } | PkiError::Refused(_)
+            PkiError::Incomplete { .. }
+                | PkiError::Invalid { .. }
+                | PkiError::Refused(_)
+                | PkiError::NotADirectory { .. }
         ));
     }
     if let Some(e) = e.downcast_ref::<InstallError>() {

@@ -879,8 +879,9 @@ fn check_verifies_each_leaf_against_the_ca_of_its_profile() {
         status_text(&rows, "ca.crt"),
         "not a CA certificate (no CA:TRUE or keyCertSign)"
     );
+    // A PKI `certs` cannot build on is invalid input.
     let out = cli.run(&["certs"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let err = text(&out);
     assert!(
         err.contains(&format!(
@@ -900,7 +901,7 @@ fn a_truncated_ca_key_is_reported_as_the_key() {
     fs::set_permissions(cli.p("ca.key"), fs::Permissions::from_mode(0o600)).unwrap();
 
     let out = cli.run(&["certs"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let err = text(&out);
     cli.assert_no_secrets(&err);
     assert!(
@@ -931,7 +932,7 @@ fn a_truncated_ca_key_is_reported_as_the_key() {
     fs::write(cli.p("sa.key.bak"), &sa).unwrap();
     fs::write(cli.p("sa.key"), lines.join("\n")).unwrap();
     let out = cli.run(&["certs"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let err = text(&out);
     assert!(
         err.contains(&format!(
@@ -1074,8 +1075,9 @@ fn check_json_uses_null_for_unknown_values_and_names_hosts() {
     assert_eq!(json.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     let top: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
-    assert_eq!(top.len(), 4, "{top:?}");
+    assert_eq!(top.len(), 5, "{top:?}");
     assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["command"], "certs check");
     assert_eq!(v["problems"], 1);
     assert_eq!(v["pki_dir"], cli.pki().to_str().unwrap());
     let rows = v["certificates"].as_array().unwrap();

@@ -28,9 +28,6 @@ pub const ENCRYPTION_KEY: &str = "encryption.key";
 pub const ENCRYPTION_KEY_BYTES: usize = 32;
 /// The widest mode a private key file may have (`certs` writes keys with exactly this mode).
 pub const KEY_MODE: u32 = 0o600;
-/// Version of the `certs check --output json` object; raised when a field changes meaning
-/// or disappears.
-pub const CHECK_SCHEMA_VERSION: u32 = 1;
 /// `certs check` flags certificates that expire sooner than this.
 pub const EXPIRY_WARNING_DAYS: i64 = 30;
 /// Certificates start this long in the past so that small clock skew between hosts does not
@@ -741,10 +738,9 @@ impl CheckRow {
     }
 }
 
-/// The `certs check --output json` object.
+/// The `certs check --output json` object (after `schema_version` and `command`).
 #[derive(Debug, serde::Serialize)]
 pub struct CheckReport<'a> {
-    pub schema_version: u32,
     pub pki_dir: &'a Path,
     /// Rows whose status is a failure.
     pub problems: usize,
@@ -754,7 +750,6 @@ pub struct CheckReport<'a> {
 impl<'a> CheckReport<'a> {
     pub fn new(pki_dir: &'a Path, rows: &'a [CheckRow]) -> CheckReport<'a> {
         CheckReport {
-            schema_version: CHECK_SCHEMA_VERSION,
             pki_dir,
             problems: rows.iter().filter(|r| r.status.is_failure()).count(),
             certificates: rows,
