@@ -98,14 +98,31 @@ pub enum Shell {
 }
 
 /// Writes the completion script for `shell` of the command line `cmd` to `out`.
-pub fn completions(shell: Shell, cmd: &mut clap::Command, out: &mut dyn Write) {
-    let shell = match shell {
+pub fn completions(
+    shell: Shell,
+    cmd: &mut clap::Command,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let generator = match shell {
         Shell::Bash => clap_complete::Shell::Bash,
         Shell::Zsh => clap_complete::Shell::Zsh,
         Shell::Fish => clap_complete::Shell::Fish,
     };
     let name = cmd.get_name().to_string();
-    clap_complete::generate(shell, cmd, name, out);
+    let mut script = Vec::new();
+    clap_complete::generate(generator, cmd, name.clone(), &mut script);
+    let mut script = String::from_utf8(script).expect("completion scripts are text");
+    if shell == Shell::Bash && name.contains('-') {
+        // clap_complete's bash script spells the state of a subcommand of a hyphenated
+        // program two ways: the word loop sets `k8s__boot__subcmd__install`, the case arm
+        // expects `k8s__subcmd__boot__subcmd__install`, so no subcommand's options would
+        // complete (clap-rs/clap#6421). Spell the arms as the loop does.
+        let broken = format!("{}__subcmd__", name.replace('-', "__subcmd__"));
+        let fixed = format!("{}__subcmd__", name.replace('-', "__"));
+        script = script.replace(&broken, &fixed);
+    }
+    out.write_all(script.as_bytes())?;
+    out.flush()
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,6 @@
 //! Command-line entry point: argument parsing and dispatch only.
 
+use anyhow::Context;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use k8s_boot::cli_docs::{self, examples};
 use k8s_boot::{commands, install, inventory::InventoryError, pki, render::RenderError};
@@ -251,7 +252,8 @@ fn split_list(list: Option<&str>) -> Vec<String> {
 
 /// `k8s-boot completions SHELL`.
 fn completions(shell: cli_docs::Shell) -> anyhow::Result<i32> {
-    cli_docs::completions(shell, &mut Cli::command(), &mut std::io::stdout().lock());
+    cli_docs::completions(shell, &mut Cli::command(), &mut std::io::stdout().lock())
+        .context("writing the completion script to stdout")?;
     Ok(0)
 }
 
