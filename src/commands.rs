@@ -225,6 +225,8 @@ pub fn install(inventory: &Path, args: InstallArgs) -> Result<i32> {
         );
     } else if !args.quiet || report.failed() {
         print_install_report(&report);
+    } else {
+        println!("{}", install_summary(&report));
     }
     Ok(if report.failed() { 1 } else { 0 })
 }
@@ -276,7 +278,12 @@ fn print_install_report(report: &install::Report) {
             }
         }
     }
-    println!(
+    println!("{}", install_summary(report));
+}
+
+/// The last line of the install report: `install in 12.3 s: 4 host phase(s) changed`.
+fn install_summary(report: &install::Report) -> String {
+    format!(
         "{} in {:.1} s: {} host phase(s) {}{}",
         if report.dry_run { "dry run" } else { "install" },
         report.elapsed_ms as f64 / 1000.0,
@@ -291,7 +298,7 @@ fn print_install_report(report: &install::Report) {
         } else {
             ""
         }
-    );
+    )
 }
 
 /// The PKI every plan needs, created or brought up to date first (as `certs` does).
@@ -514,7 +521,8 @@ pub fn fetch(args: FetchArgs) -> Result<i32> {
         crate::fetch::cluster_images(&opts.kubernetes_version, chat.as_deref()).unwrap_or_default()
     };
     let report = crate::fetch::fetch(&opts, &mut |line| {
-        if !args.quiet {
+        // Quiet keeps the warnings (an image verified by its blob digests only).
+        if !args.quiet || line.starts_with("warning:") {
             eprintln!("{line}")
         }
     })?;
