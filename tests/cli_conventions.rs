@@ -456,7 +456,7 @@ fn quiet_prints_no_progress_only_failures_and_the_summary() {
 }
 
 #[test]
-fn quiet_render_and_certs_print_only_their_summary() {
+fn quiet_render_certs_and_reset_print_only_their_summary() {
     let (tmp, inventory) = unreachable_cluster();
     let inv = inventory.to_str().unwrap();
     let out_dir = tmp.path().join("out");
@@ -487,6 +487,25 @@ fn quiet_render_and_certs_print_only_their_summary() {
     let stdout = text(&quiet.stdout);
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     assert!(stdout.contains(" changed, "), "{stdout}");
+
+    // `reset -q`: the failed hosts (unreachable) and one summary line.
+    let out = k8s_boot(&["reset", "-i", inv, "--yes", "-q"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), HOSTS.len() + 1, "{stdout}");
+    for h in HOSTS {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("{h}: reset failed: "))),
+            "{stdout}"
+        );
+    }
+    assert_eq!(
+        lines[HOSTS.len()],
+        "reset 3 host(s): 0 item(s) removed, 3 failed"
+    );
 }
 
 /// On a real terminal (a pseudo-terminal from util-linux `script`), bars are drawn unless
