@@ -118,7 +118,8 @@ pub fn pki_dir(inventory: &Path, given: Option<PathBuf>) -> PathBuf {
     given.unwrap_or_else(|| pki::default_dir(inventory))
 }
 
-pub fn certs(inventory: &Path, pki_dir: &Path, opts: pki::Options) -> Result<i32> {
+/// With `quiet`, only the summary line is printed (not each created or re-issued file).
+pub fn certs(inventory: &Path, pki_dir: &Path, opts: pki::Options, quiet: bool) -> Result<i32> {
     let cluster = load(inventory)?;
     if opts.rotate_cas {
         eprintln!(
@@ -129,7 +130,7 @@ pub fn certs(inventory: &Path, pki_dir: &Path, opts: pki::Options) -> Result<i32
     let report = Pki::new(pki_dir)
         .ensure(&cluster, opts)
         .with_context(|| format!("PKI in {}", pki_dir.display()))?;
-    for (file, action) in &report.actions {
+    for (file, action) in report.actions.iter().filter(|_| !quiet) {
         match action {
             Action::Kept => {}
             Action::Created => println!("created  {file}"),
@@ -193,13 +194,14 @@ pub fn render(
     pki_dir: &Path,
     templates: Option<&Path>,
     out: &Path,
+    quiet: bool,
 ) -> Result<i32> {
     let cluster = load(inventory)?;
     // Bad input (an output directory, an override name) is refused before the PKI step
     // writes anything.
     render::check_output_dir(out, inventory, pki_dir, templates)?;
     let templates = render::Templates::load(templates)?;
-    let pki = ensure_pki(&cluster, pki_dir, false)?;
+    let pki = ensure_pki(&cluster, pki_dir, quiet)?;
     let plan = render::plan(&cluster, &pki, &templates)?;
     let count =
         render::write_tree(&plan, out).with_context(|| format!("writing {}", out.display()))?;
@@ -220,104 +222,6 @@ pub struct InstallArgs {
     pub json: bool,
 }
 
-/// Progress bars: one line per host and an overall bar (drawn only on a terminal).
-struct Bars {
-    hosts: std::collections::HashMap<String, indicatif::ProgressBar>,
-    overall: indicatif::ProgressBar,
-    _multi: indicatif::MultiProgress,
-}
-
-impl Bars {
-    fn new(cluster: &Cluster, opts: &install::Options, hidden: bool) -> Bars {
-        use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-        let multi = MultiProgress::with_draw_target(if hidden {
-            ProgressDrawTarget::hidden()
-        } else {
-            ProgressDrawTarget::stderr()
-        });
-        let hosts: Vec<&crate::inventory::Host> = cluster
-            .inventory
-            .hosts
-            .iter()
-            .filter(|h| opts.hosts.is_empty() || opts.hosts.contains(&h.name))
-            .collect();
-        let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
-        // One step per phase and host it applies to; cluster phases run on one host.
-        let steps: usize = install::phases::PHASES
-            .iter()
-            .filter(|p| {
-                opts.phases.is_empty()
-                    || opts.phases.contains(&p.id)
-                    || p.id == install::phases::PhaseId::Connect
-            })
-            .map(|p| {
-                let on = hosts.iter().filter(|h| p.applies_to(h)).count();
-                if p.cluster_level {
-                    on.min(1)
-                } else {
-                    on
-                }
-            })
-            .sum();
-        let overall = multi.add(ProgressBar::new(steps as u64));
-        overall.set_style(
-            ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} host phases")
-                .expect("template")
-                .progress_chars("=> "),
-        );
-        let width = names.iter().map(|n| n.len()).max().unwrap_or(4);
-        let hosts = names
-            .iter()
-            .map(|n| {
-                let bar = multi.add(ProgressBar::new_spinner());
-                bar.set_style(
-                    ProgressStyle::with_template(&format!(
-                        "{{prefix:{width}}} {{spinner}} {{wide_msg}}"
-                    ))
-                    .expect("template"),
-                );
-                bar.set_prefix(n.to_string());
-                bar.enable_steady_tick(std::time::Duration::from_millis(120));
-                (n.to_string(), bar)
-            })
-            .collect();
-        Bars {
-            hosts,
-            overall,
-            _multi: multi,
-        }
-    }
-
-    fn finish(&self) {
-        for bar in self.hosts.values() {
-            if !bar.message().contains("FAILED") {
-                bar.set_message("done");
-            }
-            bar.finish();
-        }
-        self.overall.finish();
-    }
-}
-
-impl install::Progress for Bars {
-    fn host(&self, host: &str, message: &str) {
-        if let Some(bar) = self.hosts.get(host) {
-            bar.set_message(message.to_string());
-        }
-    }
-    fn phase_done(
-        &self,
-        host: &str,
-        phase: install::phases::PhaseId,
-        result: &install::PhaseResult,
-    ) {
-        self.overall.inc(1);
-        if let (Some(bar), install::PhaseResult::Failed { .. }) = (self.hosts.get(host), result) {
-            bar.set_message(format!("{} FAILED", install::phases::get(phase).name));
-        }
-    }
-}
-
 /// The admin kubeconfig, in the plan's cluster files and in the PKI directory after `install`.
 pub const ADMIN_KUBECONFIG: &str = "admin.kubeconfig";
 
@@ -331,9 +235,13 @@ pub fn install(inventory: &Path, args: InstallArgs) -> Result<i32> {
     } else {
         ensure_pki(&cluster, &args.pki_dir, args.quiet)?
     };
-    let bars = Bars::new(&cluster, &args.options, args.quiet || args.json);
-    let report = install::install(&cluster, &pki, &templates, &args.options, &bars)?;
-    bars.finish();
+    let progress = crate::progress::InstallProgress::new(
+        &cluster,
+        &args.options,
+        crate::progress::Mode::detect(args.quiet || args.json),
+    );
+    let report = install::install(&cluster, &pki, &templates, &args.options, &progress)?;
+    progress.finish();
     if !args.options.dry_run {
         // kubectl on this machine: the admin kubeconfig (via the API endpoint), owner-only,
         // next to the certificates it is made of.
@@ -355,6 +263,8 @@ pub fn install(inventory: &Path, args: InstallArgs) -> Result<i32> {
         print_json("install", &report);
     } else if !args.quiet || report.failed() {
         print_install_report(&report);
+    } else {
+        println!("{}", install_summary(&report));
     }
     Ok(if report.failed() { 1 } else { 0 })
 }
@@ -406,7 +316,12 @@ fn print_install_report(report: &install::Report) {
             }
         }
     }
-    println!(
+    println!("{}", install_summary(report));
+}
+
+/// The last line of the install report: `install in 12.3 s: 4 host phase(s) changed`.
+fn install_summary(report: &install::Report) -> String {
+    format!(
         "{} in {:.1} s: {} host phase(s) {}{}",
         if report.dry_run { "dry run" } else { "install" },
         report.elapsed_ms as f64 / 1000.0,
@@ -421,7 +336,7 @@ fn print_install_report(report: &install::Report) {
         } else {
             ""
         }
-    );
+    )
 }
 
 /// The PKI every plan needs, created or brought up to date first (as `certs` does).
@@ -518,7 +433,14 @@ pub fn status(inventory: &Path, pki_dir: &Path, json: bool) -> Result<i32> {
     Ok(if bad { 1 } else { 0 })
 }
 
-pub fn reset(inventory: &Path, hosts: &[String], purge_data: bool, yes: bool) -> Result<i32> {
+/// With `quiet`, only failed hosts and one summary line are printed.
+pub fn reset(
+    inventory: &Path,
+    hosts: &[String],
+    purge_data: bool,
+    yes: bool,
+    quiet: bool,
+) -> Result<i32> {
     use std::io::IsTerminal;
     let cluster = load(inventory)?;
     let selected: Vec<&crate::inventory::Host> = cluster
@@ -561,8 +483,17 @@ pub fn reset(inventory: &Path, hosts: &[String], purge_data: bool, yes: bool) ->
                 failed = true;
                 println!("{}: reset failed: {e}", r.host);
             }
+            None if quiet => {}
             None => println!("{}: removed {} item(s)", r.host, r.removed.len()),
         }
+    }
+    if quiet {
+        let failures = results.iter().filter(|r| r.error.is_some()).count();
+        println!(
+            "reset {} host(s): {} item(s) removed, {failures} failed",
+            results.len(),
+            results.iter().map(|r| r.removed.len()).sum::<usize>()
+        );
     }
     Ok(if failed { 1 } else { 0 })
 }
@@ -577,6 +508,8 @@ pub struct FetchArgs {
     /// `HOST=URL` each.
     pub registry_mirrors: Vec<String>,
     pub no_images: bool,
+    /// Print no progress lines, only the summary.
+    pub quiet: bool,
 }
 
 pub fn fetch(args: FetchArgs) -> Result<i32> {
@@ -636,7 +569,12 @@ pub fn fetch(args: FetchArgs) -> Result<i32> {
         // An unsupported version gives no images here; fetch() reports it before anything.
         crate::fetch::cluster_images(&opts.kubernetes_version, chat.as_deref()).unwrap_or_default()
     };
-    let report = crate::fetch::fetch(&opts, &mut |line| eprintln!("{line}"))?;
+    let report = crate::fetch::fetch(&opts, &mut |line| {
+        // Quiet keeps the warnings (an image verified by its blob digests only).
+        if !args.quiet || line.starts_with("warning:") {
+            eprintln!("{line}")
+        }
+    })?;
     println!(
         "{} file(s) and {} image(s) in {}, {} transferred",
         report.files.len(),

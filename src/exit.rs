@@ -22,6 +22,9 @@ fn invalid_input(e: &(dyn std::error::Error + 'static)) -> Option<bool> {
     if e.is::<UsageError>() || e.is::<InventoryError>() {
         return Some(true);
     }
+    if let Some(e) = e.downcast_ref::<crate::cli_docs::ManError>() {
+        return Some(matches!(e, crate::cli_docs::ManError::NotADirectory { .. }));
+    }
     if let Some(e) = e.downcast_ref::<RenderError>() {
         return match e {
             RenderError::Override { .. } | RenderError::Output { .. } => Some(true),

@@ -4,6 +4,7 @@
 //! files per host) -> the installer applies the difference. The `commands` module holds one
 //! function per subcommand; `main.rs` only parses arguments.
 
+pub mod cli_docs;
 pub mod commands;
 pub mod exit;
 pub mod fetch;
@@ -13,6 +14,7 @@ pub mod inventory;
 pub mod lab;
 pub mod oci;
 pub mod pki;
+pub mod progress;
 pub mod render;
 pub mod ssh;
 pub mod versions;

@@ -1,19 +1,25 @@
 //! Command-line entry point: argument parsing and dispatch only.
 
-use clap::{Args, Parser, Subcommand};
+use anyhow::Context;
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use k8s_boot::cli_docs::{self, examples};
 use k8s_boot::{commands, install, pki};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(
     name = "k8s-boot",
     version,
-    about = "Bootstrap a highly-available Kubernetes cluster from the official release binaries"
+    about = "Bootstrap a highly-available Kubernetes cluster from the official release binaries",
+    after_help = examples::TOP
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Print only errors and the final summary (no progress)
+    #[arg(long, short, global = true)]
+    quiet: bool,
 }
 
 #[derive(Args)]
@@ -39,6 +45,7 @@ enum Command {
     /// Validate an inventory and summarise the cluster
     Check(InventoryArg),
     /// Render every file for every host into a directory (CI dry run; touches no host)
+    #[command(after_help = examples::RENDER)]
     Render {
         #[command(flatten)]
         pki: PkiArgs,
@@ -50,6 +57,7 @@ enum Command {
         templates: Option<PathBuf>,
     },
     /// Install the cluster onto the hosts over SSH (only what differs; idempotent)
+    #[command(after_help = examples::INSTALL)]
     Install {
         #[command(flatten)]
         pki: PkiArgs,
@@ -73,9 +81,6 @@ enum Command {
         /// Trust and record host keys not yet in known_hosts (never a changed key)
         #[arg(long)]
         accept_new_host_keys: bool,
-        /// Print nothing but failures
-        #[arg(long, short)]
-        quiet: bool,
         /// Result format
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
@@ -89,6 +94,7 @@ enum Command {
         accept_new_host_keys: bool,
     },
     /// Health of every component on every host
+    #[command(after_help = examples::STATUS)]
     Status {
         #[command(flatten)]
         pki: PkiArgs,
@@ -97,6 +103,7 @@ enum Command {
         output: OutputFormat,
     },
     /// Stop and remove what install made (etcd data kept unless --purge-data)
+    #[command(after_help = examples::RESET)]
     Reset {
         #[command(flatten)]
         inv: InventoryArg,
@@ -112,6 +119,7 @@ enum Command {
     },
     /// Download the official release binaries, verified against the published checksums,
     /// and the images the cluster runs as OCI archives (into DIR/images/)
+    #[command(after_help = examples::FETCH)]
     Fetch {
         /// Kubernetes release, e.g. v1.37.2 [default: the inventory's]
         #[arg(long, value_name = "VERSION")]
@@ -143,7 +151,11 @@ enum Command {
         action: LabAction,
     },
     /// Create or update the cluster PKI (idempotent)
-    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    #[command(
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true,
+        after_help = examples::CERTS
+    )]
     Certs {
         #[command(subcommand)]
         action: Option<CertsAction>,
@@ -157,11 +169,23 @@ enum Command {
         #[arg(long)]
         rotate_cas: bool,
     },
+    /// Print a shell completion script to stdout
+    Completions {
+        #[arg(value_enum)]
+        shell: cli_docs::Shell,
+    },
+    /// Write a man page for every command and subcommand into a directory
+    Man {
+        /// Directory for the pages (created if missing): k8s-boot.1, k8s-boot-install.1, ...
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
 enum LabAction {
     /// Start lab hosts and write DIR/hosts.yaml for them
+    #[command(after_help = examples::LAB_UP)]
     Up {
         #[arg(long, default_value_t = 4, value_name = "N")]
         hosts: usize,
@@ -232,7 +256,22 @@ fn json_command(cli: &Cli) -> Option<&'static str> {
     }
 }
 
+/// `k8s-boot completions SHELL`.
+fn completions(shell: cli_docs::Shell) -> anyhow::Result<i32> {
+    cli_docs::completions(shell, &mut Cli::command(), &mut std::io::stdout().lock())
+        .context("writing the completion script to stdout")?;
+    Ok(0)
+}
+
+/// `k8s-boot man --out DIR`.
+fn man_pages(out: &Path) -> anyhow::Result<i32> {
+    let pages = cli_docs::write_man_pages(Cli::command(), out)?;
+    println!("{} man page(s) in {}", pages.len(), out.display());
+    Ok(0)
+}
+
 fn run(cli: Cli) -> anyhow::Result<i32> {
+    let quiet = cli.quiet;
     let pki_dir = |a: &PkiArgs| commands::pki_dir(&a.inv.inventory, a.pki_dir.clone());
     match cli.command {
         Command::Init => commands::init(),
@@ -245,7 +284,6 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             dry_run,
             parallelism,
             accept_new_host_keys,
-            quiet,
             output,
         } => {
             let options = install::Options {
@@ -283,7 +321,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     accept_new_host_keys,
                     ..Default::default()
                 },
-                quiet: false,
+                quiet,
                 json: false,
             },
         ),
@@ -302,6 +340,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             &commands::selection("--hosts", hosts.as_deref())?,
             purge_data,
             yes,
+            quiet,
         ),
         Command::Fetch {
             version,
@@ -319,6 +358,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             mirror,
             registry_mirrors,
             no_images,
+            quiet,
         }),
         Command::Lab { action } => match action {
             LabAction::Up {
@@ -344,6 +384,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             &pki_dir(&pki),
             templates.as_deref(),
             &out,
+            quiet,
         ),
         Command::Certs {
             action,
@@ -363,6 +404,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     renew_leaves: true,
                     rotate_cas: false,
                 },
+                quiet,
             ),
             (None, Some(inventory)) => commands::certs(
                 &inventory,
@@ -371,9 +413,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     rotate_cas,
                     renew_leaves: false,
                 },
+                quiet,
             ),
             (None, None) => unreachable!("clap requires --inventory"),
         },
+        Command::Completions { shell } => completions(shell),
+        Command::Man { out } => man_pages(&out),
     }
 }
 
@@ -405,5 +450,50 @@ fn main() -> ExitCode {
             }
             ExitCode::from(k8s_boot::exit::code(&err))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every example of `--help` is a command line this parser accepts.
+    #[test]
+    fn every_help_example_parses() {
+        Cli::command().debug_assert();
+        let mut count = 0;
+        for section in examples::ALL {
+            for words in examples::command_lines(section) {
+                assert_eq!(words[0], "k8s-boot", "{words:?}");
+                if let Err(e) = Cli::try_parse_from(&words) {
+                    panic!("example `{}` is refused: {e}", words.join(" "));
+                }
+                count += 1;
+            }
+        }
+        assert!(count >= 25, "{count} examples");
+    }
+
+    #[test]
+    fn quiet_is_accepted_by_every_command() {
+        for args in [
+            &["k8s-boot", "-q", "install", "-i", "h.yaml"][..],
+            &["k8s-boot", "install", "-q", "-i", "h.yaml"],
+            &["k8s-boot", "deploy", "-i", "h.yaml", "--quiet"],
+            &["k8s-boot", "render", "-i", "h.yaml", "--out", "o", "-q"],
+            &["k8s-boot", "certs", "-i", "h.yaml", "-q"],
+            &["k8s-boot", "certs", "check", "-i", "h.yaml", "-q"],
+            &["k8s-boot", "fetch", "--version", "v1.37.2", "-q"],
+            &["k8s-boot", "reset", "-i", "h.yaml", "--yes", "-q"],
+            &["k8s-boot", "lab", "up", "-q"],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert!(cli.quiet, "{args:?}");
+        }
+        assert!(
+            !Cli::try_parse_from(["k8s-boot", "install", "-i", "h"])
+                .unwrap()
+                .quiet
+        );
     }
 }
