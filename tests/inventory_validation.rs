@@ -312,7 +312,323 @@ const CASES: &[(&str, (&str, &str), &[&str])] = &[
         ),
         &["pki.cert_validity_days", "outlives the CA"],
     ),
+    (
+        "unclosed flow sequence is a syntax error, not an unknown variant",
+        ("roles: [lb]\n", "roles: [lb\n"),
+        &[
+            "hosts.yaml:8:9: error: (document): YAML syntax error: ",
+            "did not find expected ',' or ']', while parsing a flow sequence that starts at line 7 column 12",
+        ],
+    ),
+    (
+        "byte order mark: positions on line 1 and after stay right",
+        ("cluster:\n  name: t\n", "\u{feff}cluster:\n  name: T\n"),
+        &["hosts.yaml:2:3: error: cluster.name: `T` must be a DNS label"],
+    ),
+    (
+        "host of the other family than the CIDRs",
+        ("address: 10.0.0.21", "address: fd00::21"),
+        &[
+            "hosts.yaml:18:5: error: hosts[4].address: ",
+            "fd00::21 is IPv6 but cluster.pod_cidr 10.244.0.0/16 and cluster.service_cidr 10.96.0.0/12 are IPv4",
+        ],
+    ),
+    (
+        "IPv6 hosts with the default IPv4 CIDRs",
+        ("address: 10.0.0.10", "address: fd00::10"),
+        &["hosts[0].address", "every host address must be of the cluster's address family"],
+    ),
+    (
+        "pod and service CIDRs of different families",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  service_cidr: fd00:96::/108\n",
+        ),
+        &[
+            "hosts.yaml:4:3: error: cluster.service_cidr: ",
+            "fd00:96::/108 is IPv6 but cluster.pod_cidr 10.244.0.0/16 is IPv4; both ranges must be of one address family",
+        ],
+    ),
+    (
+        "etcd peers of both families",
+        ("address: 10.0.0.13", "address: fd00::13"),
+        &[
+            "hosts.yaml:15:5: error: hosts[3].address: ",
+            "etcd peer fd00::13 is IPv6 but the first etcd host hosts[1] `m1` is IPv4 (10.0.0.11)",
+        ],
+    ),
+    (
+        "loopback host address without the opt-in",
+        ("address: 10.0.0.21", "address: 127.0.0.21"),
+        &[
+            "hosts.yaml:18:5: error: hosts[4].address: ",
+            "127.0.0.21 is not a host address: it is a loopback address",
+            "cluster.allow_loopback_hosts: true",
+        ],
+    ),
+    (
+        "IPv6 loopback host address",
+        ("address: 10.0.0.21", "address: \"::1\""),
+        &["hosts[4].address", "::1 is not a host address: it is a loopback address"],
+    ),
+    (
+        "limited broadcast host address",
+        ("address: 10.0.0.21", "address: 255.255.255.255"),
+        &[
+            "hosts.yaml:18:5: error: hosts[4].address: ",
+            "255.255.255.255 is not a host address: it is the broadcast address",
+        ],
+    ),
+    (
+        "multicast host address",
+        ("address: 10.0.0.21", "address: 224.0.0.5"),
+        &["hosts[4].address", "224.0.0.5 is not a host address: it is a multicast address"],
+    ),
+    (
+        "unspecified IPv4 host address",
+        ("address: 10.0.0.21", "address: 0.0.0.0"),
+        &["hosts[4].address", "0.0.0.0 is not a host address: it is the unspecified address"],
+    ),
+    (
+        "unspecified IPv6 host address",
+        ("address: 10.0.0.21", "address: \"::\""),
+        &["hosts[4].address", ":: is not a host address: it is the unspecified address"],
+    ),
+    (
+        "IPv4-mapped IPv6 host address",
+        ("address: 10.0.0.21", "address: \"::ffff:10.0.0.21\""),
+        &[
+            "hosts[4].address",
+            "it is an IPv4-mapped IPv6 address; write the IPv4 address 10.0.0.21",
+        ],
+    ),
+    (
+        "ssh.port 0",
+        ("hosts:\n", "ssh: {port: 0}\nhosts:\n"),
+        &[
+            "hosts.yaml:4:7: error: ssh.port: ",
+            "must be a TCP port between 1 and 65535",
+        ],
+    ),
+    (
+        "per-host ssh.port 0",
+        ("roles: [worker]\n", "roles: [worker]\n    ssh: {port: 0}\n"),
+        &[
+            "hosts.yaml:20:11: error: hosts[4].ssh.port: ",
+            "must be a TCP port between 1 and 65535",
+        ],
+    ),
+    (
+        "empty ssh.user",
+        ("hosts:\n", "ssh:\n  user: \"\"\nhosts:\n"),
+        &[
+            "hosts.yaml:5:3: error: ssh.user: ",
+            "`` must be a login user name without spaces or control characters, e.g. root",
+        ],
+    ),
+    (
+        "per-host ssh.user with a space",
+        ("roles: [worker]\n", "roles: [worker]\n    ssh: {user: \"ad min\"}\n"),
+        &[
+            "hosts.yaml:20:11: error: hosts[4].ssh.user: ",
+            "`ad min` must be a login user name",
+        ],
+    ),
+    (
+        "per-host ssh.key blank",
+        ("roles: [worker]\n", "roles: [worker]\n    ssh: {key: \" \"}\n"),
+        &[
+            "hosts[4].ssh.key",
+            "must be a path to a private key file, or left out to use the SSH agent",
+        ],
+    ),
+    (
+        "blank ssh.known_hosts",
+        ("hosts:\n", "ssh: {known_hosts: \"\"}\nhosts:\n"),
+        &["ssh.known_hosts", "must be the path of an OpenSSH known_hosts file"],
+    ),
 ];
+
+/// Whole documents too long to write as an edit above: (what, document, expected substrings
+/// of one error line).
+fn generated_cases() -> Vec<(&'static str, String, Vec<String>)> {
+    let long_name = "a".repeat(300);
+    let long_path = format!("/{}", "k".repeat(5000));
+    let laughs = billion_laughs();
+    vec![
+        (
+            "host name longer than a DNS name",
+            BASE.replace("name: w1", &format!("name: {long_name}")),
+            vec![
+                "hosts.yaml:17:5: error: hosts[4].name: is 300 bytes long; expected at most 253 bytes for a name".into(),
+            ],
+        ),
+        (
+            "cluster name longer than a DNS name",
+            BASE.replace("name: t\n", &format!("name: {long_name}\n")),
+            vec!["hosts.yaml:2:3: error: cluster.name: is 300 bytes long".into()],
+        ),
+        (
+            "ssh.user longer than a name",
+            BASE.replace("hosts:\n", &format!("ssh: {{user: {long_name}}}\nhosts:\n")),
+            vec!["ssh.user: is 300 bytes long; expected at most 253 bytes".into()],
+        ),
+        (
+            "ssh.key longer than PATH_MAX",
+            BASE.replace("hosts:\n", &format!("ssh: {{key: {long_path}}}\nhosts:\n")),
+            vec!["ssh.key: is 5001 bytes long; expected at most 4096 bytes for a path (PATH_MAX)".into()],
+        ),
+        (
+            "per-host ssh.key longer than PATH_MAX",
+            BASE.replace(
+                "roles: [worker]\n",
+                &format!("roles: [worker]\n    ssh: {{key: {long_path}}}\n"),
+            ),
+            vec!["hosts[4].ssh.key: is 5001 bytes long".into()],
+        ),
+        (
+            "chat.image longer than PATH_MAX",
+            BASE.replace("hosts:\n", &format!("chat: {{image: {long_path}}}\nhosts:\n")),
+            vec!["chat.image: is 5001 bytes long".into()],
+        ),
+        (
+            "binaries.dir longer than PATH_MAX",
+            BASE.replace("hosts:\n", &format!("binaries: {{dir: {long_path}}}\nhosts:\n")),
+            vec!["binaries.dir: is 5001 bytes long".into()],
+        ),
+        (
+            "api_sans entry longer than a DNS name",
+            BASE.replace(
+                "  kubernetes_version: v1.35.2\n",
+                &format!("  kubernetes_version: v1.35.2\n  api_sans: [{long_name}]\n"),
+            ),
+            vec!["hosts.yaml:4:14: error: cluster.api_sans[0]: is 300 bytes long".into()],
+        ),
+        (
+            "billion laughs",
+            laughs,
+            vec![
+                "hosts.yaml:4:".into(),
+                "(document): aliases expand the document to more than 4194304 bytes (4 MiB)".into(),
+            ],
+        ),
+        (
+            "one long anchored scalar aliased many times",
+            long_scalar_aliased(),
+            vec![
+                "hosts.yaml:4:".into(),
+                "aliases expand the document to more than 4194304 bytes".into(),
+            ],
+        ),
+        (
+            "more aliases than allowed",
+            BASE.replace(
+                "  kubernetes_version: v1.35.2\n",
+                &format!(
+                    "  kubernetes_version: v1.35.2\n  api_sans: [&s a, {}]\n",
+                    vec!["*s"; 1025].join(", ")
+                ),
+            ),
+            vec!["hosts.yaml:4:".into(), "more than 1024 aliases; expected at most 1024".into()],
+        ),
+        (
+            "loopback opt-in with a host that is not loopback",
+            BASE.replace(
+                "  kubernetes_version: v1.35.2\n",
+                "  kubernetes_version: v1.35.2\n  allow_loopback_hosts: true\n",
+            )
+            .replace("address: 10.0.0.1", "address: 127.0.0.1"),
+            vec![
+                "hosts.yaml:19:5: error: hosts[4].address: ".into(),
+                "10.0.0.21 is not a loopback address but hosts[0] `lb1` is (127.0.0.10); with cluster.allow_loopback_hosts every host runs on this machine".into(),
+            ],
+        ),
+        (
+            "recursive alias",
+            BASE.replace(
+                "  kubernetes_version: v1.35.2\n",
+                "  kubernetes_version: v1.35.2\n  api_sans: &r [a, *r]\n",
+            ),
+            vec!["hosts.yaml:4:20: error: (document): alias of a node that contains it".into()],
+        ),
+        (
+            "nesting deeper than allowed",
+            BASE.replace(
+                "  kubernetes_version: v1.35.2\n",
+                &format!(
+                    "  kubernetes_version: v1.35.2\n  api_sans: {}{}\n",
+                    "[".repeat(40),
+                    "]".repeat(40)
+                ),
+            ),
+            vec!["(document): mappings and sequences nested more than 32 levels deep".into()],
+        ),
+    ]
+}
+
+/// The classic document: `l9` is ten aliases of `l8`, which is ten of `l7`, ... ten `lol`s
+/// (10^9 scalars), all inside `cluster.api_sans` where serde_yaml would expand them.
+fn billion_laughs() -> String {
+    let mut items = vec!["&l0 lol".to_string()];
+    for i in 1..10 {
+        items.push(format!(
+            "&l{i} [{}]",
+            vec![format!("*l{}", i - 1); 10].join(", ")
+        ));
+    }
+    BASE.replace(
+        "  kubernetes_version: v1.35.2\n",
+        &format!(
+            "  kubernetes_version: v1.35.2\n  api_sans: [{}]\n",
+            items.join(", ")
+        ),
+    )
+}
+
+/// A 900 kB scalar, anchored once and aliased 20000 times (18 GB expanded).
+fn long_scalar_aliased() -> String {
+    BASE.replace(
+        "  kubernetes_version: v1.35.2\n",
+        &format!(
+            "  kubernetes_version: v1.35.2\n  api_sans: [&s \"{}\", {}]\n",
+            "x".repeat(900_000),
+            vec!["*s"; 20_000].join(",")
+        ),
+    )
+}
+
+#[test]
+fn every_generated_bad_input_is_refused_precisely() {
+    for (what, src, expected) in generated_cases() {
+        let lines = problems(what, &src);
+        let hit = lines
+            .iter()
+            .any(|l| expected.iter().all(|e| l.contains(e.as_str())));
+        assert!(
+            hit,
+            "{what}: no error line contains all of {expected:?}; got:\n{}",
+            lines
+                .iter()
+                .map(|l| shorten(l))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        // A value over its cap is reported once, never quoted in full.
+        assert!(
+            lines.iter().all(|l| l.len() < 2000),
+            "{what}: an error line quotes a long value: {}",
+            lines
+                .iter()
+                .map(|l| shorten(l))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}
+
+fn shorten(l: &str) -> String {
+    l.chars().take(300).collect()
+}
 
 #[test]
 fn every_bad_input_is_refused_precisely() {
@@ -467,4 +783,229 @@ fn cli_exit_codes() {
     assert_eq!(ok.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&ok.stdout)
         .contains("5 hosts: 1 lb, 3 etcd, 3 control-plane, 1 worker"));
+}
+
+/// What `Cluster::load` says about a path that is not an inventory file, within a deadline
+/// (a FIFO without a writer must not block the read).
+fn load_error(path: &Path) -> String {
+    let p = path.to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(Cluster::load(&p).map(|_| ()).map_err(|e| {
+            let kind = match e {
+                InventoryError::Read { .. } => "read",
+                InventoryError::NotAFile { .. } => "not a file",
+                InventoryError::TooLarge { .. } => "too large",
+                InventoryError::Invalid { .. } => "invalid",
+            };
+            format!("{kind}: {e}")
+        }));
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(10)) {
+        Ok(Err(e)) => e,
+        Ok(Ok(())) => panic!("{}: loaded as a valid inventory", path.display()),
+        Err(_) => panic!(
+            "{}: Cluster::load did not return within 10 s",
+            path.display()
+        ),
+    }
+}
+
+#[test]
+fn only_regular_files_of_bounded_size_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fifo = d.join("fifo.yaml");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let socket = d.join("socket.yaml");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let big = d.join("big.yaml");
+    // A valid inventory padded with a comment to one byte over the limit.
+    let mut text = BASE.to_string();
+    text.push('#');
+    let limit = k8s_boot::inventory::MAX_INVENTORY_BYTES as usize;
+    text.push_str(&"x".repeat(limit + 1 - text.len() - 1));
+    text.push('\n');
+    assert_eq!(text.len(), limit + 1);
+    std::fs::write(&big, &text).unwrap();
+    let at_limit = d.join("at-limit.yaml");
+    text.truncate(limit - 1);
+    text.push('\n');
+    std::fs::write(&at_limit, &text).unwrap();
+    let latin1 = d.join("latin1.yaml");
+    let mut bytes = BASE.as_bytes().to_vec();
+    let at = BASE.find("name: m1").unwrap() + "name: m".len();
+    bytes[at] = 0xe9; // `m\xe9` on line 8
+    std::fs::write(&latin1, &bytes).unwrap();
+
+    let path = |p: &Path| p.display().to_string();
+    let cases: Vec<(&str, std::path::PathBuf, Vec<String>)> = vec![
+        (
+            "directory",
+            d.to_path_buf(),
+            vec![format!("not a file: inventory {} is a directory, not a regular file; expected the path of a YAML file", path(d))],
+        ),
+        (
+            "FIFO without a writer",
+            fifo.clone(),
+            vec![format!("not a file: inventory {} is a FIFO (named pipe), not a regular file", path(&fifo))],
+        ),
+        (
+            "endless character device",
+            "/dev/zero".into(),
+            vec!["not a file: inventory /dev/zero is a character device, not a regular file".into()],
+        ),
+        (
+            "socket",
+            socket.clone(),
+            vec![format!("not a file: inventory {} is a socket", path(&socket))],
+        ),
+        (
+            "file one byte over the limit",
+            big.clone(),
+            vec![format!(
+                "too large: inventory {} is 1048577 bytes; expected a YAML file of at most 1048576 bytes (1 MiB)",
+                path(&big)
+            )],
+        ),
+        (
+            "not UTF-8",
+            latin1.clone(),
+            vec![
+                "invalid: ".into(),
+                format!("{}:8:12: error: (document): byte 0xe9 at offset {at} is not UTF-8; expected a UTF-8 encoded YAML file", path(&latin1)),
+            ],
+        ),
+        (
+            "missing file",
+            d.join("missing.yaml"),
+            vec![format!("read: cannot read inventory {}", path(&d.join("missing.yaml")))],
+        ),
+    ];
+    for (what, p, expected) in cases {
+        let e = load_error(&p);
+        for x in &expected {
+            assert!(
+                e.contains(x.as_str()),
+                "{what}: {e:?} does not contain {x:?}"
+            );
+        }
+    }
+    // Exactly at the limit is fine.
+    Cluster::load(&at_limit).expect("an inventory of exactly 1 MiB is read");
+}
+
+/// A file whose metadata says it is empty but that reads on for megabytes (procfs): the
+/// limit holds on what is read, not on what the metadata claims.
+#[test]
+fn the_size_limit_holds_when_the_metadata_understates_it() {
+    let p = Path::new("/proc/kallsyms");
+    let Ok(meta) = std::fs::metadata(p) else {
+        eprintln!("skipped: no /proc/kallsyms");
+        return;
+    };
+    assert!(meta.is_file() && meta.len() == 0, "procfs reports size 0");
+    let real = std::fs::read(p).unwrap().len() as u64;
+    if real <= k8s_boot::inventory::MAX_INVENTORY_BYTES {
+        eprintln!("skipped: /proc/kallsyms is only {real} bytes here");
+        return;
+    }
+    let e = load_error(p);
+    assert_eq!(
+        e,
+        "too large: inventory /proc/kallsyms is larger than 1048576 bytes; expected a YAML file of at most 1048576 bytes (1 MiB)"
+    );
+}
+
+#[test]
+fn a_byte_order_mark_is_accepted() {
+    let with_bom = format!("\u{feff}{BASE}");
+    let c = load(&with_bom).expect("a UTF-8 BOM is valid YAML");
+    assert_eq!(c.inventory.cluster.name, "t");
+    // Through the file path as well.
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bom.yaml");
+    std::fs::write(&f, &with_bom).unwrap();
+    assert_eq!(Cluster::load(&f).unwrap().inventory.hosts.len(), 5);
+}
+
+#[test]
+fn loopback_hosts_need_the_opt_in_and_all_hosts_on_loopback() {
+    let loopback = BASE
+        .replace("address: 10.0.0.", "address: 127.0.0.")
+        .replace(
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  allow_loopback_hosts: true\n",
+        );
+    let c = load(&loopback).expect("loopback hosts with the opt-in");
+    assert_eq!(c.api_endpoint.to_string(), "127.0.0.10:6443");
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let without = BASE.replace("address: 10.0.0.", "address: 127.0.0.");
+    assert_eq!(
+        problems("loopback without the opt-in", &without)
+            .iter()
+            .filter(|l| l.contains("it is a loopback address"))
+            .count(),
+        5
+    );
+}
+
+/// The documents that expand to gigabytes are refused by the real binary in well under a
+/// second, inside a 256 MiB address-space limit.
+#[test]
+fn alias_bombs_are_refused_quickly_in_little_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in [
+        ("laughs.yaml", billion_laughs()),
+        ("quadratic.yaml", long_scalar_aliased()),
+    ] {
+        let f = dir.path().join(name);
+        std::fs::write(&f, &text).unwrap();
+        let started = std::time::Instant::now();
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -v 262144 && exec \"$0\" check --inventory \"$1\"")
+            .arg(env!("CARGO_BIN_EXE_k8s-boot"))
+            .arg(&f)
+            .output()
+            .unwrap();
+        let took = started.elapsed();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{}:4:", f.display()))
+                && stderr.contains(
+                    "(document): aliases expand the document to more than 4194304 bytes (4 MiB)"
+                ),
+            "{name}: {stderr}"
+        );
+        assert!(took.as_secs() < 5, "{name}: took {took:?}");
+    }
+}
+
+#[test]
+fn cli_refuses_a_fifo_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("hosts.yaml");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let out = Command::new("timeout")
+        .arg("10")
+        .arg(env!("CARGO_BIN_EXE_k8s-boot"))
+        .args(["check", "--inventory"])
+        .arg(&fifo)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!(
+        "error: inventory {} is a FIFO (named pipe), not a regular file; expected the path of a YAML file",
+        fifo.display()
+    )));
 }

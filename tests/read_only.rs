@@ -18,7 +18,7 @@ fn closed_port() -> u16 {
 fn inventory(port: u16, extra_hosts: &str) -> String {
     format!(
         "\
-cluster: {{name: t, kubernetes_version: v1.36.0}}
+cluster: {{name: t, kubernetes_version: v1.36.0, allow_loopback_hosts: true}}
 ssh: {{key: id_test, known_hosts: known_hosts, port: {port}}}
 binaries: {{dir: bin}}
 hosts:

@@ -70,6 +70,7 @@ cat > "$work/hosts.yaml" <<EOF
 cluster:
   name: bench
   kubernetes_version: v1.36.0
+  allow_loopback_hosts: true         # every host runs on this machine
 
 chat:
   port: $chat_port

@@ -53,6 +53,10 @@ pub struct Cluster {
     pub kubelet: Kubelet,
     #[serde(default)]
     pub containerd: Containerd,
+    /// Accept loopback host addresses (127.0.0.0/8, ::1): for a test cluster whose hosts all
+    /// run on this one machine. Then every host address must be a loopback address.
+    #[serde(default)]
+    pub allow_loopback_hosts: bool,
 }
 
 /// Settings of containerd on every node.

@@ -1,13 +1,19 @@
 //! Inventory validation: every problem found at once, each with file position and field.
 
 use super::{
-    Cidr, Cluster, Diagnostic, Endpoint, Inventory, InventoryError, Positions, Role, Severity,
-    APISERVER_PORT,
+    locate, Cidr, Cluster, Diagnostic, Endpoint, Inventory, InventoryError, Positions, Role,
+    Severity, APISERVER_PORT,
 };
 use crate::versions;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::Path;
+
+/// Longest name accepted (host and cluster names, domains, users, versions, CIDRs...): the
+/// length limit of a DNS name.
+pub const MAX_NAME_BYTES: usize = 253;
+/// Longest path (or image reference) accepted: Linux's PATH_MAX.
+pub const MAX_PATH_BYTES: usize = 4096;
 
 const IPVS_SCHEDULERS: &[&str] = &[
     "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh",
@@ -16,10 +22,16 @@ const IPVS_SCHEDULERS: &[&str] = &[
 struct Checker<'a> {
     positions: &'a Positions,
     problems: Vec<Diagnostic>,
+    /// Fields refused for their length: no other check reports on them (their messages
+    /// would quote the whole value).
+    too_long: HashSet<String>,
 }
 
 impl Checker<'_> {
     fn push(&mut self, severity: Severity, field: &str, message: impl Into<String>) {
+        if self.too_long.contains(field) {
+            return;
+        }
         self.problems.push(Diagnostic {
             severity,
             field: field.to_string(),
@@ -39,18 +51,45 @@ impl Checker<'_> {
 }
 
 pub(super) fn validate(file: &Path, source: &str) -> Result<Cluster, InventoryError> {
-    let positions = Positions::index(source);
     let invalid = |problems| InventoryError::Invalid {
         file: file.to_path_buf(),
         problems,
     };
+    // Syntax errors and documents beyond the bounds are refused before serde_yaml sees them:
+    // it would expand every alias, and it reports a type error found in the events before a
+    // syntax error rather than the syntax error.
+    let (positions, problem) = locate::scan(source);
+    if let Some(p) = problem {
+        let mut d = Diagnostic {
+            severity: Severity::Error,
+            field: "(document)".to_string(),
+            position: Some(p.position),
+            message: p.message,
+        };
+        if p.syntax {
+            // serde_yaml's own parser (libyaml) usually words the syntax error better; ask it
+            // without deserializing anything, which follows no alias.
+            if let Err(e) = serde_yaml::from_str::<serde::de::IgnoredAny>(source) {
+                if let Some(l) = e.location() {
+                    d.position = Some(super::Position {
+                        line: l.line(),
+                        col: l.column(),
+                    });
+                    d.message = format!("YAML syntax error: {}", syntax_message(&e.to_string()));
+                }
+            }
+        }
+        return Err(invalid(vec![d]));
+    }
     let inventory: Inventory = serde_yaml::from_str(source)
         .map_err(|e| invalid(vec![from_serde_error(&e, &positions)]))?;
 
     let mut c = Checker {
         positions: &positions,
         problems: Vec::new(),
+        too_long: HashSet::new(),
     };
+    check_lengths(&mut c, &inventory);
     let cl = &inventory.cluster;
 
     if !is_dns_label(&cl.name) {
@@ -99,6 +138,22 @@ pub(super) fn validate(file: &Path, source: &str) -> Result<Cluster, InventoryEr
             );
         }
     }
+    // One family for the whole cluster: dual-stack is not supported.
+    let cluster_v4 = match (pod_cidr, service_cidr) {
+        (Some(pod), Some(svc)) if pod.addr.is_ipv4() != svc.addr.is_ipv4() => {
+            c.error(
+                "cluster.service_cidr",
+                format!(
+                    "{svc} is {} but cluster.pod_cidr {pod} is {}; both ranges must be of one address family (dual-stack is not supported)",
+                    family(svc.addr),
+                    family(pod.addr)
+                ),
+            );
+            None
+        }
+        (Some(cidr), _) | (None, Some(cidr)) => Some(cidr.addr.is_ipv4()),
+        (None, None) => None,
+    };
     if let Some(pod) = pod_cidr {
         let bits = if pod.addr.is_ipv4() { 32 } else { 128 };
         // kube-controller-manager refuses more than 2^16 node subnets.
@@ -204,12 +259,35 @@ pub(super) fn validate(file: &Path, source: &str) -> Result<Cluster, InventoryEr
                 ),
             );
         }
-        if h.address.is_unspecified() || h.address.is_multicast() {
+        if let Some(what) = not_a_host_address(h.address, cl.allow_loopback_hosts) {
             c.error(
                 &at("address"),
-                format!("{} is not a host address", h.address),
+                format!("{} is not a host address: {what}", h.address),
             );
         }
+        if let Some(v4) = cluster_v4 {
+            if h.address.is_ipv4() != v4 {
+                c.error(
+                    &at("address"),
+                    format!(
+                        "{} is {} but cluster.pod_cidr {} and cluster.service_cidr {} are {}; every host address must be of the cluster's address family (set both ranges for an {} cluster)",
+                        h.address,
+                        family(h.address),
+                        cl.pod_cidr,
+                        cl.service_cidr,
+                        if v4 { "IPv4" } else { "IPv6" },
+                        family(h.address),
+                    ),
+                );
+            }
+        }
+        check_ssh_login(
+            &mut c,
+            &at("ssh"),
+            h.ssh.port,
+            h.ssh.user.as_deref(),
+            h.ssh.key.as_deref(),
+        );
         for (label, cidr) in [
             ("cluster.pod_cidr", pod_cidr),
             ("cluster.service_cidr", service_cidr),
@@ -244,6 +322,45 @@ pub(super) fn validate(file: &Path, source: &str) -> Result<Cluster, InventoryEr
                 );
             }
             seen.push(*r);
+        }
+    }
+
+    // Loopback hosts are all on this machine: a host elsewhere could not reach them.
+    let first_loopback = inventory.hosts.iter().position(|h| is_loopback(h.address));
+    if let (true, Some(lo)) = (cl.allow_loopback_hosts, first_loopback) {
+        for (i, h) in inventory.hosts.iter().enumerate() {
+            if !is_loopback(h.address) {
+                c.error(
+                    &format!("hosts[{i}].address"),
+                    format!(
+                        "{} is not a loopback address but hosts[{lo}] `{}` is ({}); with cluster.allow_loopback_hosts every host runs on this machine, so every address must be a loopback address",
+                        h.address, inventory.hosts[lo].name, inventory.hosts[lo].address
+                    ),
+                );
+            }
+        }
+    }
+    // etcd peers dial each other's addresses: one family.
+    let mut etcd = inventory
+        .hosts
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.has(Role::Etcd));
+    if let Some((first, f)) = etcd.next() {
+        for (i, h) in etcd {
+            if h.address.is_ipv4() != f.address.is_ipv4() {
+                c.error(
+                    &format!("hosts[{i}].address"),
+                    format!(
+                        "etcd peer {} is {} but the first etcd host hosts[{first}] `{}` is {} ({}); the etcd members must all use one address family",
+                        h.address,
+                        family(h.address),
+                        f.name,
+                        family(f.address),
+                        f.address
+                    ),
+                );
+            }
         }
     }
 
@@ -408,13 +525,25 @@ pub(super) fn validate(file: &Path, source: &str) -> Result<Cluster, InventoryEr
             ),
         );
     }
-    if let Some(key) = &inventory.ssh.key {
-        if key.trim().is_empty() {
-            c.error(
-                "ssh.key",
-                "must be a path to a private key file, or left out to use the SSH agent",
-            );
-        }
+    let ssh = &inventory.ssh;
+    check_ssh_login(
+        &mut c,
+        "ssh",
+        Some(ssh.port),
+        Some(&ssh.user),
+        ssh.key.as_deref(),
+    );
+    if ssh.known_hosts.trim().is_empty() {
+        c.error(
+            "ssh.known_hosts",
+            "must be the path of an OpenSSH known_hosts file, e.g. ~/.ssh/known_hosts",
+        );
+    }
+    if inventory.binaries.dir.trim().is_empty() {
+        c.error(
+            "binaries.dir",
+            "must be the path of the directory of the release binaries, e.g. binaries",
+        );
     }
 
     if c.has_errors() {
@@ -432,6 +561,157 @@ pub(super) fn validate(file: &Path, source: &str) -> Result<Cluster, InventoryEr
         warnings: c.problems,
         inventory,
     })
+}
+
+fn family(ip: IpAddr) -> &'static str {
+    if ip.is_ipv4() {
+        "IPv4"
+    } else {
+        "IPv6"
+    }
+}
+
+fn is_loopback(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
+}
+
+/// Why `ip` cannot be a host's address, if it cannot.
+fn not_a_host_address(ip: IpAddr, allow_loopback: bool) -> Option<String> {
+    if let IpAddr::V6(v6) = ip {
+        if let Some(v4) = v6.to_ipv4_mapped() {
+            return Some(format!(
+                "it is an IPv4-mapped IPv6 address; write the IPv4 address {v4}"
+            ));
+        }
+    }
+    if ip.is_unspecified() {
+        Some(
+            "it is the unspecified address; expected the address other hosts reach this host at"
+                .into(),
+        )
+    } else if ip.is_multicast() {
+        Some("it is a multicast address; expected a unicast address".into())
+    } else if ip == IpAddr::V4(std::net::Ipv4Addr::BROADCAST) {
+        Some("it is the broadcast address; expected a unicast address".into())
+    } else if ip.is_loopback() && !allow_loopback {
+        Some("it is a loopback address, which reaches only the machine that uses it; expected an address other hosts reach this host at (set cluster.allow_loopback_hosts: true for a test cluster whose hosts all run on this machine)".into())
+    } else {
+        None
+    }
+}
+
+/// The login settings of `ssh` or `hosts[i].ssh` (`prefix`), where given.
+fn check_ssh_login(
+    c: &mut Checker,
+    prefix: &str,
+    port: Option<u16>,
+    user: Option<&str>,
+    key: Option<&str>,
+) {
+    if port == Some(0) {
+        c.error(
+            &format!("{prefix}.port"),
+            "must be a TCP port between 1 and 65535 (22 by default)",
+        );
+    }
+    if let Some(user) = user {
+        if user.is_empty() || user.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
+            c.error(
+                &format!("{prefix}.user"),
+                format!(
+                    "`{}` must be a login user name without spaces or control characters, e.g. root",
+                    user.escape_debug()
+                ),
+            );
+        }
+    }
+    if let Some(key) = key {
+        if key.trim().is_empty() {
+            c.error(
+                &format!("{prefix}.key"),
+                "must be a path to a private key file, or left out to use the SSH agent",
+            );
+        }
+    }
+}
+
+/// The central length cap of every string in the inventory: names at most
+/// [`MAX_NAME_BYTES`], paths and image references at most [`MAX_PATH_BYTES`]. A field over
+/// its cap gets this error only.
+fn check_lengths(c: &mut Checker, inv: &Inventory) {
+    enum Kind {
+        Name,
+        Path,
+    }
+    let cl = &inv.cluster;
+    let mut fields: Vec<(String, &str, Kind)> = vec![
+        ("cluster.name".into(), &cl.name, Kind::Name),
+        (
+            "cluster.kubernetes_version".into(),
+            &cl.kubernetes_version,
+            Kind::Name,
+        ),
+        (
+            "cluster.cluster_domain".into(),
+            &cl.cluster_domain,
+            Kind::Name,
+        ),
+        ("cluster.pod_cidr".into(), &cl.pod_cidr, Kind::Name),
+        ("cluster.service_cidr".into(), &cl.service_cidr, Kind::Name),
+        (
+            "cluster.node_port_range".into(),
+            &cl.node_port_range,
+            Kind::Name,
+        ),
+        (
+            "cluster.kube_proxy.ipvs_scheduler".into(),
+            &cl.kube_proxy.ipvs_scheduler,
+            Kind::Name,
+        ),
+        ("ssh.user".into(), &inv.ssh.user, Kind::Name),
+        ("ssh.known_hosts".into(), &inv.ssh.known_hosts, Kind::Path),
+        ("binaries.dir".into(), &inv.binaries.dir, Kind::Path),
+        ("chat.image".into(), &inv.chat.image, Kind::Path),
+        ("chat.namespace".into(), &inv.chat.namespace, Kind::Name),
+    ];
+    if let Some(e) = &cl.api_endpoint {
+        // NAME:PORT, with brackets around an IPv6 address.
+        fields.push(("cluster.api_endpoint".into(), e, Kind::Name));
+    }
+    if let Some(k) = &inv.ssh.key {
+        fields.push(("ssh.key".into(), k, Kind::Path));
+    }
+    for (i, san) in cl.api_sans.iter().enumerate() {
+        fields.push((format!("cluster.api_sans[{i}]"), san, Kind::Name));
+    }
+    for (i, server) in cl.dns_upstreams.iter().flatten().enumerate() {
+        fields.push((format!("cluster.dns_upstreams[{i}]"), server, Kind::Name));
+    }
+    for (i, h) in inv.hosts.iter().enumerate() {
+        fields.push((format!("hosts[{i}].name"), &h.name, Kind::Name));
+        if let Some(u) = &h.ssh.user {
+            fields.push((format!("hosts[{i}].ssh.user"), u, Kind::Name));
+        }
+        if let Some(k) = &h.ssh.key {
+            fields.push((format!("hosts[{i}].ssh.key"), k, Kind::Path));
+        }
+    }
+    for (field, value, kind) in fields {
+        let (max, what) = match kind {
+            Kind::Name => (MAX_NAME_BYTES, "a name (the DNS name limit)"),
+            Kind::Path => (MAX_PATH_BYTES, "a path (PATH_MAX)"),
+        };
+        if value.len() > max {
+            c.error(
+                &field,
+                format!(
+                    "is {} bytes long; expected at most {max} bytes for {what}",
+                    value.len()
+                ),
+            );
+            c.too_long.insert(field);
+        }
+    }
 }
 
 fn parse_cidr(c: &mut Checker, field: &str, value: &str) -> Option<Cidr> {
@@ -490,6 +770,25 @@ pub(crate) fn is_dns_label(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
+}
+
+/// libyaml's `PROBLEM at line L column C, CONTEXT at line L2 column C2` without the first
+/// location (the diagnostic carries it) and with the second one said as where CONTEXT starts.
+fn syntax_message(text: &str) -> String {
+    let Some(i) = text.find(" at line ") else {
+        return text.to_string();
+    };
+    let (problem, rest) = text.split_at(i);
+    match rest.find(", ") {
+        Some(j) => {
+            let context = &rest[j..];
+            match context.find(" at line ") {
+                Some(k) => format!("{problem}{} that starts{}", &context[..k], &context[k..]),
+                None => format!("{problem}{context}"),
+            }
+        }
+        None => problem.to_string(),
+    }
 }
 
 /// Turns a serde_yaml error into a diagnostic, adding a "did you mean" for unknown keys.

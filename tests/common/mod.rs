@@ -30,7 +30,12 @@ pub const fn host<'a>(name: &'a str, address: &'a str, roles: &'a [&'a str]) -> 
 /// A minimal inventory (format of `inventory/hosts.yaml`); `extra` is appended verbatim as
 /// top-level YAML (for example a `chat:` section).
 pub fn inventory_yaml(cluster: &str, hosts: &[HostSpec], extra: &str) -> String {
-    let mut y = format!("cluster:\n  name: {cluster}\n  kubernetes_version: v1.36.0\n\n");
+    let mut y = format!("cluster:\n  name: {cluster}\n  kubernetes_version: v1.36.0\n");
+    if hosts.iter().any(|h| h.address.starts_with("127.")) {
+        // The hosts all run on this machine.
+        y.push_str("  allow_loopback_hosts: true\n");
+    }
+    y.push('\n');
     y.push_str(extra);
     if !extra.is_empty() && !extra.ends_with('\n') {
         y.push('\n');
