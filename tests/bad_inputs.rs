@@ -2,7 +2,7 @@
 //! project directory (inventory, SSH files, a PKI, an earlier render output) and checks that
 //!
 //! - the exit code is 2 (invalid input or usage) unless the case says otherwise,
-//! - stderr names what is wrong: the file with line:col, the field, the flag or the path,
+//! - the output names what is wrong: the file with line:col, the field, the flag or the path,
 //! - nothing under the directory was written, changed or deleted (every entry's type, mode
 //!   and bytes are compared before and after),
 //! - no output contains key material.
@@ -106,7 +106,10 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (String, u32, Vec<u8>)> {
             let mode = meta.permissions().mode() & 0o7777;
             let rel = path.strip_prefix(root).unwrap().to_path_buf();
             let (name, bytes) = if kind.is_symlink() {
-                ("link", fs::read_link(&path).unwrap().into_os_string().into_vec())
+                (
+                    "link",
+                    fs::read_link(&path).unwrap().into_os_string().into_vec(),
+                )
             } else if kind.is_dir() {
                 walk(root, &path, out);
                 ("dir", Vec::new())
@@ -144,7 +147,13 @@ fn secrets() -> &'static Vec<String> {
     SECRETS.get_or_init(|| {
         let pki = base_dir().join("pki");
         let mut out = Vec::new();
-        for name in ["ca.key", "front-proxy-ca.key", "sa.key", "admin.key", "encryption.key"] {
+        for name in [
+            "ca.key",
+            "front-proxy-ca.key",
+            "sa.key",
+            "admin.key",
+            "encryption.key",
+        ] {
             let text = fs::read_to_string(pki.join(name)).unwrap();
             out.extend(
                 text.lines()
@@ -165,7 +174,7 @@ struct Case {
     args: &'static [&'static str],
     /// Exit code expected.
     code: i32,
-    /// Every one must appear in stderr.
+    /// Every one must appear in the output (stderr, or stdout for `certs check`'s table).
     mentions: &'static [&'static str],
 }
 
@@ -193,7 +202,12 @@ const RENDER_NEW: &[&str] = &["render", "-i", "hosts.yaml", "--out", "new-out"];
 fn cases() -> Vec<Case> {
     vec![
         // --- the inventory file itself ---
-        case("inventory missing", none, &["check", "-i", "nope.yaml"], &["nope.yaml"]),
+        case(
+            "inventory missing",
+            none,
+            &["check", "-i", "nope.yaml"],
+            &["nope.yaml"],
+        ),
         case(
             "inventory is a directory",
             none,
@@ -217,7 +231,13 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "inventory over the size limit",
-            |d| write(d, "big.yaml", &"# padding line of a comment\n".repeat(80_000)),
+            |d| {
+                write(
+                    d,
+                    "big.yaml",
+                    &"# padding line of a comment\n".repeat(80_000),
+                )
+            },
             &["check", "-i", "big.yaml"],
             &["big.yaml", "MiB"],
         ),
@@ -236,7 +256,12 @@ fn cases() -> Vec<Case> {
             &["check", "-i", "bomb.yaml"],
             &["bomb.yaml", "alias"],
         ),
-        case("empty inventory", |d| write(d, "hosts.yaml", ""), CHECK, &["hosts.yaml"]),
+        case(
+            "empty inventory",
+            |d| write(d, "hosts.yaml", ""),
+            CHECK,
+            &["hosts.yaml"],
+        ),
         case(
             "not UTF-8",
             |d| fs::write(d.join("hosts.yaml"), b"cluster: \xff\xfe\n").unwrap(),
@@ -354,13 +379,25 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "version without v",
-            |d| edit(d, "kubernetes_version: v1.37.2", "kubernetes_version: 1.37.2"),
+            |d| {
+                edit(
+                    d,
+                    "kubernetes_version: v1.37.2",
+                    "kubernetes_version: 1.37.2",
+                )
+            },
             CHECK,
             &["hosts.yaml:", "cluster.kubernetes_version"],
         ),
         case(
             "unsupported version",
-            |d| edit(d, "kubernetes_version: v1.37.2", "kubernetes_version: v1.34.0"),
+            |d| {
+                edit(
+                    d,
+                    "kubernetes_version: v1.37.2",
+                    "kubernetes_version: v1.34.0",
+                )
+            },
             CHECK,
             &["hosts.yaml:", "cluster.kubernetes_version", "v1.35"],
         ),
@@ -372,13 +409,25 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "overlapping CIDRs",
-            |d| edit(d, "service_cidr: 10.96.0.0/12", "service_cidr: 10.244.0.0/20"),
+            |d| {
+                edit(
+                    d,
+                    "service_cidr: 10.96.0.0/12",
+                    "service_cidr: 10.244.0.0/20",
+                )
+            },
             CHECK,
             &["hosts.yaml:", "cluster.service_cidr"],
         ),
         case(
             "node port range reversed",
-            |d| edit(d, "node_port_range: 30000-32767", "node_port_range: 32767-30000"),
+            |d| {
+                edit(
+                    d,
+                    "node_port_range: 30000-32767",
+                    "node_port_range: 32767-30000",
+                )
+            },
             CHECK,
             &["hosts.yaml:", "cluster.node_port_range"],
         ),
@@ -404,8 +453,10 @@ fn cases() -> Vec<Case> {
             "no control-plane host",
             |d| {
                 let text = fs::read_to_string(d.join("hosts.yaml")).unwrap();
-                let text = text
-                    .replace("roles: [etcd, control-plane, worker]", "roles: [etcd, worker]");
+                let text = text.replace(
+                    "roles: [etcd, control-plane, worker]",
+                    "roles: [etcd, worker]",
+                );
                 fs::write(d.join("hosts.yaml"), text).unwrap();
             },
             CHECK,
@@ -557,26 +608,58 @@ fn cases() -> Vec<Case> {
         case(
             "render --out the templates directory",
             none,
-            &["render", "-i", "hosts.yaml", "--out", "templates", "--templates", "templates"],
+            &[
+                "render",
+                "-i",
+                "hosts.yaml",
+                "--out",
+                "templates",
+                "--templates",
+                "templates",
+            ],
             &["--out templates", "templates directory"],
         ),
         // --- templates ---
         case(
             "--templates missing",
             none,
-            &["render", "-i", "hosts.yaml", "--out", "new-out", "--templates", "nope"],
+            &[
+                "render",
+                "-i",
+                "hosts.yaml",
+                "--out",
+                "new-out",
+                "--templates",
+                "nope",
+            ],
             &["nope", "--templates"],
         ),
         case(
             "--templates with an unknown name",
             |d| write(d, "templates/etcd/etcd.conf", "x"),
-            &["render", "-i", "hosts.yaml", "--out", "new-out", "--templates", "templates"],
+            &[
+                "render",
+                "-i",
+                "hosts.yaml",
+                "--out",
+                "new-out",
+                "--templates",
+                "templates",
+            ],
             &["templates/etcd/etcd.conf", "not a template name"],
         ),
         case(
             "--templates with a syntax error",
             |d| write(d, "templates/kubeconfig.yaml", "{{ user "),
-            &["render", "-i", "hosts.yaml", "--out", "new-out", "--templates", "templates"],
+            &[
+                "render",
+                "-i",
+                "hosts.yaml",
+                "--out",
+                "new-out",
+                "--templates",
+                "templates",
+            ],
             &["templates/kubeconfig.yaml"],
         ),
         case(
@@ -588,13 +671,28 @@ fn cases() -> Vec<Case> {
                     "{{ encryption_key | round }}",
                 )
             },
-            &["render", "-i", "hosts.yaml", "--out", "new-out", "--templates", "templates"],
+            &[
+                "render",
+                "-i",
+                "hosts.yaml",
+                "--out",
+                "new-out",
+                "--templates",
+                "templates",
+            ],
             &["templates/control-plane/encryption-config.yaml", "round"],
         ),
         case(
             "--templates quoting a client key",
             |d| write(d, "templates/kubeconfig.yaml", "{{ key_data | round }}"),
-            &["install", "-i", "hosts.yaml", "--dry-run", "--templates", "templates"],
+            &[
+                "install",
+                "-i",
+                "hosts.yaml",
+                "--dry-run",
+                "--templates",
+                "templates",
+            ],
             &["templates/kubeconfig.yaml"],
         ),
         // --- the PKI on disk ---
@@ -607,7 +705,15 @@ fn cases() -> Vec<Case> {
         case(
             "render --pki-dir is a file",
             none,
-            &["render", "-i", "hosts.yaml", "--out", "new-out", "--pki-dir", "id_test"],
+            &[
+                "render",
+                "-i",
+                "hosts.yaml",
+                "--out",
+                "new-out",
+                "--pki-dir",
+                "id_test",
+            ],
             &["id_test", "not a directory"],
         ),
         case(
@@ -668,19 +774,43 @@ fn cases() -> Vec<Case> {
         case(
             "fetch --mirror not a URL",
             none,
-            &["fetch", "--version", "v1.37.2", "--mirror", "notaurl", "--dir", "dl"],
+            &[
+                "fetch",
+                "--version",
+                "v1.37.2",
+                "--mirror",
+                "notaurl",
+                "--dir",
+                "dl",
+            ],
             &["--mirror", "notaurl"],
         ),
         case(
             "fetch --registry-mirror without =",
             none,
-            &["fetch", "--version", "v1.37.2", "--registry-mirror", "docker.io", "--dir", "dl"],
+            &[
+                "fetch",
+                "--version",
+                "v1.37.2",
+                "--registry-mirror",
+                "docker.io",
+                "--dir",
+                "dl",
+            ],
             &["--registry-mirror", "HOST=URL"],
         ),
         case(
             "fetch --arch unknown",
             none,
-            &["fetch", "--version", "v1.37.2", "--arch", "s390x", "--dir", "dl"],
+            &[
+                "fetch",
+                "--version",
+                "v1.37.2",
+                "--arch",
+                "s390x",
+                "--dir",
+                "dl",
+            ],
             &["--arch", "s390x"],
         ),
         case(
@@ -734,9 +864,11 @@ fn every_bad_input_is_refused_with_its_name_and_changes_nothing() {
         if out.code != Some(case.code) {
             problems.push(format!("exit {:?}, expected {}", out.code, case.code));
         }
+        // Errors go to stderr; `certs check` prints its table (the problems) on stdout.
+        let shown = format!("{}{}", out.stderr, out.stdout);
         for m in case.mentions {
-            if !out.stderr.contains(m) {
-                problems.push(format!("stderr does not mention `{m}`"));
+            if !shown.contains(m) {
+                problems.push(format!("the output does not mention `{m}`"));
             }
         }
         if snapshot(&dir) != before {
