@@ -240,12 +240,12 @@ pub fn install(inventory: &Path, args: InstallArgs) -> Result<i32> {
         &args.options,
         crate::progress::Mode::detect(args.quiet || args.json),
     );
-    let report = install::install(&cluster, &pki, &templates, &args.options, &progress)?;
+    let plan = render::plan(&cluster, &pki, &templates)?;
+    let report = install::install(&cluster, &plan, &args.options, &progress)?;
     progress.finish();
     if !args.options.dry_run {
         // kubectl on this machine: the admin kubeconfig (via the API endpoint), owner-only,
         // next to the certificates it is made of.
-        let plan = render::plan(&cluster, &pki, &templates)?;
         if let Some(admin) = plan
             .cluster_files
             .iter()

@@ -4,6 +4,7 @@
 //! files per host) -> the installer applies the difference. The `commands` module holds one
 //! function per subcommand; `main.rs` only parses arguments.
 
+pub mod catalog;
 pub mod cli_docs;
 pub mod commands;
 pub mod exit;

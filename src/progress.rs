@@ -124,11 +124,7 @@ impl Lines {
             PhaseResult::Changed { .. } if self.dry_run => "would change".to_string(),
             PhaseResult::Changed { .. } => "changed".to_string(),
             PhaseResult::Unchanged => "ok".to_string(),
-            // Connection errors already start with the host's name.
-            PhaseResult::Failed { error } => format!(
-                "FAILED: {}",
-                one_line(error.strip_prefix(&format!("{host}: ")).unwrap_or(error))
-            ),
+            PhaseResult::Failed { error } => format!("FAILED: {}", one_line(&error.to_string())),
             PhaseResult::Skipped => "skipped".to_string(),
         };
         match took {
@@ -323,7 +319,9 @@ mod tests {
             "w1",
             PhaseId::Node,
             &PhaseResult::Failed {
-                error: "w1: kubelet not healthy\n\x1b[31mjournal\x1b[0m: line two\n".into(),
+                error: std::sync::Arc::new(install::StepError::Preflight(vec![
+                    "kubelet not healthy\n\x1b[31mjournal\x1b[0m: line two\n".into(),
+                ])),
             },
         );
         lines.phase_done("w1", PhaseId::Verify, &PhaseResult::Skipped);

@@ -59,15 +59,8 @@ pub struct HostStatus {
     pub services: Vec<ServiceStatus>,
 }
 
-fn version_command(service: &str) -> String {
-    match service {
-        "nginx" => "nginx -v 2>&1 | sed 's|.*/||'".into(),
-        "etcd" => {
-            "/usr/local/bin/etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p'".into()
-        }
-        "containerd" => "/usr/local/bin/containerd --version 2>/dev/null | awk '{print $3}'".into(),
-        other => format!("/usr/local/bin/{other} --version 2>/dev/null | awk '{{print $NF}}'"),
-    }
+fn version_command(service: &str) -> &'static str {
+    crate::catalog::component(service).map_or("true", |c| c.version)
 }
 
 /// Every planned service on every host: active, healthy, version.
@@ -101,7 +94,7 @@ pub fn status(cluster: &Cluster, plan: &Plan, timeouts: Timeouts) -> Vec<HostSta
                         .map(|(cmd, _)| ok(&cmd))
                         .unwrap_or(true);
                 let version = conn
-                    .exec(&version_command(s))
+                    .exec(version_command(s))
                     .map(|o| o.stdout.trim().to_string())
                     .unwrap_or_default();
                 ServiceStatus {
@@ -152,7 +145,7 @@ pub fn reset(
             if text.trim().is_empty() {
                 return Ok(()); // nothing of ours here
             }
-            let state = HostState::parse(&text)?;
+            let state = HostState::parse(&text).map_err(|e| e.to_string())?;
             let run = |cmd: &str| conn.run(cmd).map(|_| ()).map_err(|e| e.to_string());
             if state
                 .services

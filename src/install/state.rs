@@ -32,12 +32,17 @@ pub struct HostState {
     pub stamps: BTreeMap<String, String>,
 }
 
+/// The state file on a host cannot be read back.
+#[derive(Debug, thiserror::Error)]
+#[error("{STATE_FILE} is unreadable: {0}")]
+pub struct StateError(#[from] serde_json::Error);
+
 impl HostState {
-    pub fn parse(text: &str) -> Result<HostState, String> {
+    pub fn parse(text: &str) -> Result<HostState, StateError> {
         if text.trim().is_empty() {
             return Ok(HostState::default());
         }
-        serde_json::from_str(text).map_err(|e| format!("{STATE_FILE} is unreadable: {e}"))
+        Ok(serde_json::from_str(text)?)
     }
 
     pub fn to_json(&self) -> Vec<u8> {

@@ -4,7 +4,6 @@
 use super::rules::{BIN_DIR, PKI_DIR};
 use crate::inventory::{Cluster, Host, Role, APISERVER_PORT};
 use serde::Serialize;
-use std::net::IpAddr;
 
 #[derive(Serialize)]
 pub struct HostRef {
@@ -24,12 +23,7 @@ impl HostRef {
     }
 }
 
-pub fn url_address(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("[{v6}]"),
-    }
-}
+pub use crate::catalog::url_address;
 
 #[derive(Serialize)]
 pub struct ClusterValues {

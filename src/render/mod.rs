@@ -10,13 +10,12 @@ pub mod rules;
 
 pub use output::{check_output_dir, write_tree, OUTPUT_MARKER};
 
+use crate::catalog::COMPONENTS;
 use crate::inventory::{Cluster, Host, Role};
 use crate::pki::{self, profiles, Pki, PkiError};
 use base64::Engine;
 use context::{Shared, CONTROL_PLANE_TAINT};
-use rules::{
-    KubeconfigRule, Server, EMBEDDED, FILES, KUBECONFIGS, MANIFESTS, PKI_DIR, SERVICE_ORDER,
-};
+use rules::{KubeconfigRule, Server, EMBEDDED, FILES, KUBECONFIGS, MANIFESTS, PKI_DIR};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -328,14 +327,20 @@ pub fn plan(cluster: &Cluster, pki: &Pki, templates: &Templates) -> Result<Plan,
             .expect("context serializes");
         ctx.insert("encryption_key", &encryption_key);
         let mut files: Vec<PlannedFile> = Vec::new();
+        for component in COMPONENTS.iter().filter(|c| c.runs_on(host)) {
+            for t in component.templates {
+                let bytes = templates.render(t.template, &ctx)?;
+                files.push(PlannedFile::new(
+                    t.target,
+                    t.mode,
+                    bytes,
+                    vec![component.service.to_string()],
+                ));
+            }
+        }
         for rule in FILES.iter().filter(|r| has_any(host, r.roles)) {
             let bytes = templates.render(rule.template, &ctx)?;
-            files.push(PlannedFile::new(
-                rule.target,
-                rule.mode,
-                bytes,
-                rule.service.map(String::from).into_iter().collect(),
-            ));
+            files.push(PlannedFile::new(rule.target, rule.mode, bytes, vec![]));
         }
         for rule in KUBECONFIGS.iter().filter(|r| has_any(host, r.roles)) {
             let server = match rule.server {
@@ -363,10 +368,11 @@ pub fn plan(cluster: &Cluster, pki: &Pki, templates: &Templates) -> Result<Plan,
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
 
-        let services: Vec<String> = SERVICE_ORDER
+        let services: Vec<String> = COMPONENTS
             .iter()
-            .filter(|s| files.iter().any(|f| f.restarts.iter().any(|r| r == *s)))
-            .map(|s| s.to_string())
+            .map(|c| c.service)
+            .filter(|s| files.iter().any(|f| f.restarts.iter().any(|r| r == s)))
+            .map(String::from)
             .collect();
         link_restarts(&mut files);
         let (node_labels, node_taints) = node_roles(host);

@@ -1,16 +1,12 @@
-//! What lands on each host: one row per generated file, one row per kubeconfig.
-//!
-//! Adding a component means adding its templates under `templates/` and rows here.
+//! What lands on each host besides the components' own templates (those are rows of
+//! [`crate::catalog`]): host-wide files, one row per kubeconfig, the cluster manifests.
 
 use crate::inventory::Role;
 
-/// Where generated files live on a host.
-pub const PKI_DIR: &str = "/etc/kubernetes/pki";
-pub const BIN_DIR: &str = "/usr/local/bin";
+pub use crate::catalog::{BIN_DIR, PKI_DIR};
 
-use Role::{ControlPlane as Cp, Etcd, Lb, Worker};
-/// Hosts that run a kubelet.
-const NODE: &[Role] = &[Cp, Worker];
+use crate::catalog::NODE_ROLES as NODE;
+use Role::ControlPlane as Cp;
 
 /// A file rendered from a template onto every host holding one of `roles`.
 pub struct FileRule {
@@ -20,8 +16,6 @@ pub struct FileRule {
     pub target: &'static str,
     pub mode: u32,
     pub roles: &'static [Role],
-    /// The service that must restart when this file changes, if any.
-    pub service: Option<&'static str>,
 }
 
 const fn file(
@@ -29,149 +23,35 @@ const fn file(
     target: &'static str,
     mode: u32,
     roles: &'static [Role],
-    service: Option<&'static str>,
 ) -> FileRule {
     FileRule {
         template,
         target,
         mode,
         roles,
-        service,
     }
 }
 
+/// Files that belong to no component (component templates are in [`crate::catalog`]).
 pub const FILES: &[FileRule] = &[
-    // etcd
-    file(
-        "etcd/etcd.yaml",
-        "/etc/etcd/etcd.yaml",
-        0o644,
-        &[Etcd],
-        Some("etcd"),
-    ),
-    file(
-        "etcd/etcd.service",
-        "/etc/systemd/system/etcd.service",
-        0o644,
-        &[Etcd],
-        Some("etcd"),
-    ),
-    // control plane
-    file(
-        "control-plane/kube-apiserver.service",
-        "/etc/systemd/system/kube-apiserver.service",
-        0o644,
-        &[Cp],
-        Some("kube-apiserver"),
-    ),
-    file(
-        "control-plane/encryption-config.yaml",
-        "/etc/kubernetes/encryption-config.yaml",
-        0o600,
-        &[Cp],
-        Some("kube-apiserver"),
-    ),
-    file(
-        "control-plane/audit-policy.yaml",
-        "/etc/kubernetes/audit-policy.yaml",
-        0o644,
-        &[Cp],
-        Some("kube-apiserver"),
-    ),
-    file(
-        "control-plane/kube-controller-manager.service",
-        "/etc/systemd/system/kube-controller-manager.service",
-        0o644,
-        &[Cp],
-        Some("kube-controller-manager"),
-    ),
-    file(
-        "control-plane/kube-scheduler.service",
-        "/etc/systemd/system/kube-scheduler.service",
-        0o644,
-        &[Cp],
-        Some("kube-scheduler"),
-    ),
-    file(
-        "control-plane/kube-scheduler.yaml",
-        "/etc/kubernetes/kube-scheduler.yaml",
-        0o644,
-        &[Cp],
-        Some("kube-scheduler"),
-    ),
-    // container runtime
-    file(
-        "node/containerd.toml",
-        "/etc/containerd/config.toml",
-        0o644,
-        NODE,
-        Some("containerd"),
-    ),
-    file(
-        "node/containerd.service",
-        "/etc/systemd/system/containerd.service",
-        0o644,
-        NODE,
-        Some("containerd"),
-    ),
-    // node agents
-    file(
-        "node/kubelet.yaml",
-        "/var/lib/kubelet/config.yaml",
-        0o644,
-        NODE,
-        Some("kubelet"),
-    ),
-    file(
-        "node/kubelet.service",
-        "/etc/systemd/system/kubelet.service",
-        0o644,
-        NODE,
-        Some("kubelet"),
-    ),
-    file(
-        "node/kube-proxy.yaml",
-        "/var/lib/kube-proxy/config.yaml",
-        0o644,
-        NODE,
-        Some("kube-proxy"),
-    ),
-    file(
-        "node/kube-proxy.service",
-        "/etc/systemd/system/kube-proxy.service",
-        0o644,
-        NODE,
-        Some("kube-proxy"),
-    ),
-    file("node/crictl.yaml", "/etc/crictl.yaml", 0o644, NODE, None),
+    file("node/crictl.yaml", "/etc/crictl.yaml", 0o644, NODE),
     file(
         "node/10-flannel.conflist",
         "/etc/cni/net.d/10-flannel.conflist",
         0o644,
         NODE,
-        None,
     ),
     file(
         "node/sysctl.conf",
         "/etc/sysctl.d/90-kubernetes.conf",
         0o644,
         NODE,
-        None,
     ),
     file(
         "node/modules.conf",
         "/etc/modules-load.d/kubernetes.conf",
         0o644,
         NODE,
-        None,
-    ),
-    // load balancer
-    file(
-        "lb/nginx.conf",
-        "/etc/nginx/nginx.conf",
-        0o644,
-        &[Lb],
-        Some("nginx"),
     ),
 ];
 
@@ -232,18 +112,6 @@ pub const KUBECONFIGS: &[KubeconfigRule] = &[
         server: Server::LocalOnControlPlane,
         service: None,
     },
-];
-
-/// Services in start order; a host runs those whose unit it received.
-pub const SERVICE_ORDER: &[&str] = &[
-    "etcd",
-    "nginx",
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "containerd",
-    "kubelet",
-    "kube-proxy",
 ];
 
 pub const CHAT_MANIFEST: &str = "manifests/30-chat.yaml";

@@ -1,0 +1,400 @@
+//! The component catalog: one row per service k8s-boot runs, in start order.
+//!
+//! A row says everything the other modules need about a component: which install phase and
+//! roles it belongs to, the release binaries it ships (name in `binaries.dir` -> path on the
+//! host), the templates rendered for it, the TCP ports it listens on, how to tell it is
+//! healthy and how to ask its version. Adding a component means adding a row here and its
+//! templates under `templates/`.
+
+use crate::inventory::{Cluster, Host, Role, APISERVER_PORT};
+use serde::Serialize;
+use std::net::IpAddr;
+
+/// Where release binaries go on a host.
+pub const BIN_DIR: &str = "/usr/local/bin";
+/// Where CNI plugins go on a host.
+pub const CNI_BIN_DIR: &str = "/opt/cni/bin";
+/// Where certificates and keys go on a host.
+pub const PKI_DIR: &str = "/etc/kubernetes/pki";
+
+/// The install phases, in the order they run (see `install::phases` for their table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PhaseId {
+    Connect,
+    Preflight,
+    Prepare,
+    Pki,
+    Binaries,
+    Etcd,
+    Lb,
+    ControlPlane,
+    Runtime,
+    Node,
+    Cluster,
+    Workloads,
+    Verify,
+}
+
+/// A release binary: its file name in `binaries.dir` and where it goes on the host.
+pub struct Binary {
+    pub file: &'static str,
+    pub target: &'static str,
+}
+
+/// A file rendered from a template for a component; it restarts the component on change.
+pub struct Template {
+    /// Template name under `templates/`.
+    pub template: &'static str,
+    /// Absolute path on the host.
+    pub target: &'static str,
+    pub mode: u32,
+}
+
+/// A shell command that succeeds once the component is healthy, and how long to wait.
+pub struct Health {
+    pub command: fn(&Cluster, &Host) -> String,
+    pub wait_secs: u64,
+}
+
+pub struct Component {
+    /// The systemd unit (without `.service`).
+    pub service: &'static str,
+    pub phase: PhaseId,
+    /// Hosts holding one of these roles run it.
+    pub roles: &'static [Role],
+    pub binaries: &'static [Binary],
+    pub templates: &'static [Template],
+    /// TCP ports it listens on (checked free by preflight before it is installed).
+    pub ports: fn(&Cluster) -> Vec<u16>,
+    pub health: Health,
+    /// A shell command printing its version (for `status`).
+    pub version: &'static str,
+}
+
+use Role::{ControlPlane as Cp, Etcd, Lb, Worker};
+/// Hosts that run a kubelet.
+pub const NODE_ROLES: &[Role] = &[Cp, Worker];
+
+const fn bin(file: &'static str, target: &'static str) -> Binary {
+    Binary { file, target }
+}
+
+const fn tpl(template: &'static str, target: &'static str, mode: u32) -> Template {
+    Template {
+        template,
+        target,
+        mode,
+    }
+}
+
+/// `--version` whose last word is the version (the Kubernetes commands).
+macro_rules! last_word_version {
+    ($name:literal) => {
+        concat!(
+            "/usr/local/bin/",
+            $name,
+            " --version 2>/dev/null | awk '{print $NF}'"
+        )
+    };
+}
+
+/// The address as written inside a URL (`[fd00::1]` for IPv6).
+pub fn url_address(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+fn etcd_health(_: &Cluster, host: &Host) -> String {
+    let (pki, addr) = (PKI_DIR, url_address(host.address));
+    format!(
+        "{BIN_DIR}/etcdctl --endpoints=https://{addr}:2379 --cacert={pki}/etcd/ca.crt \
+         --cert={pki}/etcd/healthcheck-client.crt --key={pki}/etcd/healthcheck-client.key \
+         --command-timeout=3s endpoint health"
+    )
+}
+
+fn apiserver_health(cluster: &Cluster, _: &Host) -> String {
+    let pki = PKI_DIR;
+    format!(
+        "curl -sf --max-time 5 --cacert {pki}/ca.crt --cert {pki}/admin.crt --key {pki}/admin.key https://{}/readyz",
+        cluster.api_endpoint
+    )
+}
+
+/// Rows in start order: a host starts those it runs in this order.
+pub const COMPONENTS: &[Component] = &[
+    Component {
+        service: "etcd",
+        phase: PhaseId::Etcd,
+        roles: &[Etcd],
+        binaries: &[
+            bin("etcd", "/usr/local/bin/etcd"),
+            bin("etcdctl", "/usr/local/bin/etcdctl"),
+        ],
+        templates: &[
+            tpl("etcd/etcd.yaml", "/etc/etcd/etcd.yaml", 0o644),
+            tpl(
+                "etcd/etcd.service",
+                "/etc/systemd/system/etcd.service",
+                0o644,
+            ),
+        ],
+        ports: |_| vec![2379, 2380],
+        health: Health {
+            command: etcd_health,
+            wait_secs: 90,
+        },
+        version: "/usr/local/bin/etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p'",
+    },
+    Component {
+        service: "nginx",
+        phase: PhaseId::Lb,
+        roles: &[Lb],
+        binaries: &[], // the distribution's nginx, with its stream module
+        templates: &[tpl("lb/nginx.conf", "/etc/nginx/nginx.conf", 0o644)],
+        ports: |c| {
+            let mut ports = vec![APISERVER_PORT];
+            if c.inventory.chat.enabled {
+                ports.push(c.inventory.chat.port);
+            }
+            ports
+        },
+        health: Health {
+            command: |_, _| {
+                format!("systemctl is-active --quiet nginx && ss -Htln 'sport = :{APISERVER_PORT}' | grep -q .")
+            },
+            wait_secs: 30,
+        },
+        version: "nginx -v 2>&1 | sed 's|.*/||'",
+    },
+    Component {
+        service: "kube-apiserver",
+        phase: PhaseId::ControlPlane,
+        roles: &[Cp],
+        binaries: &[
+            bin("kube-apiserver", "/usr/local/bin/kube-apiserver"),
+            // The cluster phases run kubectl on a control-plane host.
+            bin("kubectl", "/usr/local/bin/kubectl"),
+        ],
+        templates: &[
+            tpl(
+                "control-plane/kube-apiserver.service",
+                "/etc/systemd/system/kube-apiserver.service",
+                0o644,
+            ),
+            tpl(
+                "control-plane/encryption-config.yaml",
+                "/etc/kubernetes/encryption-config.yaml",
+                0o600,
+            ),
+            tpl(
+                "control-plane/audit-policy.yaml",
+                "/etc/kubernetes/audit-policy.yaml",
+                0o644,
+            ),
+        ],
+        ports: |_| vec![APISERVER_PORT],
+        health: Health {
+            command: apiserver_health,
+            wait_secs: 180,
+        },
+        version: last_word_version!("kube-apiserver"),
+    },
+    Component {
+        service: "kube-controller-manager",
+        phase: PhaseId::ControlPlane,
+        roles: &[Cp],
+        binaries: &[bin(
+            "kube-controller-manager",
+            "/usr/local/bin/kube-controller-manager",
+        )],
+        templates: &[tpl(
+            "control-plane/kube-controller-manager.service",
+            "/etc/systemd/system/kube-controller-manager.service",
+            0o644,
+        )],
+        ports: |_| vec![10257],
+        health: Health {
+            command: |_, _| "curl -skf --max-time 5 https://127.0.0.1:10257/healthz".into(),
+            wait_secs: 90,
+        },
+        version: last_word_version!("kube-controller-manager"),
+    },
+    Component {
+        service: "kube-scheduler",
+        phase: PhaseId::ControlPlane,
+        roles: &[Cp],
+        binaries: &[bin("kube-scheduler", "/usr/local/bin/kube-scheduler")],
+        templates: &[
+            tpl(
+                "control-plane/kube-scheduler.service",
+                "/etc/systemd/system/kube-scheduler.service",
+                0o644,
+            ),
+            tpl(
+                "control-plane/kube-scheduler.yaml",
+                "/etc/kubernetes/kube-scheduler.yaml",
+                0o644,
+            ),
+        ],
+        ports: |_| vec![10259],
+        health: Health {
+            command: |_, _| "curl -skf --max-time 5 https://127.0.0.1:10259/healthz".into(),
+            wait_secs: 90,
+        },
+        version: last_word_version!("kube-scheduler"),
+    },
+    Component {
+        service: "containerd",
+        phase: PhaseId::Runtime,
+        roles: NODE_ROLES,
+        binaries: &[
+            bin("containerd", "/usr/local/bin/containerd"),
+            bin(
+                "containerd-shim-runc-v2",
+                "/usr/local/bin/containerd-shim-runc-v2",
+            ),
+            bin("ctr", "/usr/local/bin/ctr"),
+            bin("runc", "/usr/local/bin/runc"),
+            bin("crictl", "/usr/local/bin/crictl"),
+            bin("cni/bridge", "/opt/cni/bin/bridge"),
+            bin("cni/flannel", "/opt/cni/bin/flannel"),
+            bin("cni/host-local", "/opt/cni/bin/host-local"),
+            bin("cni/loopback", "/opt/cni/bin/loopback"),
+            bin("cni/portmap", "/opt/cni/bin/portmap"),
+        ],
+        templates: &[
+            tpl("node/containerd.toml", "/etc/containerd/config.toml", 0o644),
+            tpl(
+                "node/containerd.service",
+                "/etc/systemd/system/containerd.service",
+                0o644,
+            ),
+        ],
+        ports: |_| vec![],
+        health: Health {
+            command: |_, _| format!("{BIN_DIR}/ctr version"),
+            wait_secs: 60,
+        },
+        version: "/usr/local/bin/containerd --version 2>/dev/null | awk '{print $3}'",
+    },
+    Component {
+        service: "kubelet",
+        phase: PhaseId::Node,
+        roles: NODE_ROLES,
+        binaries: &[bin("kubelet", "/usr/local/bin/kubelet")],
+        templates: &[
+            tpl("node/kubelet.yaml", "/var/lib/kubelet/config.yaml", 0o644),
+            tpl(
+                "node/kubelet.service",
+                "/etc/systemd/system/kubelet.service",
+                0o644,
+            ),
+        ],
+        ports: |_| vec![10250],
+        health: Health {
+            command: |_, _| "curl -sf --max-time 5 http://127.0.0.1:10248/healthz".into(),
+            wait_secs: 120,
+        },
+        version: last_word_version!("kubelet"),
+    },
+    Component {
+        service: "kube-proxy",
+        phase: PhaseId::Node,
+        roles: NODE_ROLES,
+        binaries: &[bin("kube-proxy", "/usr/local/bin/kube-proxy")],
+        templates: &[
+            tpl(
+                "node/kube-proxy.yaml",
+                "/var/lib/kube-proxy/config.yaml",
+                0o644,
+            ),
+            tpl(
+                "node/kube-proxy.service",
+                "/etc/systemd/system/kube-proxy.service",
+                0o644,
+            ),
+        ],
+        ports: |_| vec![10256],
+        health: Health {
+            command: |_, _| "curl -sf --max-time 5 http://127.0.0.1:10256/healthz".into(),
+            wait_secs: 120,
+        },
+        version: last_word_version!("kube-proxy"),
+    },
+];
+
+/// The row of `service`, if it is a component.
+pub fn component(service: &str) -> Option<&'static Component> {
+    COMPONENTS.iter().find(|c| c.service == service)
+}
+
+/// The components of one phase, in start order.
+pub fn of_phase(phase: PhaseId) -> impl Iterator<Item = &'static Component> {
+    COMPONENTS.iter().filter(move |c| c.phase == phase)
+}
+
+impl Component {
+    pub fn runs_on(&self, host: &Host) -> bool {
+        self.roles.iter().any(|r| host.has(*r))
+    }
+
+    /// The health command on `host` and how long to wait for it.
+    pub fn health_command(&self, cluster: &Cluster, host: &Host) -> (String, u64) {
+        ((self.health.command)(cluster, host), self.health.wait_secs)
+    }
+}
+
+/// Every release binary with the component that ships it.
+pub fn binaries() -> impl Iterator<Item = (&'static Component, &'static Binary)> {
+    COMPONENTS
+        .iter()
+        .flat_map(|c| c.binaries.iter().map(move |b| (c, b)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn binaries_targets_and_templates_are_each_listed_once_and_under_the_bin_dirs() {
+        let targets: Vec<&str> = binaries().map(|(_, b)| b.target).collect();
+        let unique: BTreeSet<&str> = targets.iter().copied().collect();
+        assert_eq!(unique.len(), targets.len(), "a binary target appears twice");
+        for (c, b) in binaries() {
+            let dir = if b.file.starts_with("cni/") {
+                CNI_BIN_DIR
+            } else {
+                BIN_DIR
+            };
+            let name = b.file.trim_start_matches("cni/");
+            assert_eq!(b.target, format!("{dir}/{name}"), "{}", c.service);
+        }
+        let templates: Vec<&str> = COMPONENTS
+            .iter()
+            .flat_map(|c| c.templates.iter().map(|t| t.template))
+            .collect();
+        let unique: BTreeSet<&str> = templates.iter().copied().collect();
+        assert_eq!(unique.len(), templates.len(), "a template appears twice");
+        for c in COMPONENTS {
+            assert!(
+                c.version.contains(c.service) || c.service == "nginx",
+                "{}: version command {}",
+                c.service,
+                c.version
+            );
+            assert!(
+                c.templates
+                    .iter()
+                    .any(|t| t.target == format!("/etc/systemd/system/{}.service", c.service))
+                    || c.service == "nginx",
+                "{} has no unit template",
+                c.service
+            );
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Every side effect on a host goes through an [`Executor`]: a wet one does it and records
+//! what changed, a dry one only records what would change. Reads go to the host either way,
+//! so a dry run compares with what the host really has.
+
+use super::change::Change;
+use super::remote::Remote;
+use super::StepError;
+
+pub struct Executor<'r> {
+    remote: &'r dyn Remote,
+    dry: bool,
+    changes: Vec<Change>,
+}
+
+impl<'r> Executor<'r> {
+    pub fn wet(remote: &'r dyn Remote) -> Self {
+        Executor {
+            remote,
+            dry: false,
+            changes: Vec::new(),
+        }
+    }
+
+    pub fn dry(remote: &'r dyn Remote) -> Self {
+        Executor {
+            remote,
+            dry: true,
+            changes: Vec::new(),
+        }
+    }
+
+    pub fn is_dry(&self) -> bool {
+        self.dry
+    }
+
+    /// The host, for reads (they change nothing, so a dry run makes them too).
+    pub fn read(&self) -> &'r dyn Remote {
+        self.remote
+    }
+
+    /// Does `act` (wet) and records `change`; a dry run records it only.
+    pub fn change(
+        &mut self,
+        change: Change,
+        act: impl FnOnce(&dyn Remote) -> Result<(), StepError>,
+    ) -> Result<(), StepError> {
+        if !self.dry {
+            act(self.remote)?;
+        }
+        self.changes.push(change);
+        Ok(())
+    }
+
+    /// A side effect that is no change of its own (a directory, a reload, the state file):
+    /// done when wet, skipped when dry. Returns `act`'s result when it ran.
+    pub fn effect<T>(
+        &mut self,
+        act: impl FnOnce(&dyn Remote) -> Result<T, StepError>,
+    ) -> Result<Option<T>, StepError> {
+        if self.dry {
+            return Ok(None);
+        }
+        act(self.remote).map(Some)
+    }
+
+    /// Records a change an effect reported (e.g. kubectl's output).
+    pub fn record(&mut self, change: Change) {
+        self.changes.push(change);
+    }
+
+    /// What changed since the executor was made (or would have, dry).
+    pub fn changes(&self) -> &[Change] {
+        &self.changes
+    }
+
+    pub fn into_changes(self) -> Vec<Change> {
+        self.changes
+    }
+}

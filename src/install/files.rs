@@ -1,0 +1,234 @@
+//! Files onto a host: compared by content with what it has (one round trip), only what
+//! differs written, a file that was there before k8s-boot kept as a backup, and the host's
+//! state file saved after each phase.
+
+use super::change::Change;
+use super::executor::Executor;
+use super::phases::{self, PhaseId};
+use super::remote::{FileToPut, KnownFiles};
+use super::state::{HostState, BACKUP_SUFFIX, STATE_DIR, STATE_FILE};
+use super::steps::HostCtx;
+use super::{HostWork, InstallError, Options, StepError};
+use crate::catalog::{self, Binary, Component, BIN_DIR, CNI_BIN_DIR};
+use crate::inventory::{Cluster, Host};
+use crate::ssh::{self, plan_upload, Source, Upload};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Owner of everything k8s-boot installs.
+pub const ROOT: &str = "root:root";
+
+/// The release binaries of the components `host` runs.
+pub fn host_binaries(
+    host: &Host,
+) -> impl Iterator<Item = (&'static Component, &'static Binary)> + use<'_> {
+    catalog::binaries().filter(move |(c, _)| c.runs_on(host))
+}
+
+/// Every binary the selected phases need on the selected hosts must be present and
+/// executable, before any host is touched; lists all that are missing.
+pub fn check_binaries(
+    cluster: &Cluster,
+    dir: &Path,
+    selected: &[PhaseId],
+    opts: &Options,
+) -> Result<(), InstallError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut missing = BTreeSet::new();
+    for (component, b) in catalog::binaries().filter(|(c, _)| selected.contains(&c.phase)) {
+        let needed = cluster
+            .inventory
+            .hosts
+            .iter()
+            .any(|h| opts.selects(h) && component.runs_on(h));
+        let ok = std::fs::metadata(dir.join(b.file))
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false);
+        if needed && !ok {
+            missing.insert(b.file);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(InstallError::MissingBinaries {
+        dir: dir.to_path_buf(),
+        missing: missing.into_iter().collect::<Vec<_>>().join(", "),
+    })
+}
+
+/// `binaries.dir` on this machine, each file's sha256 computed once for all hosts.
+pub struct LocalBinaries {
+    pub dir: PathBuf,
+    shas: Mutex<BTreeMap<PathBuf, String>>,
+}
+
+impl LocalBinaries {
+    pub fn new(dir: PathBuf) -> Self {
+        LocalBinaries {
+            dir,
+            shas: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn sha256(&self, path: &Path) -> Result<String, StepError> {
+        if let Some(sha) = self.shas.lock().expect("sha lock").get(path) {
+            return Ok(sha.clone());
+        }
+        let sha = Source::File(path).sha256()?;
+        self.shas
+            .lock()
+            .expect("sha lock")
+            .insert(path.to_path_buf(), sha.clone());
+        Ok(sha)
+    }
+}
+
+/// Writes those of `files` that differ from the host; returns the paths whose content it
+/// wrote (or, dry, would write). A mode or owner fix is a [`Change::Mode`] and not listed.
+pub fn write_files(
+    files: &[FileToPut],
+    state: &mut HostState,
+    ex: &mut Executor,
+) -> Result<Vec<String>, StepError> {
+    let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    let known: KnownFiles = paths
+        .iter()
+        .filter_map(|p| {
+            let stamp = state.stamps.get(*p)?;
+            let sha = state.files.get(*p)?;
+            Some((p.to_string(), (stamp.clone(), sha.clone())))
+        })
+        .collect();
+    let remote = ex.read().stat_files_known(&paths, &known)?;
+    let mut written = Vec::new();
+    let mut touched = Vec::new();
+    for file in files {
+        let have = remote.get(&file.path);
+        let path = &file.path;
+        let change = match plan_upload(&file.sha256, file.mode, file.owner, have) {
+            Upload::Unchanged => {
+                state.files.insert(path.clone(), file.sha256.clone());
+                if let Some(r) = have {
+                    state.stamps.insert(path.clone(), r.stamp.clone());
+                }
+                continue;
+            }
+            Upload::Metadata => Change::Mode(path.clone()),
+            Upload::Written => Change::Write(path.clone()),
+        };
+        // Keep what was there before k8s-boot first replaced it (e.g. the distro nginx.conf).
+        let backup = (have.is_some()
+            && !state.files.contains_key(path)
+            && !state.backups.contains_key(path))
+        .then(|| format!("{path}{BACKUP_SUFFIX}"));
+        if change.written().is_some() {
+            written.push(path.clone());
+        }
+        ex.change(change, |r| {
+            if let Some(backup) = &backup {
+                r.run(&format!(
+                    "cp -p {} {}",
+                    ssh::shell_quote(path),
+                    ssh::shell_quote(backup)
+                ))?;
+            }
+            r.put(file, have)?;
+            Ok(())
+        })?;
+        if !ex.is_dry() {
+            if let Some(backup) = backup {
+                state.backups.insert(path.clone(), backup);
+            }
+            state.files.insert(path.clone(), file.sha256.clone());
+            touched.push(path.as_str());
+        }
+    }
+    if let Some(stamps) = ex.effect(|r| Ok(r.stamps(&touched)?))? {
+        state.stamps.extend(stamps);
+    }
+    Ok(written)
+}
+
+/// The plan's files of `phase`; a written file marks the services it belongs to for restart.
+pub fn write_phase_files(
+    cx: &HostCtx,
+    phase: PhaseId,
+    work: &mut HostWork,
+    ex: &mut Executor,
+) -> Result<Vec<String>, StepError> {
+    let mine: Vec<_> = cx
+        .plan
+        .files
+        .iter()
+        .filter(|f| phases::phase_of_file(&f.path, &f.restarts) == phase)
+        .collect();
+    let puts: Vec<FileToPut> = mine
+        .iter()
+        .map(|f| FileToPut {
+            path: f.path.clone(),
+            source: Source::Bytes(&f.bytes),
+            sha256: f.sha256.clone(),
+            mode: f.mode,
+            owner: f.owner,
+            // nginx validates its new configuration before it replaces the old one.
+            check: f
+                .path
+                .starts_with("/etc/nginx/")
+                .then_some("nginx -t -q -c {}"),
+        })
+        .collect();
+    let written = write_files(&puts, &mut work.state, ex)?;
+    for f in mine.iter().filter(|f| written.contains(&f.path)) {
+        work.restart.extend(f.restarts.iter().cloned());
+    }
+    Ok(written)
+}
+
+/// The binaries of the host's components in the selected phases; a new one restarts its
+/// component (and the other services of its phase, which share its binaries' versions).
+pub fn install_binaries(
+    cx: &HostCtx,
+    work: &mut HostWork,
+    ex: &mut Executor,
+) -> Result<(), StepError> {
+    let mut puts = Vec::new();
+    let mut phase_of = BTreeMap::new();
+    for (component, b) in host_binaries(cx.host).filter(|(c, _)| cx.run.selected(c.phase)) {
+        let local = cx.run.binaries.dir.join(b.file);
+        let sha256 = cx.run.binaries.sha256(&local)?;
+        phase_of.insert(b.target, component.phase);
+        puts.push((local, b.target, sha256));
+    }
+    let puts: Vec<FileToPut> = puts
+        .iter()
+        .map(|(local, target, sha256)| FileToPut {
+            path: target.to_string(),
+            source: Source::File(local),
+            sha256: sha256.clone(),
+            mode: 0o755,
+            owner: ROOT,
+            check: None,
+        })
+        .collect();
+    if !puts.is_empty() {
+        ex.effect(|r| Ok(r.run(&format!("mkdir -p {BIN_DIR} {CNI_BIN_DIR}"))?))?;
+    }
+    for path in write_files(&puts, &mut work.state, ex)? {
+        let phase = phases::get(phase_of[path.as_str()]);
+        work.restart
+            .extend(phase.components().map(|c| c.service.to_string()));
+    }
+    Ok(())
+}
+
+/// Saves what this run installed on the host, where `reset` and the next run find it.
+pub fn save_state(state: &HostState, ex: &mut Executor) -> Result<(), StepError> {
+    ex.effect(|r| {
+        r.run(&format!("mkdir -p {STATE_DIR} && chmod 700 {STATE_DIR}"))?;
+        r.upload(Source::Bytes(&state.to_json()), STATE_FILE, 0o600, ROOT)?;
+        Ok(())
+    })?;
+    Ok(())
+}

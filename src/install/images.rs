@@ -1,0 +1,106 @@
+//! Container images without a registry: the runtime phase imports the OCI archives of
+//! `binaries.dir/images/` into containerd's `k8s.io` namespace, each only when one of its
+//! images is not there with the same digest.
+
+use super::change::Change;
+use super::executor::Executor;
+use super::files::ROOT;
+use super::remote::FileToPut;
+use super::steps::HostCtx;
+use super::{InstallError, StepError};
+use crate::catalog::BIN_DIR;
+use crate::ssh::{self, Source};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Image archives, under the binaries directory; see docs/FETCH.md.
+pub const IMAGES_DIR: &str = "images";
+/// Where an archive is uploaded to on a host while containerd imports it.
+const REMOTE_IMAGES_DIR: &str = "/var/lib/k8s-boot/images";
+
+/// One OCI image archive of `binaries.dir/images/` and the images its index names.
+pub struct ImageArchive {
+    file: PathBuf,
+    images: Vec<crate::oci::ArchivedImage>,
+}
+
+/// Every `*.tar` in `dir` (none when it does not exist), sorted by name.
+pub fn archives(dir: &Path) -> Result<Vec<ImageArchive>, InstallError> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut files: Vec<PathBuf> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "tar") && p.is_file())
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|file| {
+            let images =
+                crate::oci::read_archive_index(&file).map_err(|source| InstallError::Image {
+                    path: file.clone(),
+                    source,
+                })?;
+            Ok(ImageArchive { file, images })
+        })
+        .collect()
+}
+
+/// Imports every archive whose images are not all in containerd with the same digest. An
+/// archive is uploaded, imported and removed again; what containerd holds is the record.
+pub fn import(cx: &HostCtx, ex: &mut Executor) -> Result<(), StepError> {
+    if cx.run.images.is_empty() {
+        return Ok(());
+    }
+    let ctr = format!("{BIN_DIR}/ctr -n k8s.io");
+    // `REF TYPE DIGEST SIZE PLATFORMS LABELS`; containerd is not running yet in a dry run on
+    // a fresh host, which then lists nothing.
+    let listed = ex
+        .read()
+        .exec(&format!("{ctr} images ls 2>/dev/null"))?
+        .stdout;
+    let present: BTreeSet<(&str, &str)> = listed
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            Some((f.next()?, f.nth(1)?))
+        })
+        .collect();
+    for archive in &cx.run.images {
+        let missing: Vec<String> = archive
+            .images
+            .iter()
+            .filter(|i| !present.contains(&(i.image_ref.as_str(), i.digest.as_str())))
+            .map(|i| i.image_ref.clone())
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let name = archive
+            .file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        ex.change(Change::ImportImages(missing), |r| {
+            let upload = FileToPut {
+                path: format!("{REMOTE_IMAGES_DIR}/{name}"),
+                source: Source::File(&archive.file),
+                sha256: cx.run.binaries.sha256(&archive.file)?,
+                mode: 0o600,
+                owner: ROOT,
+                check: None,
+            };
+            r.run(&format!("mkdir -p {REMOTE_IMAGES_DIR}"))?;
+            r.put(&upload, None)?;
+            let q = ssh::shell_quote(&upload.path);
+            let imported = r.run(&format!("{ctr} images import {q} 2>&1"));
+            r.run(&format!("rm -f {q}"))?;
+            imported?;
+            Ok(())
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! The cluster phases (`cluster`, `workloads`): the cluster manifests or the chat workload,
+//! applied with kubectl on one control-plane host, and every node's role labels and taints.
+//!
+//! The manifests are kept on that host (under the state directory), so a dry run compares
+//! them by content like any other file: it lists the manifests that would be applied anew.
+
+use super::change::Change;
+use super::executor::Executor;
+use super::files::{self, ROOT};
+use super::remote::{FileToPut, Remote};
+use super::state::STATE_DIR;
+use super::steps::HostCtx;
+use super::{HostWork, StepError};
+use crate::catalog::BIN_DIR;
+use crate::render::{rules::CHAT_MANIFEST, HostPlan, Plan};
+use crate::ssh::Source;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+/// How long nodes get to register before their labels are given up on.
+const REGISTER_SECS: u64 = 120;
+
+pub fn apply(
+    cx: &HostCtx,
+    workloads: bool,
+    work: &mut HostWork,
+    ex: &mut Executor,
+) -> Result<(), StepError> {
+    let puts: Vec<FileToPut> = cx
+        .run
+        .plan
+        .cluster_files
+        .iter()
+        .filter(|f| f.path.starts_with("manifests/") && (f.path == CHAT_MANIFEST) == workloads)
+        .map(|f| FileToPut {
+            path: format!("{STATE_DIR}/{}", f.path),
+            source: Source::Bytes(&f.bytes),
+            sha256: f.sha256.clone(),
+            mode: 0o600,
+            owner: ROOT,
+            check: None,
+        })
+        .collect();
+    ex.effect(|r| {
+        Ok(r.run(&format!("mkdir -p {STATE_DIR}/manifests"))
+            .map(drop)?)
+    })?;
+    files::write_files(&puts, &mut work.state, ex)?;
+    let kubectl = format!("{BIN_DIR}/kubectl --kubeconfig /etc/kubernetes/admin.kubeconfig");
+    // One kubectl for all of the phase's manifests (in file-name order): each kubectl run
+    // costs its start and an API discovery.
+    let args: Vec<String> = puts.iter().map(|f| format!("-f {}", f.path)).collect();
+    let applied = ex.effect(|r| Ok(r.run(&format!("{kubectl} apply {}", args.join(" ")))?))?;
+    for line in applied.iter().flat_map(|out| out.lines()) {
+        if !line.ends_with(" unchanged") {
+            ex.record(Change::Kubectl(line.to_string()));
+        }
+    }
+    let chat = &cx.run.cluster.inventory.chat;
+    let follow_up = ex.effect(|r| {
+        if !workloads {
+            label_and_taint_nodes(cx.run.plan, r, &kubectl)
+        } else if chat.enabled {
+            r.run(&format!(
+                "{kubectl} -n {} rollout status deployment/chat --timeout=180s",
+                chat.namespace
+            ))?;
+            Ok(Vec::new())
+        } else {
+            Ok(Vec::new())
+        }
+    })?;
+    for change in follow_up.into_iter().flatten() {
+        ex.record(change);
+    }
+    Ok(())
+}
+
+/// Gives every node the role labels and taints of its plan that it lacks (kubelets may
+/// not set role labels themselves), waiting for nodes that have not registered yet.
+fn label_and_taint_nodes(
+    plan: &Plan,
+    r: &dyn Remote,
+    kubectl: &str,
+) -> Result<Vec<Change>, StepError> {
+    let wanted: Vec<&HostPlan> = plan
+        .hosts
+        .iter()
+        .filter(|n| !n.node_labels.is_empty() || !n.node_taints.is_empty())
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(REGISTER_SECS);
+    let nodes = loop {
+        let text = r.run(&format!("{kubectl} get nodes -o json"))?;
+        let nodes: serde_json::Value = serde_json::from_str(&text).map_err(StepError::NodeList)?;
+        let registered: BTreeSet<&str> = nodes["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n["metadata"]["name"].as_str())
+            .collect();
+        let missing: Vec<&str> = wanted
+            .iter()
+            .map(|n| n.name.as_str())
+            .filter(|n| !registered.contains(n))
+            .collect();
+        if missing.is_empty() {
+            break nodes;
+        }
+        if Instant::now() >= deadline {
+            return Err(StepError::NodesNotRegistered {
+                missing: missing.into_iter().map(String::from).collect(),
+                secs: REGISTER_SECS,
+            });
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    let mut changes = Vec::new();
+    for node_plan in wanted {
+        let node = nodes["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|n| n["metadata"]["name"] == node_plan.name.as_str())
+            .expect("every wanted node is registered");
+        let labels: Vec<String> = node_plan
+            .node_labels
+            .iter()
+            .filter(|(k, v)| node["metadata"]["labels"][k.as_str()] != v.as_str())
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        if !labels.is_empty() {
+            r.run(&format!(
+                "{kubectl} label node {} {} --overwrite",
+                node_plan.name,
+                labels.join(" ")
+            ))?;
+            changes.push(Change::Label {
+                node: node_plan.name.clone(),
+                labels: labels.join(" "),
+            });
+        }
+        let has = |taint: &str| {
+            node["spec"]["taints"].as_array().is_some_and(|ts| {
+                ts.iter().any(|t| {
+                    let (key, effect) = taint.split_once(':').unwrap_or((taint, ""));
+                    t["key"] == key && t["effect"] == effect
+                })
+            })
+        };
+        let taints: Vec<&str> = node_plan
+            .node_taints
+            .iter()
+            .map(String::as_str)
+            .filter(|t| !has(t))
+            .collect();
+        if !taints.is_empty() {
+            r.run(&format!(
+                "{kubectl} taint node {} {} --overwrite",
+                node_plan.name,
+                taints.join(" ")
+            ))?;
+            changes.push(Change::Taint {
+                node: node_plan.name.clone(),
+                taints: taints.join(" "),
+            });
+        }
+    }
+    Ok(changes)
+}

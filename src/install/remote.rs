@@ -1,0 +1,103 @@
+//! The host as the installer sees it: a [`Remote`] runs commands, reports files and installs
+//! them. [`crate::ssh::Connection`] is the real one; the unit tests use an in-memory fake.
+
+use crate::inventory::{Cluster, Host};
+use crate::ssh::{Connection, HostKeyPolicy, Output, RemoteFile, Source, SshError, Target};
+use crate::ssh::{Timeouts, Upload};
+use std::collections::{BTreeMap, HashMap};
+
+/// A file to install: where, from what, with which content hash, mode and owner, and an
+/// optional command that must accept the new file (`{}` = its temporary path) first.
+pub struct FileToPut<'a> {
+    pub path: String,
+    pub source: Source<'a>,
+    pub sha256: String,
+    pub mode: u32,
+    pub owner: &'static str,
+    pub check: Option<&'static str>,
+}
+
+/// `path -> (stamp, sha256)` as recorded when a file was last hashed or written.
+pub type KnownFiles = BTreeMap<String, (String, String)>;
+
+pub trait Remote: Send {
+    /// Runs `command`; a non-zero exit is not an error.
+    fn exec(&self, command: &str) -> Result<Output, SshError>;
+    /// Runs `command`; a non-zero exit is an error carrying its stderr.
+    fn run(&self, command: &str) -> Result<String, SshError>;
+    /// sha256, mode and owner of those of `paths` that exist, trusting `known` for files
+    /// whose size and mtime still match.
+    fn stat_files_known(
+        &self,
+        paths: &[&str],
+        known: &KnownFiles,
+    ) -> Result<HashMap<String, RemoteFile>, SshError>;
+    /// `size:mtime` of each existing file of `paths`.
+    fn stamps(&self, paths: &[&str]) -> Result<HashMap<String, String>, SshError>;
+    /// Installs `file` given what the host has (`have`): atomically, checked first.
+    fn put(&self, file: &FileToPut, have: Option<&RemoteFile>) -> Result<Upload, SshError>;
+    /// Installs `source` at `dest`, comparing with the host itself.
+    fn upload(
+        &self,
+        source: Source,
+        dest: &str,
+        mode: u32,
+        owner: &str,
+    ) -> Result<Upload, SshError>;
+}
+
+impl Remote for Connection {
+    fn exec(&self, command: &str) -> Result<Output, SshError> {
+        Connection::exec(self, command)
+    }
+    fn run(&self, command: &str) -> Result<String, SshError> {
+        Connection::run(self, command)
+    }
+    fn stat_files_known(
+        &self,
+        paths: &[&str],
+        known: &KnownFiles,
+    ) -> Result<HashMap<String, RemoteFile>, SshError> {
+        Connection::stat_files_known(self, paths, known)
+    }
+    fn stamps(&self, paths: &[&str]) -> Result<HashMap<String, String>, SshError> {
+        Connection::stamps(self, paths)
+    }
+    fn put(&self, f: &FileToPut, have: Option<&RemoteFile>) -> Result<Upload, SshError> {
+        Connection::put(
+            self, f.source, &f.sha256, &f.path, f.mode, f.owner, have, f.check,
+        )
+    }
+    fn upload(
+        &self,
+        source: Source,
+        dest: &str,
+        mode: u32,
+        owner: &str,
+    ) -> Result<Upload, SshError> {
+        Connection::upload(self, source, dest, mode, owner)
+    }
+}
+
+/// Opens a [`Remote`] to a host.
+pub trait Connector: Sync {
+    fn connect(&self, host: &Host) -> Result<Box<dyn Remote>, SshError>;
+}
+
+/// SSH to the inventory's hosts, host keys verified.
+pub struct SshConnector<'a> {
+    pub cluster: &'a Cluster,
+    pub keys: HostKeyPolicy,
+    pub timeouts: Timeouts,
+}
+
+impl Connector for SshConnector<'_> {
+    fn connect(&self, host: &Host) -> Result<Box<dyn Remote>, SshError> {
+        let target = Target::of(self.cluster, host);
+        Ok(Box::new(Connection::open(
+            &target,
+            &self.keys,
+            self.timeouts,
+        )?))
+    }
+}

@@ -1,0 +1,112 @@
+//! Services: enabled, (re)started only when their files changed or they are not running,
+//! then waited for until healthy; and the `verify` phase's check of every service.
+
+use super::change::Change;
+use super::executor::Executor;
+use super::phases;
+use super::remote::Remote;
+use super::steps::HostCtx;
+use super::{HostWork, StepError};
+use crate::catalog::Component;
+use crate::ssh;
+use std::time::{Duration, Instant};
+
+fn is(remote: &dyn Remote, state: &str, service: &str) -> Result<bool, StepError> {
+    Ok(remote
+        .exec(&format!("systemctl is-{state} --quiet {service}"))?
+        .code
+        == 0)
+}
+
+/// Enables `component`'s service and (re)starts it if its files changed or it is not
+/// running, then waits until it is healthy. `daemon_reload` after new unit files.
+pub fn start(
+    cx: &HostCtx,
+    component: &Component,
+    daemon_reload: bool,
+    work: &mut HostWork,
+    ex: &mut Executor,
+) -> Result<(), StepError> {
+    let service = component.service;
+    let active = is(ex.read(), "active", service)?;
+    let enabled = is(ex.read(), "enabled", service)?;
+    let restart = work.restart.contains(service) || !active;
+    if daemon_reload {
+        ex.effect(|r| Ok(r.run("systemctl daemon-reload").map(drop)?))?;
+    }
+    if !enabled {
+        ex.change(Change::Enable(service.into()), |r| {
+            Ok(r.run(&format!("systemctl enable {service} 2>&1"))
+                .map(drop)?)
+        })?;
+    }
+    if restart {
+        let change = if active {
+            Change::Restart(service.into())
+        } else {
+            Change::Start(service.into())
+        };
+        // --no-block: etcd members only become ready together, so no start may wait for
+        // its own readiness here.
+        ex.change(change, |r| {
+            Ok(r.run(&format!("systemctl restart --no-block {service}"))
+                .map(drop)?)
+        })?;
+    }
+    work.state.services.insert(service.to_string());
+    work.restart.remove(service);
+    // A dry run started nothing to wait for.
+    ex.effect(|r| wait_healthy(cx, component, r))?;
+    Ok(())
+}
+
+fn wait_healthy(cx: &HostCtx, component: &Component, r: &dyn Remote) -> Result<(), StepError> {
+    let (check, secs) = component.health_command(cx.run.cluster, cx.host);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let out = r.exec(&check)?;
+        if out.code == 0 {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            let service = component.service;
+            let journal = r
+                .exec(&format!(
+                    "journalctl -u {service} -n 8 --no-pager 2>/dev/null"
+                ))
+                .map(|o| o.stdout)
+                .unwrap_or_default();
+            return Err(StepError::Unhealthy {
+                service: service.to_string(),
+                secs,
+                output: ssh::tail(&format!("{}{}", out.stdout, out.stderr), 3),
+                journal: ssh::tail(&journal, 8),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Every service of the host's plan in the selected phases is active and healthy.
+pub fn verify(cx: &HostCtx, r: &dyn Remote) -> Result<(), StepError> {
+    let mut problems = Vec::new();
+    for service in &cx.plan.services {
+        if phases::of_service(service).is_some_and(|p| !cx.run.selected(p.id)) {
+            continue;
+        }
+        if !is(r, "active", service)? {
+            problems.push(format!("{service} is not active"));
+            continue;
+        }
+        if let Some((check, _)) = phases::health_command(cx.run.cluster, cx.host, service) {
+            if r.exec(&check)?.code != 0 {
+                problems.push(format!("{service} is not healthy"));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(StepError::NotVerified(problems))
+    }
+}

@@ -1,0 +1,430 @@
+//! The runner against in-memory hosts: failure isolation, restart decisions, what a dry run
+//! records and what the state file holds, without SSH or root. (The same runner against
+//! real hosts: tests/lab_install.rs and tests/lab_cluster.rs.)
+
+use super::remote::{Connector, FileToPut, KnownFiles, Remote};
+use super::state::{HostState, STATE_FILE};
+use super::{install_with, Options, PhaseResult, Progress, Report};
+use crate::install::phases::PhaseId;
+use crate::inventory::{Cluster, Host};
+use crate::pki::Pki;
+use crate::render::{self, Plan, Templates};
+use crate::ssh::{Output, RemoteFile, Source, SshError, Upload};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// A host in memory: its files, which services are active and enabled, every command run.
+#[derive(Default)]
+struct FakeHost {
+    files: BTreeMap<String, (Vec<u8>, u32, String)>,
+    active: BTreeSet<String>,
+    enabled: BTreeSet<String>,
+    log: Vec<String>,
+    unreachable: bool,
+    /// Commands that exit 1.
+    failing: Vec<String>,
+}
+
+type Shared = Arc<Mutex<FakeHost>>;
+
+struct FakeRemote(Shared);
+
+fn sha(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    crate::render::hex(&sha2::Sha256::digest(bytes))
+}
+
+fn bytes_of(source: Source) -> Vec<u8> {
+    match source {
+        Source::Bytes(b) => b.to_vec(),
+        Source::File(p) => std::fs::read(p).unwrap(),
+    }
+}
+
+impl FakeHost {
+    fn remote_file(&self, path: &str) -> Option<RemoteFile> {
+        self.files.get(path).map(|(bytes, mode, owner)| RemoteFile {
+            sha256: sha(bytes),
+            meta: format!("{mode:o} {owner}"),
+            stamp: format!("{}:0", bytes.len()),
+        })
+    }
+
+    fn exec(&mut self, command: &str) -> Output {
+        self.log.push(command.to_string());
+        let ok = |stdout: String| Output {
+            code: 0,
+            stdout,
+            stderr: String::new(),
+        };
+        if self.failing.iter().any(|f| command == f) {
+            return Output {
+                code: 1,
+                stdout: String::new(),
+                stderr: "failed on purpose".into(),
+            };
+        }
+        let words: Vec<&str> = command.split_whitespace().collect();
+        match words.as_slice() {
+            ["cat", path, ..] => ok(self
+                .files
+                .get(*path)
+                .map(|f| String::from_utf8_lossy(&f.0).into_owned())
+                .unwrap_or_default()),
+            ["systemctl", "is-active", "--quiet", s] => Output {
+                code: if self.active.contains(*s) { 0 } else { 3 },
+                ..ok(String::new())
+            },
+            ["systemctl", "is-enabled", "--quiet", s] => Output {
+                code: if self.enabled.contains(*s) { 0 } else { 1 },
+                ..ok(String::new())
+            },
+            ["systemctl", "enable", s, ..] => {
+                self.enabled.insert(s.to_string());
+                ok(String::new())
+            }
+            ["systemctl", "restart", "--no-block", s] => {
+                self.active.insert(s.to_string());
+                ok(String::new())
+            }
+            _ if command.contains("echo TIME") => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                ok(format!("TIME {now}\n"))
+            }
+            // Health checks and everything else succeed.
+            _ => ok(String::new()),
+        }
+    }
+}
+
+impl Remote for FakeRemote {
+    fn exec(&self, command: &str) -> Result<Output, SshError> {
+        Ok(self.0.lock().unwrap().exec(command))
+    }
+    fn run(&self, command: &str) -> Result<String, SshError> {
+        let out = self.exec(command)?;
+        if out.code != 0 {
+            return Err(SshError::Command {
+                host: "fake".into(),
+                command: command.into(),
+                code: out.code,
+                stderr_tail: out.stderr,
+            });
+        }
+        Ok(out.stdout)
+    }
+    fn stat_files_known(
+        &self,
+        paths: &[&str],
+        _: &KnownFiles,
+    ) -> Result<HashMap<String, RemoteFile>, SshError> {
+        let host = self.0.lock().unwrap();
+        Ok(paths
+            .iter()
+            .filter_map(|p| Some((p.to_string(), host.remote_file(p)?)))
+            .collect())
+    }
+    fn stamps(&self, paths: &[&str]) -> Result<HashMap<String, String>, SshError> {
+        let files = self.stat_files_known(paths, &KnownFiles::new())?;
+        Ok(files.into_iter().map(|(p, f)| (p, f.stamp)).collect())
+    }
+    fn put(&self, f: &FileToPut, _: Option<&RemoteFile>) -> Result<Upload, SshError> {
+        self.upload(f.source, &f.path, f.mode, f.owner)
+    }
+    fn upload(
+        &self,
+        source: Source,
+        dest: &str,
+        mode: u32,
+        owner: &str,
+    ) -> Result<Upload, SshError> {
+        let mut host = self.0.lock().unwrap();
+        host.log.push(format!("put {dest}"));
+        host.files.insert(
+            dest.to_string(),
+            (bytes_of(source), mode, owner.to_string()),
+        );
+        Ok(Upload::Written)
+    }
+}
+
+#[derive(Default)]
+struct FakeConnector {
+    hosts: BTreeMap<String, Shared>,
+}
+
+impl FakeConnector {
+    fn host(&self, name: &str) -> std::sync::MutexGuard<'_, FakeHost> {
+        self.hosts[name].lock().unwrap()
+    }
+}
+
+impl Connector for FakeConnector {
+    fn connect(&self, host: &Host) -> Result<Box<dyn Remote>, SshError> {
+        let shared = self.hosts[&host.name].clone();
+        if shared.lock().unwrap().unreachable {
+            return Err(SshError::Connect {
+                host: host.name.clone(),
+                addr: "192.0.2.1:22".parse().unwrap(),
+                message: "Connection refused".into(),
+            });
+        }
+        Ok(Box::new(FakeRemote(shared)))
+    }
+}
+
+struct Quiet;
+impl Progress for Quiet {
+    fn host(&self, _: &str, _: &str) {}
+    fn phase_done(&self, _: &str, _: PhaseId, _: &PhaseResult) {}
+}
+
+const INVENTORY: &str = "\
+cluster: {name: t, kubernetes_version: v1.37.2}
+hosts:
+  - {name: lb1, address: 10.0.0.10, roles: [lb]}
+  - {name: m1, address: 10.0.0.11, roles: [etcd, control-plane, worker]}
+  - {name: m2, address: 10.0.0.12, roles: [etcd, control-plane, worker]}
+  - {name: m3, address: 10.0.0.13, roles: [etcd, control-plane, worker]}
+";
+
+struct World {
+    cluster: Cluster,
+    plan: Plan,
+    fake: FakeConnector,
+}
+
+fn world() -> World {
+    let cluster = Cluster::from_source(Path::new("hosts.yaml"), INVENTORY).unwrap();
+    let pki = Pki::dry_run("/nonexistent/pki");
+    pki.ensure(&cluster, Default::default()).unwrap();
+    let plan = render::plan(&cluster, &pki, &Templates::load(None).unwrap()).unwrap();
+    let mut fake = FakeConnector::default();
+    for h in &cluster.inventory.hosts {
+        fake.hosts.insert(h.name.clone(), Shared::default());
+    }
+    World {
+        cluster,
+        plan,
+        fake,
+    }
+}
+
+/// The host phases without binaries (which need local files) or kubectl.
+const PHASES: &[PhaseId] = &[
+    PhaseId::Preflight,
+    PhaseId::Prepare,
+    PhaseId::Pki,
+    PhaseId::Etcd,
+    PhaseId::Lb,
+    PhaseId::ControlPlane,
+    PhaseId::Verify,
+];
+
+impl World {
+    fn install(&self, dry_run: bool) -> Report {
+        let opts = Options {
+            phases: PHASES.to_vec(),
+            dry_run,
+            ..Default::default()
+        };
+        install_with(&self.cluster, &self.plan, &opts, &Quiet, &self.fake).unwrap()
+    }
+}
+
+fn result<'a>(report: &'a Report, host: &str, phase: PhaseId) -> &'a PhaseResult {
+    &report.hosts.iter().find(|h| h.host == host).unwrap().phases[&phase]
+}
+
+fn changes(report: &Report, host: &str, phase: PhaseId) -> Vec<String> {
+    match result(report, host, phase) {
+        PhaseResult::Changed { changes } => changes.clone(),
+        _ => Vec::new(),
+    }
+}
+
+fn mutating(log: &[String]) -> Vec<&String> {
+    log.iter()
+        .filter(|c| {
+            [
+                "put ",
+                "mkdir",
+                "cp ",
+                "chmod",
+                "systemctl enable",
+                "systemctl restart",
+            ]
+            .iter()
+            .any(|m| c.starts_with(m))
+                || c.contains("daemon-reload")
+        })
+        .collect()
+}
+
+#[test]
+fn a_failing_host_stops_alone_and_the_others_finish() {
+    let w = world();
+    w.fake.host("lb1").unreachable = true;
+    w.fake
+        .host("m2")
+        .failing
+        .push("systemctl restart --no-block etcd".into());
+    let report = w.install(false);
+    assert!(report.failed());
+    match result(&report, "lb1", PhaseId::Connect) {
+        PhaseResult::Failed { error } => {
+            let text = error.to_string();
+            assert!(text.starts_with("cannot connect to"), "{text}");
+        }
+        other => panic!("lb1 connect: {other:?}"),
+    }
+    assert!(matches!(
+        result(&report, "lb1", PhaseId::Prepare),
+        PhaseResult::Skipped
+    ));
+    assert!(matches!(
+        result(&report, "m2", PhaseId::Etcd),
+        PhaseResult::Failed { .. }
+    ));
+    assert!(matches!(
+        result(&report, "m2", PhaseId::ControlPlane),
+        PhaseResult::Skipped
+    ));
+    for host in ["m1", "m3"] {
+        assert!(changes(&report, host, PhaseId::ControlPlane)
+            .contains(&"start kube-apiserver".to_string()));
+        assert!(matches!(
+            result(&report, host, PhaseId::Verify),
+            PhaseResult::Unchanged
+        ));
+    }
+    assert!(w.fake.host("m1").active.contains("kube-apiserver"));
+    assert!(!w.fake.host("m2").active.contains("kube-apiserver"));
+}
+
+#[test]
+fn only_new_content_restarts_a_service_and_a_mode_fix_restarts_nothing() {
+    let w = world();
+    let first = w.install(false);
+    assert!(!first.failed());
+    assert!(changes(&first, "m1", PhaseId::Etcd).contains(&"start etcd".to_string()));
+
+    // Nothing changed: nothing written, nothing restarted.
+    w.fake.host("m1").log.clear();
+    let second = w.install(false);
+    assert_eq!(second.changed(), 0, "{second:#?}");
+    let log = w.fake.host("m1").log.clone();
+    assert!(
+        mutating(&log)
+            .iter()
+            .all(|c| c.starts_with("put ") && c.ends_with(STATE_FILE)
+                || c.starts_with("mkdir -p /var/")),
+        "{:#?}",
+        mutating(&log)
+    );
+
+    // A mode fixed: listed, no restart.
+    w.fake
+        .host("m1")
+        .files
+        .get_mut("/etc/etcd/etcd.yaml")
+        .unwrap()
+        .1 = 0o666;
+    let third = w.install(false);
+    assert_eq!(
+        changes(&third, "m1", PhaseId::Etcd),
+        vec!["mode /etc/etcd/etcd.yaml".to_string()]
+    );
+
+    // New content: written and etcd restarted, on that host only.
+    w.fake
+        .host("m1")
+        .files
+        .get_mut("/etc/etcd/etcd.yaml")
+        .unwrap()
+        .0 = b"edited by hand\n".to_vec();
+    let fourth = w.install(false);
+    assert_eq!(
+        changes(&fourth, "m1", PhaseId::Etcd),
+        vec![
+            "write /etc/etcd/etcd.yaml".to_string(),
+            "restart etcd".to_string()
+        ]
+    );
+    assert!(changes(&fourth, "m2", PhaseId::Etcd).is_empty());
+}
+
+#[test]
+fn a_dry_run_records_what_would_change_and_changes_nothing() {
+    let w = world();
+    let report = w.install(true);
+    assert!(report.dry_run && !report.failed(), "{report:#?}");
+    let etcd = changes(&report, "m1", PhaseId::Etcd);
+    for want in [
+        "write /etc/etcd/etcd.yaml",
+        "write /etc/systemd/system/etcd.service",
+        "enable etcd",
+        "start etcd",
+    ] {
+        assert!(etcd.contains(&want.to_string()), "{etcd:?}");
+    }
+    assert!(changes(&report, "lb1", PhaseId::Lb).contains(&"start nginx".to_string()));
+    // Verify has nothing to check: nothing was started.
+    assert!(matches!(
+        result(&report, "m1", PhaseId::Verify),
+        PhaseResult::Unchanged
+    ));
+    for (name, host) in &w.fake.hosts {
+        let host = host.lock().unwrap();
+        assert!(host.files.is_empty(), "{name}: {:?}", host.files.keys());
+        assert!(
+            mutating(&host.log).is_empty(),
+            "{name}: {:?}",
+            mutating(&host.log)
+        );
+    }
+}
+
+#[test]
+fn the_state_file_lists_files_services_and_the_backup_of_a_replaced_file() {
+    let w = world();
+    let distro = b"# the distribution's nginx.conf\n".to_vec();
+    w.fake.host("lb1").files.insert(
+        "/etc/nginx/nginx.conf".into(),
+        (distro.clone(), 0o644, "root:root".into()),
+    );
+    assert!(!w.install(false).failed());
+    let lb1 = w.fake.host("lb1");
+    let state = HostState::parse(&String::from_utf8_lossy(&lb1.files[STATE_FILE].0)).unwrap();
+    assert_eq!(lb1.files[STATE_FILE].1, 0o600);
+    assert_eq!(state.cluster, "t");
+    assert_eq!(
+        state.backups["/etc/nginx/nginx.conf"],
+        "/etc/nginx/nginx.conf.k8s-boot-orig"
+    );
+    assert!(lb1
+        .log
+        .contains(&"cp -p '/etc/nginx/nginx.conf' '/etc/nginx/nginx.conf.k8s-boot-orig'".into()));
+    assert_eq!(state.services, BTreeSet::from(["nginx".to_string()]));
+    let plan = w.plan.hosts.iter().find(|h| h.name == "lb1").unwrap();
+    for f in &plan.files {
+        assert_eq!(state.files.get(&f.path), Some(&f.sha256), "{}", f.path);
+    }
+    drop(lb1);
+    let m1 = w.fake.host("m1");
+    let state = HostState::parse(&String::from_utf8_lossy(&m1.files[STATE_FILE].0)).unwrap();
+    assert!(state.backups.is_empty());
+    for s in [
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+    ] {
+        assert!(state.services.contains(s), "{s}: {:?}", state.services);
+    }
+    assert!(state.data_dirs.contains("/var/lib/etcd"));
+}
