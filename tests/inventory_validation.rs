@@ -313,6 +313,25 @@ const CASES: &[(&str, (&str, &str), &[&str])] = &[
         &["pki.cert_validity_days", "outlives the CA"],
     ),
     (
+        "service CIDR without a 10th address (validation panicked on it before)",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  service_cidr: 10.96.0.0/30\n",
+        ),
+        &[
+            "hosts.yaml:4:3: error: cluster.service_cidr: ",
+            "10.96.0.0/30 is too small: the kubernetes Service IP is its 1st address and the DNS Service IP its 10th; expected at most /28 for this family",
+        ],
+    ),
+    (
+        "IPv6 service CIDR without a 10th address",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  service_cidr: fd00::/125\n",
+        ),
+        &["cluster.service_cidr", "fd00::/125 is too small", "at most /124"],
+    ),
+    (
         "unclosed flow sequence is a syntax error, not an unknown variant",
         ("roles: [lb]\n", "roles: [lb\n"),
         &[

@@ -120,7 +120,16 @@ pub(super) fn validate(file: &Path, source: &str) -> Result<Cluster, InventoryEr
     if let Some(svc) = service_cidr {
         // kube-apiserver refuses service ranges with more than 20 host bits.
         let bits: u8 = if svc.addr.is_ipv4() { 32 } else { 128 };
-        if bits - svc.prefix > 20 {
+        // Its first address is the kubernetes Service IP and its tenth the DNS Service IP.
+        if bits - svc.prefix < 4 {
+            c.error(
+                "cluster.service_cidr",
+                format!(
+                    "{svc} is too small: the kubernetes Service IP is its 1st address and the DNS Service IP its 10th; expected at most /{} for this family (16 addresses)",
+                    bits - 4
+                ),
+            );
+        } else if bits - svc.prefix > 20 {
             c.error(
                 "cluster.service_cidr",
                 format!(
