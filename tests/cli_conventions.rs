@@ -348,7 +348,7 @@ fn unreachable_cluster() -> (tempfile::TempDir, PathBuf) {
         &inventory,
         format!(
             "\
-cluster: {{name: t, kubernetes_version: v1.36.0}}
+cluster: {{name: t, kubernetes_version: v1.36.0, allow_loopback_hosts: true}}
 ssh: {{key: id_test, known_hosts: known_hosts, port: {}}}
 binaries: {{dir: bin}}
 hosts:
