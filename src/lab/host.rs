@@ -225,44 +225,8 @@ pub fn start(lab: &Path, host: &PlannedHost, tools: &Tools) -> Result<u32, LabEr
 
     write_atomic(&p.supervisor, SUPERVISOR.as_bytes(), 0o755)
         .map_err(io_err("cannot write", &p.supervisor))?;
-    let mut cmd = Command::new(&tools.setsid);
-    cmd.arg("-f")
-        .arg(&tools.sh)
-        .arg(&p.supervisor)
-        .arg(format!("{TAG_PREFIX}{}", host.name))
-        .args(&procs)
-        .arg(&p.pidfile)
-        .arg(&tools.nspawn)
-        .args(["-q", "-D"])
-        .arg(&p.root)
-        .args(["-M", &host.name, "-b", "--register=no", "--keep-unit"])
-        .arg(format!("--network-bridge={BRIDGE}"))
-        .args([
-            "--console=passive",
-            "--resolv-conf=off",
-            "--timezone=off",
-            "--link-journal=no",
-        ])
-        // What runc and the kubelet need inside the guest (docs/LAB.md, "Containers in a lab
-        // host"): every capability, the key and bpf system calls nspawn filters by default,
-        // the kernel log for the kubelet's OOM watcher, and containerd's state on the
-        // machine's own file system, since its overlayfs snapshotter cannot stack on the
-        // guest's overlay root.
-        .args([
-            "--capability=all",
-            "--system-call-filter=add_key keyctl bpf",
-            "--bind=/dev/kmsg",
-        ])
-        .arg(format!(
-            "--bind={}:/var/lib/containerd",
-            p.containerd.display()
-        ))
-        // The machine's controllers are cgroup v1 only: the guest gets the legacy hierarchy,
-        // which `k8s-boot-lab-host.service` inside it makes writable (see rootfs.rs).
-        .env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "0")
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2);
+    let mut cmd = supervisor_command(&p, host, &procs, tools);
+    cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
     let status = cmd.status().map_err(|source| LabError::Io {
         action: format!("cannot run `{}`", sys::describe(&cmd)),
         path: tools.setsid.clone(),
@@ -292,6 +256,52 @@ pub fn start(lab: &Path, host: &PlannedHost, tools: &Tools) -> Result<u32, LabEr
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// The detached supervisor running the host's systemd-nspawn: `setsid -f sh supervise.sh TAG
+/// CGROUP.PROCS CGROUP.PROCS PIDFILE systemd-nspawn ...`.
+fn supervisor_command(
+    p: &HostPaths,
+    host: &PlannedHost,
+    procs: &[PathBuf],
+    tools: &Tools,
+) -> Command {
+    let mut cmd = Command::new(&tools.setsid);
+    cmd.arg("-f")
+        .arg(&tools.sh)
+        .arg(&p.supervisor)
+        .arg(format!("{TAG_PREFIX}{}", host.name))
+        .args(procs)
+        .arg(&p.pidfile)
+        .arg(&tools.nspawn)
+        .args(["-q", "-D"])
+        .arg(&p.root)
+        .args(["-M", &host.name, "-b", "--register=no", "--keep-unit"])
+        .arg(format!("--network-bridge={BRIDGE}"))
+        .args([
+            "--console=passive",
+            "--resolv-conf=off",
+            "--timezone=off",
+            "--link-journal=no",
+        ])
+        // What runc and the kubelet need inside the guest (docs/LAB.md, "Containers in a lab
+        // host"): every capability, the key and bpf system calls nspawn filters by default,
+        // the kernel log for the kubelet's OOM watcher, and containerd's state on the
+        // machine's own file system, since its overlayfs snapshotter cannot stack on the
+        // guest's overlay root.
+        .args([
+            "--capability=all",
+            "--system-call-filter=add_key keyctl bpf",
+            "--bind=/dev/kmsg",
+        ])
+        .arg(format!(
+            "--bind={}:/var/lib/containerd",
+            p.containerd.display()
+        ))
+        // The machine's controllers are cgroup v1 only: the guest gets the legacy hierarchy,
+        // which `k8s-boot-lab-host.service` inside it makes writable (see rootfs.rs).
+        .env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "0");
+    cmd
 }
 
 /// The last lines of the host's console log.
@@ -446,5 +456,77 @@ pub fn wait_ready(
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tools() -> Tools {
+        let t = |name: &str| PathBuf::from(format!("/bin/{name}"));
+        Tools {
+            debootstrap: t("debootstrap"),
+            nspawn: t("systemd-nspawn"),
+            systemctl: t("systemctl"),
+            ip: t("ip"),
+            ssh_keygen: t("ssh-keygen"),
+            ssh: t("ssh"),
+            mount: t("mount"),
+            setsid: t("setsid"),
+            sh: t("sh"),
+        }
+    }
+
+    /// Pins the supervisor's command line, its environment and the script it runs.
+    #[test]
+    fn supervisor_runs_pinned_nspawn_arguments() {
+        let plan = layout::plan(4);
+        let p = HostPaths::new(Path::new("/lab"), &plan[1].name);
+        let procs = [
+            PathBuf::from("/sys/fs/cgroup/systemd/k8s-boot-lab/m1/ns/cgroup.procs"),
+            PathBuf::from("-"),
+        ];
+        let cmd = supervisor_command(&p, &plan[1], &procs, &tools());
+        assert_eq!(
+            sys::describe(&cmd),
+            "/bin/setsid -f /bin/sh /lab/hosts/m1/supervise.sh k8s-boot-lab:m1 \
+             /sys/fs/cgroup/systemd/k8s-boot-lab/m1/ns/cgroup.procs - \
+             /lab/hosts/m1/supervisor.pid /bin/systemd-nspawn -q -D /lab/hosts/m1/root \
+             -M m1 -b --register=no --keep-unit --network-bridge=k8sboot0 --console=passive \
+             --resolv-conf=off --timezone=off --link-journal=no --capability=all \
+             '--system-call-filter=add_key keyctl bpf' --bind=/dev/kmsg \
+             --bind=/lab/hosts/m1/containerd:/var/lib/containerd"
+        );
+        let envs: Vec<_> = cmd.get_envs().collect();
+        assert_eq!(
+            envs,
+            [(
+                std::ffi::OsStr::new("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY"),
+                Some(std::ffi::OsStr::new("0"))
+            )]
+        );
+        use sha2::{Digest, Sha256};
+        assert_eq!(
+            format!("{:x}", Sha256::digest(SUPERVISOR)),
+            "2c811b5c1dd838323ab6858300d12a3678bd0638151b2089833e09443868e364"
+        );
+    }
+
+    #[test]
+    fn ssh_reads_no_configuration_and_checks_host_keys_strictly() {
+        let cmd = ssh_command(
+            &tools(),
+            Path::new("/lab/id_ed25519"),
+            Path::new("/lab/known_hosts"),
+            "10.77.0.12",
+        );
+        assert_eq!(
+            sys::describe(&cmd),
+            "/bin/ssh -F /dev/null -i /lab/id_ed25519 -o UserKnownHostsFile=/lab/known_hosts \
+             -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes \
+             -o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout=5 -o LogLevel=ERROR \
+             root@10.77.0.12"
+        );
     }
 }
