@@ -2,8 +2,8 @@
 //! (nothing is installed) and [`debian_versions`] names the versions apt would take (see
 //! images.rs). The lab's binaries themselves are built from upstream (build.rs).
 
-use super::sys::{io_err, run};
-use super::LabError;
+use super::error::{io_err, LabError};
+use super::sys::run;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;

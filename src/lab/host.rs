@@ -1,10 +1,11 @@
 //! One lab host: its overlay, its identity (hostname, address, ssh host key), the supervised
 //! systemd-nspawn that boots it, and how it is stopped and cleaned up.
 
-use super::layout::{self, PlannedHost, BRIDGE};
+use super::error::{io_err, LabError};
+use super::layout::{self, PlannedHost, BRIDGE, KEY_FILE, KNOWN_HOSTS_FILE};
 use super::state::HostState;
-use super::sys::{self, io_err};
-use super::{LabError, Tools};
+use super::sys;
+use super::tools::Tools;
 use crate::fsutil::write_atomic;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -385,8 +386,8 @@ pub fn wait_ready(
     deadline: Instant,
     started: Instant,
 ) -> Result<(), LabError> {
-    let key = lab.join(super::KEY_FILE);
-    let known_hosts = lab.join(super::KNOWN_HOSTS_FILE);
+    let key = lab.join(KEY_FILE);
+    let known_hosts = lab.join(KNOWN_HOSTS_FILE);
     let addr = host.address.to_string();
     let mut last = String::from("port 22 never answered");
     let recorded = HostState {

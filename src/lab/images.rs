@@ -35,8 +35,9 @@
 mod elf;
 
 use super::binaries::{debian_versions, extract_debian, WorkDir};
-use super::sys::{self, io_err};
-use super::LabError;
+use super::error::{io_err, LabError};
+use super::sys;
+use super::tools::require_program;
 use crate::fetch::{self, ImageRef};
 use crate::fsutil::write_atomic;
 use crate::inventory::Cluster;
@@ -353,17 +354,6 @@ pub fn kubernetes_module_dir(version: &str) -> Result<PathBuf, LabError> {
             status: "no Dir in its output".into(),
             stderr_tail: String::from_utf8_lossy(&out.stdout).into_owned(),
         }),
-    }
-}
-
-fn require_program(program: &str, package: &str) -> Result<(), LabError> {
-    if sys::find_program(program).is_some() {
-        Ok(())
-    } else {
-        Err(LabError::MissingProgram {
-            program: program.into(),
-            package: package.into(),
-        })
     }
 }
 

@@ -1,7 +1,7 @@
 //! Small operating-system helpers for the lab: running commands with useful errors, finding
 //! programs, processes, signals, mounts and cgroups. Linux only, std only.
 
-use super::LabError;
+use super::error::{io_err, LabError};
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Read};
@@ -132,16 +132,6 @@ pub(crate) fn tail(text: &str, lines: usize) -> String {
         t = &t[cut..];
     }
     t.to_string()
-}
-
-pub(crate) fn io_err(action: impl Into<String>, path: &Path) -> impl FnOnce(io::Error) -> LabError {
-    let action = action.into();
-    let path = path.to_path_buf();
-    move |source| LabError::Io {
-        action,
-        path,
-        source,
-    }
 }
 
 fn spawn_err(cmd: &Command) -> impl FnOnce(io::Error) -> LabError + '_ {
