@@ -16,7 +16,6 @@
 //! can be pointed at the lab with strict host key checking. `down` removes it all again,
 //! keeping the rootfs cache and the lab key. See docs/LAB.md.
 
-pub mod binaries;
 pub mod build;
 mod dir;
 mod down;
