@@ -29,7 +29,7 @@ pub const LAB_FLANNEL_CNI_VERSION: &str = "v0.9.1";
 pub enum Target {
     /// Into `binaries.dir` (or its `cni/`), as `fetch` would.
     Binaries,
-    /// Only into the cache: the program is packed into an image (see images.rs).
+    /// Only into the cache: the program is packed into an image (see images/).
     Image,
 }
 
