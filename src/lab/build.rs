@@ -4,8 +4,9 @@
 //! build from a download. Builds are cached per component, version, Go version and flags
 //! under [`default_cache`] (or `$K8S_BOOT_BUILD_CACHE`). See docs/LAB.md.
 
-use super::sys::{self, io_err};
-use super::LabError;
+use super::error::{io_err, LabError};
+use super::sys;
+use super::tools::require_program;
 use crate::fetch;
 use crate::versions::{self, VersionProfile};
 use std::fs;
@@ -28,7 +29,7 @@ pub const LAB_FLANNEL_CNI_VERSION: &str = "v0.9.1";
 pub enum Target {
     /// Into `binaries.dir` (or its `cni/`), as `fetch` would.
     Binaries,
-    /// Only into the cache: the program is packed into an image (see images.rs).
+    /// Only into the cache: the program is packed into an image (see images/).
     Image,
 }
 
@@ -180,10 +181,6 @@ pub fn build_all(
 
 /// Go builds everything; runc needs cgo with libseccomp, and the pause image a C compiler.
 fn check_tools() -> Result<(), LabError> {
-    let missing = |program: &str, package: &str| LabError::MissingProgram {
-        program: program.into(),
-        package: package.into(),
-    };
     if sys::find_program("go").is_none() {
         // Debian's golang-go is too old for these modules; LabError::Options names the need.
         return Err(LabError::Options(
@@ -195,15 +192,16 @@ fn check_tools() -> Result<(), LabError> {
         ("gcc", "gcc"),
         ("pkg-config", "pkg-config"),
     ] {
-        if sys::find_program(program).is_none() {
-            return Err(missing(program, package));
-        }
+        require_program(program, package)?;
     }
     let seccomp = Command::new("pkg-config")
         .args(["--exists", "libseccomp"])
         .status();
     if !matches!(seccomp, Ok(s) if s.success()) {
-        return Err(missing("libseccomp (for runc)", "libseccomp-dev"));
+        return Err(LabError::MissingProgram {
+            program: "libseccomp (for runc)".into(),
+            package: "libseccomp-dev".into(),
+        });
     }
     Ok(())
 }

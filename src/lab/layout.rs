@@ -14,6 +14,10 @@ pub const PREFIX_LEN: u8 = 24;
 /// Last octet of the first host's address: hosts are 10.77.0.11, .12, ...
 pub const FIRST_HOST_OCTET: u8 = 11;
 pub const MAX_HOSTS: usize = 20;
+/// Files in the lab directory.
+pub const KEY_FILE: &str = "id_ed25519";
+pub const KNOWN_HOSTS_FILE: &str = "known_hosts";
+pub const INVENTORY_FILE: &str = "hosts.yaml";
 
 /// One planned host.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,9 +1,10 @@
 //! The shared root filesystem every lab host boots from (the lower layer of its overlay):
 //! Debian bookworm from debootstrap, built once and cached, prepared for systemd-nspawn.
 
+use super::error::{io_err, LabError};
 use super::state::PidLock;
-use super::sys::{self, io_err};
-use super::{LabError, Tools};
+use super::sys;
+use super::tools::Tools;
 use crate::fsutil::write_atomic;
 use std::fs;
 use std::os::unix::fs::symlink;

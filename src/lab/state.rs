@@ -1,8 +1,8 @@
 //! The lab's record of itself (`lab.json`), the per-directory lock, and the machine-wide note
 //! of which lab directory owns the bridge.
 
+use super::error::{io_err, LabError};
 use super::sys;
-use super::LabError;
 use crate::fsutil::write_atomic;
 use serde::{Deserialize, Serialize};
 use std::fs;
@@ -40,7 +40,7 @@ pub fn read(dir: &Path) -> Result<Option<State>, LabError> {
                 message: format!("cannot parse: {e}"),
             }),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(sys::io_err("cannot read", &path)(e)),
+        Err(e) => Err(io_err("cannot read", &path)(e)),
     }
 }
 
@@ -48,13 +48,13 @@ pub fn write(dir: &Path, state: &State) -> Result<(), LabError> {
     let path = dir.join(STATE_FILE);
     let mut text = serde_json::to_string_pretty(state).expect("state serializes");
     text.push('\n');
-    write_atomic(&path, text.as_bytes(), 0o644).map_err(sys::io_err("cannot write", &path))
+    write_atomic(&path, text.as_bytes(), 0o644).map_err(io_err("cannot write", &path))
 }
 
 pub fn remove(dir: &Path) -> Result<(), LabError> {
     let path = dir.join(STATE_FILE);
     match fs::remove_file(&path) {
-        Err(e) if e.kind() != ErrorKind::NotFound => Err(sys::io_err("cannot remove", &path)(e)),
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(io_err("cannot remove", &path)(e)),
         _ => Ok(()),
     }
 }
@@ -68,7 +68,7 @@ pub struct PidLock {
 impl PidLock {
     pub fn acquire(path: &Path) -> Result<PidLock, LabError> {
         if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(sys::io_err("cannot create", dir))?;
+            fs::create_dir_all(dir).map_err(io_err("cannot create", dir))?;
         }
         for _ in 0..50 {
             match fs::OpenOptions::new()
@@ -100,7 +100,7 @@ impl PidLock {
                         }
                     }
                 }
-                Err(e) => return Err(sys::io_err("cannot create lock", path)(e)),
+                Err(e) => return Err(io_err("cannot create lock", path)(e)),
             }
         }
         Err(LabError::State {
@@ -130,7 +130,7 @@ pub fn set_owner(dir: &Path) -> Result<(), LabError> {
     let path = Path::new(OWNER_FILE);
     let mut text = dir.to_string_lossy().into_owned();
     text.push('\n');
-    write_atomic(path, text.as_bytes(), 0o644).map_err(sys::io_err("cannot write", path))
+    write_atomic(path, text.as_bytes(), 0o644).map_err(io_err("cannot write", path))
 }
 
 pub fn clear_owner(dir: &Path) {

@@ -1,9 +1,9 @@
 //! Debian packages for the lab's images: [`extract_debian`] downloads and unpacks them
-//! (nothing is installed) and [`debian_versions`] names the versions apt would take (see
-//! images.rs). The lab's binaries themselves are built from upstream (build.rs).
+//! (nothing is installed) and [`debian_versions`] names the versions apt would take, for the
+//! inputs record.
 
-use super::sys::{io_err, run};
-use super::LabError;
+use crate::lab::error::{io_err, LabError};
+use crate::lab::sys::run;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -70,19 +70,4 @@ pub(crate) fn debian_versions(packages: &[&str]) -> Result<Vec<(String, String)>
                 })
         })
         .collect()
-}
-
-/// A scratch directory removed when dropped.
-pub(crate) struct WorkDir(pub(crate) PathBuf);
-
-impl WorkDir {
-    pub(crate) fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
