@@ -4,9 +4,16 @@
 //! one `<stem>.crt`/`<stem>.key` per row of [`profiles::LEAVES`], the service-account key pair
 //! `sa.key`/`sa.pub`, and `encryption.key` (the secrets-at-rest key). Keys are 0600.
 
+mod error;
 pub mod profiles;
+mod report;
+mod store;
 
-use crate::fsutil::write_atomic;
+pub use error::PkiError;
+pub use report::{Action, Options, Report};
+use store::PUBLIC_MODE;
+pub use store::{default_dir, Pki, ENCRYPTION_KEY, KEY_MODE, SA_KEY, SA_PUB};
+
 use crate::inventory::Cluster;
 use profiles::{ca_profile, leaf_certs, LeafCert, San, CAS};
 use rcgen::{
@@ -15,84 +22,18 @@ use rcgen::{
 };
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::Path;
 use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
-pub const SA_KEY: &str = "sa.key";
-pub const SA_PUB: &str = "sa.pub";
-pub const ENCRYPTION_KEY: &str = "encryption.key";
 /// Length of the decoded encryption key: `secretbox` (the provider of the encryption-config
 /// template) takes exactly 32 bytes, as does `aescbc` with its strongest key.
 pub const ENCRYPTION_KEY_BYTES: usize = 32;
-/// The widest mode a private key file may have (`certs` writes keys with exactly this mode).
-pub const KEY_MODE: u32 = 0o600;
 /// `certs check` flags certificates that expire sooner than this.
 pub const EXPIRY_WARNING_DAYS: i64 = 30;
 /// Certificates start this long in the past so that small clock skew between hosts does not
 /// make them "not yet valid".
 const BACKDATE: Duration = Duration::hours(1);
-
-#[derive(Debug, thiserror::Error)]
-pub enum PkiError {
-    #[error("{path}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
-    #[error("{0}")]
-    Refused(String),
-    /// Files a plan needs are absent, for a command that only reads the PKI.
-    #[error("{}", incomplete_message(dir, missing))]
-    Incomplete { dir: PathBuf, missing: Vec<String> },
-    /// The PKI directory, one of its parents or one of its subdirectories exists but is not
-    /// a directory.
-    #[error("{}", not_a_directory_message(dir, path))]
-    NotADirectory { dir: PathBuf, path: PathBuf },
-    #[error("certificate generation failed")]
-    Generate(#[from] rcgen::Error),
-}
-
-/// What `certs` did with one file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    Created,
-    Kept,
-    Reissued(String),
-}
-
-#[derive(Debug, Default)]
-pub struct Report {
-    pub actions: Vec<(String, Action)>,
-}
-
-impl Report {
-    pub fn changed(&self) -> usize {
-        self.actions
-            .iter()
-            .filter(|(_, a)| *a != Action::Kept)
-            .count()
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Options {
-    /// Replace every CA (and so re-issue every leaf).
-    pub rotate_cas: bool,
-    /// Re-issue every leaf certificate even if it is still valid.
-    pub renew_leaves: bool,
-}
-
-/// A PKI directory.
-pub struct Pki {
-    pub dir: PathBuf,
-    /// A dry run ([`Pki::dry_run`]): what `ensure` would write, by file name, kept here
-    /// instead of in the directory; reads see these first.
-    staged: Option<Mutex<BTreeMap<String, Vec<u8>>>>,
-}
 
 struct LoadedCa {
     cert_der: Vec<u8>,
@@ -101,121 +42,6 @@ struct LoadedCa {
 }
 
 impl Pki {
-    pub fn new(dir: impl Into<PathBuf>) -> Pki {
-        Pki {
-            dir: dir.into(),
-            staged: None,
-        }
-    }
-
-    /// The PKI in `dir`, read as it is, where [`Pki::ensure`] writes nothing: the files it
-    /// would create or re-issue are kept in memory (see [`Pki::staged`]) and read back from
-    /// there, so a plan built from this PKI is the one a real run would build. The
-    /// directory need not exist and is not created.
-    pub fn dry_run(dir: impl Into<PathBuf>) -> Pki {
-        Pki {
-            dir: dir.into(),
-            staged: Some(Mutex::new(BTreeMap::new())),
-        }
-    }
-
-    /// Names (relative to the directory) of the files a dry run kept in memory, sorted;
-    /// empty for a PKI made with [`Pki::new`].
-    pub fn staged(&self) -> Vec<String> {
-        self.staged
-            .as_ref()
-            .map(|m| m.lock().expect("staged lock").keys().cloned().collect())
-            .unwrap_or_default()
-    }
-
-    fn staged_bytes(&self, name: &str) -> Option<Vec<u8>> {
-        self.staged
-            .as_ref()
-            .and_then(|m| m.lock().expect("staged lock").get(name).cloned())
-    }
-
-    fn exists(&self, name: &str) -> bool {
-        self.staged_bytes(name).is_some() || self.path(name).exists()
-    }
-
-    /// Every file a plan for `cluster` reads (CAs, leaves, service-account pair, encryption
-    /// key) that does not exist; for commands that use the PKI as it is.
-    pub fn missing(&self, cluster: &Cluster) -> Vec<String> {
-        let stems = CAS
-            .iter()
-            .map(|ca| ca.file.to_string())
-            .chain(leaf_certs(cluster).into_iter().map(|l| l.file));
-        stems
-            .flat_map(|stem| [format!("{stem}.crt"), format!("{stem}.key")])
-            .chain([SA_KEY, SA_PUB, ENCRYPTION_KEY].map(String::from))
-            .filter(|name| !self.exists(name))
-            .collect()
-    }
-
-    /// `Ok` when no file a plan reads is missing, else [`PkiError::Incomplete`].
-    pub fn require_complete(&self, cluster: &Cluster) -> Result<(), PkiError> {
-        let missing = self.missing(cluster);
-        if missing.is_empty() {
-            return Ok(());
-        }
-        Err(PkiError::Incomplete {
-            dir: self.dir.clone(),
-            missing,
-        })
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
-    pub fn read(&self, name: &str) -> Result<Vec<u8>, PkiError> {
-        if let Some(bytes) = self.staged_bytes(name) {
-            return Ok(bytes);
-        }
-        let path = self.path(name);
-        fs::read(&path).map_err(|source| PkiError::Io { path, source })
-    }
-
-    pub fn read_string(&self, name: &str) -> Result<String, PkiError> {
-        let path = self.path(name);
-        String::from_utf8(self.read(name)?).map_err(|_| PkiError::Invalid {
-            path,
-            message: "not UTF-8 text".into(),
-        })
-    }
-
-    fn write(&self, name: &str, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
-        if let Some(staged) = &self.staged {
-            staged
-                .lock()
-                .expect("staged lock")
-                .insert(name.to_string(), bytes.to_vec());
-            return Ok(());
-        }
-        let path = self.path(name);
-        write_atomic(&path, bytes, mode).map_err(|source| {
-            match path.parent().and_then(blocking_file) {
-                Some(file) => PkiError::NotADirectory {
-                    dir: self.dir.clone(),
-                    path: file,
-                },
-                None => PkiError::Io { path, source },
-            }
-        })
-    }
-
-    /// `Err` when the directory (or a parent of it) exists as something other than a
-    /// directory: nothing can be read from or written to it.
-    fn require_directory(&self) -> Result<(), PkiError> {
-        match blocking_file(&self.dir) {
-            Some(path) => Err(PkiError::NotADirectory {
-                dir: self.dir.clone(),
-                path,
-            }),
-            None => Ok(()),
-        }
-    }
-
     /// Creates what is missing and re-issues what no longer matches the inventory.
     pub fn ensure(&self, cluster: &Cluster, opts: Options) -> Result<Report, PkiError> {
         let mut report = Report::default();
@@ -266,8 +92,8 @@ impl Pki {
             params.serial_number = Some(random_serial());
             let key_pair = KeyPair::generate()?;
             let cert = params.self_signed(&key_pair)?;
-            self.write(&key, key_pair.serialize_pem().as_bytes(), 0o600)?;
-            self.write(&crt, cert.pem().as_bytes(), 0o644)?;
+            self.write(&key, key_pair.serialize_pem().as_bytes(), KEY_MODE)?;
+            self.write(&crt, cert.pem().as_bytes(), PUBLIC_MODE)?;
             cas.insert(
                 ca.kind,
                 LoadedCa {
@@ -309,7 +135,7 @@ impl Pki {
             getrandom::fill(&mut secret)
                 .map_err(|e| PkiError::Refused(format!("no randomness: {e}")))?;
             let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, secret);
-            self.write(ENCRYPTION_KEY, format!("{b64}\n").as_bytes(), 0o600)?;
+            self.write(ENCRYPTION_KEY, format!("{b64}\n").as_bytes(), KEY_MODE)?;
             report
                 .actions
                 .push((ENCRYPTION_KEY.into(), Action::Created));
@@ -332,8 +158,8 @@ impl Pki {
         }
         if !key_exists {
             let key_pair = KeyPair::generate()?;
-            self.write(SA_KEY, key_pair.serialize_pem().as_bytes(), 0o600)?;
-            self.write(SA_PUB, key_pair.public_key_pem().as_bytes(), 0o644)?;
+            self.write(SA_KEY, key_pair.serialize_pem().as_bytes(), KEY_MODE)?;
+            self.write(SA_PUB, key_pair.public_key_pem().as_bytes(), PUBLIC_MODE)?;
             return Ok(Action::Created);
         }
         // The parser's error is not shown: it can quote bytes of the key.
@@ -346,7 +172,7 @@ impl Pki {
         if self.read(SA_PUB).ok().as_deref() == Some(public.as_bytes()) {
             return Ok(Action::Kept);
         }
-        self.write(SA_PUB, public.as_bytes(), 0o644)?;
+        self.write(SA_PUB, public.as_bytes(), PUBLIC_MODE)?;
         Ok(Action::Reissued("sa.pub rebuilt from sa.key".into()))
     }
 
@@ -357,24 +183,6 @@ impl Pki {
             .and_then(|k| KeyPair::from_pem(&k).ok())
             .map(|k| k.public_key_pem());
         public.is_some() && self.read_string(SA_PUB).ok() == public
-    }
-
-    /// The PKI directory holds private keys: create it 0700 (an existing one is left as is;
-    /// a dry run creates nothing). A file in its place is refused, in a dry run too.
-    fn create_private_dir(&self) -> Result<(), PkiError> {
-        use std::os::unix::fs::DirBuilderExt;
-        self.require_directory()?;
-        if self.staged.is_some() || self.dir.is_dir() {
-            return Ok(());
-        }
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(|source| PkiError::Io {
-                path: self.dir.clone(),
-                source,
-            })
     }
 
     fn load_ca(&self, stem: &str) -> Result<LoadedCa, PkiError> {
@@ -449,9 +257,13 @@ impl Pki {
         self.write(
             &format!("{}.key", leaf.file),
             key_pair.serialize_pem().as_bytes(),
-            0o600,
+            KEY_MODE,
         )?;
-        self.write(&format!("{}.crt", leaf.file), cert.pem().as_bytes(), 0o644)?;
+        self.write(
+            &format!("{}.crt", leaf.file),
+            cert.pem().as_bytes(),
+            PUBLIC_MODE,
+        )?;
         Ok(())
     }
 
@@ -964,78 +776,16 @@ fn random_serial() -> SerialNumber {
     SerialNumber::from_slice(&bytes)
 }
 
-fn incomplete_message(dir: &Path, missing: &[String]) -> String {
-    const BY: &str = "with `k8s-boot certs` or `k8s-boot install`";
-    if let Some(file) = blocking_file(dir) {
-        return not_a_directory_message(dir, &file);
-    }
-    if !dir.is_dir() {
-        return format!(
-            "PKI directory {} does not exist: create it {BY}",
-            dir.display()
-        );
-    }
-    let mut list = missing
-        .iter()
-        .take(5)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if missing.len() > 5 {
-        list.push_str(", ...");
-    }
-    format!(
-        "PKI directory {} is incomplete, {} file(s) missing ({list}): create them {BY}",
-        dir.display(),
-        missing.len()
-    )
-}
-
-/// The first of `dir` and its parents that exists, if it is not a directory (symbolic links
-/// followed): it stands where a directory is needed.
-fn blocking_file(dir: &Path) -> Option<PathBuf> {
-    dir.ancestors()
-        .filter(|a| !a.as_os_str().is_empty())
-        .find(|a| a.exists())
-        .filter(|a| !a.is_dir())
-        .map(Path::to_path_buf)
-}
-
-fn not_a_directory_message(dir: &Path, file: &Path) -> String {
-    if file == dir {
-        format!(
-            "PKI directory {} exists but is not a directory: give --pki-dir a directory (default: pki/ next to the inventory)",
-            dir.display()
-        )
-    } else if file.starts_with(dir) {
-        format!(
-            "{} (in PKI directory {}) exists but is not a directory: move it away",
-            file.display(),
-            dir.display()
-        )
-    } else {
-        format!(
-            "PKI directory {}: {} exists but is not a directory: give --pki-dir a path under a directory",
-            dir.display(),
-            file.display()
-        )
-    }
-}
-
 /// DER bytes of the first PEM block of `pem`.
 pub fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
     let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
     Some(block.contents)
 }
 
-/// Where the PKI lives when `--pki-dir` is not given: `pki/` next to the inventory.
-pub fn default_dir(inventory: &Path) -> PathBuf {
-    inventory.parent().unwrap_or(Path::new(".")).join("pki")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     const INVENTORY: &str = "\
 cluster: {name: t, kubernetes_version: v1.36.0}
