@@ -101,7 +101,7 @@ impl Pki {
         ];
         params.not_before = now - BACKDATE;
         params.not_after = now + Duration::days(validity_days.into());
-        params.serial_number = Some(random_serial());
+        params.serial_number = Some(random_serial()?);
         let key_pair = KeyPair::generate()?;
         let cert = params.self_signed(&key_pair)?;
         let stem = ca.file;
@@ -141,7 +141,7 @@ impl Pki {
         let key_pair = KeyPair::from_pem(&self.read_string(&key)?)
             .map_err(|_| invalid(Problem::Key(key, KeyProblem::Unusable)))?;
         let issuer = Issuer::from_ca_cert_der(&cert_der.clone().into(), key_pair)
-            .map_err(|e| invalid(Problem::NotIssuer(e.to_string())))?;
+            .map_err(|e| invalid(Problem::NotIssuer(e)))?;
         Ok(LoadedCa {
             cert_der,
             not_after,

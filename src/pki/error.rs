@@ -22,6 +22,11 @@ pub enum PkiError {
     NotADirectory { dir: PathBuf, path: PathBuf },
     #[error("certificate generation failed")]
     Generate(#[from] rcgen::Error),
+    /// The system's random source failed: serials and the encryption key need it. Shown
+    /// in the message, not as a source: `getrandom::Error` is no `std::error::Error` in
+    /// this build (its `std` feature is off).
+    #[error("no randomness: {0}")]
+    Randomness(getrandom::Error),
 }
 
 /// The first of `dir` and its parents that exists, if it is not a directory (symbolic links

@@ -11,7 +11,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 /// Why a file could not be read as text.
 enum ReadFailure {
     Absent,
-    Io(String),
+    Io(std::io::Error),
     NotText,
 }
 
@@ -23,7 +23,7 @@ impl Pki {
             Err(PkiError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 Err(ReadFailure::Absent)
             }
-            Err(PkiError::Io { source, .. }) => Err(ReadFailure::Io(source.to_string())),
+            Err(PkiError::Io { source, .. }) => Err(ReadFailure::Io(source)),
             Err(_) => Err(ReadFailure::NotText),
         }
     }

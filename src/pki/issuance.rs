@@ -1,6 +1,7 @@
 //! What every certificate this PKI issues shares: its subject's form, a random serial and a
 //! backdated start.
 
+use super::error::PkiError;
 use rcgen::{DistinguishedName, DnType, SerialNumber};
 use time::Duration;
 
@@ -17,10 +18,10 @@ pub(super) fn distinguished_name(cn: &str, org: Option<&str>) -> DistinguishedNa
     dn
 }
 
-pub(super) fn random_serial() -> SerialNumber {
+pub(super) fn random_serial() -> Result<SerialNumber, PkiError> {
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("system randomness");
+    getrandom::fill(&mut bytes).map_err(PkiError::Randomness)?;
     bytes[0] &= 0x7f; // keep the DER integer positive
     bytes[0] |= 0x01; // and of fixed length
-    SerialNumber::from_slice(&bytes)
+    Ok(SerialNumber::from_slice(&bytes))
 }

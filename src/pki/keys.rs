@@ -3,14 +3,12 @@
 //! replaced: a new one would invalidate every token, or make every stored secret unreadable.
 
 use super::error::PkiError;
-use super::problem::{KeyProblem, Problem};
+use super::problem::{EncryptionKeyError, KeyProblem, Problem};
 use super::report::Action;
-use super::store::{Pki, ENCRYPTION_KEY, KEY_MODE, PUBLIC_MODE, SA_KEY, SA_PUB};
+use super::store::{
+    Pki, ENCRYPTION_KEY, ENCRYPTION_KEY_BYTES, KEY_MODE, PUBLIC_MODE, SA_KEY, SA_PUB,
+};
 use rcgen::KeyPair;
-
-/// Length of the decoded encryption key: `secretbox` (the provider of the encryption-config
-/// template) takes exactly 32 bytes, as does `aescbc` with its strongest key.
-pub const ENCRYPTION_KEY_BYTES: usize = 32;
 
 impl Pki {
     /// The service-account signing key: created once, never replaced (that would invalidate
@@ -50,8 +48,7 @@ impl Pki {
             return Ok(Action::Kept);
         }
         let mut secret = [0u8; ENCRYPTION_KEY_BYTES];
-        getrandom::fill(&mut secret)
-            .map_err(|e| PkiError::Refused(format!("no randomness: {e}")))?;
+        getrandom::fill(&mut secret).map_err(PkiError::Randomness)?;
         let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, secret);
         self.write(ENCRYPTION_KEY, format!("{b64}\n").as_bytes(), KEY_MODE)?;
         Ok(Action::Created)
@@ -93,9 +90,9 @@ impl Pki {
     pub(super) fn encryption_key_problem(&self) -> Result<(), Problem> {
         match self.read(ENCRYPTION_KEY) {
             Err(_) if !self.exists(ENCRYPTION_KEY) => Err(Problem::Missing),
-            Err(PkiError::Io { source, .. }) => Err(Problem::CannotRead(source.to_string())),
+            Err(PkiError::Io { source, .. }) => Err(Problem::CannotRead(source)),
             Err(_) => Err(Problem::Unreadable),
-            Ok(bytes) => check_encryption_key(&bytes).map_err(Problem::Content),
+            Ok(bytes) => check_encryption_key(&bytes).map_err(Problem::EncryptionKey),
         }
     }
 }
@@ -103,23 +100,20 @@ impl Pki {
 /// `Ok` when `bytes` (the content of `encryption.key`) is what the encryption-config
 /// template needs: standard base64 (surrounding whitespace ignored) of
 /// [`ENCRYPTION_KEY_BYTES`] bytes. The error never quotes the content.
-pub fn check_encryption_key(bytes: &[u8]) -> Result<(), String> {
+pub fn check_encryption_key(bytes: &[u8]) -> Result<(), EncryptionKeyError> {
     use base64::Engine;
-    const EXPECTED: &str = "expected the standard base64 of 32 random bytes";
     let text = std::str::from_utf8(bytes)
-        .map_err(|_| format!("not base64 (not text; {EXPECTED})"))?
+        .map_err(|_| EncryptionKeyError::NotText)?
         .trim();
     if text.is_empty() {
-        return Err(format!("empty ({EXPECTED})"));
+        return Err(EncryptionKeyError::Empty);
     }
+    // The decoder's error is not kept: it names the offending byte of the secret.
     let secret = base64::engine::general_purpose::STANDARD
         .decode(text)
-        .map_err(|_| format!("not base64 ({EXPECTED})"))?;
+        .map_err(|_| EncryptionKeyError::NotBase64)?;
     if secret.len() != ENCRYPTION_KEY_BYTES {
-        return Err(format!(
-            "decodes to {} bytes, secretbox needs {ENCRYPTION_KEY_BYTES}",
-            secret.len()
-        ));
+        return Err(EncryptionKeyError::Length(secret.len()));
     }
     Ok(())
 }
@@ -152,12 +146,18 @@ mod tests {
                 "not base64 (expected the standard base64 of 32 random bytes)",
             ),
         ] {
-            let err = check_encryption_key(input.as_bytes()).unwrap_err();
+            let err = check_encryption_key(input.as_bytes())
+                .unwrap_err()
+                .to_string();
             assert_eq!(err, want, "{input:?}");
             assert!(input.trim().is_empty() || !err.contains(input.trim()));
         }
-        assert!(check_encryption_key(&[0xff, 0xfe, 0x41])
-            .unwrap_err()
+        assert_eq!(
+            check_encryption_key(&[0xff, 0xfe, 0x41]),
+            Err(EncryptionKeyError::NotText)
+        );
+        assert!(EncryptionKeyError::NotText
+            .to_string()
             .starts_with("not base64"));
     }
 }

@@ -81,7 +81,7 @@ impl Pki {
 
 /// The subject, usages and SANs of `leaf`'s row, with a fresh serial; validity is the
 /// caller's.
-fn leaf_params(leaf: &LeafCert) -> Result<CertificateParams, rcgen::Error> {
+fn leaf_params(leaf: &LeafCert) -> Result<CertificateParams, PkiError> {
     let mut params = CertificateParams::default();
     params.distinguished_name = distinguished_name(&leaf.common_name, leaf.organization.as_deref());
     params.is_ca = IsCa::ExplicitNoCa;
@@ -104,7 +104,7 @@ fn leaf_params(leaf: &LeafCert) -> Result<CertificateParams, rcgen::Error> {
             San::Dns(d) => Ok(SanType::DnsName(d.clone().try_into()?)),
         })
         .collect::<Result<_, rcgen::Error>>()?;
-    params.serial_number = Some(random_serial());
+    params.serial_number = Some(random_serial()?);
     params.use_authority_key_identifier_extension = true;
     Ok(params)
 }

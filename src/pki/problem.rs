@@ -2,18 +2,18 @@
 //! and `certs check` reports.
 
 use super::profiles::San;
-use super::store::KEY_MODE;
+use super::store::{ENCRYPTION_KEY_BYTES, KEY_MODE};
 
 #[derive(Debug)]
 pub(super) enum Problem {
     Missing,
-    CannotRead(String),
+    CannotRead(std::io::Error),
     Unreadable,
     /// A problem of the private key file named first (relative to the PKI directory).
     Key(String, KeyProblem),
     NotSelfSigned,
     NotCa,
-    NotIssuer(String),
+    NotIssuer(rcgen::Error),
     CaUnusable(&'static str),
     /// Not issued by the CA (file stem) that the profile table names.
     WrongIssuer(&'static str),
@@ -24,14 +24,30 @@ pub(super) enum Problem {
     },
     Usage,
     Expired,
+    EncryptionKey(EncryptionKeyError),
     /// The content of a non-certificate file is wrong (never quoting it).
     Content(String),
+}
+
+const EXPECTED_ENCRYPTION_KEY: &str = "expected the standard base64 of 32 random bytes";
+
+/// Why the content of `encryption.key` is not usable; never quoting it (it is the secret).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncryptionKeyError {
+    #[error("not base64 (not text; {})", EXPECTED_ENCRYPTION_KEY)]
+    NotText,
+    #[error("empty ({})", EXPECTED_ENCRYPTION_KEY)]
+    Empty,
+    #[error("not base64 ({})", EXPECTED_ENCRYPTION_KEY)]
+    NotBase64,
+    #[error("decodes to {0} bytes, secretbox needs {wanted}", wanted = ENCRYPTION_KEY_BYTES)]
+    Length(usize),
 }
 
 #[derive(Debug)]
 pub(super) enum KeyProblem {
     Missing,
-    CannotRead(String),
+    CannotRead(std::io::Error),
     Unusable,
     /// Not the key of this certificate file.
     Mismatch(String),
@@ -83,6 +99,7 @@ impl std::fmt::Display for Problem {
             }
             Problem::Usage => f.write_str("wrong key usage"),
             Problem::Expired => f.write_str("expired"),
+            Problem::EncryptionKey(e) => write!(f, "{e}"),
             Problem::Content(why) => f.write_str(why),
         }
     }

@@ -13,6 +13,9 @@ use std::sync::Mutex;
 pub const SA_KEY: &str = "sa.key";
 pub const SA_PUB: &str = "sa.pub";
 pub const ENCRYPTION_KEY: &str = "encryption.key";
+/// Length of the decoded encryption key: `secretbox` (the provider of the encryption-config
+/// template) takes exactly 32 bytes, as does `aescbc` with its strongest key.
+pub const ENCRYPTION_KEY_BYTES: usize = 32;
 /// The widest mode a private key file may have (`certs` writes keys with exactly this mode).
 pub const KEY_MODE: u32 = 0o600;
 /// The mode of certificates and public keys.
