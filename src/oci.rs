@@ -22,6 +22,7 @@
 //! # Ok::<(), oci::OciError>(())
 //! ```
 
+use crate::digest::{finish_hex, sha256_hex};
 use crate::fsutil::write_atomic_with;
 use flate2::{Compression, GzBuilder};
 use serde::Serialize;
@@ -65,13 +66,7 @@ fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> OciErr
 }
 
 /// `sha256:<hex>` of `bytes`.
-pub fn digest_of(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex(&Sha256::digest(bytes)))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::digest::oci_digest as digest_of;
 
 /// What a layer entry holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -335,7 +330,7 @@ pub fn build_layer(entries: &[Entry]) -> Result<Layer, OciError> {
         }
     }
     let hashing = tar.into_inner().map_err(layer_io("(end of layer)"))?;
-    let diff_id = format!("sha256:{}", hex(&hashing.hasher.finalize()));
+    let diff_id = format!("sha256:{}", finish_hex(hashing.hasher));
     let blob = hashing.inner.finish().map_err(layer_io("(gzip)"))?;
     Ok(Layer {
         digest: digest_of(&blob),
@@ -539,7 +534,7 @@ pub fn write_archive(
     // Sorted by path: blobs/, blobs/sha256/, blobs/sha256/<hex>..., index.json, oci-layout.
     let mut by_hex: BTreeMap<String, &[u8]> = BTreeMap::new();
     for b in std::iter::once(&manifest).chain(blobs) {
-        by_hex.insert(hex(&Sha256::digest(b)), b);
+        by_hex.insert(sha256_hex(b), b);
     }
     let layout: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
     write_atomic_with(path, 0o644, |f| {
@@ -712,7 +707,11 @@ pub(crate) mod tests {
         );
         for (path, f) in &files {
             if let Some(h) = path.strip_prefix("blobs/sha256/").filter(|h| !h.is_empty()) {
-                assert_eq!(hex(&Sha256::digest(&f.5)), h, "blob named by its digest");
+                assert_eq!(
+                    crate::digest::sha256_hex(&f.5),
+                    h,
+                    "blob named by its digest"
+                );
             }
         }
         let blob = |d: &serde_json::Value| -> Vec<u8> {

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use flate2::read::GzDecoder;
 use sha2::{Digest, Sha256};
 
-use super::checksum::hex;
 use super::error::FetchError;
+use crate::digest::finish_hex;
 
 /// What to take out of an archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,5 +198,5 @@ fn write_exec(tmp: &Path, src: &mut dyn Read) -> Result<(String, u64), WriteErro
         total += n as u64;
     }
     out.sync_all().map_err(WriteError::Write)?;
-    Ok((hex(hasher), total))
+    Ok((finish_hex(hasher), total))
 }

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::checksum::{hash_reader, hex};
 use super::error::FetchError;
+use crate::digest::{finish_hex, hash_reader};
 
 /// Establishing a TCP (and TLS) connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -166,7 +166,7 @@ impl Client {
                     resumed_from: existing,
                     transferred: 0,
                     size: existing,
-                    sha256: hex(hasher),
+                    sha256: finish_hex(hasher),
                 });
             }
             Err(e) => return Err(e),
@@ -187,7 +187,7 @@ impl Client {
                     resumed_from: have,
                     transferred,
                     size: have + transferred,
-                    sha256: hex(hasher),
+                    sha256: finish_hex(hasher),
                 })
             }
             // 200: the server ignored the range and sends everything; any other range answer
@@ -228,7 +228,7 @@ impl Client {
             resumed_from: 0,
             transferred,
             size: transferred,
-            sha256: hex(hasher),
+            sha256: finish_hex(hasher),
         })
     }
 }

@@ -15,14 +15,14 @@
 use std::fs;
 use std::path::Path;
 
-use super::checksum::sha256_file;
 use super::error::FetchError;
 use super::manifest::{self, ImageEntry};
 use super::registry::{
-    is_index, is_manifest, platforms, select_platform, sha256_hex, ConfigPlatform, Descriptor,
-    ImageManifest, ImageRef, Index, Session,
+    is_index, is_manifest, platforms, select_platform, ConfigPlatform, Descriptor, ImageManifest,
+    ImageRef, Index, Session,
 };
 use super::{human, remove_if_exists, sync_dir, FetchOptions, Outcome, Run};
+use crate::digest::{oci_digest, oci_digest_hex, sha256_file};
 
 /// Image archives, under the binaries directory.
 pub const IMAGES_DIR: &str = "images";
@@ -167,7 +167,7 @@ pub(crate) fn plan(opts: &FetchOptions) -> Result<Vec<Planned>, FetchError> {
     for spec in &opts.images {
         let image = ImageRef::parse(&spec.reference)?;
         if let Some(d) = &spec.digest {
-            if sha256_hex(d).is_none() {
+            if oci_digest_hex(d).is_none() {
                 return Err(FetchError::Reference {
                     reference: spec.reference.clone(),
                     message: format!("pinned digest `{d}` is not sha256:<64 lowercase hex>"),
@@ -258,7 +258,7 @@ impl Run<'_> {
             session.manifest_url(&planned.image.tag)
         ));
         let top = session.manifest(&self.client, &planned.image.tag)?;
-        let digest = crate::oci::digest_of(&top.bytes);
+        let digest = oci_digest(&top.bytes);
         match &planned.pin {
             Some(pin) if *pin != digest => {
                 return Err(FetchError::PinnedDigest {
@@ -290,14 +290,14 @@ impl Run<'_> {
                         platforms(&index)
                     ),
                 })?;
-            if sha256_hex(&entry.digest).is_none() {
+            if oci_digest_hex(&entry.digest).is_none() {
                 return Err(FetchError::Registry {
                     url: top.url.clone(),
                     message: format!("unsupported digest `{}`", entry.digest),
                 });
             }
             let m = session.manifest(&self.client, &entry.digest)?;
-            let actual = crate::oci::digest_of(&m.bytes);
+            let actual = oci_digest(&m.bytes);
             if actual != entry.digest {
                 return Err(FetchError::ChecksumMismatch {
                     url: m.url,
@@ -409,7 +409,7 @@ impl Run<'_> {
         how: &mut Obtained,
     ) -> Result<Vec<u8>, FetchError> {
         let url = session.blob_url(&d.digest);
-        let hex = sha256_hex(&d.digest)
+        let hex = oci_digest_hex(&d.digest)
             .ok_or_else(|| FetchError::Registry {
                 url: url.clone(),
                 message: format!("unsupported blob digest `{}`", d.digest),
@@ -421,7 +421,7 @@ impl Run<'_> {
         let part = dir.join(format!("{hex}.part"));
         match fs::read(&path) {
             Ok(bytes) => {
-                if crate::oci::digest_of(&bytes) == d.digest {
+                if oci_digest(&bytes) == d.digest {
                     remove_if_exists(&part)?;
                     return Ok(bytes);
                 }
@@ -486,7 +486,7 @@ mod tests {
                 p.image
             );
             if let Some(d) = p.digest {
-                assert!(sha256_hex(d).is_some(), "{}: {d}", p.image);
+                assert!(oci_digest_hex(d).is_some(), "{}: {d}", p.image);
             }
             assert!(!p.source.is_empty());
         }

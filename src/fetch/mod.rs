@@ -50,7 +50,8 @@ pub use images::{
 pub use manifest::{read_manifest, ImageEntry, Manifest, ManifestEntry, MANIFEST_FILE};
 pub use registry::ImageRef;
 
-use checksum::{find_digest, sha256_file};
+use crate::digest::sha256_file;
+use checksum::find_digest;
 use http::{Client, Downloaded};
 
 /// containerd: the 2.3 line is the long-term-support line (supported to April 2028). 2.3.5 and

@@ -283,16 +283,6 @@ pub struct Fetched {
     pub bytes: Vec<u8>,
 }
 
-/// `sha256:<64 lowercase hex>`: the hex part, or `None` for anything else.
-pub fn sha256_hex(digest: &str) -> Option<&str> {
-    let hex = digest.strip_prefix("sha256:")?;
-    (hex.len() == 64
-        && hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-    .then_some(hex)
-}
-
 /// `scheme://authority` of a URL.
 fn origin_of(url: &str) -> &str {
     match url.split_once("://") {
@@ -718,11 +708,5 @@ mod tests {
         assert_eq!(select_platform(&index, "arm64").unwrap().digest, "sha256:c");
         assert!(select_platform(&index, "s390x").is_none());
         assert!(platforms(&index).starts_with("linux/amd64, linux/arm64/v7"));
-        assert_eq!(
-            sha256_hex(&format!("sha256:{}", "a".repeat(64))),
-            Some(&*"a".repeat(64))
-        );
-        assert_eq!(sha256_hex(&format!("sha256:{}", "A".repeat(64))), None);
-        assert_eq!(sha256_hex(&format!("sha512:{}", "a".repeat(64))), None);
     }
 }
