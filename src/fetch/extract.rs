@@ -27,6 +27,23 @@ pub enum Extract {
     },
 }
 
+impl Extract {
+    /// Installed names (relative to the binaries directory) every successful extraction
+    /// yields: the required members, or `{subdir}/{name}` of the required executables.
+    pub fn guaranteed_names(&self) -> Vec<String> {
+        match self {
+            Extract::Members(list) => list
+                .iter()
+                .filter(|(_, _, required)| *required)
+                .map(|(_, name, _)| name.clone())
+                .collect(),
+            Extract::AllExecutables { subdir, required } => {
+                required.iter().map(|r| format!("{subdir}/{r}")).collect()
+            }
+        }
+    }
+}
+
 /// An extracted file waiting to be renamed to its place.
 pub struct Staged {
     /// Installed name relative to the binaries directory (`etcd`, `cni/bridge`).
