@@ -6,49 +6,25 @@
 //! An image without a pin is verified by its blob digests only (trust on first use) and its
 //! digest is recorded in `versions.json`.
 //!
-//! Blobs go to `{dir}/.cache/blobs/sha256/<hex>` (partial ones as `<hex>.part`, resumed by
-//! `Range`), so an interrupted fetch continues where it stopped. The archive is written by
+//! Blobs come from the blob cache (see `blobs`). The archive is written by
 //! [`crate::oci::write_archive`], atomically, only once every blob was verified.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
+use super::blobs::Obtained;
 use super::disk::{remove_if_exists, sync_dir};
 use super::error::FetchError;
-use super::images::{Planned, BLOB_CACHE_DIR};
+use super::images::Planned;
 use super::manifest::ImageEntry;
 use super::registry::{
-    is_index, is_manifest, platforms, select_platform, ConfigPlatform, Descriptor, ImageManifest,
-    Index, Session,
+    is_index, is_manifest, platforms, select_platform, ConfigPlatform, ImageManifest, Index,
+    Session,
 };
 use super::report::{human, Outcome};
 use super::run::Run;
 use crate::digest::{oci_digest, oci_digest_hex, sha256_file};
-
-fn short(digest: &str) -> &str {
-    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-    &hex[..hex.len().min(12)]
-}
-
-/// How the blobs of one image were obtained in this run.
-#[derive(Default)]
-struct Obtained {
-    downloaded: bool,
-    resumed: bool,
-}
-
-impl Obtained {
-    fn outcome(&self) -> Outcome {
-        if self.resumed {
-            Outcome::Resumed
-        } else if self.downloaded {
-            Outcome::Downloaded
-        } else {
-            Outcome::Cached
-        }
-    }
-}
 
 /// What the tag resolved to.
 struct Resolved {
@@ -322,92 +298,6 @@ impl Run<'_> {
         );
         self.save_manifest()?;
         Ok(size)
-    }
-
-    /// One verified blob: from the blob cache, or downloaded (resumed) into it.
-    fn blob(
-        &mut self,
-        session: &mut Session,
-        label: &str,
-        d: &Descriptor,
-        how: &mut Obtained,
-    ) -> Result<Vec<u8>, FetchError> {
-        let url = session.blob_url(&d.digest);
-        let hex = oci_digest_hex(&d.digest)
-            .ok_or_else(|| FetchError::Registry {
-                url: url.clone(),
-                message: format!("unsupported blob digest `{}`", d.digest),
-            })?
-            .to_string();
-        let dir = self.cache.join(BLOB_CACHE_DIR);
-        fs::create_dir_all(&dir).map_err(|e| FetchError::io(&dir, e))?;
-        let path = dir.join(&hex);
-        let part = dir.join(format!("{hex}.part"));
-        match fs::read(&path) {
-            Ok(bytes) => {
-                if oci_digest(&bytes) == d.digest {
-                    remove_if_exists(&part)?;
-                    return Ok(bytes);
-                }
-                // A damaged cache entry: fetch it again.
-                remove_if_exists(&path)?;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(FetchError::io(&path, e)),
-        }
-        let resumed = self.download_blob(session, label, d, &url, &part)?;
-        fs::rename(&part, &path).map_err(|e| FetchError::io(&path, e))?;
-        sync_dir(&dir)?;
-        if resumed {
-            how.resumed = true;
-        } else {
-            how.downloaded = true;
-        }
-        fs::read(&path).map_err(|e| FetchError::io(&path, e))
-    }
-
-    /// Downloads a blob into `part` until it matches its digest (a resumed download that does
-    /// not is done once more from the start); returns whether it was resumed.
-    fn download_blob(
-        &mut self,
-        session: &mut Session,
-        label: &str,
-        d: &Descriptor,
-        url: &str,
-        part: &Path,
-    ) -> Result<bool, FetchError> {
-        let hex = oci_digest_hex(&d.digest).unwrap_or_default();
-        let short = short(&d.digest);
-        match fs::metadata(part) {
-            Ok(m) if m.len() > 0 => self.say(format!(
-                "{label}: resuming blob {short} from {}",
-                human(m.len())
-            )),
-            _ => self.say(format!(
-                "{label}: downloading blob {short} ({})",
-                human(d.size)
-            )),
-        }
-        let mut dl = session.download_blob(&self.client, url, part)?;
-        self.report.transferred += dl.transferred;
-        if dl.sha256 != hex && dl.resumed {
-            // The earlier bytes may have been stale: once more from the start.
-            remove_if_exists(part)?;
-            self.say(format!(
-                "{label}: the resumed blob {short} does not match its digest; downloading it again from the start"
-            ));
-            dl = session.download_blob(&self.client, url, part)?;
-            self.report.transferred += dl.transferred;
-        }
-        if dl.sha256 != hex {
-            remove_if_exists(part)?;
-            return Err(FetchError::ChecksumMismatch {
-                url: url.to_string(),
-                expected: d.digest.clone(),
-                actual: format!("sha256:{}", dl.sha256),
-            });
-        }
-        Ok(dl.resumed)
     }
 }
 

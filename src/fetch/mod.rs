@@ -21,14 +21,15 @@
 //! HTTP `Range` request. Nothing reaches `{dir}/{name}` before its checksum was verified;
 //! files are written to a temporary name and renamed. See `docs/FETCH.md`.
 //!
-//! Modules, bottom up: `error`; `http` (GET, resume, proxies), `checksum` (published
+//! Modules, bottom up: `error`; `proxy`, `http` (GET, resume), `checksum` (published
 //! checksum files), `extract` (archive members into temporary files), `manifest`
 //! (`versions.json`), `registry` (the registry API); `report`, `disk`; `component`,
 //! `mirrors`, `pins` (release versions and image digests), `artifacts` (the release
 //! catalogue), `images` (the image list), `options`; `run` (the state of one run),
-//! `image_pull` and `download` (the run itself).
+//! `blobs` (the verified blob cache), `image_pull` and `download` (the run itself).
 
 mod artifacts;
+mod blobs;
 mod checksum;
 mod component;
 mod disk;
@@ -42,6 +43,7 @@ mod manifest;
 mod mirrors;
 mod options;
 mod pins;
+mod proxy;
 mod registry;
 mod report;
 mod run;
