@@ -265,7 +265,10 @@ impl Run<'_> {
         let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
         let written =
             crate::oci::write_archive(archive, label, &platform.media_type, &platform.bytes, &refs)
-                .map_err(|e| FetchError::io(archive, std::io::Error::other(e)))?;
+                .map_err(|source| FetchError::ImageArchive {
+                    path: archive.to_path_buf(),
+                    source,
+                })?;
         if written != platform.digest {
             return Err(FetchError::Registry {
                 url: platform.url.clone(),

@@ -14,6 +14,13 @@ pub enum OciError {
     },
     #[error("image reference `{0}` is not NAME:TAG (a tag is required, a digest is not accepted)")]
     Reference(String),
+    /// The `index.json` of an archive is not JSON; `path` names the archive and the entry.
+    #[error("layer entry `{path}`: {source}")]
+    IndexJson {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("layer entry `{path}`: {message}")]
     Entry { path: String, message: String },
 }

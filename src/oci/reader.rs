@@ -35,7 +35,10 @@ pub fn read_archive_index(path: &Path) -> Result<Vec<ArchivedImage>, OciError> {
         let mut text = Vec::new();
         io::Read::read_to_end(&mut e, &mut text).map_err(io_err("cannot read", path))?;
         let index: serde_json::Value =
-            serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
+            serde_json::from_slice(&text).map_err(|source| OciError::IndexJson {
+                path: format!("{}: index.json", path.display()),
+                source,
+            })?;
         let manifests = index["manifests"]
             .as_array()
             .ok_or_else(|| bad("no `manifests` list".into()))?;
