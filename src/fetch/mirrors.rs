@@ -25,7 +25,7 @@ pub struct Mirrors {
     /// `{cni_plugins}/v{ver}/cni-plugins-linux-{arch}-v{ver}.tgz` and `.sha256`.
     pub cni_plugins: String,
     /// `{cni_flannel}/v{tag}/cni-plugin-flannel-linux-{arch}-v{ver}.tgz` and `.sha256`, where
-    /// `tag` is [`FLANNEL_CNI_PLUGIN_VERSION`](super::FLANNEL_CNI_PLUGIN_VERSION) and `ver` the part before `-flannel`.
+    /// `tag` is [`FLANNEL_CNI_PLUGIN_VERSION`](crate::fetch::FLANNEL_CNI_PLUGIN_VERSION) and `ver` the part before `-flannel`.
     pub cni_flannel: String,
     /// Container registries by registry host (`registry.k8s.io`, `ghcr.io`, `docker.io`):
     /// the base URL that answers the registry API (`{base}/v2/...`) instead of the upstream
