@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod cli_docs;
 pub mod commands;
+pub mod digest;
 pub mod exit;
 pub mod fetch;
 pub mod fsutil;

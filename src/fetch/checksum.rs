@@ -1,14 +1,10 @@
-//! Published checksum files and sha256 of local files.
+//! Published checksum files.
 //!
 //! Two formats exist upstream: a bare hex digest (`kubelet.sha256` on dl.k8s.io) and
 //! `sha256sum` output, one `digest  filename` line per file (etcd `SHA256SUMS`, containerd
 //! `.sha256sum`, runc `runc.sha256sum`, CNI plugins `.sha256`).
 
-use std::fs::File;
-use std::io::{self, Read};
-use std::path::Path;
-
-use sha2::{Digest, Sha256};
+use crate::digest::is_sha256_hex;
 
 /// The lowercase sha256 hex digest for `file` in a checksum file, if there is one.
 ///
@@ -38,47 +34,6 @@ pub fn find_digest(text: &str, file: &str) -> Option<String> {
         }
     }
     None
-}
-
-fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// Lowercase hex of a finished hasher.
-pub fn hex(hasher: Sha256) -> String {
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Feeds everything `reader` yields into `hasher`; returns the byte count.
-pub fn hash_reader(reader: &mut dyn Read, hasher: &mut Sha256) -> io::Result<u64> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        total += n as u64;
-    }
-}
-
-/// sha256 of a local file (streamed), or `None` when it does not exist.
-pub fn sha256_file(path: &Path) -> io::Result<Option<String>> {
-    let mut f = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let mut hasher = Sha256::new();
-    hash_reader(&mut f, &mut hasher)?;
-    Ok(Some(hex(hasher)))
 }
 
 #[cfg(test)]

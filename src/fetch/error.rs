@@ -49,8 +49,12 @@ pub enum FetchError {
     #[error("{archive}: `{member}` not found in the archive")]
     MissingMember { archive: String, member: String },
 
-    #[error("{archive}: not a readable tar.gz archive: {message}")]
-    Archive { archive: String, message: String },
+    #[error("{archive}: not a readable tar.gz archive: {source}")]
+    Archive {
+        archive: String,
+        #[source]
+        source: io::Error,
+    },
 
     /// An image reference that is not `[registry/]repository:tag`.
     #[error("image reference `{reference}`: {message}")]
@@ -78,6 +82,22 @@ pub enum FetchError {
     /// an unsupported manifest type, no image for the architecture.
     #[error("{url}: {message}")]
     Registry { url: String, message: String },
+
+    /// `versions.json` could not be read or written as JSON.
+    #[error("{path}: {source}")]
+    ManifestJson {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// Writing an image's OCI archive failed.
+    #[error("{path}: {source}")]
+    ImageArchive {
+        path: PathBuf,
+        #[source]
+        source: crate::oci::OciError,
+    },
 
     #[error("another fetch is already running in {0}")]
     Locked(PathBuf),

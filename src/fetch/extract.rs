@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use flate2::read::GzDecoder;
 use sha2::{Digest, Sha256};
 
-use super::checksum::hex;
 use super::error::FetchError;
+use crate::digest::finish_hex;
 
 /// What to take out of an archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +25,23 @@ pub enum Extract {
         subdir: String,
         required: Vec<String>,
     },
+}
+
+impl Extract {
+    /// Installed names (relative to the binaries directory) every successful extraction
+    /// yields: the required members, or `{subdir}/{name}` of the required executables.
+    pub fn guaranteed_names(&self) -> Vec<String> {
+        match self {
+            Extract::Members(list) => list
+                .iter()
+                .filter(|(_, _, required)| *required)
+                .map(|(_, name, _)| name.clone())
+                .collect(),
+            Extract::AllExecutables { subdir, required } => {
+                required.iter().map(|r| format!("{subdir}/{r}")).collect()
+            }
+        }
+    }
 }
 
 /// An extracted file waiting to be renamed to its place.
@@ -78,9 +95,9 @@ fn stage_into(
     dir: &Path,
     staged: &mut Vec<Staged>,
 ) -> Result<(), FetchError> {
-    let bad = |e: io::Error| FetchError::Archive {
+    let bad = |source: io::Error| FetchError::Archive {
         archive: archive_label.to_string(),
-        message: e.to_string(),
+        source,
     };
     let f = File::open(archive).map_err(|e| FetchError::io(archive, e))?;
     let mut tar = tar::Archive::new(GzDecoder::new(f));
@@ -97,50 +114,76 @@ fn stage_into(
         if !entry.header().entry_type().is_file() {
             continue;
         }
-        let path = entry.path().map_err(bad)?.to_string_lossy().into_owned();
-        let path = path.strip_prefix("./").unwrap_or(&path).to_string();
-        let name = match what {
-            Extract::Members(_) => match wanted.get(path.as_str()) {
-                Some(name) => name.to_string(),
-                None => continue,
-            },
-            Extract::AllExecutables { subdir, .. } => {
-                let mode = entry.header().mode().map_err(bad)?;
-                match top_level_name(&path) {
-                    Some(n) if mode & 0o111 != 0 => format!("{subdir}/{n}"),
-                    _ => continue,
-                }
-            }
+        let Some(name) = installed_name(&entry, what, &wanted).map_err(bad)? else {
+            continue;
         };
         if staged.iter().any(|s| s.name == name) {
             continue;
         }
-        let target = dir.join(&name);
-        let parent = target.parent().unwrap_or(dir).to_path_buf();
-        fs::create_dir_all(&parent).map_err(|e| FetchError::io(&parent, e))?;
-        let file_name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = parent.join(format!(".{file_name}.tmp-{}", std::process::id()));
-        let written = write_exec(&tmp, &mut entry).map_err(|e| match e {
-            WriteError::Read(e) => bad(e),
-            WriteError::Write(e) => FetchError::io(&tmp, e),
-        });
-        match written {
-            Ok((sha256, size)) => staged.push(Staged {
-                name,
-                tmp,
-                target,
-                sha256,
-                size,
-            }),
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                return Err(e);
+        staged.push(stage_entry(&mut entry, name, dir, &bad)?);
+    }
+    check_required(what, staged, archive_label)
+}
+
+/// The installed name of a regular-file entry, or `None` when it is not wanted.
+fn installed_name(
+    entry: &tar::Entry<'_, impl Read>,
+    what: &Extract,
+    wanted: &BTreeMap<&str, &str>,
+) -> io::Result<Option<String>> {
+    let path = entry.path()?.to_string_lossy().into_owned();
+    let path = path.strip_prefix("./").unwrap_or(&path);
+    Ok(match what {
+        Extract::Members(_) => wanted.get(path).map(|name| name.to_string()),
+        Extract::AllExecutables { subdir, .. } => {
+            let mode = entry.header().mode()?;
+            match top_level_name(path) {
+                Some(n) if mode & 0o111 != 0 => Some(format!("{subdir}/{n}")),
+                _ => None,
             }
         }
+    })
+}
+
+/// Writes one entry to a temporary file next to `{dir}/{name}`; nothing is left on error.
+fn stage_entry(
+    entry: &mut dyn Read,
+    name: String,
+    dir: &Path,
+    bad: &dyn Fn(io::Error) -> FetchError,
+) -> Result<Staged, FetchError> {
+    let target = dir.join(&name);
+    let parent = target.parent().unwrap_or(dir).to_path_buf();
+    fs::create_dir_all(&parent).map_err(|e| FetchError::io(&parent, e))?;
+    let file_name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = parent.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    match write_exec(&tmp, entry) {
+        Ok((sha256, size)) => Ok(Staged {
+            name,
+            tmp,
+            target,
+            sha256,
+            size,
+        }),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(match e {
+                WriteError::Read(e) => bad(e),
+                WriteError::Write(e) => FetchError::io(&tmp, e),
+            })
+        }
     }
+}
+
+/// Every required member must have been staged.
+fn check_required(
+    what: &Extract,
+    staged: &[Staged],
+    archive_label: &str,
+) -> Result<(), FetchError> {
     let required: Vec<String> = match what {
         Extract::Members(list) => list
             .iter()
@@ -198,5 +241,5 @@ fn write_exec(tmp: &Path, src: &mut dyn Read) -> Result<(String, u64), WriteErro
         total += n as u64;
     }
     out.sync_all().map_err(WriteError::Write)?;
-    Ok((hex(hasher), total))
+    Ok((finish_hex(hasher), total))
 }

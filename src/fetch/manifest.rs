@@ -61,8 +61,10 @@ pub struct ManifestEntry {
 pub fn read_manifest(dir: &Path) -> Result<Manifest, FetchError> {
     let path = dir.join(MANIFEST_FILE);
     match fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map_err(|e| FetchError::io(&path, io::Error::new(io::ErrorKind::InvalidData, e))),
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| FetchError::ManifestJson {
+            path: path.clone(),
+            source,
+        }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Manifest::default()),
         Err(e) => Err(FetchError::io(&path, e)),
     }
@@ -70,8 +72,11 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, FetchError> {
 
 pub(crate) fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), FetchError> {
     let path = dir.join(MANIFEST_FILE);
-    let mut json = serde_json::to_vec_pretty(manifest)
-        .map_err(|e| FetchError::io(&path, io::Error::other(e)))?;
+    let mut json =
+        serde_json::to_vec_pretty(manifest).map_err(|source| FetchError::ManifestJson {
+            path: path.clone(),
+            source,
+        })?;
     json.push(b'\n');
     crate::fsutil::write_atomic(&path, &json, 0o644).map_err(|e| FetchError::io(&path, e))
 }

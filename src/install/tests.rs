@@ -31,8 +31,7 @@ type Shared = Arc<Mutex<FakeHost>>;
 struct FakeRemote(Shared);
 
 fn sha(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    crate::render::hex(&sha2::Sha256::digest(bytes))
+    crate::digest::sha256_hex(bytes)
 }
 
 fn bytes_of(source: Source) -> Vec<u8> {

@@ -76,9 +76,7 @@ impl PlannedFile {
     }
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::digest::hex;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct HostPlan {
