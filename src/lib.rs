@@ -1,14 +1,11 @@
 //! k8s-boot: a highly-available Kubernetes cluster from the official release binaries.
 //!
 //! Everything is a plan first: [`inventory`] + [`pki`] -> [`render`] (a deterministic list of
-//! files per host) -> the installer applies the difference. The `commands` module holds one
-//! function per subcommand; `main.rs` only parses arguments.
+//! files per host) -> the installer applies the difference. The library returns data; the
+//! binary's `cli` module (one file per command) prints it.
 
 pub mod catalog;
-pub mod cli_docs;
-pub mod commands;
 pub mod digest;
-pub mod exit;
 pub mod fetch;
 pub mod fsutil;
 pub mod install;
@@ -16,7 +13,6 @@ pub mod inventory;
 pub mod lab;
 pub mod oci;
 pub mod pki;
-pub mod progress;
 pub mod render;
 pub mod ssh;
 pub mod versions;

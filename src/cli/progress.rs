@@ -14,8 +14,8 @@
 //!
 //! With `--quiet` (or a machine-readable result format) nothing is shown.
 
-use crate::install::{self, phases::PhaseId, PhaseResult};
-use crate::inventory::{Cluster, Host};
+use k8s_boot::install::{self, phases::PhaseId, PhaseResult};
+use k8s_boot::inventory::{Cluster, Host};
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
@@ -271,7 +271,7 @@ impl install::Progress for Bars {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::install::Progress;
+    use k8s_boot::install::Progress;
     use std::sync::Arc;
 
     #[test]

@@ -1,10 +1,13 @@
 //! Exit codes: 2 for invalid input or usage, 1 for a runtime failure.
 //!
-//! One table of which error kinds are the user's input rather than the world's: `main`
+//! One table of which error kinds are the user's input rather than the world's: [`fail`]
 //! asks [`code`] for the first error in a chain that it classifies.
 
-use crate::{fetch::FetchError, install::InstallError, inventory::InventoryError};
-use crate::{lab::LabError, pki::PkiError, render::RenderError};
+use super::docs::ManError;
+use super::output::print_json;
+use k8s_boot::{fetch::FetchError, install::InstallError, inventory::InventoryError};
+use k8s_boot::{lab::LabError, pki::PkiError, render::RenderError};
+use std::process::ExitCode;
 
 /// Exit code for invalid input or usage.
 pub const INVALID: u8 = 2;
@@ -22,8 +25,8 @@ fn invalid_input(e: &(dyn std::error::Error + 'static)) -> Option<bool> {
     if e.is::<UsageError>() || e.is::<InventoryError>() {
         return Some(true);
     }
-    if let Some(e) = e.downcast_ref::<crate::cli_docs::ManError>() {
-        return Some(matches!(e, crate::cli_docs::ManError::NotADirectory { .. }));
+    if let Some(e) = e.downcast_ref::<ManError>() {
+        return Some(matches!(e, ManError::NotADirectory { .. }));
     }
     if let Some(e) = e.downcast_ref::<RenderError>() {
         return match e {
@@ -95,8 +98,8 @@ pub fn error_json(err: &anyhow::Error) -> serde_json::Value {
             .map(|d| {
                 serde_json::json!({
                     "severity": match d.severity {
-                        crate::inventory::Severity::Error => "error",
-                        crate::inventory::Severity::Warning => "warning",
+                        k8s_boot::inventory::Severity::Error => "error",
+                        k8s_boot::inventory::Severity::Warning => "warning",
                     },
                     "file": file,
                     "line": d.position.map(|p| p.line),
@@ -109,6 +112,16 @@ pub fn error_json(err: &anyhow::Error) -> serde_json::Value {
         error["problems"] = problems.into();
     }
     error
+}
+
+/// Ends a failed command: `error: <context>: <cause>: ...` on stderr, for a command asked for
+/// JSON (`json_command`) also the JSON error on stdout, and the exit code of the error.
+pub fn fail(err: &anyhow::Error, json_command: Option<&str>) -> ExitCode {
+    eprintln!("error: {err:#}");
+    if let Some(command) = json_command {
+        print_json(command, &serde_json::json!({ "error": error_json(err) }));
+    }
+    ExitCode::from(code(err))
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! What the command line tells about itself: the examples of `--help`, shell completion
 //! scripts (`k8s-boot completions SHELL`) and man pages (`k8s-boot man --out DIR`).
 //!
-//! Completions and man pages are generated from the `clap::Command` that `main.rs` defines, so
-//! they always list the commands and flags the binary accepts.
+//! Completions and man pages are generated from the `clap::Command` of [`super::args::Cli`],
+//! so they always list the commands and flags the binary accepts.
 
+use anyhow::Context;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -69,10 +70,12 @@ Examples:
   sudo k8s-boot lab up --dir /tmp/lab --hosts 4 --version v1.36.0";
 
     /// Every section, to check each example line against the parser.
+    #[cfg(test)]
     pub const ALL: &[&str] = &[TOP, INSTALL, RENDER, CERTS, STATUS, RESET, FETCH, LAB_UP];
 
     /// The command lines of an EXAMPLES section: `sudo`, the comment and any redirection
     /// removed, split into words (examples use no quoting).
+    #[cfg(test)]
     pub fn command_lines(section: &str) -> Vec<Vec<&str>> {
         section
             .lines()
@@ -95,6 +98,20 @@ pub enum Shell {
     Bash,
     Zsh,
     Fish,
+}
+
+/// `k8s-boot completions SHELL`: the script on stdout.
+pub fn print_completions(shell: Shell, cmd: &mut clap::Command) -> anyhow::Result<i32> {
+    completions(shell, cmd, &mut std::io::stdout().lock())
+        .context("writing the completion script to stdout")?;
+    Ok(0)
+}
+
+/// `k8s-boot man --out DIR`.
+pub fn man(cmd: clap::Command, out: &Path) -> anyhow::Result<i32> {
+    let pages = write_man_pages(cmd, out)?;
+    println!("{} man page(s) in {}", pages.len(), out.display());
+    Ok(0)
 }
 
 /// Writes the completion script for `shell` of the command line `cmd` to `out`.
@@ -214,7 +231,7 @@ pub fn write_man_pages(cmd: clap::Command, dir: &Path) -> Result<Vec<PathBuf>, M
     let mut written = Vec::new();
     for (name, bytes) in man_pages(cmd) {
         let path = dir.join(name);
-        crate::fsutil::write_atomic(&path, &bytes, 0o644).map_err(|source| ManError::Io {
+        k8s_boot::fsutil::write_atomic(&path, &bytes, 0o644).map_err(|source| ManError::Io {
             path: path.clone(),
             source,
         })?;

@@ -1,0 +1,406 @@
+//! The command line as clap types: every command, flag and help text.
+//!
+//! The argument structs carry no doc comments of their own: a subcommand's help text is the
+//! doc comment of its `Command` variant.
+
+use super::docs::{examples, Shell};
+use super::exit::UsageError;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "k8s-boot",
+    version,
+    about = "Bootstrap a highly-available Kubernetes cluster from the official release binaries",
+    after_help = examples::TOP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Print only errors and the final summary (no progress)
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Args)]
+pub struct InventoryArg {
+    /// Inventory file (see `k8s-boot init`)
+    #[arg(long, short = 'i', value_name = "FILE")]
+    pub inventory: PathBuf,
+}
+
+#[derive(Args)]
+pub struct PkiArgs {
+    #[command(flatten)]
+    pub inv: InventoryArg,
+    /// PKI directory [default: pki/ next to the inventory]
+    #[arg(long, value_name = "DIR")]
+    pub pki_dir: Option<PathBuf>,
+}
+
+impl PkiArgs {
+    pub fn inventory(&self) -> &std::path::Path {
+        &self.inv.inventory
+    }
+
+    /// `--pki-dir`, else `pki/` next to the inventory.
+    pub fn dir(&self) -> PathBuf {
+        pki_dir(&self.inv.inventory, self.pki_dir.clone())
+    }
+}
+
+/// `given`, else the PKI directory next to `inventory`.
+pub fn pki_dir(inventory: &std::path::Path, given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| k8s_boot::pki::default_dir(inventory))
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Print an annotated example inventory
+    Init,
+    /// Validate an inventory and summarise the cluster
+    Check(InventoryArg),
+    /// Render every file for every host into a directory (CI dry run; touches no host)
+    #[command(after_help = examples::RENDER)]
+    Render(RenderArgs),
+    /// Install the cluster onto the hosts over SSH (only what differs; idempotent)
+    #[command(after_help = examples::INSTALL)]
+    Install(InstallArgs),
+    /// Apply the cluster manifests and the chat workload, update the LB upstreams
+    Deploy(DeployArgs),
+    /// Health of every component on every host
+    #[command(after_help = examples::STATUS)]
+    Status(StatusArgs),
+    /// Stop and remove what install made (etcd data kept unless --purge-data)
+    #[command(after_help = examples::RESET)]
+    Reset(ResetArgs),
+    /// Download the official release binaries, verified against the published checksums,
+    /// and the images the cluster runs as OCI archives (into DIR/images/)
+    #[command(after_help = examples::FETCH)]
+    Fetch(FetchArgs),
+    /// Throwaway local test hosts (systemd-nspawn, needs root)
+    Lab {
+        #[command(subcommand)]
+        action: LabAction,
+    },
+    /// Create or update the cluster PKI (idempotent)
+    #[command(
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true,
+        after_help = examples::CERTS
+    )]
+    Certs(CertsArgs),
+    /// Print a shell completion script to stdout
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Write a man page for every command and subcommand into a directory
+    Man {
+        /// Directory for the pages (created if missing): k8s-boot.1, k8s-boot-install.1, ...
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+// `k8s-boot render`.
+#[derive(Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub pki: PkiArgs,
+    /// Output directory (replaced as a whole)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Directory of templates overriding the built-in ones by name
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+}
+
+// `k8s-boot install`.
+#[derive(Args)]
+pub struct InstallArgs {
+    #[command(flatten)]
+    pub pki: PkiArgs,
+    /// Directory of templates overriding the built-in ones by name
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// Run only these phases (comma-separated): connect, preflight, prepare, pki,
+    /// binaries, etcd, lb, control-plane, runtime, node, cluster, workloads, verify
+    #[arg(long, value_name = "LIST")]
+    pub phases: Option<String>,
+    /// Touch only these hosts (comma-separated names)
+    #[arg(long, value_name = "LIST")]
+    pub hosts: Option<String>,
+    /// Show what would change without changing anything
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Hosts worked on at the same time (at least 1)
+    #[arg(long, default_value_t = 10, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub parallelism: usize,
+    /// Trust and record host keys not yet in known_hosts (never a changed key)
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// Result format
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+// `k8s-boot deploy`.
+#[derive(Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub pki: PkiArgs,
+    /// Trust and record host keys not yet in known_hosts (never a changed key)
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+}
+
+// `k8s-boot status`.
+#[derive(Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub pki: PkiArgs,
+    /// Result format
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+// `k8s-boot reset`.
+#[derive(Args)]
+pub struct ResetArgs {
+    #[command(flatten)]
+    pub inv: InventoryArg,
+    /// Reset only these hosts (comma-separated names)
+    #[arg(long, value_name = "LIST")]
+    pub hosts: Option<String>,
+    /// Also delete etcd's data directory
+    #[arg(long)]
+    pub purge_data: bool,
+    /// Do not ask for confirmation
+    #[arg(long)]
+    pub yes: bool,
+}
+
+// `k8s-boot fetch`.
+#[derive(Args)]
+pub struct FetchArgs {
+    /// Kubernetes release, e.g. v1.37.2 [default: the inventory's]
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
+    /// Take the version and binaries.dir from this inventory
+    #[arg(long, short = 'i', value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+    /// Binaries directory [default: the inventory's binaries.dir, else binaries/]
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// CPU architecture of the hosts
+    #[arg(long, default_value = "amd64", value_parser = ["amd64", "arm64"])]
+    pub arch: String,
+    /// Base URL of a mirror with the upstream layouts under kubernetes/, etcd/,
+    /// containerd/, runc/, crictl/, cni-plugins/, cni-flannel/
+    #[arg(long, value_name = "URL")]
+    pub mirror: Option<String>,
+    /// Use this registry API endpoint for images of registry HOST, e.g.
+    /// docker.io=https://harbor.corp/hub (repeatable)
+    #[arg(long = "registry-mirror", value_name = "HOST=URL")]
+    pub registry_mirrors: Vec<String>,
+    /// Do not fetch the container images
+    #[arg(long)]
+    pub no_images: bool,
+}
+
+#[derive(Subcommand)]
+pub enum LabAction {
+    /// Start lab hosts and write DIR/hosts.yaml for them
+    #[command(after_help = examples::LAB_UP)]
+    Up {
+        #[arg(long, default_value_t = 4, value_name = "N")]
+        hosts: usize,
+        #[arg(long, default_value = "lab", value_name = "DIR")]
+        dir: PathBuf,
+        /// Kubernetes version written into the lab inventory (and built)
+        #[arg(long, default_value = k8s_boot::lab::DEFAULT_KUBERNETES_VERSION, value_name = "VERSION")]
+        version: String,
+        /// Where upstream builds are cached [default: $K8S_BOOT_BUILD_CACHE, else /var/cache/k8s-boot/build]
+        #[arg(long, value_name = "DIR")]
+        build_cache: Option<PathBuf>,
+    },
+    /// Build the lab's binaries and images from the upstream Go modules into DIR/binaries
+    /// (what `up` does first; cold builds take tens of minutes)
+    Build {
+        #[arg(long, default_value = "lab", value_name = "DIR")]
+        dir: PathBuf,
+        /// Kubernetes version to build
+        #[arg(long, default_value = k8s_boot::lab::DEFAULT_KUBERNETES_VERSION, value_name = "VERSION")]
+        version: String,
+        /// Where upstream builds are cached [default: $K8S_BOOT_BUILD_CACHE, else /var/cache/k8s-boot/build]
+        #[arg(long, value_name = "DIR")]
+        build_cache: Option<PathBuf>,
+    },
+    /// Stop and remove the lab hosts (the cached root file system is kept)
+    Down {
+        #[arg(long, default_value = "lab", value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Show whether each lab host runs and answers SSH
+    Status {
+        #[arg(long, default_value = "lab", value_name = "DIR")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+impl OutputFormat {
+    pub fn is_json(self) -> bool {
+        matches!(self, OutputFormat::Json)
+    }
+}
+
+// `k8s-boot certs` and its subcommands.
+#[derive(Args)]
+pub struct CertsArgs {
+    #[command(subcommand)]
+    pub action: Option<CertsAction>,
+    /// Inventory file (see `k8s-boot init`)
+    #[arg(long, short = 'i', value_name = "FILE", required = true)]
+    pub inventory: Option<PathBuf>,
+    /// PKI directory [default: pki/ next to the inventory]
+    #[arg(long, value_name = "DIR")]
+    pub pki_dir: Option<PathBuf>,
+    /// Replace every CA; every leaf certificate is re-issued
+    #[arg(long)]
+    pub rotate_cas: bool,
+}
+
+#[derive(Subcommand)]
+pub enum CertsAction {
+    /// Print an expiry table; exit non-zero on any missing, expired, foreign or outdated cert
+    Check {
+        #[command(flatten)]
+        pki: PkiArgs,
+        /// Result format
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Re-issue every leaf certificate (CAs are kept)
+    Renew(PkiArgs),
+}
+
+impl Cli {
+    /// The command's name when it was asked for JSON: a failure then prints a JSON error too.
+    pub fn json_command(&self) -> Option<&'static str> {
+        match &self.command {
+            Command::Install(a) if a.output.is_json() => Some("install"),
+            Command::Status(a) if a.output.is_json() => Some("status"),
+            Command::Certs(CertsArgs {
+                action: Some(CertsAction::Check { output, .. }),
+                ..
+            }) if output.is_json() => Some("certs check"),
+            _ => None,
+        }
+    }
+}
+
+/// The names of a comma-separated selection flag (`--hosts`, `--phases`); absent means all.
+/// An empty name (an empty value, `a,,b`, a trailing comma) or a repeated one is a usage
+/// error: an empty selection must never widen to everything.
+pub fn selection(flag: &str, value: Option<&str>) -> Result<Vec<String>, UsageError> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let mut names: Vec<String> = Vec::new();
+    for name in value.split(',').map(str::trim) {
+        if name.is_empty() {
+            return Err(UsageError(format!(
+                "{flag} `{value}`: empty name; give comma-separated names, or leave {flag} out for all"
+            )));
+        }
+        if names.iter().any(|n| n == name) {
+            return Err(UsageError(format!(
+                "{flag} `{value}`: `{name}` is given twice"
+            )));
+        }
+        names.push(name.to_string());
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every example of `--help` is a command line this parser accepts.
+    #[test]
+    fn every_help_example_parses() {
+        Cli::command().debug_assert();
+        let mut count = 0;
+        for section in examples::ALL {
+            for words in examples::command_lines(section) {
+                assert_eq!(words[0], "k8s-boot", "{words:?}");
+                if let Err(e) = Cli::try_parse_from(&words) {
+                    panic!("example `{}` is refused: {e}", words.join(" "));
+                }
+                count += 1;
+            }
+        }
+        assert!(count >= 25, "{count} examples");
+    }
+
+    #[test]
+    fn quiet_is_accepted_by_every_command() {
+        for args in [
+            &["k8s-boot", "-q", "install", "-i", "h.yaml"][..],
+            &["k8s-boot", "install", "-q", "-i", "h.yaml"],
+            &["k8s-boot", "deploy", "-i", "h.yaml", "--quiet"],
+            &["k8s-boot", "render", "-i", "h.yaml", "--out", "o", "-q"],
+            &["k8s-boot", "certs", "-i", "h.yaml", "-q"],
+            &["k8s-boot", "certs", "check", "-i", "h.yaml", "-q"],
+            &["k8s-boot", "fetch", "--version", "v1.37.2", "-q"],
+            &["k8s-boot", "reset", "-i", "h.yaml", "--yes", "-q"],
+            &["k8s-boot", "lab", "up", "-q"],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert!(cli.quiet, "{args:?}");
+        }
+        assert!(
+            !Cli::try_parse_from(["k8s-boot", "install", "-i", "h"])
+                .unwrap()
+                .quiet
+        );
+    }
+
+    #[test]
+    fn json_is_named_only_for_commands_asked_for_it() {
+        let command = |args: &[&str]| Cli::try_parse_from(args).unwrap().json_command();
+        assert_eq!(
+            command(&["k8s-boot", "install", "-i", "h", "--output", "json"]),
+            Some("install")
+        );
+        assert_eq!(
+            command(&["k8s-boot", "certs", "check", "-i", "h", "--output", "json"]),
+            Some("certs check")
+        );
+        assert_eq!(command(&["k8s-boot", "status", "-i", "h"]), None);
+        assert_eq!(command(&["k8s-boot", "certs", "-i", "h"]), None);
+    }
+
+    #[test]
+    fn a_selection_never_widens_to_everything() {
+        assert_eq!(selection("--hosts", None).unwrap(), Vec::<String>::new());
+        assert_eq!(selection("--hosts", Some(" m1, w1")).unwrap(), ["m1", "w1"]);
+        for bad in ["", "m1,", "m1,,w1", " , "] {
+            let err = selection("--hosts", Some(bad)).unwrap_err();
+            assert!(err.0.contains("empty name"), "{bad:?}: {err}");
+        }
+        let err = selection("--phases", Some("lb,lb")).unwrap_err();
+        assert_eq!(err.to_string(), "--phases `lb,lb`: `lb` is given twice");
+    }
+}

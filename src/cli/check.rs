@@ -1,0 +1,63 @@
+//! `k8s-boot init` and `k8s-boot check`: the inventory file itself.
+
+use super::inventory::load;
+use anyhow::Result;
+use k8s_boot::inventory::Role;
+use std::path::Path;
+
+/// `k8s-boot init`: the annotated example inventory on stdout.
+pub fn init() -> Result<i32> {
+    print!("{}", k8s_boot::EXAMPLE_INVENTORY);
+    Ok(0)
+}
+
+/// `k8s-boot check`: the summary of a valid inventory (an invalid one is an error).
+pub fn check(inventory: &Path) -> Result<i32> {
+    let c = load(inventory)?;
+    let inv = &c.inventory;
+    println!(
+        "cluster {} - Kubernetes {} (profile v{}, etcd {})",
+        inv.cluster.name, inv.cluster.kubernetes_version, c.profile.minor, c.profile.etcd
+    );
+    println!("  API endpoint     https://{}", c.api_endpoint);
+    println!(
+        "  pods {}  services {}  (kubernetes {}, DNS {})",
+        c.pod_cidr, c.service_cidr, c.kubernetes_service_ip, c.dns_service_ip
+    );
+    println!(
+        "  kube-proxy {}  node ports {}-{}  domain {}",
+        inv.cluster.kube_proxy.mode.as_str(),
+        c.node_port_range.0,
+        c.node_port_range.1,
+        inv.cluster.cluster_domain
+    );
+    if inv.chat.enabled {
+        println!(
+            "  chat: {} replica(s) of {} on port {} (NodePort {})",
+            inv.chat.replicas, inv.chat.image, inv.chat.port, inv.chat.node_port
+        );
+    } else {
+        println!("  chat: disabled");
+    }
+    println!("  {:<12} {:<40} roles", "host", "address");
+    for h in &inv.hosts {
+        let roles: Vec<&str> = h.roles.iter().map(|r| r.as_str()).collect();
+        println!(
+            "  {:<12} {:<40} {}",
+            h.name,
+            h.address.to_string(),
+            roles.join(",")
+        );
+    }
+    let n = |r| c.hosts_with(r).count();
+    println!(
+        "  {} hosts: {} lb, {} etcd, {} control-plane, {} worker; {} warning(s)",
+        inv.hosts.len(),
+        n(Role::Lb),
+        n(Role::Etcd),
+        n(Role::ControlPlane),
+        n(Role::Worker),
+        c.warnings.len()
+    );
+    Ok(0)
+}

@@ -1,0 +1,210 @@
+//! `k8s-boot install` and `k8s-boot deploy` (install with the phases lb, cluster,
+//! workloads): the PKI step, the run with its progress display, the report.
+
+use super::args::{selection, DeployArgs, InstallArgs, PkiArgs};
+use super::certs::ensure_pki;
+use super::inventory::load;
+use super::output::print_json;
+use super::progress::{InstallProgress, Mode};
+use anyhow::{Context, Result};
+use k8s_boot::install::{self, PhaseResult, Report};
+use k8s_boot::inventory::Cluster;
+use k8s_boot::pki::{self, Action, Pki};
+use k8s_boot::render;
+use std::path::{Path, PathBuf};
+
+/// The admin kubeconfig, in the plan's cluster files and in the PKI directory after `install`.
+const ADMIN_KUBECONFIG: &str = "admin.kubeconfig";
+
+/// What a run needs beyond the inventory.
+struct Run<'a> {
+    pki: &'a PkiArgs,
+    templates: Option<PathBuf>,
+    options: install::Options,
+    quiet: bool,
+    json: bool,
+}
+
+pub fn install(args: InstallArgs, quiet: bool) -> Result<i32> {
+    let options = install::Options {
+        phases: install::parse_phases(&selection("--phases", args.phases.as_deref())?)?,
+        hosts: selection("--hosts", args.hosts.as_deref())?,
+        dry_run: args.dry_run,
+        parallelism: args.parallelism,
+        accept_new_host_keys: args.accept_new_host_keys,
+        ..Default::default()
+    };
+    run(Run {
+        pki: &args.pki,
+        templates: args.templates,
+        options,
+        quiet,
+        json: args.output.is_json(),
+    })
+}
+
+pub fn deploy(args: DeployArgs, quiet: bool) -> Result<i32> {
+    let options = install::Options {
+        phases: install::parse_phases(&["lb", "cluster", "workloads"])?,
+        accept_new_host_keys: args.accept_new_host_keys,
+        ..Default::default()
+    };
+    run(Run {
+        pki: &args.pki,
+        templates: None,
+        options,
+        quiet,
+        json: false,
+    })
+}
+
+/// 1 when a host failed a phase.
+fn run(args: Run) -> Result<i32> {
+    let pki_dir = args.pki.dir();
+    let cluster = load(args.pki.inventory())?;
+    // Bad input (a host or override name) is refused before the PKI step writes anything.
+    install::require_known_hosts(&cluster, &args.options.hosts)?;
+    let templates = render::Templates::load(args.templates.as_deref())?;
+    let pki = if args.options.dry_run {
+        dry_run_pki(&cluster, &pki_dir, args.quiet)?
+    } else {
+        ensure_pki(&cluster, &pki_dir, args.quiet)?
+    };
+    let progress = InstallProgress::new(
+        &cluster,
+        &args.options,
+        Mode::detect(args.quiet || args.json),
+    );
+    let plan = render::plan(&cluster, &pki, &templates)?;
+    let report = install::install(&cluster, &plan, &args.options, &progress)?;
+    progress.finish();
+    if !args.options.dry_run {
+        write_admin_kubeconfig(&plan, &pki_dir, args.quiet || args.json)?;
+    }
+    if args.json {
+        print_json("install", &report);
+    } else if !args.quiet || report.failed() {
+        print_report(&report);
+    } else {
+        println!("{}", summary(&report));
+    }
+    Ok(if report.failed() { 1 } else { 0 })
+}
+
+/// kubectl on this machine: the admin kubeconfig (via the API endpoint), owner-only, next
+/// to the certificates it is made of.
+fn write_admin_kubeconfig(plan: &render::Plan, pki_dir: &Path, silent: bool) -> Result<()> {
+    let Some(admin) = plan
+        .cluster_files
+        .iter()
+        .find(|f| f.path == ADMIN_KUBECONFIG)
+    else {
+        return Ok(());
+    };
+    let path = pki_dir.join(ADMIN_KUBECONFIG);
+    k8s_boot::fsutil::write_atomic(&path, &admin.bytes, 0o600)
+        .with_context(|| format!("writing {}", path.display()))?;
+    if !silent {
+        eprintln!("admin kubeconfig: {}", path.display());
+    }
+    Ok(())
+}
+
+/// The PKI of a dry run: what the real run's PKI step would create or re-issue is computed
+/// in memory and listed on stderr; nothing is written (the directory is not even created).
+fn dry_run_pki(cluster: &Cluster, pki_dir: &Path, quiet: bool) -> Result<Pki> {
+    let pki = Pki::dry_run(pki_dir);
+    let report = pki
+        .ensure(cluster, pki::Options::default())
+        .with_context(|| format!("PKI in {}", pki_dir.display()))?;
+    if report.changed() > 0 && !quiet {
+        for (file, action) in &report.actions {
+            match action {
+                Action::Kept => {}
+                Action::Created => eprintln!("pki: would create  {file}"),
+                Action::Reissued(why) => eprintln!("pki: would reissue {file} ({why})"),
+            }
+        }
+        let created = report
+            .actions
+            .iter()
+            .filter(|(_, a)| *a == Action::Created)
+            .count();
+        eprintln!(
+            "pki: dry run, nothing written: the real run would create {created} and re-issue {} file(s) in {}",
+            report.changed() - created,
+            pki_dir.display()
+        );
+    }
+    Ok(pki)
+}
+
+/// The table of hosts by phases, each failure and (in a dry run) each change, the summary.
+fn print_report(report: &Report) {
+    let width = report
+        .hosts
+        .iter()
+        .map(|h| h.host.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let names: Vec<&str> = report
+        .phases
+        .iter()
+        .map(|p| install::phases::get(*p).name)
+        .collect();
+    print!("{:width$}", "host");
+    for n in &names {
+        print!("  {n:<w$}", w = n.len().max(7));
+    }
+    println!();
+    for h in &report.hosts {
+        print!("{:width$}", h.host);
+        for (p, n) in report.phases.iter().zip(&names) {
+            let cell = match h.phases.get(p) {
+                None => "-",
+                Some(PhaseResult::Changed { .. }) => "changed",
+                Some(PhaseResult::Unchanged) => "ok",
+                Some(PhaseResult::Failed { .. }) => "FAILED",
+                Some(PhaseResult::Skipped) => "skipped",
+            };
+            print!("  {cell:<w$}", w = n.len().max(7));
+        }
+        println!();
+    }
+    for h in &report.hosts {
+        for (p, r) in &h.phases {
+            let phase = install::phases::get(*p).name;
+            match r {
+                PhaseResult::Failed { error } => println!("{}: {phase} failed: {error}", h.host),
+                PhaseResult::Changed { changes } if report.dry_run => {
+                    for c in changes {
+                        println!("{}: {phase}: would {c}", h.host);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    println!("{}", summary(report));
+}
+
+/// The last line of the install report: `install in 12.3 s: 4 host phase(s) changed`.
+fn summary(report: &Report) -> String {
+    format!(
+        "{} in {:.1} s: {} host phase(s) {}{}",
+        if report.dry_run { "dry run" } else { "install" },
+        report.elapsed_ms as f64 / 1000.0,
+        report.changed(),
+        if report.dry_run {
+            "would change"
+        } else {
+            "changed"
+        },
+        if report.failed() {
+            "; some hosts FAILED"
+        } else {
+            ""
+        }
+    )
+}

@@ -1,0 +1,56 @@
+//! The command line: one file per command, each turning the library's results into the
+//! text, tables and JSON it prints, and its exit status.
+//!
+//! Layers, each using only those below it: `args` (clap types) over `docs` (help examples,
+//! completions, man pages) and `exit` (exit codes, JSON error); `output`, `progress` and
+//! `inventory` are shared by the command files (`check`, `certs`, `render`, `install`,
+//! `status`, `reset`, `fetch`, `lab`); this file dispatches.
+
+mod args;
+mod certs;
+mod check;
+mod docs;
+mod exit;
+mod fetch;
+mod install;
+mod inventory;
+mod lab;
+mod output;
+mod progress;
+mod render;
+mod reset;
+mod status;
+
+pub use args::Cli;
+
+use args::Command;
+use clap::CommandFactory;
+use std::process::ExitCode;
+
+/// Runs the parsed command line: its exit status, or its error printed and mapped to an exit
+/// code (2 for invalid input, 1 for a failure).
+pub fn run(cli: Cli) -> ExitCode {
+    let json = cli.json_command();
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(err) => exit::fail(&err, json),
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Init => check::init(),
+        Command::Check(a) => check::check(&a.inventory),
+        Command::Render(a) => render::run(&a, quiet),
+        Command::Install(a) => install::install(a, quiet),
+        Command::Deploy(a) => install::deploy(a, quiet),
+        Command::Status(a) => status::run(&a),
+        Command::Reset(a) => reset::run(&a, quiet),
+        Command::Fetch(a) => fetch::run(a, quiet),
+        Command::Lab { action } => lab::run(action),
+        Command::Certs(a) => certs::run(a, quiet),
+        Command::Completions { shell } => docs::print_completions(shell, &mut Cli::command()),
+        Command::Man { out } => docs::man(Cli::command(), &out),
+    }
+}

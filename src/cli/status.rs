@@ -1,0 +1,64 @@
+//! `k8s-boot status`: health of every component on every host.
+
+use super::args::StatusArgs;
+use super::inventory::load;
+use super::output::{print_json, yes_no};
+use anyhow::Result;
+use k8s_boot::install::maintain::HostStatus;
+use k8s_boot::inventory::Cluster;
+use k8s_boot::pki::Pki;
+use k8s_boot::{install, render};
+use std::path::Path;
+
+/// 1 when a host is unreachable or a service is not healthy.
+pub fn run(args: &StatusArgs) -> Result<i32> {
+    let cluster = load(args.pki.inventory())?;
+    let plan = plan_for(&cluster, &args.pki.dir())?;
+    let hosts = install::maintain::status(&cluster, &plan, Default::default());
+    let bad = hosts
+        .iter()
+        .any(|h| h.error.is_some() || h.services.iter().any(|s| !s.healthy));
+    if args.output.is_json() {
+        print_json(
+            "status",
+            &serde_json::json!({ "healthy": !bad, "hosts": hosts }),
+        );
+    } else {
+        print_table(&hosts);
+    }
+    Ok(if bad { 1 } else { 0 })
+}
+
+/// `status` reads the PKI as it is and never writes it: a missing or incomplete PKI is
+/// refused as invalid input (see `exit`).
+fn plan_for(cluster: &Cluster, pki_dir: &Path) -> Result<render::Plan> {
+    let pki = Pki::new(pki_dir);
+    pki.require_complete(cluster)?;
+    Ok(render::plan(
+        cluster,
+        &pki,
+        &render::Templates::load(None)?,
+    )?)
+}
+
+fn print_table(hosts: &[HostStatus]) {
+    println!(
+        "{:<12} {:<24} {:<8} {:<8} version",
+        "host", "service", "active", "healthy"
+    );
+    for h in hosts {
+        if let Some(e) = &h.error {
+            println!("{:<12} unreachable: {e}", h.host);
+        }
+        for s in &h.services {
+            println!(
+                "{:<12} {:<24} {:<8} {:<8} {}",
+                h.host,
+                s.service,
+                yes_no(s.active),
+                yes_no(s.healthy),
+                s.version
+            );
+        }
+    }
+}
