@@ -695,6 +695,18 @@ fn cases() -> Vec<Case> {
             ],
             &["templates/kubeconfig.yaml"],
         ),
+        case(
+            "status --templates with an unknown name",
+            |d| write(d, "templates/etcd/etcd.conf", "x"),
+            &["status", "-i", "hosts.yaml", "--templates", "templates"],
+            &["templates/etcd/etcd.conf", "not a template name"],
+        ),
+        case(
+            "deploy --templates missing",
+            none,
+            &["deploy", "-i", "hosts.yaml", "--templates", "nope"],
+            &["nope", "--templates"],
+        ),
         // --- the PKI on disk ---
         case(
             "--pki-dir is a file",

@@ -104,17 +104,24 @@ pub enum Command {
     },
 }
 
+/// `--templates`, for every command that renders the plan.
+#[derive(Args)]
+pub struct TemplatesArg {
+    /// Directory of templates overriding the built-in ones by name
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+}
+
 // `k8s-boot render`.
 #[derive(Args)]
 pub struct RenderArgs {
     #[command(flatten)]
     pub pki: PkiArgs,
-    /// Output directory (replaced as a whole)
+    /// Output directory: a new or empty one, or an earlier render output (replaced whole)
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Directory of templates overriding the built-in ones by name
-    #[arg(long, value_name = "DIR")]
-    pub templates: Option<PathBuf>,
+    #[command(flatten)]
+    pub templates: TemplatesArg,
 }
 
 // `k8s-boot install`.
@@ -122,9 +129,8 @@ pub struct RenderArgs {
 pub struct InstallArgs {
     #[command(flatten)]
     pub pki: PkiArgs,
-    /// Directory of templates overriding the built-in ones by name
-    #[arg(long, value_name = "DIR")]
-    pub templates: Option<PathBuf>,
+    #[command(flatten)]
+    pub templates: TemplatesArg,
     /// Run only these phases (comma-separated): connect, preflight, prepare, pki,
     /// binaries, etcd, lb, control-plane, runtime, node, cluster, workloads, verify
     #[arg(long, value_name = "LIST")]
@@ -152,6 +158,8 @@ pub struct InstallArgs {
 pub struct DeployArgs {
     #[command(flatten)]
     pub pki: PkiArgs,
+    #[command(flatten)]
+    pub templates: TemplatesArg,
     /// Trust and record host keys not yet in known_hosts (never a changed key)
     #[arg(long)]
     pub accept_new_host_keys: bool,
@@ -162,6 +170,8 @@ pub struct DeployArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     pub pki: PkiArgs,
+    #[command(flatten)]
+    pub templates: TemplatesArg,
     /// Result format
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,

@@ -36,7 +36,7 @@ pub fn install(args: InstallArgs, quiet: bool) -> Result<i32> {
     };
     run(Run {
         pki: &args.pki,
-        templates: args.templates,
+        templates: args.templates.templates,
         options,
         quiet,
         json: args.output.is_json(),
@@ -51,7 +51,7 @@ pub fn deploy(args: DeployArgs, quiet: bool) -> Result<i32> {
     };
     run(Run {
         pki: &args.pki,
-        templates: None,
+        templates: args.templates.templates,
         options,
         quiet,
         json: false,

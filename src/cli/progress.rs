@@ -196,15 +196,14 @@ impl Bars {
             .inventory
             .hosts
             .iter()
-            .filter(|h| opts.hosts.is_empty() || opts.hosts.contains(&h.name))
+            .filter(|h| opts.selects(h))
             .collect();
         let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
         // One step per phase and host it applies to; cluster phases run on one host.
-        let steps: usize = install::phases::PHASES
-            .iter()
-            .filter(|p| {
-                opts.phases.is_empty() || opts.phases.contains(&p.id) || p.id == PhaseId::Connect
-            })
+        let steps: usize = opts
+            .phases_to_run()
+            .into_iter()
+            .map(install::phases::get)
             .map(|p| {
                 let on = hosts.iter().filter(|h| p.applies_to(h)).count();
                 if p.cluster_level {

@@ -8,7 +8,7 @@ use k8s_boot::render;
 
 pub fn run(args: &RenderArgs, quiet: bool) -> Result<i32> {
     let (inventory, pki_dir, out) = (args.pki.inventory(), args.pki.dir(), &args.out);
-    let templates = args.templates.as_deref();
+    let templates = args.templates.templates.as_deref();
     let cluster = load(inventory)?;
     // Bad input (an output directory, an override name) is refused before the PKI step
     // writes anything.

@@ -11,15 +11,18 @@ use std::io::IsTerminal;
 /// With `quiet`, only failed hosts and one summary line are printed. 1 when the prompt was
 /// not answered `yes` or a host failed.
 pub fn run(args: &ResetArgs, quiet: bool) -> Result<i32> {
-    let hosts = selection("--hosts", args.hosts.as_deref())?;
+    let selection = install::Options {
+        hosts: selection("--hosts", args.hosts.as_deref())?,
+        ..Default::default()
+    };
     let cluster = load(&args.inv.inventory)?;
+    install::require_known_hosts(&cluster, &selection.hosts)?;
     let selected: Vec<&Host> = cluster
         .inventory
         .hosts
         .iter()
-        .filter(|h| hosts.is_empty() || hosts.contains(&h.name))
+        .filter(|h| selection.selects(h))
         .collect();
-    install::require_known_hosts(&cluster, &hosts)?;
     let names: Vec<&str> = selected.iter().map(|h| h.name.as_str()).collect();
     if !args.yes && !confirmed(&names, args.purge_data)? {
         eprintln!("nothing changed");

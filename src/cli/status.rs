@@ -13,7 +13,11 @@ use std::path::Path;
 /// 1 when a host is unreachable or a service is not healthy.
 pub fn run(args: &StatusArgs) -> Result<i32> {
     let cluster = load(args.pki.inventory())?;
-    let plan = plan_for(&cluster, &args.pki.dir())?;
+    let plan = plan_for(
+        &cluster,
+        &args.pki.dir(),
+        args.templates.templates.as_deref(),
+    )?;
     let hosts = install::maintain::status(&cluster, &plan, Default::default());
     let bad = hosts
         .iter()
@@ -31,13 +35,13 @@ pub fn run(args: &StatusArgs) -> Result<i32> {
 
 /// `status` reads the PKI as it is and never writes it: a missing or incomplete PKI is
 /// refused as invalid input (see `exit`).
-fn plan_for(cluster: &Cluster, pki_dir: &Path) -> Result<render::Plan> {
+fn plan_for(cluster: &Cluster, pki_dir: &Path, templates: Option<&Path>) -> Result<render::Plan> {
     let pki = Pki::new(pki_dir);
     pki.require_complete(cluster)?;
     Ok(render::plan(
         cluster,
         &pki,
-        &render::Templates::load(None)?,
+        &render::Templates::load(templates)?,
     )?)
 }
 
