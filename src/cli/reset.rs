@@ -28,8 +28,8 @@ pub fn run(args: &ResetArgs, quiet: bool) -> Result<i32> {
         eprintln!("nothing changed");
         return Ok(1);
     }
-    let results =
-        install::maintain::reset(&cluster, &selected, args.purge_data, Default::default());
+    let ssh = install::remote::SshConnector::new(&cluster, false, Default::default());
+    let results = install::maintain::reset(&selected, args.purge_data, &ssh);
     print_results(&results, quiet);
     Ok(if results.iter().any(|r| r.error.is_some()) {
         1

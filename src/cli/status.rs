@@ -18,7 +18,8 @@ pub fn run(args: &StatusArgs) -> Result<i32> {
         &args.pki.dir(),
         args.templates.templates.as_deref(),
     )?;
-    let hosts = install::maintain::status(&cluster, &plan, Default::default());
+    let ssh = install::remote::SshConnector::new(&cluster, false, Default::default());
+    let hosts = install::maintain::status(&cluster, &plan, &ssh);
     let bad = hosts
         .iter()
         .any(|h| h.error.is_some() || h.services.iter().any(|s| !s.healthy));

@@ -2,10 +2,12 @@
 //! `install` recorded on each host.
 
 use super::phases;
+use super::remote::{Connector, Remote};
 use super::state::{HostState, STATE_DIR, STATE_FILE};
+use super::StepError;
 use crate::inventory::{Cluster, Host};
 use crate::render::Plan;
-use crate::ssh::{self, Connection, HostKeyPolicy, Target, Timeouts};
+use crate::ssh::{self, HostKeyPolicy, SshError};
 use serde::Serialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -51,11 +53,22 @@ pub struct ServiceStatus {
     pub version: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+fn display<E: std::fmt::Display, S: serde::Serializer>(
+    e: &Option<E>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match e {
+        Some(e) => s.serialize_str(&e.to_string()),
+        None => s.serialize_none(),
+    }
+}
+
+#[derive(Debug, Serialize)]
 pub struct HostStatus {
     pub host: String,
     /// Set when the host could not be reached.
-    pub error: Option<String>,
+    #[serde(serialize_with = "display")]
+    pub error: Option<SshError>,
     pub services: Vec<ServiceStatus>,
 }
 
@@ -64,8 +77,7 @@ fn version_command(service: &str) -> &'static str {
 }
 
 /// Every planned service on every host: active, healthy, version.
-pub fn status(cluster: &Cluster, plan: &Plan, timeouts: Timeouts) -> Vec<HostStatus> {
-    let keys = key_policy(cluster, false);
+pub fn status(cluster: &Cluster, plan: &Plan, connector: &dyn Connector) -> Vec<HostStatus> {
     let hosts: Vec<&Host> = cluster.inventory.hosts.iter().collect();
     each(&hosts, 10, |host: &&Host| {
         let services = &plan
@@ -74,12 +86,12 @@ pub fn status(cluster: &Cluster, plan: &Plan, timeouts: Timeouts) -> Vec<HostSta
             .find(|p| p.name == host.name)
             .expect("plan per host")
             .services;
-        let conn = match Connection::open(&Target::of(cluster, host), &keys, timeouts) {
+        let conn = match connector.connect(host) {
             Ok(c) => c,
             Err(e) => {
                 return HostStatus {
                     host: host.name.clone(),
-                    error: Some(e.to_string()),
+                    error: Some(e),
                     services: vec![],
                 }
             }
@@ -114,11 +126,12 @@ pub fn status(cluster: &Cluster, plan: &Plan, timeouts: Timeouts) -> Vec<HostSta
     })
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct ResetResult {
     pub host: String,
     pub removed: Vec<String>,
-    pub error: Option<String>,
+    #[serde(serialize_with = "display")]
+    pub error: Option<StepError>,
 }
 
 /// Stops and disables the services `install` enabled, removes the files it wrote (restoring
@@ -126,66 +139,68 @@ pub struct ResetResult {
 /// Run by `reset` on a node before its services and files go (see the script's header).
 const NODE_TEARDOWN: &str = include_str!("node-teardown.sh");
 
-pub fn reset(
-    cluster: &Cluster,
-    hosts: &[&Host],
-    purge_data: bool,
-    timeouts: Timeouts,
-) -> Vec<ResetResult> {
-    let keys = key_policy(cluster, false);
+pub fn reset(hosts: &[&Host], purge_data: bool, connector: &dyn Connector) -> Vec<ResetResult> {
     each(hosts, 10, |host: &&Host| {
         let mut removed = Vec::new();
-        let result = (|| -> Result<(), String> {
-            let conn = Connection::open(&Target::of(cluster, host), &keys, timeouts)
-                .map_err(|e| e.to_string())?;
-            let text = conn
-                .exec(&format!("cat {STATE_FILE} 2>/dev/null || true"))
-                .map_err(|e| e.to_string())?
-                .stdout;
-            if text.trim().is_empty() {
-                return Ok(()); // nothing of ours here
-            }
-            let state = HostState::parse(&text).map_err(|e| e.to_string())?;
-            let run = |cmd: &str| conn.run(cmd).map(|_| ()).map_err(|e| e.to_string());
-            if state
-                .services
-                .iter()
-                .any(|s| s == "kubelet" || s == "containerd")
-            {
-                run(NODE_TEARDOWN)?;
-                removed.push("pods, their mounts, pod network interfaces and rules".into());
-            }
-            for service in &state.services {
-                run(&format!("systemctl disable --now {service} 2>/dev/null || systemctl stop {service} 2>/dev/null || true"))?;
-                removed.push(format!("service {service}"));
-            }
-            for path in state.files.keys() {
-                let q = ssh::shell_quote(path);
-                match state.backups.get(path) {
-                    Some(backup) => run(&format!("mv -f {} {q}", ssh::shell_quote(backup)))?,
-                    None => run(&format!("rm -f {q}"))?,
-                }
-                removed.push(path.clone());
-            }
-            // Directories install created, once empty (deepest first; never one that was
-            // there before, such as /usr/local/bin, nor a non-empty one).
-            for d in state.created_dirs.iter().rev() {
-                let _ = conn.exec(&format!("rmdir {} 2>/dev/null", ssh::shell_quote(d)));
-            }
-            if purge_data {
-                for d in &state.data_dirs {
-                    run(&format!("rm -rf {}", ssh::shell_quote(d)))?;
-                    removed.push(d.clone());
-                }
-            }
-            run("systemctl daemon-reload && systemctl reset-failed")?;
-            run(&format!("rm -rf {STATE_DIR}"))?;
-            Ok(())
-        })();
+        let error = connector
+            .connect(host)
+            .map_err(StepError::from)
+            .and_then(|conn| reset_host(conn.as_ref(), purge_data, &mut removed))
+            .err();
         ResetResult {
             host: host.name.clone(),
             removed,
-            error: result.err(),
+            error,
         }
     })
+}
+
+/// Removes from one host what its state file records, listing each item in `removed`.
+fn reset_host(
+    conn: &dyn Remote,
+    purge_data: bool,
+    removed: &mut Vec<String>,
+) -> Result<(), StepError> {
+    let text = conn
+        .exec(&format!("cat {STATE_FILE} 2>/dev/null || true"))?
+        .stdout;
+    if text.trim().is_empty() {
+        return Ok(()); // nothing of ours here
+    }
+    let state = HostState::parse(&text)?;
+    let run = |cmd: &str| conn.run(cmd).map(drop);
+    if state
+        .services
+        .iter()
+        .any(|s| s == "kubelet" || s == "containerd")
+    {
+        run(NODE_TEARDOWN)?;
+        removed.push("pods, their mounts, pod network interfaces and rules".into());
+    }
+    for service in &state.services {
+        run(&format!("systemctl disable --now {service} 2>/dev/null || systemctl stop {service} 2>/dev/null || true"))?;
+        removed.push(format!("service {service}"));
+    }
+    for path in state.files.keys() {
+        let q = ssh::shell_quote(path);
+        match state.backups.get(path) {
+            Some(backup) => run(&format!("mv -f {} {q}", ssh::shell_quote(backup)))?,
+            None => run(&format!("rm -f {q}"))?,
+        }
+        removed.push(path.clone());
+    }
+    // Directories install created, once empty (deepest first; never one that was there
+    // before, such as /usr/local/bin, nor a non-empty one): a failing rmdir is expected.
+    for d in state.created_dirs.iter().rev() {
+        conn.exec(&format!("rmdir {} 2>/dev/null", ssh::shell_quote(d)))?;
+    }
+    if purge_data {
+        for d in &state.data_dirs {
+            run(&format!("rm -rf {}", ssh::shell_quote(d)))?;
+            removed.push(d.clone());
+        }
+    }
+    run("systemctl daemon-reload && systemctl reset-failed")?;
+    run(&format!("rm -rf {STATE_DIR}"))?;
+    Ok(())
 }

@@ -261,15 +261,9 @@ pub fn install(
     opts: &Options,
     progress: &dyn Progress,
 ) -> Result<Report, InstallError> {
-    let connector = SshConnector {
-        cluster,
-        keys: crate::ssh::HostKeyPolicy {
-            // A dry run trusts a new key for that run only.
-            record_new: !opts.dry_run,
-            ..maintain::key_policy(cluster, opts.accept_new_host_keys)
-        },
-        timeouts: opts.timeouts,
-    };
+    let mut connector = SshConnector::new(cluster, opts.accept_new_host_keys, opts.timeouts);
+    // A dry run trusts a new key for that run only.
+    connector.keys.record_new = !opts.dry_run;
     install_with(cluster, plan, opts, progress, &connector)
 }
 

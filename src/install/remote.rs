@@ -91,6 +91,18 @@ pub struct SshConnector<'a> {
     pub timeouts: Timeouts,
 }
 
+impl<'a> SshConnector<'a> {
+    /// SSH to `cluster`'s hosts with its known_hosts; `accept_new` trusts and records keys
+    /// not yet there (never a changed key).
+    pub fn new(cluster: &'a Cluster, accept_new: bool, timeouts: Timeouts) -> Self {
+        SshConnector {
+            cluster,
+            keys: super::maintain::key_policy(cluster, accept_new),
+            timeouts,
+        }
+    }
+}
+
 impl Connector for SshConnector<'_> {
     fn connect(&self, host: &Host) -> Result<Box<dyn Remote>, SshError> {
         let target = Target::of(self.cluster, host);

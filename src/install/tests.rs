@@ -4,7 +4,7 @@
 
 use super::remote::{Connector, FileToPut, KnownFiles, Remote};
 use super::state::{HostState, STATE_FILE};
-use super::{install_with, Options, PhaseResult, Progress, Report};
+use super::{install_with, maintain, Options, PhaseResult, Progress, Report};
 use crate::install::phases::PhaseId;
 use crate::inventory::{Cluster, Host};
 use crate::pki::Pki;
@@ -64,8 +64,34 @@ impl FakeHost {
                 stderr: "failed on purpose".into(),
             };
         }
-        let words: Vec<&str> = command.split_whitespace().collect();
+        let words: Vec<&str> = command
+            .split_whitespace()
+            .map(|w| w.trim_matches('\''))
+            .collect();
         match words.as_slice() {
+            ["rm", "-f", path] => {
+                self.files.remove(*path);
+                ok(String::new())
+            }
+            ["rm", "-rf", dir] => {
+                self.files.retain(|p, _| !p.starts_with(&format!("{dir}/")));
+                ok(String::new())
+            }
+            ["cp", "-p", from, to] => {
+                let file = self.files[*from].clone();
+                self.files.insert(to.to_string(), file);
+                ok(String::new())
+            }
+            ["mv", "-f", from, to] => {
+                let file = self.files.remove(*from).expect("mv of a file that exists");
+                self.files.insert(to.to_string(), file);
+                ok(String::new())
+            }
+            ["systemctl", "disable", "--now", s, ..] => {
+                self.enabled.remove(*s);
+                self.active.remove(*s);
+                ok(String::new())
+            }
             ["cat", path, ..] => ok(self
                 .files
                 .get(*path)
@@ -426,4 +452,45 @@ fn the_state_file_lists_files_services_and_the_backup_of_a_replaced_file() {
         assert!(state.services.contains(s), "{s}: {:?}", state.services);
     }
     assert!(state.data_dirs.contains("/var/lib/etcd"));
+}
+
+#[test]
+fn reset_removes_exactly_what_the_state_file_lists_and_restores_a_backup() {
+    let w = world();
+    let distro = b"# the distribution's nginx.conf\n".to_vec();
+    let mine = b"not k8s-boot's\n".to_vec();
+    for (path, bytes) in [("/etc/nginx/nginx.conf", &distro), ("/etc/motd", &mine)] {
+        w.fake
+            .host("lb1")
+            .files
+            .insert(path.into(), (bytes.clone(), 0o644, "root:root".into()));
+    }
+    assert!(!w.install(false).failed());
+    assert_ne!(w.fake.host("lb1").files["/etc/nginx/nginx.conf"].0, distro);
+    let lb1 = w
+        .cluster
+        .inventory
+        .hosts
+        .iter()
+        .find(|h| h.name == "lb1")
+        .unwrap();
+    let results = maintain::reset(&[lb1], false, &w.fake);
+    assert!(results[0].error.is_none(), "{:?}", results[0].error);
+    assert!(results[0].removed.contains(&"service nginx".to_string()));
+    let host = w.fake.host("lb1");
+    // The distribution's file is back, the user's own file untouched, nothing else left.
+    let left: Vec<&str> = host.files.keys().map(String::as_str).collect();
+    assert_eq!(left, vec!["/etc/motd", "/etc/nginx/nginx.conf"], "{left:?}");
+    assert_eq!(host.files["/etc/nginx/nginx.conf"].0, distro);
+    assert!(host.active.is_empty() && host.enabled.is_empty());
+    drop(host);
+    // A second reset finds no state and does nothing.
+    w.fake.host("lb1").log.clear();
+    let again = maintain::reset(&[lb1], false, &w.fake);
+    assert!(again[0].removed.is_empty() && again[0].error.is_none());
+    assert_eq!(
+        w.fake.host("lb1").log.len(),
+        1,
+        "only the state file was read"
+    );
 }
