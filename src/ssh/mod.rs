@@ -18,4 +18,4 @@ pub use files::{plan_upload, RemoteFile, Upload};
 pub use known_hosts::HostKeyPolicy;
 pub use shell::{shell_quote, tail};
 pub use target::{expand_path, Target, Timeouts};
-pub use upload::Source;
+pub use upload::{NewFile, Source};

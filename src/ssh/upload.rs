@@ -34,6 +34,19 @@ impl Source<'_> {
     }
 }
 
+/// A file for [`Connection::put`]: its content and the content's sha256, its destination,
+/// mode and owner (`user:group`), and an optional command that must accept the new file
+/// (`{}` = its temporary path) before it replaces the old one, e.g. `nginx -t -c {}`.
+#[derive(Clone, Copy)]
+pub struct NewFile<'a> {
+    pub source: Source<'a>,
+    pub sha256: &'a str,
+    pub dest: &'a str,
+    pub mode: u32,
+    pub owner: &'a str,
+    pub check: Option<&'a str>,
+}
+
 impl Connection {
     /// Installs `source` at `dest` with `mode` and `owner` (`user:group`).
     ///
@@ -49,25 +62,24 @@ impl Connection {
     ) -> Result<Upload, SshError> {
         let sha = source.sha256()?;
         let remote = self.stat_files(&[dest])?;
-        self.put(source, &sha, dest, mode, owner, remote.get(dest), None)
+        let file = NewFile {
+            source,
+            sha256: &sha,
+            dest,
+            mode,
+            owner,
+            check: None,
+        };
+        self.put(&file, remote.get(dest))
     }
 
-    /// Applies `source` at `dest` given what the host has (`remote`, from `stat_files`).
-    /// `check` is a command run against the new file (`{}` = its temporary path) before it
-    /// replaces the old one, e.g. `nginx -t -c {}`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn put(
-        &self,
-        source: Source,
-        sha: &str,
-        dest: &str,
-        mode: u32,
-        owner: &str,
-        remote: Option<&RemoteFile>,
-        check: Option<&str>,
-    ) -> Result<Upload, SshError> {
-        let q = shell_quote(dest);
-        match plan_upload(sha, mode, owner, remote) {
+    /// Applies `file` given what the host has (`remote`, from `stat_files`): nothing when
+    /// it matches, `chmod`/`chown` when only those differ, else the content is sent to a
+    /// temporary file beside the destination, checked and renamed over it.
+    pub fn put(&self, file: &NewFile, remote: Option<&RemoteFile>) -> Result<Upload, SshError> {
+        let q = shell_quote(file.dest);
+        let (mode, owner) = (file.mode, file.owner);
+        match plan_upload(file.sha256, mode, owner, remote) {
             Upload::Unchanged => return Ok(Upload::Unchanged),
             Upload::Metadata => {
                 self.run(&format!("chmod {mode:o} {q} && chown {owner} {q}"))?;
@@ -75,19 +87,31 @@ impl Connection {
             }
             Upload::Written => {}
         }
+        let temp = TempFile::beside(file.dest);
+        let len = self.send_to(&temp, file.source)?;
+        if let Some(check) = file.check {
+            let command = check.replace("{}", &temp.path);
+            if let Err(e) = self.run(&command) {
+                let _ = self.exec(&format!("rm -f {}", temp.path));
+                return Err(e);
+            }
+        }
+        self.run(&format!(
+            // SSH guarantees integrity in transit; the size check catches a short write.
+            "[ \"$(stat -c %s {tmp})\" = {len} ] && chmod {mode:o} {tmp} && chown {owner} {tmp} && sync {tmp} && mv -f {tmp} {q} && sync {d}",
+            tmp = temp.path,
+            d = temp.dir,
+        ))?;
+        Ok(Upload::Written)
+    }
 
-        let dir = Path::new(dest)
-            .parent()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "/".into());
-        let name = Path::new(dest)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = shell_quote(&format!("{dir}/.{name}.k8s-boot-tmp"));
+    /// Streams `source` into `temp` (its directory created, readable by root only until
+    /// its mode is set); returns the number of bytes sent.
+    fn send_to(&self, temp: &TempFile, source: Source) -> Result<u64, SshError> {
         let receive = format!(
             "mkdir -p {d} && umask 077 && cat > {tmp}",
-            d = shell_quote(&dir)
+            d = temp.dir,
+            tmp = temp.path
         );
         let (out, len) = match source {
             Source::Bytes(b) => (
@@ -105,18 +129,30 @@ impl Connection {
             }
         };
         self.require_success(&receive, out)?;
-        if let Some(check) = check {
-            let command = check.replace("{}", &tmp);
-            if let Err(e) = self.run(&command) {
-                let _ = self.exec(&format!("rm -f {tmp}"));
-                return Err(e);
-            }
+        Ok(len)
+    }
+}
+
+/// The temporary file new content goes to first, in the destination's directory so that
+/// the final `mv` is a rename. Both fields are shell-quoted.
+struct TempFile {
+    dir: String,
+    path: String,
+}
+
+impl TempFile {
+    fn beside(dest: &str) -> TempFile {
+        let dir = Path::new(dest)
+            .parent()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "/".into());
+        let name = Path::new(dest)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        TempFile {
+            path: shell_quote(&format!("{dir}/.{name}.k8s-boot-tmp")),
+            dir: shell_quote(&dir),
         }
-        self.run(&format!(
-            // SSH guarantees integrity in transit; the size check catches a short write.
-            "[ \"$(stat -c %s {tmp})\" = {len} ] && chmod {mode:o} {tmp} && chown {owner} {tmp} && sync {tmp} && mv -f {tmp} {q} && sync {d}",
-            d = shell_quote(&dir)
-        ))?;
-        Ok(Upload::Written)
     }
 }
