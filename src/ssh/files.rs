@@ -71,7 +71,8 @@ impl Connection {
         Ok(parse_stat_output(&out, known))
     }
 
-    /// `size:mtime` of each existing file of `paths`, as [`RemoteFile::stamp`].
+    /// `size:mtime` of each of `paths`, as [`RemoteFile::stamp`]: of files just written, so
+    /// a missing one is an error (`stat` fails).
     pub fn stamps(&self, paths: &[&str]) -> Result<HashMap<String, String>, SshError> {
         if paths.is_empty() {
             return Ok(HashMap::new());
