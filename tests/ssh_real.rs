@@ -5,7 +5,7 @@
 mod common;
 
 use common::{require_program, run, wait_for, Processes};
-use k8s_boot::ssh::Upload;
+use k8s_boot::ssh::{AuthFailure, Upload};
 use k8s_boot::ssh::{Connection, HostKeyPolicy, NewFile, Source, SshError, Target, Timeouts};
 use std::collections::BTreeMap;
 use std::fs;
@@ -193,7 +193,34 @@ fn commands_report_exit_codes_and_stderr() {
     let mut t = sshd.target();
     t.key = Some(dir.path().join("host_ed25519"));
     let err = Connection::open(&t, &sshd.policy(false), Timeouts::default()).unwrap_err();
-    assert!(matches!(err, SshError::Auth { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            SshError::Auth {
+                failure: AuthFailure::Refused(_),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.starts_with("authentication as root failed (key ") && text.contains("host_ed25519"),
+        "{text}"
+    );
+    // A key file that does not exist is named as such, before any attempt.
+    t.key = Some(dir.path().join("no_such_key"));
+    let err = Connection::open(&t, &sshd.policy(false), Timeouts::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SshError::Auth {
+                failure: AuthFailure::KeyFileMissing,
+                ..
+            }
+        ),
+        "{err}"
+    );
     // Nothing listening: a connect error after the bounded retries.
     let mut t = sshd.target();
     t.port = TcpListener::bind("127.0.0.1:0")

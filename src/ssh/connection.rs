@@ -1,6 +1,6 @@
 //! [`Connection`]: one authenticated SSH session to a host, and commands run over it.
 
-use super::error::SshError;
+use super::error::{AuthFailure, SessionCause, SshError};
 use super::known_hosts::HostKeyPolicy;
 use super::shell::{shell_quote, tail};
 use super::target::{Target, Timeouts};
@@ -72,10 +72,11 @@ impl Connection {
         })
     }
 
-    fn session_err(&self, what: &str, e: impl fmt::Display) -> SshError {
+    fn session_err(&self, what: &str, cause: impl Into<SessionCause>) -> SshError {
         SshError::Session {
             host: self.target.name.clone(),
-            message: format!("{what}: {e}"),
+            what: what.to_string(),
+            cause: cause.into(),
         }
     }
 
@@ -205,25 +206,25 @@ fn handshake(
 
 /// Logs in as the target's user with its key file, or with the SSH agent.
 fn authenticate(session: &Session, target: &Target) -> Result<(), SshError> {
-    let auth_err = |method: String, message: String| SshError::Auth {
+    let auth_err = |method: String, failure: AuthFailure| SshError::Auth {
         host: target.name.clone(),
         user: target.user.clone(),
         method,
-        message,
+        failure,
     };
     match &target.key {
         Some(key) => {
             let method = format!("key {}", key.display());
             if !key.exists() {
-                return Err(auth_err(method, "key file not found".into()));
+                return Err(auth_err(method, AuthFailure::KeyFileMissing));
             }
             session
                 .userauth_pubkey_file(&target.user, None, key, None)
-                .map_err(|e| auth_err(method, e.message().to_string()))
+                .map_err(|e| auth_err(method, AuthFailure::Refused(e)))
         }
         None => session
             .userauth_agent(&target.user)
-            .map_err(|e| auth_err("ssh-agent".into(), e.message().to_string())),
+            .map_err(|e| auth_err("ssh-agent".into(), AuthFailure::Refused(e))),
     }
 }
 

@@ -13,7 +13,7 @@ mod target;
 mod upload;
 
 pub use connection::{Connection, Output};
-pub use error::SshError;
+pub use error::{AuthFailure, SessionCause, SshError};
 pub use files::{plan_upload, RemoteFile, Upload};
 pub use known_hosts::HostKeyPolicy;
 pub use shell::{shell_quote, tail};
