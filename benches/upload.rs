@@ -6,7 +6,7 @@
 //! their ratio. Not run by `cargo test` (it needs the lab).
 
 use k8s_boot::inventory::Cluster;
-use k8s_boot::ssh::{self, Connection, HostKeyPolicy, Source, Target, Timeouts};
+use k8s_boot::ssh::{self, Connection, HostKeyPolicy, NewFile, Source, Target, Timeouts};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -66,16 +66,15 @@ fn main() {
                 s.spawn(move || {
                     let dest = "/tmp/bench-upload";
                     let remote = c.stat_files(&[dest]).unwrap();
-                    c.put(
-                        Source::File(file),
-                        sha,
+                    let new = NewFile {
+                        source: Source::File(file),
+                        sha256: sha,
                         dest,
-                        0o644,
-                        "root:root",
-                        remote.get(dest),
-                        None,
-                    )
-                    .unwrap()
+                        mode: 0o644,
+                        owner: "root:root",
+                        check: None,
+                    };
+                    c.put(&new, remote.get(dest)).unwrap()
                 });
             }
         });

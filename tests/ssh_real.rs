@@ -1,10 +1,13 @@
 //! The SSH layer against a real OpenSSH `sshd` on loopback: host-key policy, commands,
-//! uploads (skip identical, repair corrupted, atomic replace, survive a killed transfer).
+//! batch stat with the stamp quick check, uploads (skip identical, repair corrupted, atomic
+//! replace, a check before replacing, survive a killed transfer).
 
 mod common;
 
 use common::{require_program, run, wait_for, Processes};
-use k8s_boot::ssh::{Connection, HostKeyPolicy, Source, SshError, Target, Timeouts, Upload};
+use k8s_boot::ssh::{AuthFailure, Upload};
+use k8s_boot::ssh::{Connection, HostKeyPolicy, NewFile, Source, SshError, Target, Timeouts};
+use std::collections::BTreeMap;
 use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -190,7 +193,34 @@ fn commands_report_exit_codes_and_stderr() {
     let mut t = sshd.target();
     t.key = Some(dir.path().join("host_ed25519"));
     let err = Connection::open(&t, &sshd.policy(false), Timeouts::default()).unwrap_err();
-    assert!(matches!(err, SshError::Auth { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            SshError::Auth {
+                failure: AuthFailure::Refused(_),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.starts_with("authentication as root failed (key ") && text.contains("host_ed25519"),
+        "{text}"
+    );
+    // A key file that does not exist is named as such, before any attempt.
+    t.key = Some(dir.path().join("no_such_key"));
+    let err = Connection::open(&t, &sshd.policy(false), Timeouts::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SshError::Auth {
+                failure: AuthFailure::KeyFileMissing,
+                ..
+            }
+        ),
+        "{err}"
+    );
     // Nothing listening: a connect error after the bounded retries.
     let mut t = sshd.target();
     t.port = TcpListener::bind("127.0.0.1:0")
@@ -287,6 +317,82 @@ fn uploads_skip_identical_repair_corrupted_and_replace_atomically() {
         .unwrap(),
         Upload::Unchanged
     );
+}
+
+#[test]
+fn put_replaces_a_file_only_when_its_check_accepts_the_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let sshd = Sshd::start(dir.path());
+    Connection::open(&sshd.target(), &sshd.policy(true), Timeouts::default()).unwrap();
+    let c = sshd.connect();
+    let dest_dir = dir.path().join("remote/etc/lb");
+    let dest = dest_dir.join("lb.conf");
+    fs::create_dir_all(&dest_dir).unwrap();
+    fs::write(&dest, "old\n").unwrap();
+    let dest_s = dest.to_str().unwrap();
+    let put = |content: &[u8]| {
+        let sha = Source::Bytes(content).sha256().unwrap();
+        let have = c.stat_files(&[dest_s]).unwrap();
+        let file = NewFile {
+            source: Source::Bytes(content),
+            sha256: &sha,
+            dest: dest_s,
+            mode: 0o644,
+            owner: "root:root",
+            check: Some("grep -q '^valid' {}"),
+        };
+        c.put(&file, have.get(dest_s))
+    };
+
+    let err = put(b"broken\n").unwrap_err().to_string();
+    assert!(
+        err.contains("grep -q '^valid'") && err.contains("exited with 1"),
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(&dest).unwrap(), "old\n");
+    let names: Vec<_> = fs::read_dir(&dest_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["lb.conf"], "the rejected temporary file is removed");
+
+    assert_eq!(put(b"valid\n").unwrap(), Upload::Written);
+    assert_eq!(fs::read_to_string(&dest).unwrap(), "valid\n");
+}
+
+#[test]
+fn stat_files_known_hashes_only_files_whose_stamp_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let sshd = Sshd::start(dir.path());
+    Connection::open(&sshd.target(), &sshd.policy(true), Timeouts::default()).unwrap();
+    let c = sshd.connect();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    fs::write(&a, "a\n").unwrap();
+    fs::write(&b, "b\n").unwrap();
+    let (a_s, b_s) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let missing = dir.path().join("missing");
+    let paths = [a_s, b_s, missing.to_str().unwrap()];
+
+    let fresh = c.stat_files(&paths).unwrap();
+    assert_eq!(fresh.len(), 2, "{fresh:?}");
+    let real_a = Source::Bytes(b"a\n").sha256().unwrap();
+    assert_eq!(fresh[a_s].sha256, real_a);
+    assert_eq!(fresh[a_s].meta, "644 root:root");
+    let stamps = c.stamps(&[a_s, b_s]).unwrap();
+    assert_eq!(stamps[a_s], fresh[a_s].stamp);
+    assert_eq!(stamps[a_s].split(':').next(), Some("2"), "size:mtime");
+
+    // A recorded hash is trusted while the stamp matches; a stale stamp means hashing.
+    let known = BTreeMap::from([
+        (
+            a_s.to_string(),
+            (fresh[a_s].stamp.clone(), "recorded".to_string()),
+        ),
+        (b_s.to_string(), ("1:1".to_string(), "stale".to_string())),
+    ]);
+    let quick = c.stat_files_known(&paths, &known).unwrap();
+    assert_eq!(quick[a_s].sha256, "recorded");
+    assert_eq!(quick[b_s].sha256, Source::Bytes(b"b\n").sha256().unwrap());
 }
 
 #[test]

@@ -2,8 +2,8 @@
 //! them. [`crate::ssh::Connection`] is the real one; the unit tests use an in-memory fake.
 
 use crate::inventory::{Cluster, Host};
-use crate::ssh::{Connection, HostKeyPolicy, Output, RemoteFile, Source, SshError, Target};
-use crate::ssh::{Timeouts, Upload};
+use crate::ssh::{Connection, HostKeyPolicy, NewFile, Output, RemoteFile, Source, SshError};
+use crate::ssh::{Target, Timeouts, Upload};
 use std::collections::{BTreeMap, HashMap};
 
 /// A file to install: where, from what, with which content hash, mode and owner, and an
@@ -64,9 +64,15 @@ impl Remote for Connection {
         Connection::stamps(self, paths)
     }
     fn put(&self, f: &FileToPut, have: Option<&RemoteFile>) -> Result<Upload, SshError> {
-        Connection::put(
-            self, f.source, &f.sha256, &f.path, f.mode, f.owner, have, f.check,
-        )
+        let file = NewFile {
+            source: f.source,
+            sha256: &f.sha256,
+            dest: &f.path,
+            mode: f.mode,
+            owner: f.owner,
+            check: f.check,
+        };
+        Connection::put(self, &file, have)
     }
     fn upload(
         &self,

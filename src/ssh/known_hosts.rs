@@ -1,6 +1,7 @@
 //! Host-key verification against an OpenSSH known_hosts file.
 
-use super::{SshError, Target};
+use super::error::SshError;
+use super::target::Target;
 use ssh2::{CheckResult, HostKeyType, KnownHostFileKind, MethodType, Session};
 use std::io::Write;
 use std::path::PathBuf;
