@@ -38,10 +38,12 @@ pub enum SshError {
         what: String,
         cause: SessionCause,
     },
-    #[error("{}", path.display())]
+    /// A file on this machine (an upload's source). The cause is in the message, not the
+    /// error chain: install reports print an error without its chain.
+    #[error("{}: {cause}", path.display())]
     Local {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 

@@ -20,9 +20,9 @@ impl Source<'_> {
         let digest = match self {
             Source::Bytes(b) => Sha256::digest(b),
             Source::File(p) => {
-                let local = |source| SshError::Local {
+                let local = |cause| SshError::Local {
                     path: p.to_path_buf(),
-                    source,
+                    cause,
                 };
                 let mut f = std::fs::File::open(p).map_err(local)?;
                 let mut hasher = Sha256::new();
@@ -30,7 +30,7 @@ impl Source<'_> {
                 hasher.finalize()
             }
         };
-        Ok(crate::render::hex(&digest))
+        Ok(crate::digest::hex(&digest))
     }
 }
 
@@ -119,9 +119,9 @@ impl Connection {
                 b.len() as u64,
             ),
             Source::File(p) => {
-                let local = |source| SshError::Local {
+                let local = |cause| SshError::Local {
                     path: p.to_path_buf(),
-                    source,
+                    cause,
                 };
                 let mut f = std::fs::File::open(p).map_err(local)?;
                 let len = f.metadata().map_err(local)?.len();
