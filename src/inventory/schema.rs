@@ -269,6 +269,10 @@ impl Host {
     pub fn has(&self, role: Role) -> bool {
         self.roles.contains(&role)
     }
+
+    pub fn has_any(&self, roles: &[Role]) -> bool {
+        roles.iter().any(|r| self.has(*r))
+    }
 }
 
 fn default_cluster_domain() -> String {

@@ -1,0 +1,92 @@
+//! The central length cap of every string in the inventory, checked before anything else so
+//! that no other message quotes an oversized value.
+
+use super::checker::Checker;
+use crate::inventory::schema::Inventory;
+
+/// Longest name accepted (host and cluster names, domains, users, versions, CIDRs...): the
+/// length limit of a DNS name.
+pub const MAX_NAME_BYTES: usize = 253;
+/// Longest path (or image reference) accepted: Linux's PATH_MAX.
+pub const MAX_PATH_BYTES: usize = 4096;
+
+enum Kind {
+    Name,
+    Path,
+}
+
+/// Names at most [`MAX_NAME_BYTES`], paths and image references at most
+/// [`MAX_PATH_BYTES`]. A field over its cap gets this error only.
+pub(super) fn check_lengths(c: &mut Checker, inv: &Inventory) {
+    for (field, value, kind) in capped_fields(inv) {
+        let (max, what) = match kind {
+            Kind::Name => (MAX_NAME_BYTES, "a name (the DNS name limit)"),
+            Kind::Path => (MAX_PATH_BYTES, "a path (PATH_MAX)"),
+        };
+        if value.len() > max {
+            let message = format!(
+                "is {} bytes long; expected at most {max} bytes for {what}",
+                value.len()
+            );
+            c.too_long(field, message);
+        }
+    }
+}
+
+/// Every free-form string of the inventory, with its field path and its kind of cap.
+fn capped_fields(inv: &Inventory) -> Vec<(String, &str, Kind)> {
+    let cl = &inv.cluster;
+    let mut fields: Vec<(String, &str, Kind)> = vec![
+        ("cluster.name".into(), &cl.name, Kind::Name),
+        (
+            "cluster.kubernetes_version".into(),
+            &cl.kubernetes_version,
+            Kind::Name,
+        ),
+        (
+            "cluster.cluster_domain".into(),
+            &cl.cluster_domain,
+            Kind::Name,
+        ),
+        ("cluster.pod_cidr".into(), &cl.pod_cidr, Kind::Name),
+        ("cluster.service_cidr".into(), &cl.service_cidr, Kind::Name),
+        (
+            "cluster.node_port_range".into(),
+            &cl.node_port_range,
+            Kind::Name,
+        ),
+        (
+            "cluster.kube_proxy.ipvs_scheduler".into(),
+            &cl.kube_proxy.ipvs_scheduler,
+            Kind::Name,
+        ),
+        ("ssh.user".into(), &inv.ssh.user, Kind::Name),
+        ("ssh.known_hosts".into(), &inv.ssh.known_hosts, Kind::Path),
+        ("binaries.dir".into(), &inv.binaries.dir, Kind::Path),
+        ("chat.image".into(), &inv.chat.image, Kind::Path),
+        ("chat.namespace".into(), &inv.chat.namespace, Kind::Name),
+    ];
+    if let Some(e) = &cl.api_endpoint {
+        // NAME:PORT, with brackets around an IPv6 address.
+        fields.push(("cluster.api_endpoint".into(), e, Kind::Name));
+    }
+    if let Some(k) = &inv.ssh.key {
+        fields.push(("ssh.key".into(), k, Kind::Path));
+    }
+    for (i, san) in cl.api_sans.iter().enumerate() {
+        fields.push((format!("cluster.api_sans[{i}]"), san, Kind::Name));
+    }
+    for (i, server) in cl.dns_upstreams.iter().flatten().enumerate() {
+        fields.push((format!("cluster.dns_upstreams[{i}]"), server, Kind::Name));
+    }
+    for (i, h) in inv.hosts.iter().enumerate() {
+        fields.push((format!("hosts[{i}].name"), &h.name, Kind::Name));
+        if let Some(u) = &h.ssh.user {
+            fields.push((format!("hosts[{i}].ssh.user"), u, Kind::Name));
+        }
+        if let Some(k) = &h.ssh.key {
+            fields.push((format!("hosts[{i}].ssh.key"), k, Kind::Path));
+        }
+    }
+    fields
+}

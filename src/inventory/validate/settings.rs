@@ -1,0 +1,112 @@
+//! The cluster's own settings: name, Kubernetes version, domain, kube-proxy, kubelet, PKI
+//! validity and the binaries directory.
+
+use super::checker::Checker;
+use super::names::{is_dns_label, is_dns_name};
+use crate::inventory::schema::{self, Inventory, PkiSettings};
+use crate::versions::{self, VersionProfile};
+
+const IPVS_SCHEDULERS: &[&str] = &[
+    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh",
+];
+
+/// Name, version and domain; the version's profile, when the version is supported.
+pub(super) fn check_identity(
+    c: &mut Checker,
+    cl: &schema::Cluster,
+) -> Option<&'static VersionProfile> {
+    if !is_dns_label(&cl.name) {
+        c.error(
+            "cluster.name",
+            format!("`{}` must be a DNS label: lowercase letters, digits and '-', at most 63 characters", cl.name),
+        );
+    }
+    let profile = match versions::profile_for(&cl.kubernetes_version) {
+        Ok(p) => Some(p),
+        Err(msg) => {
+            c.error("cluster.kubernetes_version", msg);
+            None
+        }
+    };
+    if !is_dns_name(&cl.cluster_domain) {
+        c.error(
+            "cluster.cluster_domain",
+            format!(
+                "`{}` must be a DNS domain such as cluster.local",
+                cl.cluster_domain
+            ),
+        );
+    }
+    profile
+}
+
+/// The proxy mode against what the version offers, and the IPVS scheduler.
+pub(super) fn check_kube_proxy(
+    c: &mut Checker,
+    cl: &schema::Cluster,
+    profile: Option<&VersionProfile>,
+) {
+    if let Some(p) = profile {
+        let mode = cl.kube_proxy.mode.as_str();
+        if !p.proxy_modes.contains(&mode) {
+            c.error(
+                "cluster.kube_proxy.mode",
+                format!(
+                    "`{mode}` is not available in v{}; expected one of {}",
+                    p.minor,
+                    p.proxy_modes.join(", ")
+                ),
+            );
+        } else if p.deprecated_proxy_modes.contains(&mode) {
+            c.warn(
+                "cluster.kube_proxy.mode",
+                format!(
+                    "`{mode}` is deprecated upstream in v{}; prefer nftables or iptables",
+                    p.minor
+                ),
+            );
+        }
+    }
+    if !IPVS_SCHEDULERS.contains(&cl.kube_proxy.ipvs_scheduler.as_str()) {
+        c.error(
+            "cluster.kube_proxy.ipvs_scheduler",
+            format!(
+                "`{}` is not an IPVS scheduler; expected one of {}",
+                cl.kube_proxy.ipvs_scheduler,
+                IPVS_SCHEDULERS.join(", ")
+            ),
+        );
+    }
+}
+
+pub(super) fn check_kubelet(c: &mut Checker, cl: &schema::Cluster) {
+    if cl.kubelet.allow_cgroup_v1 {
+        c.warn(
+            "cluster.kubelet.allow_cgroup_v1",
+            "the kubelet is told to start on cgroup v1 hosts (failCgroupV1: false); cgroup v1 support is deprecated upstream and will be removed, use this only for hosts that cannot move to cgroup v2",
+        );
+    }
+}
+
+pub(super) fn check_pki(c: &mut Checker, pki: &PkiSettings) {
+    if pki.cert_validity_days == 0 || pki.ca_validity_days == 0 {
+        c.error("pki", "validity periods must be at least one day");
+    } else if pki.cert_validity_days > pki.ca_validity_days {
+        c.error(
+            "pki.cert_validity_days",
+            format!(
+                "{} days outlives the CA ({} days)",
+                pki.cert_validity_days, pki.ca_validity_days
+            ),
+        );
+    }
+}
+
+pub(super) fn check_binaries(c: &mut Checker, inventory: &Inventory) {
+    if inventory.binaries.dir.trim().is_empty() {
+        c.error(
+            "binaries.dir",
+            "must be the path of the directory of the release binaries, e.g. binaries",
+        );
+    }
+}

@@ -1,0 +1,24 @@
+//! `RenderError`: why a plan could not be made.
+
+use crate::pki::PkiError;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// A built-in template failed. The message is Tera's chain as text, not the error: it
+    /// has been redacted of secret values.
+    #[error("template {name}: {message}")]
+    Template { name: String, message: String },
+    /// An override file is wrong (invalid input); redacted like `Template`.
+    #[error("template override {path}: {message}")]
+    Override { path: PathBuf, message: String },
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    #[error("--out {}: {reason}", path.display())]
+    Output { path: PathBuf, reason: String },
+    #[error("{}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,290 @@
+//! `plan`: inventory + PKI + templates → `Plan`. Per host: the catalog's component files,
+//! the host-wide files, the kubeconfigs and the PKI deliveries; then the cluster files
+//! (admin kubeconfig, manifests).
+
+use super::context::{self, Shared, CONTROL_PLANE_TAINT};
+use super::error::RenderError;
+use super::kubeconfig::{kubeconfig, leaf_of};
+use super::model::{HostPlan, Plan, PlannedFile};
+use super::pki_files::{pki_deliveries, PkiFiles};
+use super::rules::{self, Server, FILES, KUBECONFIGS, MANIFESTS, PKI_DIR};
+use super::templates::Templates;
+use crate::catalog::COMPONENTS;
+use crate::inventory::{Cluster, Host, Role};
+use crate::pki::{self, profiles, Pki};
+use std::collections::BTreeMap;
+
+/// Builds the complete plan. The PKI must exist (`Pki::ensure`).
+pub fn plan(cluster: &Cluster, pki: &Pki, templates: &Templates) -> Result<Plan, RenderError> {
+    let pki = &PkiFiles::new(pki);
+    let planner = Planner::new(cluster, pki, templates)?;
+    let hosts = cluster
+        .inventory
+        .hosts
+        .iter()
+        .map(|host| planner.host_plan(host))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cluster_files = planner.cluster_files()?;
+    Ok(Plan {
+        cluster: planner.shared.cluster.name.clone(),
+        kubernetes_version: planner.shared.cluster.version.clone(),
+        api_endpoint: cluster.api_endpoint.to_string(),
+        hosts,
+        cluster_files,
+    })
+}
+
+/// What every part of the plan draws on.
+struct Planner<'a> {
+    cluster: &'a Cluster,
+    pki: &'a PkiFiles<'a>,
+    templates: &'a Templates,
+    shared: Shared,
+    /// The Kubernetes CA certificate, as kubeconfigs embed it.
+    ca_b64: String,
+    leaves: Vec<profiles::LeafCert>,
+    encryption_key: String,
+}
+
+impl<'a> Planner<'a> {
+    fn new(
+        cluster: &'a Cluster,
+        pki: &'a PkiFiles<'a>,
+        templates: &'a Templates,
+    ) -> Result<Planner<'a>, RenderError> {
+        let ca = profiles::ca_profile(profiles::CaKind::Kubernetes);
+        let ca_b64 = pki.read_b64(&format!("{}.crt", ca.file))?;
+        let leaves = profiles::leaf_certs(cluster);
+        let encryption_key = String::from_utf8_lossy(&pki.read(pki::ENCRYPTION_KEY)?)
+            .trim()
+            .to_string();
+        Ok(Planner {
+            cluster,
+            pki,
+            templates,
+            shared: Shared::new(cluster),
+            ca_b64,
+            leaves,
+            encryption_key,
+        })
+    }
+
+    fn host_plan(&self, host: &Host) -> Result<HostPlan, RenderError> {
+        let ctx = self.host_context(host);
+        let mut files = self.component_files(host, &ctx)?;
+        files.extend(self.host_wide_files(host, &ctx)?);
+        files.extend(self.host_kubeconfigs(host)?);
+        files.extend(self.pki_files(host)?);
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        let services = services_in_start_order(&files);
+        link_restarts(&mut files);
+        let (node_labels, node_taints) = node_roles(host);
+        Ok(HostPlan {
+            name: host.name.clone(),
+            address: host.address.to_string(),
+            roles: host.roles.iter().map(|r| r.as_str()).collect(),
+            files,
+            services,
+            node_labels,
+            node_taints,
+        })
+    }
+
+    /// The host's context: the shared values, this host's, and the encryption key.
+    fn host_context(&self, host: &Host) -> tera::Context {
+        let mut ctx =
+            tera::Context::from_serialize(self.shared.context(self.cluster.profile, Some(host)))
+                .expect("context serializes");
+        ctx.insert("encryption_key", &self.encryption_key);
+        ctx
+    }
+
+    /// The templates of every catalog component that runs on `host`; each restarts its
+    /// component's service.
+    fn component_files(
+        &self,
+        host: &Host,
+        ctx: &tera::Context,
+    ) -> Result<Vec<PlannedFile>, RenderError> {
+        let mut files = Vec::new();
+        for component in COMPONENTS.iter().filter(|c| c.runs_on(host)) {
+            for t in component.templates {
+                let bytes = self.templates.render(t.template, ctx)?;
+                let restarts = vec![component.service.to_string()];
+                files.push(PlannedFile::new(t.target, t.mode, bytes, restarts));
+            }
+        }
+        Ok(files)
+    }
+
+    /// `FILES`: host-wide files of the host's roles.
+    fn host_wide_files(
+        &self,
+        host: &Host,
+        ctx: &tera::Context,
+    ) -> Result<Vec<PlannedFile>, RenderError> {
+        FILES
+            .iter()
+            .filter(|r| host.has_any(r.roles))
+            .map(|rule| {
+                let bytes = self.templates.render(rule.template, ctx)?;
+                Ok(PlannedFile::new(rule.target, rule.mode, bytes, vec![]))
+            })
+            .collect()
+    }
+
+    /// `KUBECONFIGS` of the host's roles, owner-only.
+    fn host_kubeconfigs(&self, host: &Host) -> Result<Vec<PlannedFile>, RenderError> {
+        let values = &self.shared.cluster;
+        KUBECONFIGS
+            .iter()
+            .filter(|r| host.has_any(r.roles))
+            .map(|rule| {
+                let server = match rule.server {
+                    Server::LocalOnControlPlane => context::api_server_url(values, host),
+                    Server::Endpoint => values.api_endpoint_url.clone(),
+                };
+                let leaf = leaf_of(&self.leaves, rule, &host.name);
+                let bytes = kubeconfig(
+                    self.templates,
+                    self.pki,
+                    &values.name,
+                    leaf,
+                    &server,
+                    &self.ca_b64,
+                )?;
+                let restarts = rule.service.map(String::from).into_iter().collect();
+                Ok(PlannedFile::new(rule.target, 0o600, bytes, restarts))
+            })
+            .collect()
+    }
+
+    /// The certificates and keys the host receives, under `PKI_DIR`; keys owner-only.
+    fn pki_files(&self, host: &Host) -> Result<Vec<PlannedFile>, RenderError> {
+        pki_deliveries(host, &self.leaves)
+            .into_iter()
+            .map(|path| {
+                let bytes = self.pki.read(&path)?;
+                let mode = if path.ends_with(".key") { 0o600 } else { 0o644 };
+                Ok(PlannedFile::new(
+                    format!("{PKI_DIR}/{path}"),
+                    mode,
+                    bytes,
+                    vec![],
+                ))
+            })
+            .collect()
+    }
+
+    /// `admin.kubeconfig` and the manifests (the chat's only when it is enabled).
+    fn cluster_files(&self) -> Result<Vec<PlannedFile>, RenderError> {
+        let ctx = self.cluster_context()?;
+        let admin = KUBECONFIGS
+            .iter()
+            .find(|k| k.cert == "admin")
+            .expect("admin kubeconfig rule");
+        let values = &self.shared.cluster;
+        let mut files = vec![PlannedFile::new(
+            "admin.kubeconfig",
+            0o600,
+            kubeconfig(
+                self.templates,
+                self.pki,
+                &values.name,
+                leaf_of(&self.leaves, admin, ""),
+                &values.api_endpoint_url,
+                &self.ca_b64,
+            )?,
+            vec![],
+        )];
+        for name in MANIFESTS {
+            if *name == rules::CHAT_MANIFEST && !self.cluster.inventory.chat.enabled {
+                continue;
+            }
+            let bytes = self.templates.render(name, &ctx)?;
+            // Manifests may carry Secrets (metrics-server's serving key): owner-only, like the
+            // admin kubeconfig.
+            files.push(PlannedFile::new(*name, 0o600, bytes, vec![]));
+        }
+        Ok(files)
+    }
+
+    /// The cluster-level context: no host, plus metrics-server's serving certificate and
+    /// the chat server's code.
+    fn cluster_context(&self) -> Result<tera::Context, RenderError> {
+        let mut ctx =
+            tera::Context::from_serialize(self.shared.context(self.cluster.profile, None))
+                .expect("context serializes");
+        let metrics_server = profiles::METRICS_SERVER_CERT;
+        ctx.insert(
+            "metrics_server",
+            &serde_json::json!({
+                "cert_b64": self.pki.read_b64(&format!("{metrics_server}.crt"))?,
+                "key_b64": self.pki.read_b64(&format!("{metrics_server}.key"))?,
+                "ca_b64": self.ca_b64,
+            }),
+        );
+        ctx.insert(
+            "chat_server_js",
+            &String::from_utf8_lossy(&self.templates.source("workloads/chat/server.js")?),
+        );
+        Ok(ctx)
+    }
+}
+
+/// The catalog's services that some file of the host restarts, in start order.
+fn services_in_start_order(files: &[PlannedFile]) -> Vec<String> {
+    COMPONENTS
+        .iter()
+        .map(|c| c.service)
+        .filter(|s| files.iter().any(|f| f.restarts.iter().any(|r| r == s)))
+        .map(String::from)
+        .collect()
+}
+
+/// A file without its own service restarts every service whose files mention its path
+/// (a certificate referenced by a unit or config file).
+fn link_restarts(files: &mut [PlannedFile]) {
+    let mut by_service: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, f) in files.iter().enumerate() {
+        for s in &f.restarts {
+            by_service.entry(s.clone()).or_default().push(i);
+        }
+    }
+    let mut extra: Vec<(usize, String)> = Vec::new();
+    for (i, f) in files
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.restarts.is_empty())
+    {
+        for (service, owners) in &by_service {
+            let mentioned = owners
+                .iter()
+                .any(|&o| String::from_utf8_lossy(&files[o].bytes).contains(&f.path));
+            if mentioned {
+                extra.push((i, service.clone()));
+            }
+        }
+    }
+    for (i, s) in extra {
+        files[i].restarts.push(s);
+    }
+}
+
+fn node_roles(host: &Host) -> (BTreeMap<String, String>, Vec<String>) {
+    let mut labels = BTreeMap::new();
+    let mut taints = Vec::new();
+    if !(host.has(Role::ControlPlane) || host.has(Role::Worker)) {
+        return (labels, taints);
+    }
+    if host.has(Role::ControlPlane) {
+        labels.insert(CONTROL_PLANE_TAINT.to_string(), String::new());
+        if !host.has(Role::Worker) {
+            taints.push(format!("{CONTROL_PLANE_TAINT}:NoSchedule"));
+        }
+    }
+    if host.has(Role::Worker) {
+        labels.insert("node-role.kubernetes.io/worker".into(), String::new());
+    }
+    (labels, taints)
+}
