@@ -7,6 +7,7 @@
 pub mod context;
 mod output;
 pub mod rules;
+mod staging;
 
 pub use output::{check_output_dir, write_tree, OUTPUT_MARKER};
 
