@@ -327,6 +327,62 @@ fn rendering_twice_gives_byte_identical_trees() {
     }
 }
 
+/// A re-render links the files the earlier output holds unchanged and writes the others;
+/// under any umask every mode is exact, and an edited or re-moded file is written afresh.
+#[test]
+fn rerender_reuses_unchanged_files_and_keeps_exact_modes_under_a_narrow_umask() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("hosts.yaml");
+    fs::write(&inv, EXAMPLE).unwrap();
+    let out = dir.path().join("out");
+    let render_with_umask = |umask: &str| {
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "umask {umask} && exec \"$0\" render --inventory \"$1\" --out \"$2\""
+            ))
+            .arg(env!("CARGO_BIN_EXE_k8s-boot"))
+            .arg(&inv)
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    let reference = dir.path().join("reference");
+    assert!(render_cli(&inv, &reference, &[]).status.success());
+    let expected = tree(&reference);
+    render_with_umask("077");
+    assert!(
+        tree(&out) == expected,
+        "modes or bytes differ under umask 077"
+    );
+
+    let edited = out.join("hosts/m1/etc/systemd/system/kube-apiserver.service");
+    let remoded = out.join("cluster/admin.kubeconfig");
+    let untouched = out.join("plan.json");
+    fs::write(&edited, "edited").unwrap();
+    fs::set_permissions(&remoded, fs::Permissions::from_mode(0o644)).unwrap();
+    let ino = |p: &Path| fs::metadata(p).unwrap().ino();
+    let before = (ino(&edited), ino(&remoded), ino(&untouched));
+    render_with_umask("022");
+    assert!(tree(&out) == expected, "re-render did not restore the tree");
+    assert_ne!(ino(&edited), before.0, "an edited file is written afresh");
+    assert_ne!(
+        ino(&remoded),
+        before.1,
+        "a file with another mode is written afresh"
+    );
+    assert_eq!(ino(&untouched), before.2, "an unchanged file is linked");
+    assert_eq!(fs::metadata(&untouched).unwrap().nlink(), 1);
+    let mut siblings: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    siblings.sort();
+    assert_eq!(siblings, ["hosts.yaml", "out", "pki", "reference"]);
+}
+
 fn sha2_digest(bytes: &[u8]) -> Vec<u8> {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).to_vec()

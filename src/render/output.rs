@@ -1,9 +1,9 @@
 //! Writing a plan to disk (`render --out`), and the rule that keeps it from replacing
 //! anything it did not write itself.
 
+use super::staging::{self, TreeFile};
 use super::{Plan, RenderError};
-use crate::fsutil::resolve;
-use std::collections::BTreeSet;
+use crate::fsutil::{remove_tree, resolve, swap_in_dir};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -81,7 +81,8 @@ pub fn check_output_dir(
 /// files. Call [`check_output_dir`] first.
 ///
 /// The tree is built in a sibling directory and swapped in, so an interrupted render never
-/// leaves a half-written `out`.
+/// leaves a half-written `out`. Files an earlier output holds unchanged are hard-linked from
+/// it rather than written again (see [`staging::build`]).
 pub fn write_tree(plan: &Plan, out: &Path) -> Result<usize, RenderError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -98,77 +99,62 @@ pub fn write_tree(plan: &Plan, out: &Path) -> Result<usize, RenderError> {
         .unwrap_or_else(|| "rendered".into());
     let staging = parent.join(format!(".{name}.new-{}", std::process::id()));
     let _ = fs::remove_dir_all(&staging);
-    let mut files: Vec<(PathBuf, &[u8], u32)> = Vec::new();
-    for h in &plan.hosts {
-        for f in &h.files {
-            let rel = f.path.trim_start_matches('/');
-            files.push((
-                staging.join("hosts").join(&h.name).join(rel),
-                &f.bytes,
-                f.mode,
-            ));
-        }
-    }
-    for f in &plan.cluster_files {
-        files.push((staging.join("cluster").join(&f.path), &f.bytes, f.mode));
-    }
     let mut json = serde_json::to_vec_pretty(plan).expect("plan serializes");
     json.push(b'\n');
-    files.push((staging.join("plan.json"), &json, 0o644));
-    let count = files.len();
-    files.push((staging.join(OUTPUT_MARKER), MARKER_TEXT, 0o644));
-    let result = (|| {
-        // Each directory once, parents first (sorted paths): metadata operations
-        // dominate the cost of a render.
-        let mut dirs: BTreeSet<&Path> = BTreeSet::new();
-        for (p, _, _) in &files {
-            dirs.extend(
-                p.ancestors()
-                    .skip(1)
-                    .take_while(|a| a.starts_with(&staging)),
-            );
-        }
-        for d in dirs {
-            fs::create_dir(d).map_err(io(d))?;
-        }
-        for (p, bytes, mode) in &files {
-            write_file(p, bytes, *mode).map_err(io(p))?;
-        }
-        Ok(())
-    })();
-    if let Err(e) = result {
+    let files = tree_files(plan, &json);
+    // check_output_dir accepted `out`: with the marker it is an earlier output.
+    let previous = fs::symlink_metadata(out.join(OUTPUT_MARKER))
+        .is_ok_and(|m| m.file_type().is_file())
+        .then_some(out);
+    if let Err(e) = staging::build(&staging, &files, previous) {
         let _ = fs::remove_dir_all(&staging);
         return Err(e);
     }
-    let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-    let had_old = out.exists();
-    if had_old {
-        if let Err(e) = fs::rename(out, &old) {
+    let aside = parent.join(format!(".{name}.old-{}", std::process::id()));
+    match swap_in_dir(&staging, out, &aside) {
+        Ok(Some(old)) => {
+            let _ = remove_tree(&old);
+        }
+        Ok(None) => {}
+        Err(e) => {
             let _ = fs::remove_dir_all(&staging);
             return Err(io(out)(e));
         }
     }
-    if let Err(e) = fs::rename(&staging, out) {
-        // Put the previous tree back rather than leave nothing at `out`.
-        if had_old {
-            let _ = fs::rename(&old, out);
-        }
-        let _ = fs::remove_dir_all(&staging);
-        return Err(io(out)(e));
-    }
-    let _ = fs::remove_dir_all(&old);
-    Ok(count)
+    // The marker is not counted.
+    Ok(files.len() - 1)
 }
 
-fn write_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)?;
-    f.write_all(bytes)?;
-    // The umask may have narrowed the mode at creation.
-    f.set_permissions(fs::Permissions::from_mode(mode))
+/// Every file of the output tree, relative to its root: hosts, cluster files, `plan.json`
+/// and the marker.
+fn tree_files<'a>(plan: &'a Plan, json: &'a [u8]) -> Vec<TreeFile<'a>> {
+    let mut files = Vec::new();
+    for h in &plan.hosts {
+        for f in &h.files {
+            let rel = f.path.trim_start_matches('/');
+            files.push(TreeFile {
+                rel: Path::new("hosts").join(&h.name).join(rel),
+                bytes: &f.bytes,
+                mode: f.mode,
+            });
+        }
+    }
+    for f in &plan.cluster_files {
+        files.push(TreeFile {
+            rel: Path::new("cluster").join(&f.path),
+            bytes: &f.bytes,
+            mode: f.mode,
+        });
+    }
+    files.push(TreeFile {
+        rel: PathBuf::from("plan.json"),
+        bytes: json,
+        mode: 0o644,
+    });
+    files.push(TreeFile {
+        rel: PathBuf::from(OUTPUT_MARKER),
+        bytes: MARKER_TEXT,
+        mode: 0o644,
+    });
+    files
 }
