@@ -88,82 +88,124 @@ fn label_and_taint_nodes(
         .iter()
         .filter(|n| !n.node_labels.is_empty() || !n.node_taints.is_empty())
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(REGISTER_SECS);
-    let nodes = loop {
-        let text = r.run(&format!("{kubectl} get nodes -o json"))?;
-        let nodes: serde_json::Value = serde_json::from_str(&text).map_err(StepError::NodeList)?;
-        let registered: BTreeSet<&str> = nodes["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|n| n["metadata"]["name"].as_str())
-            .collect();
-        let missing: Vec<&str> = wanted
-            .iter()
-            .map(|n| n.name.as_str())
-            .filter(|n| !registered.contains(n))
-            .collect();
-        if missing.is_empty() {
-            break nodes;
-        }
-        if Instant::now() >= deadline {
-            return Err(StepError::NodesNotRegistered {
-                missing: missing.into_iter().map(String::from).collect(),
-                secs: REGISTER_SECS,
-            });
-        }
-        std::thread::sleep(Duration::from_secs(2));
-    };
+    let nodes = wait_for_nodes(&wanted, r, kubectl)?;
     let mut changes = Vec::new();
     for node_plan in wanted {
-        let node = nodes["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let node = nodes
+            .iter()
             .find(|n| n["metadata"]["name"] == node_plan.name.as_str())
             .expect("every wanted node is registered");
-        let labels: Vec<String> = node_plan
-            .node_labels
-            .iter()
-            .filter(|(k, v)| node["metadata"]["labels"][k.as_str()] != v.as_str())
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+        let name = &node_plan.name;
+        let labels = missing_labels(node_plan, node).join(" ");
         if !labels.is_empty() {
-            r.run(&format!(
-                "{kubectl} label node {} {} --overwrite",
-                node_plan.name,
-                labels.join(" ")
-            ))?;
+            r.run(&format!("{kubectl} label node {name} {labels} --overwrite"))?;
             changes.push(Change::Label {
-                node: node_plan.name.clone(),
-                labels: labels.join(" "),
+                node: name.clone(),
+                labels,
             });
         }
-        let has = |taint: &str| {
-            node["spec"]["taints"].as_array().is_some_and(|ts| {
-                ts.iter().any(|t| {
-                    let (key, effect) = taint.split_once(':').unwrap_or((taint, ""));
-                    t["key"] == key && t["effect"] == effect
-                })
-            })
-        };
-        let taints: Vec<&str> = node_plan
-            .node_taints
-            .iter()
-            .map(String::as_str)
-            .filter(|t| !has(t))
-            .collect();
+        let taints = missing_taints(node_plan, node).join(" ");
         if !taints.is_empty() {
-            r.run(&format!(
-                "{kubectl} taint node {} {} --overwrite",
-                node_plan.name,
-                taints.join(" ")
-            ))?;
+            r.run(&format!("{kubectl} taint node {name} {taints} --overwrite"))?;
             changes.push(Change::Taint {
-                node: node_plan.name.clone(),
-                taints: taints.join(" "),
+                node: name.clone(),
+                taints,
             });
         }
     }
     Ok(changes)
+}
+
+/// The API's node objects once every node of `wanted` has registered.
+fn wait_for_nodes(
+    wanted: &[&HostPlan],
+    r: &dyn Remote,
+    kubectl: &str,
+) -> Result<Vec<serde_json::Value>, StepError> {
+    let deadline = Instant::now() + Duration::from_secs(REGISTER_SECS);
+    loop {
+        let text = r.run(&format!("{kubectl} get nodes -o json"))?;
+        let list: serde_json::Value = serde_json::from_str(&text).map_err(StepError::NodeList)?;
+        let nodes = list["items"].as_array().cloned().unwrap_or_default();
+        let registered: BTreeSet<&str> = nodes
+            .iter()
+            .filter_map(|n| n["metadata"]["name"].as_str())
+            .collect();
+        let missing: Vec<String> = wanted
+            .iter()
+            .map(|n| n.name.clone())
+            .filter(|n| !registered.contains(n.as_str()))
+            .collect();
+        if missing.is_empty() {
+            return Ok(nodes);
+        }
+        if Instant::now() >= deadline {
+            return Err(StepError::NodesNotRegistered {
+                missing,
+                secs: REGISTER_SECS,
+            });
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+/// `key=value` of the plan's labels the node does not carry with that value.
+fn missing_labels(plan: &HostPlan, node: &serde_json::Value) -> Vec<String> {
+    plan.node_labels
+        .iter()
+        .filter(|(k, v)| node["metadata"]["labels"][k.as_str()] != v.as_str())
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
+}
+
+/// `key:effect` of the plan's taints the node does not carry.
+fn missing_taints<'p>(plan: &'p HostPlan, node: &serde_json::Value) -> Vec<&'p str> {
+    let has = |taint: &str| {
+        let (key, effect) = taint.split_once(':').unwrap_or((taint, ""));
+        node["spec"]["taints"]
+            .as_array()
+            .is_some_and(|ts| ts.iter().any(|t| t["key"] == key && t["effect"] == effect))
+    };
+    plan.node_taints
+        .iter()
+        .map(String::as_str)
+        .filter(|t| !has(t))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn only_labels_and_taints_the_node_lacks_are_given() {
+        let plan = HostPlan {
+            name: "m1".into(),
+            address: "10.0.0.11".into(),
+            roles: vec!["control-plane"],
+            files: vec![],
+            services: vec![],
+            node_labels: BTreeMap::from([
+                (
+                    "node-role.kubernetes.io/control-plane".into(),
+                    String::new(),
+                ),
+                ("zone".into(), "a".into()),
+            ]),
+            node_taints: vec![
+                "node-role.kubernetes.io/control-plane:NoSchedule".into(),
+                "dedicated:NoExecute".into(),
+            ],
+        };
+        let node = serde_json::json!({
+            "metadata": {"name": "m1", "labels": {
+                "node-role.kubernetes.io/control-plane": "", "zone": "b"}},
+            "spec": {"taints": [
+                {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"},
+                {"key": "dedicated", "effect": "NoSchedule"}]}
+        });
+        assert_eq!(missing_labels(&plan, &node), vec!["zone=a".to_string()]);
+        assert_eq!(missing_taints(&plan, &node), vec!["dedicated:NoExecute"]);
+    }
 }

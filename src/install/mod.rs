@@ -12,6 +12,8 @@
 pub mod change;
 mod connect;
 pub mod executor;
+#[cfg(test)]
+mod fake;
 mod files;
 mod images;
 pub mod maintain;
@@ -19,6 +21,7 @@ mod manifests;
 pub mod phases;
 mod preflight;
 pub mod remote;
+mod report;
 mod services;
 pub mod state;
 mod steps;
@@ -30,7 +33,6 @@ use crate::render::{self, HostPlan, Plan};
 use crate::ssh::{SshError, Timeouts};
 use phases::{PhaseId, PHASES};
 use remote::{Connector, Remote, SshConnector};
-use serde::Serialize;
 use state::HostState;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -38,6 +40,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 pub use images::IMAGES_DIR;
+pub use report::{HostReport, PhaseResult, Report};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
@@ -142,59 +145,6 @@ pub fn parse_phases<S: AsRef<str>>(names: &[S]) -> Result<Vec<PhaseId>, InstallE
             })
         })
         .collect()
-}
-
-fn display<S: serde::Serializer>(e: &Arc<StepError>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&e.to_string())
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "status", rename_all = "lowercase")]
-pub enum PhaseResult {
-    /// Something was (or, in a dry run, would be) changed.
-    Changed {
-        changes: Vec<String>,
-    },
-    Unchanged,
-    Failed {
-        #[serde(serialize_with = "display")]
-        error: Arc<StepError>,
-    },
-    /// Not run on this host because an earlier phase failed there.
-    Skipped,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct HostReport {
-    pub host: String,
-    pub phases: BTreeMap<PhaseId, PhaseResult>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub dry_run: bool,
-    pub phases: Vec<PhaseId>,
-    pub hosts: Vec<HostReport>,
-    pub elapsed_ms: u128,
-    /// Wall time of each phase across all its hosts (phases run one after the other).
-    pub phase_ms: BTreeMap<PhaseId, u128>,
-}
-
-impl Report {
-    pub fn failed(&self) -> bool {
-        self.hosts.iter().any(|h| {
-            h.phases
-                .values()
-                .any(|r| matches!(r, PhaseResult::Failed { .. }))
-        })
-    }
-    pub fn changed(&self) -> usize {
-        self.hosts
-            .iter()
-            .flat_map(|h| h.phases.values())
-            .filter(|r| matches!(r, PhaseResult::Changed { .. }))
-            .count()
-    }
 }
 
 /// Observes progress; the command line shows it with progress bars or lines.

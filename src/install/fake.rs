@@ -1,0 +1,196 @@
+//! In-memory hosts for the runner's unit tests: files, services and every command run,
+//! behind the same [`Remote`] and [`Connector`] traits SSH implements.
+
+use super::remote::{Connector, FileToPut, KnownFiles, Remote};
+use crate::inventory::Host;
+use crate::ssh::{Output, RemoteFile, Source, SshError, Upload};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+/// A host in memory: its files, which services are active and enabled, every command run.
+#[derive(Default)]
+pub struct FakeHost {
+    pub files: BTreeMap<String, (Vec<u8>, u32, String)>,
+    pub active: BTreeSet<String>,
+    pub enabled: BTreeSet<String>,
+    pub log: Vec<String>,
+    pub unreachable: bool,
+    /// Commands that exit 1.
+    pub failing: Vec<String>,
+}
+
+pub type Shared = Arc<Mutex<FakeHost>>;
+
+struct FakeRemote(Shared);
+
+fn sha(bytes: &[u8]) -> String {
+    crate::digest::sha256_hex(bytes)
+}
+
+fn bytes_of(source: Source) -> Vec<u8> {
+    match source {
+        Source::Bytes(b) => b.to_vec(),
+        Source::File(p) => std::fs::read(p).unwrap(),
+    }
+}
+
+impl FakeHost {
+    fn remote_file(&self, path: &str) -> Option<RemoteFile> {
+        self.files.get(path).map(|(bytes, mode, owner)| RemoteFile {
+            sha256: sha(bytes),
+            meta: format!("{mode:o} {owner}"),
+            stamp: format!("{}:0", bytes.len()),
+        })
+    }
+
+    fn exec(&mut self, command: &str) -> Output {
+        self.log.push(command.to_string());
+        let ok = |stdout: String| Output {
+            code: 0,
+            stdout,
+            stderr: String::new(),
+        };
+        if self.failing.iter().any(|f| command == f) {
+            return Output {
+                code: 1,
+                stdout: String::new(),
+                stderr: "failed on purpose".into(),
+            };
+        }
+        let words: Vec<&str> = command
+            .split_whitespace()
+            .map(|w| w.trim_matches('\''))
+            .collect();
+        match words.as_slice() {
+            ["rm", "-f", path] => {
+                self.files.remove(*path);
+                ok(String::new())
+            }
+            ["rm", "-rf", dir] => {
+                self.files.retain(|p, _| !p.starts_with(&format!("{dir}/")));
+                ok(String::new())
+            }
+            ["cp", "-p", from, to] => {
+                let file = self.files[*from].clone();
+                self.files.insert(to.to_string(), file);
+                ok(String::new())
+            }
+            ["mv", "-f", from, to] => {
+                let file = self.files.remove(*from).expect("mv of a file that exists");
+                self.files.insert(to.to_string(), file);
+                ok(String::new())
+            }
+            ["systemctl", "disable", "--now", s, ..] => {
+                self.enabled.remove(*s);
+                self.active.remove(*s);
+                ok(String::new())
+            }
+            ["cat", path, ..] => ok(self
+                .files
+                .get(*path)
+                .map(|f| String::from_utf8_lossy(&f.0).into_owned())
+                .unwrap_or_default()),
+            ["systemctl", "is-active", "--quiet", s] => Output {
+                code: if self.active.contains(*s) { 0 } else { 3 },
+                ..ok(String::new())
+            },
+            ["systemctl", "is-enabled", "--quiet", s] => Output {
+                code: if self.enabled.contains(*s) { 0 } else { 1 },
+                ..ok(String::new())
+            },
+            ["systemctl", "enable", s, ..] => {
+                self.enabled.insert(s.to_string());
+                ok(String::new())
+            }
+            ["systemctl", "restart", "--no-block", s] => {
+                self.active.insert(s.to_string());
+                ok(String::new())
+            }
+            _ if command.contains("echo TIME") => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                ok(format!("TIME {now}\n"))
+            }
+            // Health checks and everything else succeed.
+            _ => ok(String::new()),
+        }
+    }
+}
+
+impl Remote for FakeRemote {
+    fn exec(&self, command: &str) -> Result<Output, SshError> {
+        Ok(self.0.lock().unwrap().exec(command))
+    }
+    fn run(&self, command: &str) -> Result<String, SshError> {
+        let out = self.exec(command)?;
+        if out.code != 0 {
+            return Err(SshError::Command {
+                host: "fake".into(),
+                command: command.into(),
+                code: out.code,
+                stderr_tail: out.stderr,
+            });
+        }
+        Ok(out.stdout)
+    }
+    fn stat_files_known(
+        &self,
+        paths: &[&str],
+        _: &KnownFiles,
+    ) -> Result<HashMap<String, RemoteFile>, SshError> {
+        let host = self.0.lock().unwrap();
+        Ok(paths
+            .iter()
+            .filter_map(|p| Some((p.to_string(), host.remote_file(p)?)))
+            .collect())
+    }
+    fn stamps(&self, paths: &[&str]) -> Result<HashMap<String, String>, SshError> {
+        let files = self.stat_files_known(paths, &KnownFiles::new())?;
+        Ok(files.into_iter().map(|(p, f)| (p, f.stamp)).collect())
+    }
+    fn put(&self, f: &FileToPut, _: Option<&RemoteFile>) -> Result<Upload, SshError> {
+        self.upload(f.source, &f.path, f.mode, f.owner)
+    }
+    fn upload(
+        &self,
+        source: Source,
+        dest: &str,
+        mode: u32,
+        owner: &str,
+    ) -> Result<Upload, SshError> {
+        let mut host = self.0.lock().unwrap();
+        host.log.push(format!("put {dest}"));
+        host.files.insert(
+            dest.to_string(),
+            (bytes_of(source), mode, owner.to_string()),
+        );
+        Ok(Upload::Written)
+    }
+}
+
+#[derive(Default)]
+pub struct FakeConnector {
+    pub hosts: BTreeMap<String, Shared>,
+}
+
+impl FakeConnector {
+    pub fn host(&self, name: &str) -> std::sync::MutexGuard<'_, FakeHost> {
+        self.hosts[name].lock().unwrap()
+    }
+}
+
+impl Connector for FakeConnector {
+    fn connect(&self, host: &Host) -> Result<Box<dyn Remote>, SshError> {
+        let shared = self.hosts[&host.name].clone();
+        if shared.lock().unwrap().unreachable {
+            return Err(SshError::Connect {
+                host: host.name.clone(),
+                addr: "192.0.2.1:22".parse().unwrap(),
+                message: "Connection refused".into(),
+            });
+        }
+        Ok(Box::new(FakeRemote(shared)))
+    }
+}
