@@ -76,8 +76,27 @@ use Role::{ControlPlane as Cp, Etcd, Lb, Worker};
 /// Hosts that run a kubelet.
 pub const NODE_ROLES: &[Role] = &[Cp, Worker];
 
-const fn bin(file: &'static str, target: &'static str) -> Binary {
-    Binary { file, target }
+/// `BIN_DIR/name` as a literal (the catalog's tests check it matches [`BIN_DIR`]).
+macro_rules! bin_path {
+    ($name:literal) => {
+        concat!("/usr/local/bin/", $name)
+    };
+}
+
+/// A release binary installed under [`BIN_DIR`], or a CNI plugin under [`CNI_BIN_DIR`].
+macro_rules! bin {
+    (cni $name:literal) => {
+        Binary {
+            file: concat!("cni/", $name),
+            target: concat!("/opt/cni/bin/", $name),
+        }
+    };
+    ($name:literal) => {
+        Binary {
+            file: $name,
+            target: bin_path!($name),
+        }
+    };
 }
 
 const fn tpl(template: &'static str, target: &'static str, mode: u32) -> Template {
@@ -92,8 +111,7 @@ const fn tpl(template: &'static str, target: &'static str, mode: u32) -> Templat
 macro_rules! last_word_version {
     ($name:literal) => {
         concat!(
-            "/usr/local/bin/",
-            $name,
+            bin_path!($name),
             " --version 2>/dev/null | awk '{print $NF}'"
         )
     };
@@ -130,10 +148,7 @@ pub const COMPONENTS: &[Component] = &[
         service: "etcd",
         phase: PhaseId::Etcd,
         roles: &[Etcd],
-        binaries: &[
-            bin("etcd", "/usr/local/bin/etcd"),
-            bin("etcdctl", "/usr/local/bin/etcdctl"),
-        ],
+        binaries: &[bin!("etcd"), bin!("etcdctl")],
         templates: &[
             tpl("etcd/etcd.yaml", "/etc/etcd/etcd.yaml", 0o644),
             tpl(
@@ -147,7 +162,10 @@ pub const COMPONENTS: &[Component] = &[
             command: etcd_health,
             wait_secs: 90,
         },
-        version: "/usr/local/bin/etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p'",
+        version: concat!(
+            bin_path!("etcd"),
+            " --version 2>/dev/null | sed -n 's/^etcd Version: //p'"
+        ),
     },
     Component {
         service: "nginx",
@@ -175,9 +193,9 @@ pub const COMPONENTS: &[Component] = &[
         phase: PhaseId::ControlPlane,
         roles: &[Cp],
         binaries: &[
-            bin("kube-apiserver", "/usr/local/bin/kube-apiserver"),
+            bin!("kube-apiserver"),
             // The cluster phases run kubectl on a control-plane host.
-            bin("kubectl", "/usr/local/bin/kubectl"),
+            bin!("kubectl"),
         ],
         templates: &[
             tpl(
@@ -207,10 +225,7 @@ pub const COMPONENTS: &[Component] = &[
         service: "kube-controller-manager",
         phase: PhaseId::ControlPlane,
         roles: &[Cp],
-        binaries: &[bin(
-            "kube-controller-manager",
-            "/usr/local/bin/kube-controller-manager",
-        )],
+        binaries: &[bin!("kube-controller-manager")],
         templates: &[tpl(
             "control-plane/kube-controller-manager.service",
             "/etc/systemd/system/kube-controller-manager.service",
@@ -227,7 +242,7 @@ pub const COMPONENTS: &[Component] = &[
         service: "kube-scheduler",
         phase: PhaseId::ControlPlane,
         roles: &[Cp],
-        binaries: &[bin("kube-scheduler", "/usr/local/bin/kube-scheduler")],
+        binaries: &[bin!("kube-scheduler")],
         templates: &[
             tpl(
                 "control-plane/kube-scheduler.service",
@@ -252,19 +267,16 @@ pub const COMPONENTS: &[Component] = &[
         phase: PhaseId::Runtime,
         roles: NODE_ROLES,
         binaries: &[
-            bin("containerd", "/usr/local/bin/containerd"),
-            bin(
-                "containerd-shim-runc-v2",
-                "/usr/local/bin/containerd-shim-runc-v2",
-            ),
-            bin("ctr", "/usr/local/bin/ctr"),
-            bin("runc", "/usr/local/bin/runc"),
-            bin("crictl", "/usr/local/bin/crictl"),
-            bin("cni/bridge", "/opt/cni/bin/bridge"),
-            bin("cni/flannel", "/opt/cni/bin/flannel"),
-            bin("cni/host-local", "/opt/cni/bin/host-local"),
-            bin("cni/loopback", "/opt/cni/bin/loopback"),
-            bin("cni/portmap", "/opt/cni/bin/portmap"),
+            bin!("containerd"),
+            bin!("containerd-shim-runc-v2"),
+            bin!("ctr"),
+            bin!("runc"),
+            bin!("crictl"),
+            bin!(cni "bridge"),
+            bin!(cni "flannel"),
+            bin!(cni "host-local"),
+            bin!(cni "loopback"),
+            bin!(cni "portmap"),
         ],
         templates: &[
             tpl("node/containerd.toml", "/etc/containerd/config.toml", 0o644),
@@ -279,13 +291,16 @@ pub const COMPONENTS: &[Component] = &[
             command: |_, _| format!("{BIN_DIR}/ctr version"),
             wait_secs: 60,
         },
-        version: "/usr/local/bin/containerd --version 2>/dev/null | awk '{print $3}'",
+        version: concat!(
+            bin_path!("containerd"),
+            " --version 2>/dev/null | awk '{print $3}'"
+        ),
     },
     Component {
         service: "kubelet",
         phase: PhaseId::Node,
         roles: NODE_ROLES,
-        binaries: &[bin("kubelet", "/usr/local/bin/kubelet")],
+        binaries: &[bin!("kubelet")],
         templates: &[
             tpl("node/kubelet.yaml", "/var/lib/kubelet/config.yaml", 0o644),
             tpl(
@@ -305,7 +320,7 @@ pub const COMPONENTS: &[Component] = &[
         service: "kube-proxy",
         phase: PhaseId::Node,
         roles: NODE_ROLES,
-        binaries: &[bin("kube-proxy", "/usr/local/bin/kube-proxy")],
+        binaries: &[bin!("kube-proxy")],
         templates: &[
             tpl(
                 "node/kube-proxy.yaml",
