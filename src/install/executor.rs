@@ -29,10 +29,6 @@ impl<'r> Executor<'r> {
         }
     }
 
-    pub fn is_dry(&self) -> bool {
-        self.dry
-    }
-
     /// The host, for reads (they change nothing, so a dry run makes them too).
     pub fn read(&self) -> &'r dyn Remote {
         self.remote
@@ -66,11 +62,6 @@ impl<'r> Executor<'r> {
     /// Records a change an effect reported (e.g. kubectl's output).
     pub fn record(&mut self, change: Change) {
         self.changes.push(change);
-    }
-
-    /// What changed since the executor was made (or would have, dry).
-    pub fn changes(&self) -> &[Change] {
-        &self.changes
     }
 
     pub fn into_changes(self) -> Vec<Change> {

@@ -126,24 +126,21 @@ pub fn write_files(
         if change.written().is_some() {
             written.push(path.clone());
         }
+        // The state records a file once it is on the host (so never in a dry run).
         ex.change(change, |r| {
-            if let Some(backup) = &backup {
+            if let Some(backup) = backup {
                 r.run(&format!(
                     "cp -p {} {}",
                     ssh::shell_quote(path),
-                    ssh::shell_quote(backup)
+                    ssh::shell_quote(&backup)
                 ))?;
-            }
-            r.put(file, have)?;
-            Ok(())
-        })?;
-        if !ex.is_dry() {
-            if let Some(backup) = backup {
                 state.backups.insert(path.clone(), backup);
             }
+            r.put(file, have)?;
             state.files.insert(path.clone(), file.sha256.clone());
             touched.push(path.as_str());
-        }
+            Ok(())
+        })?;
     }
     if let Some(stamps) = ex.effect(|r| Ok(r.stamps(&touched)?))? {
         state.stamps.extend(stamps);
