@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod digest;
+pub mod fault;
 pub mod fetch;
 pub mod fsutil;
 pub mod install;

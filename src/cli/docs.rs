@@ -154,6 +154,17 @@ pub enum ManError {
     },
 }
 
+impl ManError {
+    pub fn exit_code(&self) -> u8 {
+        use k8s_boot::fault::Fault;
+        match self {
+            ManError::NotADirectory { .. } => Fault::Input,
+            ManError::Io { .. } => Fault::Runtime,
+        }
+        .exit_code()
+    }
+}
+
 /// The man pages of `cmd` and of every subcommand, nested ones included, as
 /// `(file name, roff source)`, the top-level page first: `k8s-boot.1`, `k8s-boot-install.1`,
 /// `k8s-boot-certs-check.1`, ...

@@ -1,7 +1,8 @@
 //! Exit codes: 2 for invalid input or usage, 1 for a runtime failure.
 //!
-//! One table of which error kinds are the user's input rather than the world's: [`fail`]
-//! asks [`code`] for the first error in a chain that it classifies.
+//! Each library error type knows whose fault it is (`exit_code()`, from
+//! [`k8s_boot::fault::Fault`]); [`fail`] asks [`code`] for the first error in a chain whose
+//! kind it knows.
 
 use super::docs::ManError;
 use super::output::print_json;
@@ -19,65 +20,37 @@ pub const FAILED: u8 = 1;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// `Some(true)` when the error is invalid input, `Some(false)` when it is a runtime failure,
-/// `None` when this kind is not in the table (look at its source).
-fn invalid_input(e: &(dyn std::error::Error + 'static)) -> Option<bool> {
-    if e.is::<UsageError>() || e.is::<InventoryError>() {
-        return Some(true);
+/// The exit code of `e` when its kind is known (the library's errors each say so).
+fn known_code(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
+    if e.is::<UsageError>() {
+        return Some(INVALID);
     }
     if let Some(e) = e.downcast_ref::<ManError>() {
-        return Some(matches!(e, ManError::NotADirectory { .. }));
+        return Some(e.exit_code());
     }
-    if let Some(e) = e.downcast_ref::<RenderError>() {
-        return match e {
-            RenderError::Override { .. } | RenderError::Output { .. } => Some(true),
-            RenderError::Template { .. } | RenderError::Io { .. } => Some(false),
-            // Transparent wrappers: their source() skips the wrapped error itself.
-            RenderError::Pki(inner) => invalid_input(inner),
+    macro_rules! library {
+        ($($kind:ty),*) => {
+            $(if let Some(e) = e.downcast_ref::<$kind>() {
+                return Some(e.exit_code());
+            })*
         };
     }
-    if let Some(e) = e.downcast_ref::<PkiError>() {
-        return Some(matches!(
-            e,
-            PkiError::Incomplete { .. }
-                | PkiError::Invalid { .. }
-                | PkiError::Refused(_)
-                | PkiError::NotADirectory { .. }
-        ));
-    }
-    if let Some(e) = e.downcast_ref::<InstallError>() {
-        return match e {
-            InstallError::UnknownPhase(..) | InstallError::UnknownHost(..) => Some(true),
-            InstallError::Render(inner) => invalid_input(inner),
-            // Not malformed input: this machine is not ready (run `fetch`), or a file broke.
-            InstallError::MissingBinaries { .. } | InstallError::Image { .. } => Some(false),
-        };
-    }
-    if let Some(e) = e.downcast_ref::<FetchError>() {
-        return Some(matches!(
-            e,
-            FetchError::Version(_)
-                | FetchError::Arch(_)
-                | FetchError::Mirror { .. }
-                | FetchError::Reference { .. }
-        ));
-    }
-    if let Some(e) = e.downcast_ref::<LabError>() {
-        return match e {
-            LabError::Options(_) | LabError::Inventory(_) => Some(true),
-            _ => Some(false),
-        };
-    }
+    library!(
+        InventoryError,
+        RenderError,
+        PkiError,
+        InstallError,
+        FetchError,
+        LabError
+    );
     None
 }
 
 /// The exit code for an error chain: the first error that classifies itself decides.
 pub fn code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
-        match invalid_input(cause) {
-            Some(true) => return INVALID,
-            Some(false) => return FAILED,
-            None => {}
+        if let Some(code) = known_code(cause) {
+            return code;
         }
     }
     FAILED

@@ -118,3 +118,22 @@ impl FetchError {
         }
     }
 }
+
+impl FetchError {
+    /// A version, architecture, mirror URL or image reference given is the input's; the
+    /// network, registries, archives and the disk are not.
+    pub fn fault(&self) -> crate::fault::Fault {
+        use crate::fault::Fault;
+        match self {
+            FetchError::Version(_)
+            | FetchError::Arch(_)
+            | FetchError::Mirror { .. }
+            | FetchError::Reference { .. } => Fault::Input,
+            _ => Fault::Runtime,
+        }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        self.fault().exit_code()
+    }
+}

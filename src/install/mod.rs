@@ -60,6 +60,23 @@ pub enum InstallError {
     },
 }
 
+impl InstallError {
+    /// An unknown phase or host is the input's; missing binaries (run `fetch`) and a broken
+    /// image archive are this machine's; a render error says for itself.
+    pub fn fault(&self) -> crate::fault::Fault {
+        use crate::fault::Fault;
+        match self {
+            InstallError::UnknownPhase(..) | InstallError::UnknownHost(..) => Fault::Input,
+            InstallError::MissingBinaries { .. } | InstallError::Image { .. } => Fault::Runtime,
+            InstallError::Render(e) => e.fault(),
+        }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        self.fault().exit_code()
+    }
+}
+
 /// Why a phase failed on a host.
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {

@@ -90,3 +90,14 @@ impl Diagnostic {
         format!("{at}: {level}: {}: {}", self.field, self.message)
     }
 }
+
+impl InventoryError {
+    /// Every inventory error is the input's.
+    pub fn fault(&self) -> crate::fault::Fault {
+        crate::fault::Fault::Input
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        self.fault().exit_code()
+    }
+}

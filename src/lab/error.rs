@@ -85,6 +85,21 @@ pub(crate) fn io_err(action: impl Into<String>, path: &Path) -> impl FnOnce(io::
     }
 }
 
+impl LabError {
+    /// Options and the lab's inventory are the input's; everything else is this machine.
+    pub fn fault(&self) -> crate::fault::Fault {
+        use crate::fault::Fault;
+        match self {
+            LabError::Options(_) | LabError::Inventory(_) => Fault::Input,
+            _ => Fault::Runtime,
+        }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        self.fault().exit_code()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

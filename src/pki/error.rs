@@ -88,3 +88,22 @@ fn not_a_directory_message(dir: &Path, file: &Path) -> String {
         )
     }
 }
+
+impl PkiError {
+    /// What is on disk in the PKI directory is the input's; I/O, key generation and
+    /// randomness are not.
+    pub fn fault(&self) -> crate::fault::Fault {
+        use crate::fault::Fault;
+        match self {
+            PkiError::Incomplete { .. }
+            | PkiError::Invalid { .. }
+            | PkiError::Refused(_)
+            | PkiError::NotADirectory { .. } => Fault::Input,
+            PkiError::Io { .. } | PkiError::Generate(_) | PkiError::Randomness(_) => Fault::Runtime,
+        }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        self.fault().exit_code()
+    }
+}

@@ -22,3 +22,20 @@ pub enum RenderError {
         source: std::io::Error,
     },
 }
+
+impl RenderError {
+    /// An override file or a refused `--out` is the input's; a built-in template's error (a
+    /// bug) or I/O is not; the PKI's error says for itself.
+    pub fn fault(&self) -> crate::fault::Fault {
+        use crate::fault::Fault;
+        match self {
+            RenderError::Override { .. } | RenderError::Output { .. } => Fault::Input,
+            RenderError::Template { .. } | RenderError::Io { .. } => Fault::Runtime,
+            RenderError::Pki(e) => e.fault(),
+        }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        self.fault().exit_code()
+    }
+}
