@@ -107,7 +107,7 @@ fn changes(report: &Value) -> Vec<String> {
 
 /// Every service row of `status --output json` (one entry per host, each with `services`).
 fn services(status: &Value) -> Vec<Value> {
-    status
+    status["hosts"]
         .as_array()
         .into_iter()
         .flatten()
@@ -536,7 +536,9 @@ fn whole_install_on_six_lab_hosts() {
     ]);
     assert!(st.status.success(), "{}", describe(&st));
     let report: Value = serde_json::from_slice(&st.stdout).unwrap();
-    for h in report.as_array().expect("status hosts") {
+    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["healthy"], true, "{report:#}");
+    for h in report["hosts"].as_array().expect("status hosts") {
         assert!(h["error"].is_null(), "{h}");
     }
     let rows = services(&report);

@@ -195,7 +195,10 @@ fn lab_install_end_to_end() {
         Some(1),
         "kubelet and friends are not installed here"
     );
-    let hosts: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["healthy"], false);
+    let hosts = &report["hosts"];
     let service = |host: &str, name: &str| -> Value {
         hosts
             .as_array()
