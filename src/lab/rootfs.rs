@@ -178,15 +178,35 @@ fn remove_file(p: &Path) -> Result<(), LabError> {
 /// host keys are per host), sshd and networkd enabled, nothing that waits for a terminal or the
 /// network, nginx installed but not started.
 fn prepare(root: &Path, tools: &Tools) -> Result<(), LabError> {
-    // Each host gets its own machine-id at first boot; an empty file means "not set".
+    prepare_identity(root)?;
+    prepare_ssh(root)?;
+    prepare_names(root)?;
+    prepare_units(root, tools)?;
+    // Downloaded packages are not needed once installed.
+    let archives = root.join("var/cache/apt/archives");
+    if let Ok(rd) = fs::read_dir(&archives) {
+        for e in rd.flatten() {
+            if e.path().extension().is_some_and(|x| x == "deb") {
+                remove_file(&e.path())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Each host gets its own machine-id at first boot; an empty file means "not set".
+fn prepare_identity(root: &Path) -> Result<(), LabError> {
     write(root, "etc/machine-id", "", 0o444)?;
     let dbus_id = root.join("var/lib/dbus/machine-id");
     remove_file(&dbus_id)?;
     if dbus_id.parent().is_some_and(Path::exists) {
         symlink("/etc/machine-id", &dbus_id).map_err(io_err("cannot create", &dbus_id))?;
     }
+    Ok(())
+}
 
-    // Host keys are generated per host, on the machine, before boot (see host.rs).
+/// Host keys are generated per host, on the machine, before boot (see host/create.rs).
+fn prepare_ssh(root: &Path) -> Result<(), LabError> {
     let ssh_dir = root.join("etc/ssh");
     for e in fs::read_dir(&ssh_dir)
         .map_err(io_err("cannot read", &ssh_dir))?
@@ -206,8 +226,12 @@ fn prepare(root: &Path, tools: &Tools) -> Result<(), LabError> {
          KbdInteractiveAuthentication no\n\
          UseDNS no\n",
         0o644,
-    )?;
+    )
+}
 
+/// Host name and local names; no DNS server is reachable from the lab, so names come from
+/// /etc/hosts.
+fn prepare_names(root: &Path) -> Result<(), LabError> {
     write(root, "etc/hostname", "lab\n", 0o644)?;
     write(
         root,
@@ -215,7 +239,6 @@ fn prepare(root: &Path, tools: &Tools) -> Result<(), LabError> {
         "127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n",
         0o644,
     )?;
-    // No DNS server is reachable from the lab; names come from /etc/hosts.
     let resolv = root.join("etc/resolv.conf");
     remove_file(&resolv)?;
     write(
@@ -223,8 +246,11 @@ fn prepare(root: &Path, tools: &Tools) -> Result<(), LabError> {
         "etc/resolv.conf",
         "# k8s-boot lab: no DNS server is reachable; lab hosts are in /etc/hosts.\n",
         0o644,
-    )?;
+    )
+}
 
+/// The guest's own unit, the services enabled at boot, nginx off, the masked units.
+fn prepare_units(root: &Path, tools: &Tools) -> Result<(), LabError> {
     let systemctl = |args: &[&str]| {
         let mut cmd = Command::new(&tools.systemctl);
         cmd.arg(format!("--root={}", root.display())).args(args);
@@ -251,15 +277,6 @@ fn prepare(root: &Path, tools: &Tools) -> Result<(), LabError> {
         let link = units.join(unit);
         remove_file(&link)?;
         symlink("/dev/null", &link).map_err(io_err("cannot create", &link))?;
-    }
-    // Downloaded packages are not needed once installed.
-    let archives = root.join("var/cache/apt/archives");
-    if let Ok(rd) = fs::read_dir(&archives) {
-        for e in rd.flatten() {
-            if e.path().extension().is_some_and(|x| x == "deb") {
-                remove_file(&e.path())?;
-            }
-        }
     }
     Ok(())
 }
