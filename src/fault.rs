@@ -10,7 +10,7 @@ pub enum Fault {
 }
 
 impl Fault {
-    pub fn exit_code(self) -> u8 {
+    pub const fn exit_code(self) -> u8 {
         match self {
             Fault::Input => 2,
             Fault::Runtime => 1,

@@ -304,7 +304,7 @@ fn rendering_twice_gives_byte_identical_trees() {
                 rel.display()
             );
             assert_eq!(
-                render::hex(&sha2_digest(bytes)),
+                k8s_boot::digest::hex(&sha2_digest(bytes)),
                 f["sha256"].as_str().unwrap()
             );
             assert_eq!(f["owner"], "root:root");

@@ -6,14 +6,14 @@
 
 use super::docs::ManError;
 use super::output::print_json;
+use k8s_boot::{fault::Fault, lab::LabError, pki::PkiError, render::RenderError};
 use k8s_boot::{fetch::FetchError, install::InstallError, inventory::InventoryError};
-use k8s_boot::{lab::LabError, pki::PkiError, render::RenderError};
 use std::process::ExitCode;
 
 /// Exit code for invalid input or usage.
-pub const INVALID: u8 = 2;
+pub const INVALID: u8 = Fault::Input.exit_code();
 /// Exit code for a failure while doing the work.
-pub const FAILED: u8 = 1;
+pub const FAILED: u8 = Fault::Runtime.exit_code();
 
 /// A usage error found by a command itself (a flag's value, a combination of flags).
 #[derive(Debug, thiserror::Error)]
@@ -70,10 +70,7 @@ pub fn error_json(err: &anyhow::Error) -> serde_json::Value {
             .iter()
             .map(|d| {
                 serde_json::json!({
-                    "severity": match d.severity {
-                        k8s_boot::inventory::Severity::Error => "error",
-                        k8s_boot::inventory::Severity::Warning => "warning",
-                    },
+                    "severity": d.severity.as_str(),
                     "file": file,
                     "line": d.position.map(|p| p.line),
                     "column": d.position.map(|p| p.col),

@@ -7,7 +7,7 @@ use super::state::{HostState, STATE_DIR, STATE_FILE};
 use super::StepError;
 use crate::inventory::{Cluster, Host};
 use crate::render::Plan;
-use crate::ssh::{self, HostKeyPolicy, SshError};
+use crate::ssh::{self, SshError};
 use serde::Serialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -36,14 +36,6 @@ pub fn each<I: Sync, T: Send>(items: &[I], limit: usize, f: impl Fn(&I) -> T + S
         .collect()
 }
 
-pub fn key_policy(cluster: &Cluster, accept_new: bool) -> HostKeyPolicy {
-    HostKeyPolicy {
-        known_hosts: ssh::expand_path(cluster, &cluster.inventory.ssh.known_hosts),
-        accept_new,
-        record_new: true,
-    }
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceStatus {
     pub host: String,
@@ -53,21 +45,11 @@ pub struct ServiceStatus {
     pub version: String,
 }
 
-fn display<E: std::fmt::Display, S: serde::Serializer>(
-    e: &Option<E>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match e {
-        Some(e) => s.serialize_str(&e.to_string()),
-        None => s.serialize_none(),
-    }
-}
-
 #[derive(Debug, Serialize)]
 pub struct HostStatus {
     pub host: String,
     /// Set when the host could not be reached.
-    #[serde(serialize_with = "display")]
+    #[serde(serialize_with = "super::report::as_optional_string")]
     pub error: Option<SshError>,
     pub services: Vec<ServiceStatus>,
 }
@@ -130,7 +112,7 @@ pub fn status(cluster: &Cluster, plan: &Plan, connector: &dyn Connector) -> Vec<
 pub struct ResetResult {
     pub host: String,
     pub removed: Vec<String>,
-    #[serde(serialize_with = "display")]
+    #[serde(serialize_with = "super::report::as_optional_string")]
     pub error: Option<StepError>,
 }
 

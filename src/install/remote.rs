@@ -103,7 +103,11 @@ impl<'a> SshConnector<'a> {
     pub fn new(cluster: &'a Cluster, accept_new: bool, timeouts: Timeouts) -> Self {
         SshConnector {
             cluster,
-            keys: super::maintain::key_policy(cluster, accept_new),
+            keys: HostKeyPolicy {
+                known_hosts: crate::ssh::expand_path(cluster, &cluster.inventory.ssh.known_hosts),
+                accept_new,
+                record_new: true,
+            },
             timeouts,
         }
     }

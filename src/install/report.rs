@@ -6,8 +6,20 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-fn display<S: serde::Serializer>(e: &Arc<StepError>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&e.to_string())
+/// Serializes an error as its message (reports are read by people and scripts alike).
+fn as_string<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&v.to_string())
+}
+
+/// [`as_string`] of an optional error; `null` when there is none.
+pub(super) fn as_optional_string<T: std::fmt::Display, S: serde::Serializer>(
+    v: &Option<T>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => as_string(v, s),
+        None => s.serialize_none(),
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -19,7 +31,7 @@ pub enum PhaseResult {
     },
     Unchanged,
     Failed {
-        #[serde(serialize_with = "display")]
+        #[serde(serialize_with = "as_string")]
         error: Arc<StepError>,
     },
     /// Not run on this host because an earlier phase failed there.

@@ -13,6 +13,16 @@ pub enum Severity {
     Warning,
 }
 
+impl Severity {
+    /// `error` or `warning`, as messages and JSON spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
 /// One problem found in an inventory, located as precisely as the file allows.
 #[derive(Debug, Clone)]
 pub struct Diagnostic {
@@ -79,10 +89,7 @@ impl Diagnostic {
     }
 
     pub fn display_in(&self, file: &Path) -> String {
-        let level = match self.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-        };
+        let level = self.severity.as_str();
         let at = match self.position {
             Some(p) => format!("{}:{}:{}", file.display(), p.line, p.col),
             None => file.display().to_string(),

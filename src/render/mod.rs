@@ -16,7 +16,6 @@ pub mod rules;
 mod staging;
 mod templates;
 
-pub use crate::digest::hex;
 pub use error::RenderError;
 pub use model::{HostPlan, Plan, PlannedFile};
 pub use output::{check_output_dir, write_tree, OUTPUT_MARKER};

@@ -17,8 +17,8 @@ pub enum Source<'a> {
 
 impl Source<'_> {
     pub fn sha256(&self) -> Result<String, SshError> {
-        let digest = match self {
-            Source::Bytes(b) => Sha256::digest(b),
+        match self {
+            Source::Bytes(b) => Ok(crate::digest::sha256_hex(b)),
             Source::File(p) => {
                 let local = |cause| SshError::Local {
                     path: p.to_path_buf(),
@@ -26,11 +26,10 @@ impl Source<'_> {
                 };
                 let mut f = std::fs::File::open(p).map_err(local)?;
                 let mut hasher = Sha256::new();
-                std::io::copy(&mut f, &mut hasher).map_err(local)?;
-                hasher.finalize()
+                crate::digest::hash_reader(&mut f, &mut hasher).map_err(local)?;
+                Ok(crate::digest::finish_hex(hasher))
             }
-        };
-        Ok(crate::digest::hex(&digest))
+        }
     }
 }
 

@@ -3,22 +3,13 @@
 use crate::lab::error::{io_err, LabError};
 use sha2::{Digest, Sha256};
 use std::fs;
-use std::io::Read;
 use std::path::Path;
 
 /// `sha256:<hex>` of the file at `path` (`what` names it in errors), streamed.
 pub(super) fn sha256_file(path: &Path, what: &str) -> Result<String, LabError> {
     let mut f = fs::File::open(path).map_err(io_err(format!("cannot read {what}"), path))?;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0; 1 << 16];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(io_err(format!("cannot read {what}"), path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(format!("sha256:{:x}", hasher.finalize()))
+    crate::digest::hash_reader(&mut f, &mut hasher)
+        .map_err(io_err(format!("cannot read {what}"), path))?;
+    Ok(format!("sha256:{}", crate::digest::finish_hex(hasher)))
 }
