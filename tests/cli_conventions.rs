@@ -5,6 +5,9 @@
 //! addresses with an SSH port nothing listens on), as a `--dry-run`: no host is touched and
 //! nothing is written.
 
+mod common;
+
+use common::require_program;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -21,15 +24,6 @@ fn k8s_boot(args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Whether `program` is on PATH.
-fn installed(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// The command names of the `Commands:` section of `k8s-boot [ARGS] --help`.
@@ -129,20 +123,18 @@ fn zsh_and_fish_completions_are_produced() {
         let script = text(&out.stdout);
         assert!(script.contains(marker), "{shell}: {script}");
         assert!(script.contains("accept-new-host-keys"), "{shell}");
-        if installed(shell) {
-            let tmp = tempfile::NamedTempFile::new().unwrap();
-            fs::write(tmp.path(), &script).unwrap();
-            let check = Command::new(shell)
-                .arg("-n")
-                .arg(tmp.path())
-                .output()
-                .unwrap();
-            assert!(
-                check.status.success(),
-                "{shell} -n: {}",
-                text(&check.stderr)
-            );
-        }
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        fs::write(tmp.path(), &script).unwrap();
+        let check = Command::new(require_program(shell, shell))
+            .arg("-n")
+            .arg(tmp.path())
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "{shell} -n: {}",
+            text(&check.stderr)
+        );
     }
     // Only the documented shells.
     let out = k8s_boot(&["completions", "tcsh"]);
@@ -195,52 +187,45 @@ fn man_writes_a_page_per_command_that_renders() {
         );
         assert!(roff.contains(".SH NAME\n"), "{name}");
         assert!(roff.contains(".SH SYNOPSIS\n"), "{name}");
-        if installed("groff") {
-            // -ww: every warning; -z: parse only. A broken page warns or fails.
-            let out = Command::new("groff")
-                .args(["-man", "-Tutf8", "-ww", "-z"])
-                .arg(&page)
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{name}: {}", text(&out.stderr));
-            assert_eq!(text(&out.stderr), "", "{name}");
-        }
-        if installed("man") {
-            let out = Command::new("man")
-                .arg("-l")
-                .arg(&page)
-                .env("MANWIDTH", "120")
-                .env("MANPAGER", "cat")
-                .env("PAGER", "cat")
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{name}: {}", text(&out.stderr));
-            let shown = text(&out.stdout);
-            assert!(shown.contains("NAME"), "{name}: {shown}");
-            assert!(shown.contains(title), "{name}: {shown}");
-        }
+        // -ww: every warning; -z: parse only. A broken page warns or fails.
+        let out = Command::new(require_program("groff", "groff-base"))
+            .args(["-man", "-Tutf8", "-ww", "-z"])
+            .arg(&page)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stderr), "", "{name}");
+        let out = Command::new(require_program("man", "man-db"))
+            .arg("-l")
+            .arg(&page)
+            .env("MANWIDTH", "120")
+            .env("MANPAGER", "cat")
+            .env("PAGER", "cat")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        let shown = text(&out.stdout);
+        assert!(shown.contains("NAME"), "{name}: {shown}");
+        assert!(shown.contains(title), "{name}: {shown}");
     }
 
     // The install page shows the --help examples, flags intact (not eaten as roff).
     let install = dir.join("k8s-boot-install.1");
-    if installed("man") {
-        let out = Command::new("man")
-            .arg("-l")
-            .arg(&install)
-            .env("MANWIDTH", "160")
-            .env("MANPAGER", "cat")
-            .output()
-            .unwrap();
-        let shown = text(&out.stdout).replace(['\u{2010}', '\u{2212}'], "-");
-        assert!(shown.contains("EXAMPLES"), "{shown}");
-        assert!(
-            shown.contains("k8s-boot install -i hosts.yaml --accept-new-host-keys"),
-            "{shown}"
-        );
-    } else {
-        let roff = fs::read_to_string(&install).unwrap();
-        assert!(roff.contains(".SH EXAMPLES\n.nf\n"), "{roff}");
-    }
+    let roff = fs::read_to_string(&install).unwrap();
+    assert!(roff.contains(".SH EXAMPLES\n.nf\n"), "{roff}");
+    let out = Command::new(require_program("man", "man-db"))
+        .arg("-l")
+        .arg(&install)
+        .env("MANWIDTH", "160")
+        .env("MANPAGER", "cat")
+        .output()
+        .unwrap();
+    let shown = text(&out.stdout).replace(['\u{2010}', '\u{2212}'], "-");
+    assert!(shown.contains("EXAMPLES"), "{shown}");
+    assert!(
+        shown.contains("k8s-boot install -i hosts.yaml --accept-new-host-keys"),
+        "{shown}"
+    );
 
     // A second run replaces the pages in place and leaves no temporary file.
     let before = names.len();
@@ -512,14 +497,11 @@ fn quiet_render_certs_and_reset_print_only_their_summary() {
 /// `TERM=dumb`.
 #[test]
 fn on_a_terminal_bars_unless_term_is_dumb() {
-    if !installed("script") {
-        eprintln!("script(1) not installed: terminal case not checked");
-        return;
-    }
+    let script = require_program("script", "bsdutils");
     let (_tmp, inventory) = unreachable_cluster();
     let run = |term: &str| -> Vec<u8> {
         // stdout to /dev/null: only stderr reaches the terminal's output.
-        let out = Command::new("script")
+        let out = Command::new(&script)
             .args(["-qec"])
             .arg(format!(
                 "{BIN} install --dry-run --phases connect -i {} 2>&1 >/dev/null",

@@ -6,12 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for prog in etcd etcdctl nginx openssl systemd-analyze kubectl node sshd debootstrap systemd-nspawn curl go gcc pkg-config python3 unshare; do
+for prog in etcd etcdctl nginx openssl systemd-analyze kubectl node sshd debootstrap systemd-nspawn curl go gcc pkg-config python3 unshare groff man script zsh fish; do
   command -v "$prog" >/dev/null 2>&1 || [ -x "/usr/sbin/$prog" ] || missing+=("$prog")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "missing programs: ${missing[*]}" >&2
-  echo "install them with: apt-get install etcd-server etcd-client nginx libnginx-mod-stream openssh-server openssl systemd debootstrap systemd-container curl kubernetes-client nodejs gcc pkg-config libseccomp-dev python3-pip util-linux (and Go 1.26 or newer on PATH)" >&2
+  echo "install them with: apt-get install etcd-server etcd-client nginx libnginx-mod-stream openssh-server openssl systemd debootstrap systemd-container curl kubernetes-client nodejs gcc pkg-config libseccomp-dev python3-pip util-linux groff-base man-db bsdutils zsh fish (and Go 1.26 or newer on PATH)" >&2
   exit 1
 fi
 
