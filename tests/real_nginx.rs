@@ -192,8 +192,12 @@ fn serve(name: &str, stream: TcpStream, proxy_protocol: bool, received: &Mutex<V
     };
     let Some(payload) = read_line() else { return };
     let payload = payload.trim_end().to_string();
+    // Recorded before the reply, so a client that has its reply finds the record.
+    received.lock().unwrap().push(Received {
+        header,
+        payload: payload.clone(),
+    });
     let _ = writeln!(writer, "{name}:{payload}");
-    received.lock().unwrap().push(Received { header, payload });
     // Wait for the client to close.
     let _ = read_line();
 }
