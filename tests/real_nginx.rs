@@ -85,8 +85,19 @@ fn nginx_test(nginx: &Path, conf: &Path, tmp: &Path) {
     );
 }
 
+/// `nginx -t` binds the configured ports too, so the two tests of this file, which use the
+/// same ports, take turns instead of running in parallel.
+static PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn lock_ports() -> std::sync::MutexGuard<'static, ()> {
+    PORTS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[test]
 fn nginx_accepts_the_rendered_config() {
+    let _ports = lock_ports();
     let nginx = require_program("nginx", "nginx");
     let tmp = tempfile::tempdir().unwrap();
     let r = common::render(tmp.path(), "lb", &inventory());
@@ -253,6 +264,7 @@ fn adapt_for_test(rendered: &str, tmp: &Path) -> String {
 
 #[test]
 fn nginx_balances_apiservers_with_failover_and_sends_proxy_protocol_to_chat() {
+    let _ports = lock_ports();
     let nginx = require_program("nginx", "nginx");
     require_free(
         &format!("0.0.0.0:{APISERVER_PORT}"),
