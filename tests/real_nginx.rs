@@ -233,35 +233,6 @@ fn exchange(addr: &str, msg: &str) -> Result<(String, SocketAddr), String> {
     Ok((reply.trim_end().to_string(), local))
 }
 
-/// The rendered configuration with the host paths and the one listen address this machine
-/// needs changed; everything else is used as rendered.
-fn adapt_for_test(rendered: &str, tmp: &Path) -> String {
-    let access_log = "/var/log/nginx/k8s-boot-stream.log";
-    assert_eq!(
-        rendered.matches(access_log).count(),
-        1,
-        "expected one access_log {access_log} in:\n{rendered}"
-    );
-    // On an lb host nginx listens on every address (`listen 6443;`). Here the "control-plane
-    // hosts" share this machine's network stack, and Linux refuses a wildcard listener on a
-    // port that specific-address listeners (127.0.0.21:6443, ...) already use, so the LB is
-    // narrowed to 127.0.0.1. The chat listener keeps its wildcard: its backends use the
-    // NodePort, a different port.
-    let listen = format!("listen {APISERVER_PORT};");
-    assert_eq!(
-        rendered.matches(&listen).count(),
-        1,
-        "expected one `{listen}` in:\n{rendered}"
-    );
-    assert!(rendered.contains(&format!("listen {CHAT_PORT};")));
-    rendered
-        .replace(
-            access_log,
-            tmp.join("k8s-boot-stream.log").to_str().unwrap(),
-        )
-        .replace(&listen, &format!("listen 127.0.0.1:{APISERVER_PORT};"))
-}
-
 #[test]
 fn nginx_balances_apiservers_with_failover_and_sends_proxy_protocol_to_chat() {
     let _ports = lock_ports();
@@ -279,7 +250,11 @@ fn nginx_balances_apiservers_with_failover_and_sends_proxy_protocol_to_chat() {
     let r = common::render(tmp.path(), "lb", &inventory());
     let rendered = fs::read_to_string(nginx_conf(&r)).unwrap();
     let conf = tmp.path().join("nginx.conf");
-    fs::write(&conf, adapt_for_test(&rendered, tmp.path())).unwrap();
+    fs::write(
+        &conf,
+        common::lb_conf_for_loopback(&rendered, tmp.path(), APISERVER_PORT, CHAT_PORT),
+    )
+    .unwrap();
     nginx_test(&nginx, &conf, tmp.path());
 
     // Declared after `tmp` so that they are stopped before the directory is removed.
