@@ -1,13 +1,12 @@
 //! Local lab hosts: throwaway systemd-nspawn machines with real systemd and sshd, able to
 //! run containers (the kubelet, containerd, runc), and the upstream programs and images they
-//! install (`build`, `images`).
+//! install (`build`, `images`, gathered into one binaries directory by `binaries`).
 //!
 //! The lab is test infrastructure for the product, not part of it: it depends on the product
 //! modules (it writes an inventory that `inventory` validates, uses `fetch`'s archive names,
 //! `versions`' pins and `oci`'s archive writer), and no product module (`inventory`, `pki`,
 //! `render`, `ssh`, `install`, `fetch`, `oci`, `versions`) imports anything from `lab`. Only
-//! the command layer (`commands`, `exit`, `main`) uses it, for `k8s-boot lab`. What both
-//! need lives below both.
+//! the binary's `cli` layer uses it, for `k8s-boot lab`. What both need lives below both.
 //!
 //! `up` builds (once, cached) a Debian bookworm rootfs with debootstrap, gives every host an
 //! overlay of it, its own ssh host key and a static address on a private bridge, boots the
@@ -16,6 +15,7 @@
 //! can be pointed at the lab with strict host key checking. `down` removes it all again,
 //! keeping the rootfs cache and the lab key. See docs/LAB.md.
 
+pub mod binaries;
 pub mod build;
 mod dir;
 mod down;

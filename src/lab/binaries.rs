@@ -1,0 +1,128 @@
+//! The lab's binaries directory: every upstream program (built from its Go module) and every
+//! image the cluster runs, in the layout `fetch` produces, so the installer cannot tell a lab
+//! build from a download.
+
+use super::error::{io_err, LabError};
+use super::{build, images};
+use crate::{install, inventory, versions};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// What [`prepare`] made.
+#[derive(Debug)]
+pub struct Prepared {
+    /// `<lab dir>/binaries`, the inventory's `binaries.dir`.
+    pub dir: PathBuf,
+    pub elapsed: Duration,
+}
+
+/// Builds (or takes from `cache`) every program and image the lab needs into
+/// `<dir>/binaries`. `progress` gets one line per step; a cold build takes about half an
+/// hour on 2 cores, a cached one seconds.
+pub fn prepare(
+    dir: &Path,
+    kubernetes_version: &str,
+    cache: &Path,
+    progress: &mut dyn FnMut(String),
+) -> Result<Prepared, LabError> {
+    let started = Instant::now();
+    let builds = build::builds(kubernetes_version)?;
+    let binaries = dir.join("binaries");
+    fs::create_dir_all(&binaries).map_err(io_err("cannot create", &binaries))?;
+    progress(format!(
+        "lab binaries: {} upstream builds from their Go modules, cached in {} \
+         (a cold build of everything takes about 30 minutes on 2 cores; cached ones take seconds)",
+        builds.len(),
+        cache.display()
+    ));
+    let built = build::build_all(&builds, &binaries, cache, &mut |line| {
+        progress(format!("  {line}"))
+    })?;
+    build_images(kubernetes_version, &built, cache, &binaries, &mut |line| {
+        progress(format!("  {line}"))
+    })?;
+    Ok(Prepared {
+        dir: binaries,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// The images, built from three of the `built` programs, pause.c and Debian's packages,
+/// under the names the rendered manifests use (the lab inventory keeps the default chat
+/// image), copied into `binaries`' images directory.
+fn build_images(
+    version: &str,
+    built: &[build::Built],
+    cache: &Path,
+    binaries: &Path,
+    progress: &mut dyn FnMut(String),
+) -> Result<(), LabError> {
+    let program = |component: &str, name: &str| -> Result<PathBuf, LabError> {
+        built
+            .iter()
+            .find(|b| b.build.component == component)
+            .map(|b| b.dir.join(name))
+            .ok_or_else(|| LabError::Options(format!("no {component} build")))
+    };
+    let profile = versions::profile_for(version).map_err(LabError::Options)?;
+    // Archives are built in the build cache (shared by every lab directory) and copied.
+    let inputs = images::ImageInputs {
+        binaries_dir: cache.to_path_buf(),
+        cache_dir: cache.to_path_buf(),
+        kubernetes_src: images::kubernetes_module_dir(version)?,
+        coredns: program("coredns", "coredns")?,
+        metrics_server: program("metrics-server", "metrics-server")?,
+        flanneld: program("flannel", "flannel")?,
+        names: images::ImageNames::new(profile, &inventory::Chat::default().image),
+    };
+    let archives = images::build_all(&inputs, progress)?;
+    let images = binaries.join(install::IMAGES_DIR);
+    fs::create_dir_all(&images).map_err(io_err("cannot create", &images))?;
+    for archive in archives {
+        let name = archive.file_name().expect("archives have file names");
+        copy_if_changed(&archive, &images.join(name))?;
+    }
+    Ok(())
+}
+
+/// Copies `from` to `to` (temp file, then rename) unless `to` already has the same bytes;
+/// unlike `fsutil::write_if_changed` it leaves the mode of an unchanged file alone.
+fn copy_if_changed(from: &Path, to: &Path) -> Result<(), LabError> {
+    let same = fs::metadata(to)
+        .ok()
+        .zip(fs::metadata(from).ok())
+        .is_some_and(|(a, b)| a.len() == b.len())
+        && fs::read(to).ok() == fs::read(from).ok();
+    if same {
+        return Ok(());
+    }
+    let tmp = to.with_extension("tar.tmp");
+    fs::copy(from, &tmp).map_err(io_err("cannot copy to", &tmp))?;
+    fs::rename(&tmp, to).map_err(io_err("cannot rename", &tmp))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn copies_only_what_changed_and_leaves_no_temp_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (from, to) = (tmp.path().join("a.tar"), tmp.path().join("b.tar"));
+        fs::write(&from, b"one").unwrap();
+        copy_if_changed(&from, &to).unwrap();
+        assert_eq!(fs::read(&to).unwrap(), b"one");
+        // Same bytes: the target is not rewritten (its mode change survives).
+        fs::set_permissions(&to, fs::Permissions::from_mode(0o600)).unwrap();
+        copy_if_changed(&from, &to).unwrap();
+        let mode = fs::metadata(&to).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        fs::write(&from, b"two").unwrap();
+        copy_if_changed(&from, &to).unwrap();
+        assert_eq!(fs::read(&to).unwrap(), b"two");
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 2);
+    }
+}
