@@ -526,6 +526,55 @@ fn whole_install_on_six_lab_hosts() {
     assert_eq!(before, after, "a service restarted");
     eprintln!("no-change install: {:.1} s", took.as_secs_f64());
 
+    step("dry run on a running cluster: drift inside it is listed, not repaired");
+    let worker_label = "node-role.kubernetes.io/worker";
+    let w1_labels = || c.k(&["get", "node", "w1", "-o", "jsonpath={.metadata.labels}"]);
+    let coredns_replicas = || {
+        c.k(&[
+            "-n",
+            "kube-system",
+            "get",
+            "deployment/coredns",
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ])
+    };
+    c.k(&["label", "node", "w1", &format!("{worker_label}-")]);
+    c.k(&[
+        "-n",
+        "kube-system",
+        "scale",
+        "deployment/coredns",
+        "--replicas=1",
+    ]);
+    let (code, dry, _) = c.install(&["--dry-run"]);
+    assert_eq!(code, 0, "{dry:#}");
+    let predicted: Vec<String> = dry["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == "m1")
+        .and_then(|h| h["phases"]["cluster"]["changes"].as_array())
+        .map(|cs| cs.iter().map(|c| c.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default();
+    for want in [
+        "kubectl: deployment.apps/coredns configured".to_string(),
+        format!("label node w1 {worker_label}="),
+    ] {
+        assert!(predicted.contains(&want), "{want} not in {dry:#}");
+    }
+    assert_eq!(
+        predicted.len(),
+        2,
+        "only the drift is predicted: {predicted:#?}"
+    );
+    assert!(!w1_labels().contains(worker_label), "a dry run labelled w1");
+    assert_eq!(coredns_replicas(), "1", "a dry run scaled coredns back");
+    let (code, repaired, _) = c.install(&[]);
+    assert_eq!(code, 0, "{repaired:#}");
+    assert!(w1_labels().contains(worker_label), "{repaired:#}");
+    assert_eq!(coredns_replicas(), "2", "{repaired:#}");
+
     step("status: every component on every host active, healthy, with its version");
     let st = c.lab.k8s_boot(&[
         "status",

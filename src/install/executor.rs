@@ -59,6 +59,21 @@ impl<'r> Executor<'r> {
         act(self.remote).map(Some)
     }
 
+    /// A side effect with a read-only rehearsal: wet runs `act`, dry runs `rehearse`, which
+    /// must change nothing (e.g. `kubectl apply --dry-run=server`), so that a dry run can
+    /// report what the host itself says would change.
+    pub fn act_or_rehearse<T>(
+        &mut self,
+        act: impl FnOnce(&dyn Remote) -> Result<T, StepError>,
+        rehearse: impl FnOnce(&dyn Remote) -> T,
+    ) -> Result<T, StepError> {
+        if self.dry {
+            Ok(rehearse(self.remote))
+        } else {
+            act(self.remote)
+        }
+    }
+
     /// Records a change an effect reported (e.g. kubectl's output).
     pub fn record(&mut self, change: Change) {
         self.changes.push(change);

@@ -17,6 +17,9 @@ pub struct FakeHost {
     pub unreachable: bool,
     /// Commands that exit 1.
     pub failing: Vec<String>,
+    /// `(part, stdout)`: a command containing `part` prints `stdout` (the first that
+    /// matches), e.g. what kubectl says.
+    pub replies: Vec<(String, String)>,
 }
 
 pub type Shared = Arc<Mutex<FakeHost>>;
@@ -56,6 +59,9 @@ impl FakeHost {
                 stdout: String::new(),
                 stderr: "failed on purpose".into(),
             };
+        }
+        if let Some((_, stdout)) = self.replies.iter().find(|(part, _)| command.contains(part)) {
+            return ok(stdout.clone());
         }
         let words: Vec<&str> = command
             .split_whitespace()

@@ -2,7 +2,9 @@
 //! applied with kubectl on one control-plane host, and every node's role labels and taints.
 //!
 //! The manifests are kept on that host (under the state directory), so a dry run compares
-//! them by content like any other file: it lists the manifests that would be applied anew.
+//! them by content like any other file. Where the cluster answers, a dry run also asks it:
+//! `kubectl apply --dry-run=server` for the objects that would change, the node list for
+//! the labels and taints that nodes lack.
 
 use super::change::Change;
 use super::executor::Executor;
@@ -48,72 +50,92 @@ pub fn apply(
     files::write_files(&puts, &mut work.state, ex)?;
     let kubectl = format!("{BIN_DIR}/kubectl --kubeconfig /etc/kubernetes/admin.kubeconfig");
     // One kubectl for all of the phase's manifests (in file-name order): each kubectl run
-    // costs its start and an API discovery.
-    let args: Vec<String> = puts.iter().map(|f| format!("-f {}", f.path)).collect();
-    let applied = ex.effect(|r| Ok(r.run(&format!("{kubectl} apply {}", args.join(" ")))?))?;
-    for line in applied.iter().flat_map(|out| out.lines()) {
-        if !line.ends_with(" unchanged") {
+    // costs its start and an API discovery. A dry run asks the API server what it would
+    // change (`--dry-run=server`); with no cluster to ask yet it lists only the manifests.
+    let files: Vec<String> = puts.iter().map(|f| format!("-f {}", f.path)).collect();
+    let files = files.join(" ");
+    let applied = ex.act_or_rehearse(
+        |r| Ok(r.run(&format!("{kubectl} apply {files}"))?),
+        |r| {
+            r.run(&format!("{kubectl} apply --dry-run=server {files}"))
+                .unwrap_or_default()
+        },
+    )?;
+    for line in applied.lines() {
+        let line = line.trim_end_matches(" (server dry run)");
+        if !line.is_empty() && !line.ends_with(" unchanged") {
             ex.record(Change::Kubectl(line.to_string()));
         }
     }
     let chat = &cx.run.cluster.inventory.chat;
-    let follow_up = ex.effect(|r| {
-        if !workloads {
-            label_and_taint_nodes(cx.run.plan, r, &kubectl)
-        } else if chat.enabled {
+    if !workloads {
+        label_and_taint_nodes(cx.run.plan, ex, &kubectl)?;
+    } else if chat.enabled {
+        ex.effect(|r| {
             r.run(&format!(
                 "{kubectl} -n {} rollout status deployment/chat --timeout=180s",
                 chat.namespace
             ))?;
-            Ok(Vec::new())
-        } else {
-            Ok(Vec::new())
-        }
-    })?;
-    for change in follow_up.into_iter().flatten() {
-        ex.record(change);
+            Ok(())
+        })?;
     }
     Ok(())
 }
 
 /// Gives every node the role labels and taints of its plan that it lacks (kubelets may
-/// not set role labels themselves), waiting for nodes that have not registered yet.
-fn label_and_taint_nodes(
-    plan: &Plan,
-    r: &dyn Remote,
-    kubectl: &str,
-) -> Result<Vec<Change>, StepError> {
+/// not set role labels themselves), waiting for nodes that have not registered yet. A dry
+/// run looks at the nodes once and lists everything a node not registered yet would get.
+fn label_and_taint_nodes(plan: &Plan, ex: &mut Executor, kubectl: &str) -> Result<(), StepError> {
     let wanted: Vec<&HostPlan> = plan
         .hosts
         .iter()
         .filter(|n| !n.node_labels.is_empty() || !n.node_taints.is_empty())
         .collect();
-    let nodes = wait_for_nodes(&wanted, r, kubectl)?;
+    let nodes = ex.act_or_rehearse(
+        |r| wait_for_nodes(&wanted, r, kubectl),
+        |r| registered_nodes(r, kubectl).unwrap_or_default(),
+    )?;
+    for (change, command) in node_changes(&wanted, &nodes, kubectl) {
+        ex.change(change, |r| Ok(r.run(&command).map(drop)?))?;
+    }
+    Ok(())
+}
+
+/// The label and taint changes `wanted` needs on `nodes` (a node missing from `nodes` needs
+/// all of its own), each with the kubectl command that makes it.
+fn node_changes(
+    wanted: &[&HostPlan],
+    nodes: &[serde_json::Value],
+    kubectl: &str,
+) -> Vec<(Change, String)> {
     let mut changes = Vec::new();
     for node_plan in wanted {
         let node = nodes
             .iter()
             .find(|n| n["metadata"]["name"] == node_plan.name.as_str())
-            .expect("every wanted node is registered");
+            .unwrap_or(&serde_json::Value::Null);
         let name = &node_plan.name;
         let labels = missing_labels(node_plan, node).join(" ");
         if !labels.is_empty() {
-            r.run(&format!("{kubectl} label node {name} {labels} --overwrite"))?;
-            changes.push(Change::Label {
-                node: name.clone(),
-                labels,
-            });
+            let command = format!("{kubectl} label node {name} {labels} --overwrite");
+            let node = name.clone();
+            changes.push((Change::Label { node, labels }, command));
         }
         let taints = missing_taints(node_plan, node).join(" ");
         if !taints.is_empty() {
-            r.run(&format!("{kubectl} taint node {name} {taints} --overwrite"))?;
-            changes.push(Change::Taint {
-                node: name.clone(),
-                taints,
-            });
+            let command = format!("{kubectl} taint node {name} {taints} --overwrite");
+            let node = name.clone();
+            changes.push((Change::Taint { node, taints }, command));
         }
     }
-    Ok(changes)
+    changes
+}
+
+/// The API's node objects as they are now.
+fn registered_nodes(r: &dyn Remote, kubectl: &str) -> Result<Vec<serde_json::Value>, StepError> {
+    let text = r.run(&format!("{kubectl} get nodes -o json"))?;
+    let list: serde_json::Value = serde_json::from_str(&text).map_err(StepError::NodeList)?;
+    Ok(list["items"].as_array().cloned().unwrap_or_default())
 }
 
 /// The API's node objects once every node of `wanted` has registered.
@@ -124,9 +146,7 @@ fn wait_for_nodes(
 ) -> Result<Vec<serde_json::Value>, StepError> {
     let deadline = Instant::now() + Duration::from_secs(REGISTER_SECS);
     loop {
-        let text = r.run(&format!("{kubectl} get nodes -o json"))?;
-        let list: serde_json::Value = serde_json::from_str(&text).map_err(StepError::NodeList)?;
-        let nodes = list["items"].as_array().cloned().unwrap_or_default();
+        let nodes = registered_nodes(r, kubectl)?;
         let registered: BTreeSet<&str> = nodes
             .iter()
             .filter_map(|n| n["metadata"]["name"].as_str())

@@ -62,8 +62,12 @@ const PHASES: &[PhaseId] = &[
 
 impl World {
     fn install(&self, dry_run: bool) -> Report {
+        self.install_phases(dry_run, PHASES)
+    }
+
+    fn install_phases(&self, dry_run: bool, phases: &[PhaseId]) -> Report {
         let opts = Options {
-            phases: PHASES.to_vec(),
+            phases: phases.to_vec(),
             dry_run,
             ..Default::default()
         };
@@ -222,6 +226,79 @@ fn a_dry_run_records_what_would_change_and_changes_nothing() {
             mutating(&host.log)
         );
     }
+}
+
+/// A node list as `kubectl get nodes -o json` prints it: each node with its labels.
+fn node_list(nodes: &[(&str, &[&str])]) -> String {
+    let items: Vec<serde_json::Value> = nodes
+        .iter()
+        .map(|(name, labels)| {
+            let labels: serde_json::Map<String, serde_json::Value> =
+                labels.iter().map(|l| (l.to_string(), "".into())).collect();
+            serde_json::json!({"metadata": {"name": name, "labels": labels}, "spec": {}})
+        })
+        .collect();
+    serde_json::json!({ "items": items }).to_string()
+}
+
+const CP: &str = "node-role.kubernetes.io/control-plane";
+const WORKER: &str = "node-role.kubernetes.io/worker";
+
+#[test]
+fn a_dry_run_of_the_cluster_phase_asks_the_api_server_and_labels_nothing() {
+    let w = world();
+    {
+        let mut m1 = w.fake.host("m1");
+        m1.replies.push((
+            "apply --dry-run=server".into(),
+            "namespace/kube-flannel unchanged (server dry run)\n\
+             deployment.apps/coredns configured (server dry run)\n"
+                .into(),
+        ));
+        // m1 lacks its worker label, m3 has both, m2 has not registered yet.
+        m1.replies.push((
+            "get nodes -o json".into(),
+            node_list(&[("m1", &[CP]), ("m3", &[CP, WORKER])]),
+        ));
+    }
+    let report = w.install_phases(true, &[PhaseId::Cluster]);
+    assert!(!report.failed(), "{report:#?}");
+    let got = changes(&report, "m1", PhaseId::Cluster);
+    for want in [
+        "kubectl: deployment.apps/coredns configured".to_string(),
+        format!("label node m1 {WORKER}="),
+        format!("label node m2 {CP}= {WORKER}="),
+    ] {
+        assert!(got.contains(&want), "{want} not in {got:#?}");
+    }
+    assert!(
+        !got.iter()
+            .any(|c| c.contains("kube-flannel") || c.contains("m3")),
+        "{got:#?}"
+    );
+    // m1 runs the phase for the cluster, and it only asked.
+    let log = w.fake.host("m1").log.clone();
+    assert!(log.iter().any(|c| c.contains("apply --dry-run=server -f ")));
+    let kubectl_writes: Vec<&String> = log
+        .iter()
+        .filter(|c| c.contains(" label node") || c.contains(" taint node"))
+        .chain(log.iter().filter(|c| c.contains(" apply -f ")))
+        .collect();
+    assert!(kubectl_writes.is_empty(), "{kubectl_writes:#?}");
+    assert!(mutating(&log).is_empty(), "{:#?}", mutating(&log));
+    assert!(!w.fake.host("m2").log.iter().any(|c| c.contains("kubectl")));
+
+    // The real run labels what the dry run listed, and nothing else.
+    w.fake.host("m1").replies[1].1 =
+        node_list(&[("m1", &[CP]), ("m2", &[]), ("m3", &[CP, WORKER])]);
+    let wet = w.install_phases(false, &[PhaseId::Cluster]);
+    assert!(!wet.failed(), "{wet:#?}");
+    let log = w.fake.host("m1").log.clone();
+    let labelled: Vec<&String> = log.iter().filter(|c| c.contains(" label node")).collect();
+    assert_eq!(labelled.len(), 2, "{labelled:#?}");
+    assert!(labelled[0].ends_with(&format!("label node m1 {WORKER}= --overwrite")));
+    assert!(labelled[1].ends_with(&format!("label node m2 {CP}= {WORKER}= --overwrite")));
+    assert!(log.iter().any(|c| c.contains(" apply -f ")));
 }
 
 #[test]
