@@ -5,7 +5,6 @@ use super::connection::Connection;
 use super::error::SshError;
 use super::files::{plan_upload, RemoteFile, Upload};
 use super::shell::shell_quote;
-use sha2::{Digest, Sha256};
 use std::path::Path;
 
 /// Where uploaded bytes come from: memory for rendered files, a file for binaries.
@@ -24,10 +23,9 @@ impl Source<'_> {
                     path: p.to_path_buf(),
                     cause,
                 };
-                let mut f = std::fs::File::open(p).map_err(local)?;
-                let mut hasher = Sha256::new();
-                crate::digest::hash_reader(&mut f, &mut hasher).map_err(local)?;
-                Ok(crate::digest::finish_hex(hasher))
+                crate::digest::sha256_file(p)
+                    .map_err(local)?
+                    .ok_or_else(|| local(std::io::ErrorKind::NotFound.into()))
             }
         }
     }
