@@ -167,8 +167,57 @@ const CASES: &[(&str, (&str, &str), &[&str])] = &[
         ),
         &[
             "hosts.yaml:5:5: error: cluster.kubelet: ",
-            "unknown key `allow_cgroupv1`; did you mean `allow_cgroup_v1`? (known keys: allow_cgroup_v1)",
+            "unknown key `allow_cgroupv1`; did you mean `allow_cgroup_v1`? (known keys: allow_cgroup_v1, eviction_hard)",
         ],
+    ),
+    (
+        "eviction signal unknown",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  kubelet:\n    eviction_hard:\n      disk.available: 1Gi\n",
+        ),
+        &[
+            "hosts.yaml:6:7: error: cluster.kubelet.eviction_hard.disk.available: ",
+            "`disk.available` is not an eviction signal; expected one of imagefs.available,",
+        ],
+    ),
+    (
+        "eviction percentage over 100",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  kubelet:\n    eviction_hard:\n      nodefs.available: 150%\n",
+        ),
+        &[
+            "hosts.yaml:6:7: error: cluster.kubelet.eviction_hard.nodefs.available: ",
+            "`150%`: a percentage must be from 0% to 100%",
+        ],
+    ),
+    (
+        "eviction quantity zero",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  kubelet: {eviction_hard: {memory.available: 0Mi}}\n",
+        ),
+        &[
+            "hosts.yaml:4:",
+            "cluster.kubelet.eviction_hard.memory.available: `0Mi`: expected a percentage such as \"5%\" or a positive quantity such as \"2Gi\"",
+        ],
+    ),
+    (
+        "eviction quantity with a unit the kubelet lacks",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  kubelet: {eviction_hard: {imagefs.available: 2GB}}\n",
+        ),
+        &["cluster.kubelet.eviction_hard.imagefs.available: `2GB`: expected a percentage"],
+    ),
+    (
+        "eviction threshold not a string",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  kubelet: {eviction_hard: [nodefs.available]}\n",
+        ),
+        &["hosts.yaml:4:", "cluster.kubelet.eviction_hard: invalid type: sequence, expected a map"],
     ),
     (
         "allow_cgroup_v1 not a boolean",
@@ -686,6 +735,41 @@ fn even_etcd_count_is_a_warning_not_an_error() {
     assert_eq!(c.hosts_with(k8s_boot::inventory::Role::Etcd).count(), 2);
     assert!(c.warnings.iter().any(|w| w.severity == Severity::Warning
         && w.message == "2 etcd members tolerate as many failures as 1; use an odd count"));
+}
+
+#[test]
+fn eviction_thresholds_are_rendered_over_the_kubelets_defaults() {
+    let c = load(BASE).unwrap();
+    assert!(c
+        .inventory
+        .cluster
+        .kubelet
+        .eviction_hard_rendered()
+        .is_empty());
+
+    let src = BASE.replace(
+        "  kubernetes_version: v1.35.2\n",
+        "  kubernetes_version: v1.35.2\n  kubelet:\n    eviction_hard:\n      \
+         nodefs.available: 1Gi\n      memory.available: \"2.5%\"\n      pid.available: \"100\"\n",
+    );
+    let c = load(&src).expect("valid thresholds");
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let rendered = c.inventory.cluster.kubelet.eviction_hard_rendered();
+    let pairs: Vec<(&str, &str)> = rendered
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("imagefs.available", "15%"),
+            ("imagefs.inodesFree", "5%"),
+            ("memory.available", "2.5%"),
+            ("nodefs.available", "1Gi"),
+            ("nodefs.inodesFree", "5%"),
+            ("pid.available", "100"),
+        ]
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! Every struct denies unknown keys so that a typo is reported instead of ignored.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -102,6 +103,49 @@ pub struct Kubelet {
     /// kubelet refuses them by default since Kubernetes v1.35.
     #[serde(default)]
     pub allow_cgroup_v1: bool,
+    /// Hard eviction thresholds (`evictionHard`) by signal, each a percentage of the
+    /// resource (`"5%"`) or a quantity (`"2Gi"`, inodes as a plain number). A listed signal
+    /// replaces upstream's default for it; the others keep theirs.
+    #[serde(default)]
+    pub eviction_hard: BTreeMap<String, String>,
+}
+
+/// The kubelet's own hard eviction thresholds on Linux (`eviction.DefaultEvictionHard`,
+/// the same in v1.35-v1.37). Setting `evictionHard` at all replaces them as a whole, so
+/// k8s-boot renders them beside the inventory's.
+pub const DEFAULT_EVICTION_HARD: &[(&str, &str)] = &[
+    ("imagefs.available", "15%"),
+    ("imagefs.inodesFree", "5%"),
+    ("memory.available", "100Mi"),
+    ("nodefs.available", "10%"),
+    ("nodefs.inodesFree", "5%"),
+];
+
+/// The signals `cluster.kubelet.eviction_hard` accepts: the kubelet's, less those that
+/// need a feature gate (`containerfs.*`) or that it derives itself (`allocatableMemory`).
+pub const EVICTION_SIGNALS: &[&str] = &[
+    "imagefs.available",
+    "imagefs.inodesFree",
+    "memory.available",
+    "nodefs.available",
+    "nodefs.inodesFree",
+    "pid.available",
+];
+
+impl Kubelet {
+    /// `evictionHard` as rendered: upstream's defaults with the inventory's entries over
+    /// them, or nothing when the inventory sets none (the kubelet then applies its own).
+    pub fn eviction_hard_rendered(&self) -> BTreeMap<String, String> {
+        if self.eviction_hard.is_empty() {
+            return BTreeMap::new();
+        }
+        let mut all: BTreeMap<String, String> = DEFAULT_EVICTION_HARD
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        all.extend(self.eviction_hard.clone());
+        all
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

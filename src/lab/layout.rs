@@ -97,7 +97,10 @@ pub fn inventory_yaml(
     let _ = writeln!(
         y,
         "cluster:\n  name: lab\n  kubernetes_version: {}\n  kubelet:\n    \
-         allow_cgroup_v1: true              # lab hosts have the legacy cgroup hierarchy (docs/LAB.md)\n  \
+         allow_cgroup_v1: true              # lab hosts have the legacy cgroup hierarchy (docs/LAB.md)\n    \
+         eviction_hard:                     # the hosts share the machine's disk: percentages\n      \
+           imagefs.available: 1Gi           # of it say nothing about one host (docs/LAB.md)\n      \
+           nodefs.available: 1Gi\n  \
          kube_proxy:\n    conntrack_max_per_core: 0          # the conntrack limit is the machine's (docs/LAB.md)\n  \
          containerd:\n    restrict_oom_score_adj: true       # no CAP_SYS_RESOURCE in lab hosts (docs/LAB.md)\n  \
          dns_upstreams: []                    # lab hosts reach no DNS server\n",

@@ -4,6 +4,7 @@
 use super::rules::{BIN_DIR, PKI_DIR};
 use crate::inventory::{Cluster, Host, Role, APISERVER_PORT};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 #[derive(Serialize)]
 pub struct HostRef {
@@ -46,6 +47,9 @@ pub struct ClusterValues {
     pub conntrack_max_per_core: Option<u32>,
     /// `cluster.kubelet.allow_cgroup_v1`: the kubelet may start on cgroup v1 hosts.
     pub allow_cgroup_v1: bool,
+    /// `evictionHard`: upstream's defaults with `cluster.kubelet.eviction_hard` over them;
+    /// empty when the inventory sets none.
+    pub eviction_hard: BTreeMap<String, String>,
     /// What CoreDNS forwards to: `/etc/resolv.conf`, addresses, or nothing (empty).
     pub dns_forward: String,
     /// `cluster.containerd.restrict_oom_score_adj`.
@@ -166,6 +170,7 @@ impl Shared {
                 ipvs_scheduler: inv.cluster.kube_proxy.ipvs_scheduler.clone(),
                 conntrack_max_per_core: inv.cluster.kube_proxy.conntrack_max_per_core,
                 allow_cgroup_v1: inv.cluster.kubelet.allow_cgroup_v1,
+                eviction_hard: inv.cluster.kubelet.eviction_hard_rendered(),
                 dns_forward: match &inv.cluster.dns_upstreams {
                     None => "/etc/resolv.conf".into(),
                     Some(servers) => servers.join(" "),

@@ -86,6 +86,52 @@ pub(super) fn check_kubelet(c: &mut Checker, cl: &schema::Cluster) {
             "the kubelet is told to start on cgroup v1 hosts (failCgroupV1: false); cgroup v1 support is deprecated upstream and will be removed, use this only for hosts that cannot move to cgroup v2",
         );
     }
+    for (signal, value) in &cl.kubelet.eviction_hard {
+        let field = format!("cluster.kubelet.eviction_hard.{signal}");
+        if !schema::EVICTION_SIGNALS.contains(&signal.as_str()) {
+            c.error(
+                &field,
+                format!(
+                    "`{signal}` is not an eviction signal; expected one of {}",
+                    schema::EVICTION_SIGNALS.join(", ")
+                ),
+            );
+        } else if let Err(why) = eviction_threshold(value) {
+            c.error(&field, why);
+        }
+    }
+}
+
+/// Whether `value` is a threshold the kubelet accepts: a percentage from 0% to 100% (0% and
+/// 100% switch the signal off) or a positive quantity such as `500Mi`, `2Gi` or `100000`.
+fn eviction_threshold(value: &str) -> Result<(), String> {
+    let expected = "expected a percentage such as \"5%\" or a positive quantity such as \"2Gi\"";
+    let number = |s: &str| {
+        let (int, frac) = s.split_once('.').unwrap_or((s, "0"));
+        !int.is_empty()
+            && !frac.is_empty()
+            && int.len() + frac.len() <= 18
+            && int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    };
+    if let Some(pct) = value.strip_suffix('%') {
+        return match pct.parse::<f64>() {
+            Ok(p) if number(pct) && p <= 100.0 => Ok(()),
+            _ => Err(format!("`{value}`: a percentage must be from 0% to 100%")),
+        };
+    }
+    const SUFFIXES: &[&str] = &[
+        "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E", "",
+    ];
+    let ok = SUFFIXES.iter().any(|suffix| {
+        value
+            .strip_suffix(suffix)
+            .is_some_and(|n| number(n) && n.bytes().any(|b| (b'1'..=b'9').contains(&b)))
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{value}`: {expected}"))
+    }
 }
 
 pub(super) fn check_pki(c: &mut Checker, pki: &PkiSettings) {
