@@ -112,6 +112,19 @@ pub struct TemplatesArg {
     pub templates: Option<PathBuf>,
 }
 
+/// What `lab build` and `lab up` (which builds first) take.
+#[derive(Args)]
+pub struct LabBuildArgs {
+    #[arg(long, default_value = "lab", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Kubernetes version to build (`up` also writes it into the lab inventory)
+    #[arg(long, default_value = k8s_boot::lab::DEFAULT_KUBERNETES_VERSION, value_name = "VERSION")]
+    pub version: String,
+    /// Where upstream builds are cached [default: $K8S_BOOT_BUILD_CACHE, else /var/cache/k8s-boot/build]
+    #[arg(long, value_name = "DIR")]
+    pub build_cache: Option<PathBuf>,
+}
+
 // `k8s-boot render`.
 #[derive(Args)]
 pub struct RenderArgs {
@@ -228,27 +241,12 @@ pub enum LabAction {
     Up {
         #[arg(long, default_value_t = 4, value_name = "N")]
         hosts: usize,
-        #[arg(long, default_value = "lab", value_name = "DIR")]
-        dir: PathBuf,
-        /// Kubernetes version written into the lab inventory (and built)
-        #[arg(long, default_value = k8s_boot::lab::DEFAULT_KUBERNETES_VERSION, value_name = "VERSION")]
-        version: String,
-        /// Where upstream builds are cached [default: $K8S_BOOT_BUILD_CACHE, else /var/cache/k8s-boot/build]
-        #[arg(long, value_name = "DIR")]
-        build_cache: Option<PathBuf>,
+        #[command(flatten)]
+        build: LabBuildArgs,
     },
     /// Build the lab's binaries and images from the upstream Go modules into DIR/binaries
     /// (what `up` does first; cold builds take tens of minutes)
-    Build {
-        #[arg(long, default_value = "lab", value_name = "DIR")]
-        dir: PathBuf,
-        /// Kubernetes version to build
-        #[arg(long, default_value = k8s_boot::lab::DEFAULT_KUBERNETES_VERSION, value_name = "VERSION")]
-        version: String,
-        /// Where upstream builds are cached [default: $K8S_BOOT_BUILD_CACHE, else /var/cache/k8s-boot/build]
-        #[arg(long, value_name = "DIR")]
-        build_cache: Option<PathBuf>,
-    },
+    Build(LabBuildArgs),
     /// Stop and remove the lab hosts (the cached root file system is kept)
     Down {
         #[arg(long, default_value = "lab", value_name = "DIR")]

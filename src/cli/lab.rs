@@ -1,24 +1,15 @@
 //! `k8s-boot lab up|build|down|status`: throwaway local test hosts.
 
-use super::args::LabAction;
+use super::args::{LabAction, LabBuildArgs};
 use super::output::yes_no;
 use anyhow::Result;
 use k8s_boot::lab::{self, binaries, build};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub fn run(action: LabAction) -> Result<i32> {
     match action {
-        LabAction::Up {
-            hosts,
-            dir,
-            version,
-            build_cache,
-        } => up(&dir, hosts, version, build_cache),
-        LabAction::Build {
-            dir,
-            version,
-            build_cache,
-        } => lab_build(&dir, &version, build_cache).map(|()| 0),
+        LabAction::Up { hosts, build } => up(hosts, build),
+        LabAction::Build(build) => lab_build(&build).map(|()| 0),
         LabAction::Down { dir } => down(&dir),
         LabAction::Status { dir } => status(&dir),
     }
@@ -26,9 +17,14 @@ pub fn run(action: LabAction) -> Result<i32> {
 
 /// Builds (or takes from the cache) every binary and image the lab needs into
 /// `<dir>/binaries`, printing progress per component.
-fn lab_build(dir: &Path, version: &str, build_cache: Option<PathBuf>) -> Result<()> {
-    let cache = build_cache.unwrap_or_else(build::default_cache);
-    let prepared = binaries::prepare(dir, version, &cache, &mut |line| eprintln!("{line}"))?;
+fn lab_build(args: &LabBuildArgs) -> Result<()> {
+    let cache = args
+        .build_cache
+        .clone()
+        .unwrap_or_else(build::default_cache);
+    let prepared = binaries::prepare(&args.dir, &args.version, &cache, &mut |line| {
+        eprintln!("{line}")
+    })?;
     eprintln!(
         "lab binaries and images ready in {} ({:.0} s)",
         prepared.dir.display(),
@@ -37,12 +33,12 @@ fn lab_build(dir: &Path, version: &str, build_cache: Option<PathBuf>) -> Result<
     Ok(())
 }
 
-fn up(dir: &Path, hosts: usize, version: String, build_cache: Option<PathBuf>) -> Result<i32> {
-    lab_build(dir, &version, build_cache)?;
+fn up(hosts: usize, build: LabBuildArgs) -> Result<i32> {
+    lab_build(&build)?;
     let report = lab::up(&lab::LabOptions {
-        dir: dir.to_path_buf(),
+        dir: build.dir,
         hosts,
-        kubernetes_version: version,
+        kubernetes_version: build.version,
         cache_dir: None,
     })?;
     for h in &report.hosts {
