@@ -193,7 +193,8 @@ pub fn remove_tree(dir: &Path) -> io::Result<()> {
     fs::remove_dir_all(dir)
 }
 
-/// `path` made absolute for comparisons: the longest prefix that exists is canonicalized
+/// `path` made absolute (for comparisons, and for paths handed to programs that run
+/// elsewhere): the longest prefix that exists is canonicalized
 /// (symbolic links resolved), the rest is appended with `.` and `..` applied lexically.
 pub fn resolve(path: &Path) -> PathBuf {
     let absolute = if path.is_absolute() {

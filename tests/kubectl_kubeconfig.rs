@@ -248,10 +248,7 @@ fn check(kubectl: &Path, r: &Rendered, file: &Path, want: &Expect, work: &Path) 
 
 #[test]
 fn kubectl_reads_every_rendered_kubeconfig_with_verified_credentials() {
-    let kubectl = require_program(
-        "kubectl",
-        "kubernetes-client (or `kubectl` from the Kubernetes apt repository)",
-    );
+    let kubectl = common::lab_program("kubectl");
     require_program("openssl", "openssl");
     let tmp = tempfile::tempdir().unwrap();
     let r = common::render(tmp.path(), "kc", &inventory());

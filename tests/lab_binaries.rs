@@ -4,6 +4,8 @@
 //! Needs Go 1.26, gcc and libseccomp-dev, and root for the default build cache (a cold build
 //! takes tens of minutes; `tests/run-all.sh` runs `lab build` before the tests).
 
+mod common;
+
 use k8s_boot::{fetch, lab, versions};
 use std::path::Path;
 use std::process::Command;
@@ -21,12 +23,18 @@ fn version_of(dir: &Path, program: &str, args: &[&str]) -> String {
     )
 }
 
+/// Run from a directory of its own with relative paths only (`--dir lab`, a relative
+/// `$K8S_BOOT_BUILD_CACHE`), and with cni-plugins missing from that cache, so that one
+/// component takes the cold path: built in a temporary directory, then installed into the
+/// relative binaries directory.
 #[test]
 fn lab_build_leaves_the_pinned_versions_in_fetch_layout() {
     let dir = tempfile::tempdir().unwrap();
+    common::build_cache_with_cold(&dir.path().join("cache"), "cni-plugins");
     let out = Command::new(env!("CARGO_BIN_EXE_k8s-boot"))
-        .args(["lab", "build", "--dir"])
-        .arg(dir.path())
+        .args(["lab", "build", "--dir", "lab"])
+        .current_dir(dir.path())
+        .env(lab::build::BUILD_CACHE_ENV, "cache")
         .output()
         .unwrap();
     assert!(
@@ -34,7 +42,16 @@ fn lab_build_leaves_the_pinned_versions_in_fetch_layout() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let bin = dir.path().join("binaries");
+    let cold = common::built_in(&dir.path().join("cache"), "cni-plugins");
+    let bin = dir.path().join("lab/binaries");
+    for plugin in fetch::REQUIRED_CNI_PLUGINS {
+        let installed = std::fs::read(bin.join("cni").join(plugin)).unwrap();
+        assert_eq!(
+            installed,
+            std::fs::read(cold.join(plugin)).unwrap(),
+            "{plugin}"
+        );
+    }
     let k8s = lab::DEFAULT_KUBERNETES_VERSION;
     let profile = versions::profile_for(k8s).unwrap();
 

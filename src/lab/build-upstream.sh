@@ -14,8 +14,10 @@ set -euo pipefail
 
 component=$1
 version=$2
-bin_dir=$3
-cache_root=$4
+# Absolute from here on: the build runs in a temporary directory (`cd "$work"` below).
+abs() { if [[ $1 == - || $1 == /* ]]; then printf '%s' "$1"; else printf '%s/%s' "$PWD" "$1"; fi; }
+bin_dir=$(abs "$3")
+cache_root=$(abs "$4")
 arch=$(go env GOARCH)
 go_version=$(go env GOVERSION)
 export GOFLAGS="-buildvcs=false -mod=mod"

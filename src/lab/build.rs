@@ -78,10 +78,10 @@ fn plan(kubernetes_version: &str, profile: &VersionProfile) -> Vec<Build> {
     ]
 }
 
-/// The build cache: `$K8S_BOOT_BUILD_CACHE`, else /var/cache/k8s-boot/build.
+/// The build cache: `$K8S_BOOT_BUILD_CACHE` (made absolute), else /var/cache/k8s-boot/build.
 pub fn default_cache() -> PathBuf {
     match std::env::var_os(BUILD_CACHE_ENV) {
-        Some(c) if !c.is_empty() => PathBuf::from(c),
+        Some(c) if !c.is_empty() => crate::fsutil::resolve(Path::new(&c)),
         _ => PathBuf::from(DEFAULT_BUILD_CACHE),
     }
 }

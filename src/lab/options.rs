@@ -43,7 +43,7 @@ impl LabOptions {
             return c.clone();
         }
         match std::env::var_os(CACHE_ENV) {
-            Some(c) if !c.is_empty() => PathBuf::from(c),
+            Some(c) if !c.is_empty() => crate::fsutil::resolve(std::path::Path::new(&c)),
             _ => self.dir.join(".cache"),
         }
     }

@@ -5,6 +5,9 @@
 //! it, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod registry;
+pub mod releases;
+
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -495,4 +498,76 @@ pub fn spawn_nginx(procs: &mut Processes, nginx: &Path, conf: &Path, pid_dir: &P
                 pid_dir.join("nginx.pid").display()
             )),
     );
+}
+
+/// An upstream program of the lab's build (`k8s-boot lab build --dir target/lab-build`, which
+/// tests/run-all.sh runs before the tests): the version k8s-boot targets, not whatever the
+/// machine happens to have on PATH.
+pub fn lab_program(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/lab-build/binaries")
+        .join(name);
+    assert!(
+        is_executable(&path),
+        "{} is missing: run `cargo run -- lab build --dir target/lab-build` first \
+         (tests/run-all.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// A build cache in `dir` that holds every entry of the machine's warm one (`lab build`
+/// fills it; see k8s_boot::lab::build::default_cache) as a link, except those of
+/// `component`, which therefore builds from nothing (its Go packages come from Go's own
+/// cache, so a small component takes seconds): the cold path, on one component.
+pub fn build_cache_with_cold(dir: &Path, component: &str) {
+    let warm = k8s_boot::lab::build::default_cache();
+    fs::create_dir_all(dir).unwrap();
+    let prefix = format!("{component}-v");
+    let mut linked = 0;
+    for entry in fs::read_dir(&warm).unwrap_or_else(|e| {
+        panic!(
+            "the warm build cache {} cannot be read ({e}): run `cargo run -- lab build --dir \
+             target/lab-build` first (tests/run-all.sh does)",
+            warm.display()
+        )
+    }) {
+        let name = entry.unwrap().file_name();
+        let name = name.to_string_lossy();
+        // Dot entries are locks and work directories; logs and the script are per run.
+        if name.starts_with('.') || name.starts_with(&prefix) || name == "logs" {
+            continue;
+        }
+        if name == "build-upstream.sh" {
+            continue;
+        }
+        std::os::unix::fs::symlink(warm.join(&*name), dir.join(&*name)).unwrap();
+        linked += 1;
+    }
+    assert!(
+        linked > 0,
+        "the warm build cache {} is empty",
+        warm.display()
+    );
+}
+
+/// The cache entry `component` got in the build cache `dir`: a real directory (built there),
+/// not a link into the warm cache.
+pub fn built_in(dir: &Path, component: &str) -> PathBuf {
+    let prefix = format!("{component}-v");
+    let entry = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+        })
+        .unwrap_or_else(|| panic!("no {component} build in {}", dir.display()));
+    let meta = fs::symlink_metadata(&entry).unwrap();
+    assert!(
+        meta.is_dir() && entry.join(".complete").is_file(),
+        "{} is not a complete build made here",
+        entry.display()
+    );
+    entry
 }
