@@ -4,7 +4,7 @@
 use super::remote::{Connector, FileToPut, KnownFiles, Remote};
 use crate::inventory::Host;
 use crate::ssh::{Output, RemoteFile, Source, SshError, Upload};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 /// A host in memory: its files, which services are active and enabled, every command run.
@@ -20,6 +20,9 @@ pub struct FakeHost {
     /// `(part, stdout)`: a command containing `part` prints `stdout` (the first that
     /// matches), e.g. what kubectl says.
     pub replies: Vec<(String, String)>,
+    /// `(part, outputs)`: like `replies`, but a command containing `part` prints the next of
+    /// `outputs`, the last one from then on (what a poll sees change). Looked at first.
+    pub reply_sequences: Vec<(String, VecDeque<String>)>,
 }
 
 pub type Shared = Arc<Mutex<FakeHost>>;
@@ -59,6 +62,18 @@ impl FakeHost {
                 stdout: String::new(),
                 stderr: "failed on purpose".into(),
             };
+        }
+        if let Some((_, outputs)) = self
+            .reply_sequences
+            .iter_mut()
+            .find(|(part, _)| command.contains(part.as_str()))
+        {
+            let stdout = if outputs.len() > 1 {
+                outputs.pop_front()
+            } else {
+                outputs.front().cloned()
+            };
+            return ok(stdout.unwrap_or_default());
         }
         if let Some((_, stdout)) = self.replies.iter().find(|(part, _)| command.contains(part)) {
             return ok(stdout.clone());

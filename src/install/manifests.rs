@@ -1,5 +1,6 @@
 //! The cluster phases (`cluster`, `workloads`): the cluster manifests or the chat workload,
-//! applied with kubectl on one control-plane host, and every node's role labels and taints.
+//! applied with kubectl on one control-plane host, and every node's role labels and taints;
+//! each phase ends when what it applied is ready ([`super::ready`]).
 //!
 //! The manifests are kept on that host (under the state directory), so a dry run compares
 //! them by content like any other file. Where the cluster answers, a dry run also asks it:
@@ -9,12 +10,13 @@
 use super::change::Change;
 use super::executor::Executor;
 use super::files::{self, ROOT};
+use super::ready;
 use super::remote::{FileToPut, Remote};
 use super::state::STATE_DIR;
 use super::steps::HostCtx;
 use super::{HostWork, StepError};
 use crate::catalog::BIN_DIR;
-use crate::render::{rules::CHAT_MANIFEST, HostPlan, Plan};
+use crate::render::{rules::CHAT_MANIFEST, HostPlan, Plan, PlannedFile};
 use crate::ssh::Source;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -28,12 +30,20 @@ pub fn apply(
     work: &mut HostWork,
     ex: &mut Executor,
 ) -> Result<(), StepError> {
-    let puts: Vec<FileToPut> = cx
+    let manifests: Vec<&PlannedFile> = cx
         .run
         .plan
         .cluster_files
         .iter()
         .filter(|f| f.path.starts_with("manifests/") && (f.path == CHAT_MANIFEST) == workloads)
+        .collect();
+    if manifests.is_empty() {
+        // The workloads phase of a cluster without the chat: nothing to apply.
+        return Ok(());
+    }
+    let awaited = ready::awaited(&manifests)?;
+    let puts: Vec<FileToPut> = manifests
+        .iter()
         .map(|f| FileToPut {
             path: format!("{STATE_DIR}/{}", f.path),
             source: Source::Bytes(&f.bytes),
@@ -67,18 +77,19 @@ pub fn apply(
             ex.record(Change::Kubectl(line.to_string()));
         }
     }
-    let chat = &cx.run.cluster.inventory.chat;
     if !workloads {
         label_and_taint_nodes(cx.run.plan, ex, &kubectl)?;
-    } else if chat.enabled {
-        ex.effect(|r| {
-            r.run(&format!(
-                "{kubectl} -n {} rollout status deployment/chat --timeout=180s",
-                chat.namespace
-            ))?;
-            Ok(())
-        })?;
     }
+    // The phase ends when what it applied is ready (a dry run applied nothing to wait for).
+    ex.effect(|r| {
+        ready::wait(
+            r,
+            &kubectl,
+            &awaited,
+            cx.run.ready_deadline(),
+            cx.run.opts.ready_timeout,
+        )
+    })?;
     Ok(())
 }
 

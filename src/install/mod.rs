@@ -20,6 +20,7 @@ pub mod maintain;
 mod manifests;
 pub mod phases;
 mod preflight;
+mod ready;
 pub mod remote;
 mod report;
 mod services;
@@ -36,8 +37,8 @@ use remote::{Connector, Remote, SshConnector};
 use state::HostState;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 pub use images::IMAGES_DIR;
 pub use report::{HostReport, PhaseResult, Report};
@@ -104,6 +105,24 @@ pub enum StepError {
     NodeList(#[source] serde_json::Error),
     #[error("nodes not registered after {secs} s: {}", .missing.join(", "))]
     NodesNotRegistered { missing: Vec<String>, secs: u64 },
+    #[error("manifest {path}: {source}")]
+    Manifest {
+        path: String,
+        #[source]
+        source: serde_yaml::Error,
+    },
+    #[error("{command}: output is not the JSON expected: {source}")]
+    KubectlOutput {
+        command: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// What was applied is not ready when the run's wait for it ends.
+    #[error("not ready after {secs} s: {}", ready::list(.blockers))]
+    NotReady {
+        secs: u64,
+        blockers: Vec<ready::Blocker>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -116,7 +135,13 @@ pub struct Options {
     pub parallelism: usize,
     pub accept_new_host_keys: bool,
     pub timeouts: Timeouts,
+    /// How long the cluster phases together wait for what they applied to become ready.
+    pub ready_timeout: Duration,
 }
+
+/// [`Options::ready_timeout`] unless set: the images are on the nodes already (the runtime
+/// phase imports them), so this bounds container starts, not downloads.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Default for Options {
     fn default() -> Self {
@@ -127,6 +152,7 @@ impl Default for Options {
             parallelism: 10,
             accept_new_host_keys: false,
             timeouts: Timeouts::default(),
+            ready_timeout: READY_TIMEOUT,
         }
     }
 }
@@ -199,11 +225,20 @@ struct Run<'a> {
     images: Vec<images::ImageArchive>,
     progress: &'a dyn Progress,
     connector: &'a dyn Connector,
+    /// When waiting for applied objects to become ready ends: one deadline for the run,
+    /// set when the first cluster phase starts waiting.
+    ready_deadline: OnceLock<Instant>,
 }
 
 impl Run<'_> {
     fn selected(&self, phase: PhaseId) -> bool {
         self.selected.contains(&phase)
+    }
+
+    fn ready_deadline(&self) -> Instant {
+        *self
+            .ready_deadline
+            .get_or_init(|| Instant::now() + self.opts.ready_timeout)
     }
 }
 
@@ -263,6 +298,7 @@ pub fn install_with(
         images,
         progress,
         connector,
+        ready_deadline: OnceLock::new(),
     };
     let hosts: Vec<Mutex<HostRun>> = cluster
         .inventory

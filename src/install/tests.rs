@@ -9,8 +9,10 @@ use crate::install::phases::PhaseId;
 use crate::inventory::Cluster;
 use crate::pki::Pki;
 use crate::render::{self, Plan, Templates};
-use std::collections::BTreeSet;
+use serde_json::{json, Value};
+use std::collections::{BTreeSet, VecDeque};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 struct Quiet;
 impl Progress for Quiet {
@@ -66,9 +68,15 @@ impl World {
     }
 
     fn install_phases(&self, dry_run: bool, phases: &[PhaseId]) -> Report {
+        self.install_for(dry_run, phases, Duration::from_secs(10))
+    }
+
+    /// Waiting at most `ready_timeout` for what the cluster phases apply.
+    fn install_for(&self, dry_run: bool, phases: &[PhaseId], ready_timeout: Duration) -> Report {
         let opts = Options {
             phases: phases.to_vec(),
             dry_run,
+            ready_timeout,
             ..Default::default()
         };
         install_with(&self.cluster, &self.plan, &opts, &Quiet, &self.fake).unwrap()
@@ -287,13 +295,23 @@ fn a_dry_run_of_the_cluster_phase_asks_the_api_server_and_labels_nothing() {
     assert!(kubectl_writes.is_empty(), "{kubectl_writes:#?}");
     assert!(mutating(&log).is_empty(), "{:#?}", mutating(&log));
     assert!(!w.fake.host("m2").log.iter().any(|c| c.contains("kubectl")));
+    // Nor did it wait for anything to become ready: it applied nothing.
+    assert_eq!(count(&log, CLUSTER_OBJECTS), 0, "{log:#?}");
 
-    // The real run labels what the dry run listed, and nothing else.
-    w.fake.host("m1").replies[1].1 =
-        node_list(&[("m1", &[CP]), ("m2", &[]), ("m3", &[CP, WORKER])]);
+    // The real run labels what the dry run listed, and nothing else; what it applied is
+    // ready at once, which one kubectl call finds.
+    {
+        let mut m1 = w.fake.host("m1");
+        m1.replies[1].1 = node_list(&[("m1", &[CP]), ("m2", &[]), ("m3", &[CP, WORKER])]);
+        m1.replies
+            .push((CLUSTER_OBJECTS.into(), cluster_objects(2, true)));
+    }
+    let started = Instant::now();
     let wet = w.install_phases(false, &[PhaseId::Cluster]);
     assert!(!wet.failed(), "{wet:#?}");
+    assert!(started.elapsed() < Duration::from_secs(1), "it slept");
     let log = w.fake.host("m1").log.clone();
+    assert_eq!(count(&log, CLUSTER_OBJECTS), 1, "{log:#?}");
     let labelled: Vec<&String> = log.iter().filter(|c| c.contains(" label node")).collect();
     assert_eq!(labelled.len(), 2, "{labelled:#?}");
     assert!(labelled[0].ends_with(&format!("label node m1 {WORKER}= --overwrite")));
@@ -380,4 +398,162 @@ fn reset_removes_exactly_what_the_state_file_lists_and_restores_a_backup() {
         1,
         "only the state file was read"
     );
+}
+
+/// What the cluster phase asks to see whether what it applied is ready: the kinds of the
+/// rendered manifests that become ready (flannel's DaemonSet, the CoreDNS and metrics-server
+/// Deployments, the metrics APIService), in one call; and the workloads phase (the chat).
+const CLUSTER_OBJECTS: &str =
+    "get apiservices.apiregistration.k8s.io,daemonsets.apps,deployments.apps --all-namespaces";
+const WORKLOAD_OBJECTS: &str = "get deployments.apps --all-namespaces";
+
+fn count(log: &[String], part: &str) -> usize {
+    log.iter().filter(|c| c.contains(part)).count()
+}
+
+/// A Deployment of two replicas as the API returns it, `available` of them available.
+fn deployment(namespace: &str, name: &str, available: u32) -> Value {
+    json!({"kind": "Deployment",
+           "metadata": {"namespace": namespace, "name": name, "generation": 1},
+           "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}}},
+           "status": {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2,
+                      "availableReplicas": available}})
+}
+
+fn api_service(name: &str, available: bool) -> Value {
+    let status = if available { "True" } else { "False" };
+    json!({"kind": "APIService", "metadata": {"name": name, "generation": 1},
+           "status": {"conditions": [{"type": "Available", "status": status,
+                      "reason": "FailedDiscoveryCheck", "message": "no response"}]}})
+}
+
+/// The cluster phase's objects: CoreDNS with `coredns_available` of 2 replicas available,
+/// the metrics API available or not, the rest ready.
+fn cluster_objects(coredns_available: u32, metrics_api: bool) -> String {
+    let flannel = json!({"kind": "DaemonSet",
+        "metadata": {"namespace": "kube-flannel", "name": "kube-flannel-ds", "generation": 1},
+        "status": {"observedGeneration": 1, "desiredNumberScheduled": 3,
+                   "updatedNumberScheduled": 3, "numberAvailable": 3}});
+    json!({"kind": "List", "items": [
+        flannel,
+        deployment("kube-system", "coredns", coredns_available),
+        deployment("kube-system", "metrics-server", 2),
+        api_service("v1beta1.metrics.k8s.io", metrics_api),
+    ]})
+    .to_string()
+}
+
+fn every_node_registered(w: &World) {
+    w.fake.host("m1").replies.push((
+        "get nodes -o json".into(),
+        node_list(&[("m1", &[]), ("m2", &[]), ("m3", &[])]),
+    ));
+}
+
+#[test]
+fn the_cluster_phases_end_when_what_they_applied_is_ready() {
+    let w = world();
+    every_node_registered(&w);
+    {
+        let mut m1 = w.fake.host("m1");
+        // CoreDNS one replica short, then the metrics API not answering, then both ready.
+        m1.reply_sequences.push((
+            CLUSTER_OBJECTS.into(),
+            VecDeque::from([
+                cluster_objects(1, true),
+                cluster_objects(2, false),
+                cluster_objects(2, true),
+            ]),
+        ));
+        let chat = |available| json!({"items": [deployment("chat", "chat", available)]});
+        m1.reply_sequences.push((
+            WORKLOAD_OBJECTS.into(),
+            VecDeque::from([chat(0).to_string(), chat(2).to_string()]),
+        ));
+    }
+    let report = w.install_phases(false, &[PhaseId::Cluster, PhaseId::Workloads]);
+    assert!(!report.failed(), "{report:#?}");
+    let log = w.fake.host("m1").log.clone();
+    assert_eq!(count(&log, CLUSTER_OBJECTS), 3, "{log:#?}");
+    assert_eq!(count(&log, WORKLOAD_OBJECTS), 2, "{log:#?}");
+    // Each phase waits after its own apply.
+    let at = |part: &str| log.iter().position(|c| c.contains(part)).unwrap();
+    let applies: Vec<usize> = (0..log.len())
+        .filter(|i| log[*i].contains(" apply -f "))
+        .collect();
+    assert_eq!(applies.len(), 2, "{log:#?}");
+    assert!(applies[0] < at(CLUSTER_OBJECTS) && at(CLUSTER_OBJECTS) < applies[1]);
+    assert!(applies[1] < at(WORKLOAD_OBJECTS), "{log:#?}");
+}
+
+#[test]
+fn a_wait_that_runs_out_names_the_pod_its_node_and_its_last_event() {
+    let w = world();
+    every_node_registered(&w);
+    let waiting =
+        |reason: &str| json!([{"name": "coredns", "state": {"waiting": {"reason": reason}}}]);
+    let pods = json!({"items": [
+        {"metadata": {"name": "coredns-abc"}, "spec": {"nodeName": "m2"},
+         "status": {"phase": "Pending", "containerStatuses": waiting("ContainerCreating"),
+                    "conditions": [{"type": "Ready", "status": "False"}]}},
+        {"metadata": {"name": "coredns-def"}, "spec": {"nodeName": "m1"},
+         "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}},
+    ]});
+    // The latest event first: the newest by time wins, not the last listed.
+    let events = json!({"items": [
+        {"involvedObject": {"kind": "Pod", "name": "coredns-abc"},
+         "reason": "FailedCreatePodSandBox", "lastTimestamp": "2026-01-01T10:00:05Z",
+         "message": "Failed to create pod sandbox: plugin type=\"flannel\" failed (add):\n  open /run/flannel/subnet.env: no such file"},
+        {"involvedObject": {"kind": "Pod", "name": "coredns-abc"},
+         "reason": "Scheduled", "eventTime": "2026-01-01T10:00:00.250000Z",
+         "message": "Successfully assigned kube-system/coredns-abc to m2"},
+        {"involvedObject": {"kind": "Pod", "name": "coredns-def"},
+         "reason": "Started", "lastTimestamp": "2026-01-01T10:00:09Z", "message": "Started"},
+    ]});
+    {
+        let mut m1 = w.fake.host("m1");
+        m1.replies
+            .push((CLUSTER_OBJECTS.into(), cluster_objects(1, true)));
+        m1.replies.push((
+            "get pods -n 'kube-system' -l 'app=coredns' -o json".into(),
+            pods.to_string(),
+        ));
+        m1.replies.push((
+            "get events -n 'kube-system' -o json".into(),
+            events.to_string(),
+        ));
+    }
+    let started = Instant::now();
+    let report = w.install_for(false, &[PhaseId::Cluster], Duration::from_secs(2));
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
+    match result(&report, "m1", PhaseId::Cluster) {
+        PhaseResult::Failed { error } => assert_eq!(
+            error.to_string(),
+            "not ready after 2 s: kube-system/coredns-abc: not ready on m2 (ContainerCreating); \
+             last event: FailedCreatePodSandBox: Failed to create pod sandbox: \
+             plugin type=\"flannel\" failed (add): open /run/flannel/subnet.env: no such file"
+        ),
+        other => panic!("cluster: {other:?}"),
+    }
+    // It looked again before it gave up.
+    assert!(count(&w.fake.host("m1").log, CLUSTER_OBJECTS) >= 2);
+}
+
+#[test]
+fn a_dry_run_of_the_workloads_phase_waits_for_nothing() {
+    let w = world();
+    // Were it to wait, nothing would ever be ready: the fake lists no objects.
+    w.fake
+        .host("m1")
+        .replies
+        .push((WORKLOAD_OBJECTS.into(), json!({"items": []}).to_string()));
+    let started = Instant::now();
+    let report = w.install_phases(true, &[PhaseId::Workloads]);
+    assert!(!report.failed(), "{report:#?}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(count(&w.fake.host("m1").log, WORKLOAD_OBJECTS), 0);
 }
