@@ -174,30 +174,40 @@ impl Client {
     }
 }
 
+fn pod_ready(pod: &Value) -> bool {
+    pod["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
+}
+
+/// At least `count` pods of `selector` in `namespace` are Ready now; else how many are.
+fn pods_ready(c: &Cluster, namespace: &str, selector: &str, count: usize) -> Result<(), String> {
+    let pods = c.json(&["-n", namespace, "get", "pods", "-l", selector]);
+    let items = pods["items"].as_array().unwrap();
+    let ready = items.iter().filter(|p| pod_ready(p)).count();
+    if ready >= count {
+        Ok(())
+    } else {
+        Err(format!("{ready} of {} ready", items.len()))
+    }
+}
+
+/// Waits for `count` Ready pods: for pods this test replaced, not for what install applied.
 fn ready_pods(c: &Cluster, namespace: &str, selector: &str, count: usize) {
     wait_for(
         &format!("{count} ready pod(s) {selector} in {namespace}"),
         Duration::from_secs(240),
         Duration::from_secs(2),
-        || {
-            let pods = c.json(&["-n", namespace, "get", "pods", "-l", selector]);
-            let items = pods["items"].as_array().unwrap();
-            let ready = items
-                .iter()
-                .filter(|p| {
-                    p["status"]["conditions"].as_array().is_some_and(|cs| {
-                        cs.iter()
-                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                    })
-                })
-                .count();
-            if ready >= count {
-                Ok(())
-            } else {
-                Err(format!("{ready} of {} ready", items.len()))
-            }
-        },
+        || pods_ready(c, namespace, selector, count),
     );
+}
+
+/// `count` Ready pods without waiting: install returns only once what it applied is ready.
+fn ready_pods_now(c: &Cluster, namespace: &str, selector: &str, count: usize) {
+    if let Err(e) = pods_ready(c, namespace, selector, count) {
+        panic!("{count} ready pod(s) {selector} in {namespace} expected right after install: {e}");
+    }
 }
 
 #[test]
@@ -228,6 +238,36 @@ fn whole_install_on_six_lab_hosts() {
     let (code, first, took) = c.install(&[]);
     assert_eq!(code, 0, "{first:#}");
     eprintln!("first install: {:.0} s", took.as_secs_f64());
+
+    step("install returned with what it applied ready: every pod Ready, kubectl top answers");
+    // Not one wait or retry here: install returns only once every add-on is rolled out and
+    // the metrics API is available.
+    for namespace in ["kube-system", "kube-flannel", "chat"] {
+        let pods = c.json(&["-n", namespace, "get", "pods"]);
+        let items = pods["items"].as_array().unwrap();
+        let unready: Vec<String> = items
+            .iter()
+            .filter(|p| !pod_ready(p))
+            .map(|p| {
+                format!(
+                    "{} on {} ({})",
+                    p["metadata"]["name"], p["spec"]["nodeName"], p["status"]["phase"]
+                )
+            })
+            .collect();
+        assert!(
+            !items.is_empty() && unready.is_empty(),
+            "{namespace} right after install: {} pod(s), not Ready: {unready:?}",
+            items.len()
+        );
+    }
+    let top = c.kubectl(&["top", "nodes", "--no-headers"]);
+    let text = String::from_utf8_lossy(&top.stdout).to_string();
+    assert!(
+        top.status.success() && names.iter().all(|n| text.contains(n)),
+        "kubectl top nodes right after install: {}",
+        describe(&top)
+    );
 
     step("nodes: Ready, named as in the inventory, roles and taints");
     wait_for(
@@ -285,24 +325,10 @@ fn whole_install_on_six_lab_hosts() {
         }
     }
 
-    step("system pods: flannel, CoreDNS, metrics-server Running and Ready; kubectl top");
-    ready_pods(&c, "kube-flannel", "app=flannel", 5);
-    ready_pods(&c, "kube-system", "k8s-app=kube-dns", 2);
-    ready_pods(&c, "kube-system", "k8s-app=metrics-server", 1);
-    wait_for(
-        "kubectl top nodes",
-        Duration::from_secs(180),
-        Duration::from_secs(5),
-        || {
-            let out = c.kubectl(&["top", "nodes", "--no-headers"]);
-            let text = String::from_utf8_lossy(&out.stdout).to_string();
-            if out.status.success() && names.iter().all(|n| text.contains(n)) {
-                Ok(())
-            } else {
-                Err(describe(&out))
-            }
-        },
-    );
+    step("system pods: flannel on every node, two CoreDNS, metrics-server, all Ready");
+    ready_pods_now(&c, "kube-flannel", "app=flannel", 5);
+    ready_pods_now(&c, "kube-system", "k8s-app=kube-dns", 2);
+    ready_pods_now(&c, "kube-system", "k8s-app=metrics-server", 1);
 
     step("pod network: pods on two nodes, a ClusterIP Service, DNS");
     let image = c.k(&[
@@ -420,7 +446,7 @@ fn whole_install_on_six_lab_hosts() {
     assert!(!apiserver.contains("insecure"), "{apiserver}");
 
     step("chat: on workers only, two clients through the LB, one straight to a NodePort");
-    ready_pods(&c, "chat", "app=chat", 1);
+    ready_pods_now(&c, "chat", "app=chat", 1);
     let pods = c.json(&["-n", "chat", "get", "pods", "-l", "app=chat"]);
     for p in pods["items"].as_array().unwrap() {
         let node = p["spec"]["nodeName"].as_str().unwrap();
@@ -637,7 +663,7 @@ fn whole_install_on_six_lab_hosts() {
     let (code, again, took) = c.install(&[]);
     assert_eq!(code, 0, "{again:#}");
     eprintln!("install after reset: {:.0} s", took.as_secs_f64());
-    ready_pods(&c, "chat", "app=chat", 1);
+    ready_pods_now(&c, "chat", "app=chat", 1);
     // Until kube-proxy has programmed the new cluster's NodePorts, nginx's connections to the
     // workers wait or fail over; the chat answers through the LB within a minute.
     wait_for(
