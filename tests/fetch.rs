@@ -1,227 +1,27 @@
 //! `fetch` against a local HTTP/1.1 fixture server (no internet here, and tests must never
-//! reach the real download sites). The server serves stand-in artifacts built by the test:
+//! reach the real download sites): `common::releases`, which serves stand-in artifacts:
 //! small shell scripts named like the real binaries, tar.gz archives with the upstream
 //! layouts, and checksum files in the upstream formats. It counts requests per path and
 //! records `Range` requests so caching and resuming can be asserted.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::Duration;
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
+use common::releases::{
+    self, containerd_archive, publish, script, sha, Published, Server, CNI_PLUGINS, K8S_BINS,
+};
 use k8s_boot::fetch::{
     artifacts, fetch, read_manifest, Component, FetchError, FetchOptions, FetchReport, Mirrors,
     Outcome, CNI_PLUGINS_VERSION, CONTAINERD_VERSION, CRICTL_VERSION, FLANNEL_CNI_PLUGIN_VERSION,
     RUNC_VERSION,
 };
-use sha2::{Digest, Sha256};
 
 const K8S: &str = "v1.36.0";
-
-// ---------------------------------------------------------------------------------------------
-// Fixture HTTP server
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Default)]
-struct State {
-    files: HashMap<String, Vec<u8>>,
-    hits: HashMap<String, usize>,
-    /// (path, Range header) of every request that carried one.
-    range_headers: Vec<(String, String)>,
-    /// (path, offset) of every 206 answer.
-    partial: Vec<(String, u64)>,
-    /// Answer range requests with the whole file (200), like a server without range support.
-    ignore_ranges: bool,
-    /// path -> bytes of body to send before dropping the connection, once.
-    cut_once: HashMap<String, usize>,
-}
-
-struct Server {
-    base: String,
-    state: Arc<Mutex<State>>,
-}
-
-impl Server {
-    fn start() -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = Arc::new(Mutex::new(State::default()));
-        let st = state.clone();
-        thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                let st = st.clone();
-                thread::spawn(move || {
-                    let _ = serve(conn, &st);
-                });
-            }
-        });
-        Server { base, state }
-    }
-
-    fn put(&self, path: &str, bytes: impl Into<Vec<u8>>) {
-        self.state
-            .lock()
-            .unwrap()
-            .files
-            .insert(path.to_string(), bytes.into());
-    }
-
-    fn remove(&self, path: &str) {
-        self.state.lock().unwrap().files.remove(path);
-    }
-
-    fn hits(&self) -> HashMap<String, usize> {
-        self.state.lock().unwrap().hits.clone()
-    }
-
-    fn hit(&self, path: &str) -> usize {
-        self.hits().get(path).copied().unwrap_or(0)
-    }
-}
-
-/// One request per connection (`Connection: close`): GET, optional `Range: bytes=N-`.
-fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut out = conn;
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let path = parts.next().unwrap_or("").to_string();
-    let mut range = None;
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h)? == 0 || h.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.trim().eq_ignore_ascii_case("range") {
-                range = Some(v.trim().to_string());
-            }
-        }
-    }
-    let (status, headers, body, cut) = {
-        let mut st = state.lock().unwrap();
-        *st.hits.entry(path.clone()).or_default() += 1;
-        if let Some(r) = &range {
-            st.range_headers.push((path.clone(), r.clone()));
-        }
-        let cut = st.cut_once.remove(&path);
-        match (method.as_str(), st.files.get(&path).cloned()) {
-            ("GET", Some(file)) => {
-                let len = file.len() as u64;
-                let from = range
-                    .as_deref()
-                    .and_then(|r| r.strip_prefix("bytes="))
-                    .and_then(|r| r.strip_suffix('-'))
-                    .and_then(|n| n.parse::<u64>().ok());
-                match from {
-                    Some(n) if !st.ignore_ranges && n >= len => (
-                        "416 Range Not Satisfiable",
-                        format!("Content-Range: bytes */{len}\r\n"),
-                        Vec::new(),
-                        None,
-                    ),
-                    Some(n) if !st.ignore_ranges => {
-                        st.partial.push((path.clone(), n));
-                        (
-                            "206 Partial Content",
-                            format!("Content-Range: bytes {n}-{}/{len}\r\n", len - 1),
-                            file[n as usize..].to_vec(),
-                            cut,
-                        )
-                    }
-                    _ => ("200 OK", String::new(), file, cut),
-                }
-            }
-            ("GET", None) => (
-                "404 Not Found",
-                String::new(),
-                b"not found\n".to_vec(),
-                None,
-            ),
-            _ => ("405 Method Not Allowed", String::new(), Vec::new(), None),
-        }
-    };
-    write!(
-        out,
-        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\n{headers}Connection: close\r\n\r\n",
-        body.len()
-    )?;
-    match cut {
-        Some(n) => {
-            out.write_all(&body[..n.min(body.len())])?;
-            out.flush()?;
-            out.shutdown(Shutdown::Both)?;
-        }
-        None => out.write_all(&body)?,
-    }
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------
-// Fixture artifacts
-// ---------------------------------------------------------------------------------------------
-
-fn sha(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// A stand-in executable: a shell script named like the real binary, padded to `size`.
-fn script(name: &str, arch: &str, size: usize) -> Vec<u8> {
-    let mut s = format!("#!/bin/sh\n# test stand-in for {name} ({arch})\necho {name}\n");
-    let mut i = 0;
-    while s.len() < size {
-        s.push_str(&format!("# padding line {i} for {name}\n"));
-        i += 1;
-    }
-    s.into_bytes()
-}
-
-/// A tar.gz with the given directories and (path, bytes, mode) files.
-fn targz(dirs: &[&str], files: &[(&str, &[u8], u32)]) -> Vec<u8> {
-    let mut b = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
-    for d in dirs {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Directory);
-        h.set_mode(0o755);
-        h.set_size(0);
-        h.set_cksum();
-        b.append_data(&mut h, d, &[][..]).unwrap();
-    }
-    for (path, bytes, mode) in files {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_mode(*mode);
-        h.set_size(bytes.len() as u64);
-        h.set_cksum();
-        b.append_data(&mut h, path, *bytes).unwrap();
-    }
-    b.into_inner().unwrap().finish().unwrap()
-}
-
-const K8S_BINS: [&str; 6] = [
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "kubelet",
-    "kube-proxy",
-    "kubectl",
-];
-const CNI_PLUGINS: [&str; 5] = ["bridge", "host-local", "loopback", "portmap", "tuning"];
 
 struct Fixture {
     server: Server,
@@ -235,25 +35,6 @@ struct Fixture {
     checksum_paths: Vec<String>,
 }
 
-fn etcd_version() -> String {
-    k8s_boot::versions::profile_for(K8S)
-        .unwrap()
-        .etcd
-        .to_string()
-}
-
-fn containerd_archive(arch: &str, members: &[&str]) -> Vec<u8> {
-    let bins: Vec<(String, Vec<u8>)> = members
-        .iter()
-        .map(|n| (format!("bin/{n}"), script(n, arch, 3_000)))
-        .collect();
-    let files: Vec<(&str, &[u8], u32)> = bins
-        .iter()
-        .map(|(p, b)| (p.as_str(), b.as_slice(), 0o755))
-        .collect();
-    targz(&["bin/"], &files)
-}
-
 fn fixture() -> Fixture {
     let server = Server::start();
     let tmp = tempfile::tempdir().unwrap();
@@ -262,170 +43,11 @@ fn fixture() -> Fixture {
     opts.mirror = Mirrors::under(&server.base);
     // Images come from registries; tests/fetch_images.rs covers them.
     opts.images.clear();
-    let mut expected = BTreeMap::new();
-    let mut artifact_paths = Vec::new();
-    let mut checksum_paths = Vec::new();
-
-    for arch in ["amd64", "arm64"] {
-        let amd = arch == "amd64";
-        let mut keep = |name: String, bytes: &[u8]| {
-            if amd {
-                expected.insert(name, bytes.to_vec());
-            }
-        };
-
-        // Kubernetes: plain binaries with a bare-digest .sha256 each. kubelet is the big one
-        // (several read chunks) so resuming has something to resume.
-        for name in K8S_BINS {
-            let size = if name == "kubelet" { 400_000 } else { 2_000 };
-            let bytes = script(name, arch, size);
-            let path = format!("/kubernetes/{K8S}/bin/linux/{arch}/{name}");
-            server.put(&format!("{path}.sha256"), format!("{}\n", sha(&bytes)));
-            server.put(&path, bytes.clone());
-            keep(name.to_string(), &bytes);
-            if amd {
-                artifact_paths.push(path.clone());
-                checksum_paths.push(format!("{path}.sha256"));
-            }
-        }
-
-        // etcd: etcd-vX-linux-ARCH/{etcd,etcdctl,etcdutl,README.md} + one SHA256SUMS.
-        let ev = etcd_version();
-        let top = format!("etcd-v{ev}-linux-{arch}");
-        let bins: Vec<(String, Vec<u8>)> = ["etcd", "etcdctl", "etcdutl"]
-            .iter()
-            .map(|n| (n.to_string(), script(n, arch, 5_000)))
-            .collect();
-        let paths: Vec<String> = bins.iter().map(|(n, _)| format!("{top}/{n}")).collect();
-        let readme = format!("{top}/README.md");
-        let mut files: Vec<(&str, &[u8], u32)> = paths
-            .iter()
-            .zip(&bins)
-            .map(|(p, (_, b))| (p.as_str(), b.as_slice(), 0o755))
-            .collect();
-        files.push((readme.as_str(), b"# etcd\n", 0o644));
-        let archive = targz(&[&format!("{top}/")], &files);
-        let file = format!("{top}.tar.gz");
-        server.put(&format!("/etcd/v{ev}/{file}"), archive.clone());
-        for (n, b) in &bins {
-            keep(n.clone(), b);
-        }
-        if amd {
-            artifact_paths.push(format!("/etcd/v{ev}/{file}"));
-            let sums = format!(
-                "{}  {file}\n{}  etcd-v{ev}-linux-arm64.tar.gz\n{}  etcd-v{ev}-darwin-amd64.zip\n",
-                sha(&archive),
-                sha(b"other arch"),
-                sha(b"other os")
-            );
-            server.put(&format!("/etcd/v{ev}/SHA256SUMS"), sums);
-            checksum_paths.push(format!("/etcd/v{ev}/SHA256SUMS"));
-        }
-
-        // containerd: bin/{containerd,containerd-shim-runc-v2,ctr,containerd-stress}.
-        let cv = CONTAINERD_VERSION;
-        let members = [
-            "containerd",
-            "containerd-shim-runc-v2",
-            "ctr",
-            "containerd-stress",
-        ];
-        let archive = containerd_archive(arch, &members);
-        let file = format!("containerd-{cv}-linux-{arch}.tar.gz");
-        let path = format!("/containerd/v{cv}/{file}");
-        server.put(&path, archive.clone());
-        server.put(
-            &format!("{path}.sha256sum"),
-            format!("{}  {file}\n", sha(&archive)),
-        );
-        for n in &members[..3] {
-            keep(n.to_string(), &script(n, arch, 3_000));
-        }
-        if amd {
-            artifact_paths.push(path.clone());
-            checksum_paths.push(format!("{path}.sha256sum"));
-        }
-
-        // runc: runc.ARCH; one runc.sha256sum for every architecture (below).
-        let rv = RUNC_VERSION;
-        let runc = script("runc", arch, 4_000);
-        server.put(&format!("/runc/v{rv}/runc.{arch}"), runc.clone());
-        keep("runc".into(), &runc);
-        if amd {
-            artifact_paths.push(format!("/runc/v{rv}/runc.{arch}"));
-            checksum_paths.push(format!("/runc/v{rv}/runc.sha256sum"));
-        }
-
-        // CNI plugins: ./PLUGIN at the top level, plus non-executable LICENSE and README.md.
-        let nv = CNI_PLUGINS_VERSION;
-        let plugins: Vec<(String, Vec<u8>)> = CNI_PLUGINS
-            .iter()
-            .map(|n| (format!("./{n}"), script(n, arch, 2_500)))
-            .collect();
-        let mut files: Vec<(&str, &[u8], u32)> = plugins
-            .iter()
-            .map(|(p, b)| (p.as_str(), b.as_slice(), 0o755))
-            .collect();
-        files.push(("./LICENSE", b"Apache License\n", 0o644));
-        files.push(("./README.md", b"# plugins\n", 0o644));
-        let archive = targz(&["./"], &files);
-        let file = format!("cni-plugins-linux-{arch}-v{nv}.tgz");
-        let path = format!("/cni-plugins/v{nv}/{file}");
-        server.put(&path, archive.clone());
-        server.put(
-            &format!("{path}.sha256"),
-            format!("{}  {file}\n", sha(&archive)),
-        );
-        for (p, b) in &plugins {
-            keep(format!("cni/{}", &p[2..]), b);
-        }
-        if amd {
-            artifact_paths.push(path.clone());
-            checksum_paths.push(format!("{path}.sha256"));
-        }
-
-        // crictl: a lone `crictl` at the top level; the .sha256 holds a bare digest.
-        let cv = CRICTL_VERSION;
-        let crictl = script("crictl", arch, 3_500);
-        let archive = targz(&[], &[("crictl", &crictl, 0o755)]);
-        let file = format!("crictl-v{cv}-linux-{arch}.tar.gz");
-        let path = format!("/crictl/v{cv}/{file}");
-        server.put(&path, archive.clone());
-        server.put(&format!("{path}.sha256"), format!("{}\n", sha(&archive)));
-        keep("crictl".into(), &crictl);
-        if amd {
-            artifact_paths.push(path.clone());
-            checksum_paths.push(format!("{path}.sha256"));
-        }
-
-        // flannel CNI plugin: `flannel-ARCH` at the top level, under the release tag, with
-        // an asset name that carries only the CNI plugins version.
-        let tag = FLANNEL_CNI_PLUGIN_VERSION;
-        let fv = tag.split("-flannel").next().unwrap();
-        let flannel = script("flannel", arch, 2_800);
-        let archive = targz(&[], &[(&format!("flannel-{arch}"), &flannel, 0o755)]);
-        let file = format!("cni-plugin-flannel-linux-{arch}-v{fv}.tgz");
-        let path = format!("/cni-flannel/v{tag}/{file}");
-        server.put(&path, archive.clone());
-        server.put(
-            &format!("{path}.sha256"),
-            format!("{}  {file}\n", sha(&archive)),
-        );
-        keep("cni/flannel".into(), &flannel);
-        if amd {
-            artifact_paths.push(path.clone());
-            checksum_paths.push(format!("{path}.sha256"));
-        }
-    }
-    let rv = RUNC_VERSION;
-    let sums = format!(
-        "{}  runc.amd64\n{}  runc.arm64\n{}  runc.armhf\n",
-        sha(&script("runc", "amd64", 4_000)),
-        sha(&script("runc", "arm64", 4_000)),
-        sha(b"armhf")
-    );
-    server.put(&format!("/runc/v{rv}/runc.sha256sum"), sums);
-
+    let Published {
+        expected,
+        artifact_paths,
+        checksum_paths,
+    } = publish(&server, K8S, "amd64");
     Fixture {
         server,
         _tmp: tmp,
@@ -435,6 +57,10 @@ fn fixture() -> Fixture {
         artifact_paths,
         checksum_paths,
     }
+}
+
+fn etcd_version() -> String {
+    releases::etcd_version(K8S)
 }
 
 impl Fixture {
