@@ -117,12 +117,19 @@ pub struct TemplatesArg {
 pub struct LabBuildArgs {
     #[arg(long, default_value = "lab", value_name = "DIR")]
     pub dir: PathBuf,
-    /// Kubernetes version to build (`up` also writes it into the lab inventory)
+    /// Kubernetes version to build or fetch (`up` also writes it into the lab inventory)
     #[arg(long, default_value = k8s_boot::lab::DEFAULT_KUBERNETES_VERSION, value_name = "VERSION")]
     pub version: String,
     /// Where upstream builds are cached [default: $K8S_BOOT_BUILD_CACHE, else /var/cache/k8s-boot/build]
     #[arg(long, value_name = "DIR")]
     pub build_cache: Option<PathBuf>,
+    /// Download the official release binaries and images, as `k8s-boot fetch` does, instead
+    /// of building them from the Go modules: minutes instead of half an hour, but needs the
+    /// release sites and registries (or --mirror and --registry-mirror)
+    #[arg(long)]
+    pub fetch: bool,
+    #[command(flatten)]
+    pub sources: FetchSources,
 }
 
 // `k8s-boot render`.
@@ -221,6 +228,16 @@ pub struct FetchArgs {
     /// CPU architecture of the hosts
     #[arg(long, default_value = "amd64", value_parser = ["amd64", "arm64"])]
     pub arch: String,
+    #[command(flatten)]
+    pub sources: FetchSources,
+    /// Do not fetch the container images
+    #[arg(long)]
+    pub no_images: bool,
+}
+
+// Where `fetch` and `lab build --fetch` download from, and which image digests they expect.
+#[derive(Args)]
+pub struct FetchSources {
     /// Base URL of a mirror with the upstream layouts under kubernetes/, etcd/,
     /// containerd/, runc/, crictl/, cni-plugins/, cni-flannel/
     #[arg(long, value_name = "URL")]
@@ -229,9 +246,17 @@ pub struct FetchArgs {
     /// docker.io=https://harbor.corp/hub (repeatable)
     #[arg(long = "registry-mirror", value_name = "HOST=URL")]
     pub registry_mirrors: Vec<String>,
-    /// Do not fetch the container images
-    #[arg(long)]
-    pub no_images: bool,
+    /// The tag of image REF must resolve to DIGEST (sha256:...), instead of the pinned digest
+    /// of docs/FETCH.md or none (repeatable)
+    #[arg(long = "image-digest", value_name = "REF=DIGEST")]
+    pub image_digests: Vec<String>,
+}
+
+impl FetchSources {
+    /// Whether any of these flags was given.
+    pub fn given(&self) -> bool {
+        self.mirror.is_some() || !self.registry_mirrors.is_empty() || !self.image_digests.is_empty()
+    }
 }
 
 #[derive(Subcommand)]
@@ -245,7 +270,8 @@ pub enum LabAction {
         build: LabBuildArgs,
     },
     /// Build the lab's binaries and images from the upstream Go modules into DIR/binaries
-    /// (what `up` does first; cold builds take tens of minutes)
+    /// (what `up` does first; cold builds take tens of minutes), or download them (--fetch)
+    #[command(after_help = examples::LAB_BUILD)]
     Build(LabBuildArgs),
     /// Stop and remove the lab hosts (the cached root file system is kept)
     Down {

@@ -61,17 +61,27 @@ Examples:
 Examples:
   k8s-boot fetch -i hosts.yaml                            # the inventory's version into its binaries.dir
   k8s-boot fetch --version v1.37.2 --dir binaries --arch arm64 --no-images
-  k8s-boot fetch -i hosts.yaml --mirror https://mirror.corp/k8s --registry-mirror docker.io=https://harbor.corp/hub";
+  k8s-boot fetch -i hosts.yaml --mirror https://mirror.corp/k8s --registry-mirror docker.io=https://harbor.corp/hub
+  k8s-boot fetch -i hosts.yaml --image-digest docker.io/library/node:24-bookworm-slim=sha256:HEX   # pin the chat image";
 
     pub const LAB_UP: &str = "\
 Examples:
   sudo k8s-boot lab up --hosts 6                          # lb1, m1-m3, w1-w2 and lab/hosts.yaml
   sudo k8s-boot install -i lab/hosts.yaml --accept-new-host-keys
-  sudo k8s-boot lab up --dir /tmp/lab --hosts 4 --version v1.36.0";
+  sudo k8s-boot lab up --dir /tmp/lab --hosts 4 --version v1.36.0
+  sudo k8s-boot lab up --hosts 6 --fetch                  # official releases instead of a half-hour build";
+
+    pub const LAB_BUILD: &str = "\
+Examples:
+  sudo k8s-boot lab build                                 # from the Go modules (cached; cold: about 30 minutes)
+  k8s-boot lab build --fetch                              # the official releases and images (needs their sites)
+  k8s-boot lab build --fetch --mirror https://mirror.corp/k8s --registry-mirror docker.io=https://harbor.corp/hub";
 
     /// Every section, to check each example line against the parser.
     #[cfg(test)]
-    pub const ALL: &[&str] = &[TOP, INSTALL, RENDER, CERTS, STATUS, RESET, FETCH, LAB_UP];
+    pub const ALL: &[&str] = &[
+        TOP, INSTALL, RENDER, CERTS, STATUS, RESET, FETCH, LAB_UP, LAB_BUILD,
+    ];
 
     /// The command lines of an EXAMPLES section: `sudo`, the comment and any redirection
     /// removed, split into words (examples use no quoting).

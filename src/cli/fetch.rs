@@ -1,9 +1,9 @@
 //! `k8s-boot fetch`: the flags turned into fetch options, progress lines, the summary.
 
-use super::args::FetchArgs;
+use super::args::{FetchArgs, FetchSources};
 use super::exit::UsageError;
 use super::inventory::load;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use k8s_boot::fetch::{self, FetchOptions, ImageSpec, Mirrors};
 use k8s_boot::inventory::Cluster;
 use std::path::PathBuf;
@@ -49,25 +49,42 @@ fn options(args: FetchArgs, cluster: Option<&Cluster>) -> Result<FetchOptions> {
     };
     let mut opts = FetchOptions::new(version, dir);
     opts.arch = args.arch;
-    if let Some(base) = args.mirror {
-        if !is_http_url(&base) {
-            return Err(UsageError(format!(
-                "--mirror wants an http:// or https:// base URL, got `{base}`"
-            ))
-            .into());
-        }
-        opts.mirror = Mirrors::under(&base);
-    }
-    for m in &args.registry_mirrors {
-        let (host, url) = registry_mirror(m)?;
-        opts.mirror.registries.insert(host, url);
-    }
     opts.images = if args.no_images {
         Vec::new()
     } else {
         images(&opts.kubernetes_version, cluster)
     };
+    apply_sources(&args.sources, &mut opts)?;
     Ok(opts)
+}
+
+/// `--mirror`, `--registry-mirror` and `--image-digest` applied to `opts`, whose images are
+/// already chosen (an `--image-digest` must name one of them).
+pub fn apply_sources(sources: &FetchSources, opts: &mut FetchOptions) -> Result<()> {
+    if let Some(base) = &sources.mirror {
+        if !is_http_url(base) {
+            return Err(UsageError(format!(
+                "--mirror wants an http:// or https:// base URL, got `{base}`"
+            ))
+            .into());
+        }
+        opts.mirror = Mirrors::under(base);
+    }
+    for m in &sources.registry_mirrors {
+        let (host, url) = registry_mirror(m)?;
+        opts.mirror.registries.insert(host, url);
+    }
+    for value in &sources.image_digests {
+        let Some((reference, digest)) = value.split_once('=') else {
+            return Err(UsageError(format!(
+                "--image-digest wants REF=sha256:<hex>, got `{value}`"
+            ))
+            .into());
+        };
+        opts.set_image_digest(reference.trim(), digest.trim())
+            .with_context(|| format!("--image-digest {value}"))?;
+    }
+    Ok(())
 }
 
 /// `HOST=URL` of `--registry-mirror`, the host in lower case.
@@ -121,6 +138,42 @@ mod tests {
         ] {
             let err = registry_mirror(bad).unwrap_err();
             assert!(err.0.contains(&format!("got `{bad}`")), "{err}");
+        }
+    }
+
+    #[test]
+    fn sources_set_mirrors_and_image_digests() {
+        let digest = format!("sha256:{}", "0a".repeat(32));
+        let sources = |mirror: Option<&str>, digests: &[String]| FetchSources {
+            mirror: mirror.map(String::from),
+            registry_mirrors: vec!["ghcr.io=http://127.0.0.1:5000".into()],
+            image_digests: digests.to_vec(),
+        };
+        let mut opts = FetchOptions::new("v1.37.2", "b");
+        let given = sources(
+            Some("http://mirror/k8s/"),
+            &[format!("node:24-bookworm-slim = {digest}")],
+        );
+        apply_sources(&given, &mut opts).unwrap();
+        assert_eq!(opts.mirror.runc, "http://mirror/k8s/runc");
+        assert_eq!(opts.mirror.registries["ghcr.io"], "http://127.0.0.1:5000");
+        let chat = opts.images.last().unwrap();
+        assert_eq!(chat.digest.as_deref(), Some(digest.as_str()));
+
+        for (bad, says) in [
+            (sources(Some("mirror"), &[]), "--mirror wants"),
+            (
+                sources(None, &["node:24".into()]),
+                "--image-digest wants REF=",
+            ),
+            (
+                sources(None, &[format!("node:1={digest}")]),
+                "not one of the images fetched",
+            ),
+        ] {
+            let err = apply_sources(&bad, &mut FetchOptions::new("v1.37.2", "b")).unwrap_err();
+            assert!(format!("{err:#}").contains(says), "{err:#}");
+            assert_eq!(super::super::exit::code(&err), super::super::exit::INVALID);
         }
     }
 }

@@ -1,9 +1,11 @@
 //! `k8s-boot lab up|build|down|status`: throwaway local test hosts.
 
 use super::args::{LabAction, LabBuildArgs};
+use super::exit::UsageError;
+use super::fetch;
 use super::output::yes_no;
 use anyhow::Result;
-use k8s_boot::lab::{self, binaries, build};
+use k8s_boot::lab::{self, binaries, build, release};
 use std::path::Path;
 
 pub fn run(action: LabAction) -> Result<i32> {
@@ -16,15 +18,33 @@ pub fn run(action: LabAction) -> Result<i32> {
 }
 
 /// Builds (or takes from the cache) every binary and image the lab needs into
-/// `<dir>/binaries`, printing progress per component.
+/// `<dir>/binaries`, or with `--fetch` downloads them, printing progress per step.
 fn lab_build(args: &LabBuildArgs) -> Result<()> {
-    let cache = args
-        .build_cache
-        .clone()
-        .unwrap_or_else(build::default_cache);
-    let prepared = binaries::prepare(&args.dir, &args.version, &cache, &mut |line| {
-        eprintln!("{line}")
-    })?;
+    let progress = &mut |line: String| eprintln!("{line}");
+    let prepared = if args.fetch {
+        if args.build_cache.is_some() {
+            return Err(
+                UsageError("--build-cache is for building; --fetch builds nothing".into()).into(),
+            );
+        }
+        let mut opts = release::fetch_options(&args.dir, &args.version)?;
+        fetch::apply_sources(&args.sources, &mut opts)?;
+        release::fetch(&opts, progress)?
+    } else {
+        if args.sources.given() {
+            return Err(UsageError(
+                "--mirror, --registry-mirror and --image-digest say where --fetch downloads from; \
+                 without --fetch everything is built"
+                    .into(),
+            )
+            .into());
+        }
+        let cache = args
+            .build_cache
+            .clone()
+            .unwrap_or_else(build::default_cache);
+        binaries::prepare(&args.dir, &args.version, &cache, progress)?
+    };
     eprintln!(
         "lab binaries and images ready in {} ({:.0} s)",
         prepared.dir.display(),

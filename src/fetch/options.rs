@@ -8,6 +8,8 @@ use super::component::Component;
 use super::error::FetchError;
 use super::images::{cluster_images, default_chat_image, ImageSpec};
 use super::mirrors::Mirrors;
+use super::registry::ImageRef;
+use crate::digest::oci_digest_hex;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchOptions {
@@ -42,6 +44,40 @@ impl FetchOptions {
             images,
         }
     }
+
+    /// Makes `digest` (`sha256:<hex>`) the one the tag of `reference` must resolve to,
+    /// replacing its pin from [`IMAGE_PINS`](crate::fetch::IMAGE_PINS) (or pinning an image the
+    /// table has none for). `reference` is compared normalized (`node:24` is
+    /// `docker.io/library/node:24`); one that is not among [`FetchOptions::images`] is an error,
+    /// so a mistyped reference cannot go unnoticed.
+    pub fn set_image_digest(&mut self, reference: &str, digest: &str) -> Result<(), FetchError> {
+        let wanted = ImageRef::parse(reference)?;
+        let refused = |message: String| FetchError::Reference {
+            reference: reference.to_string(),
+            message,
+        };
+        if oci_digest_hex(digest).is_none() {
+            return Err(refused(format!(
+                "digest `{digest}` is not sha256:<64 lowercase hex>"
+            )));
+        }
+        let mut found = false;
+        for spec in &mut self.images {
+            if ImageRef::parse(&spec.reference).is_ok_and(|r| r == wanted) {
+                spec.digest = Some(digest.to_string());
+                found = true;
+            }
+        }
+        if found {
+            return Ok(());
+        }
+        let images: Vec<&str> = self.images.iter().map(|i| i.reference.as_str()).collect();
+        Err(refused(if images.is_empty() {
+            "no image is fetched".to_string()
+        } else {
+            format!("not one of the images fetched ({})", images.join(", "))
+        }))
+    }
 }
 
 /// The artifacts `fetch` would download for these options, in order. Validates the version,
@@ -53,4 +89,44 @@ pub fn artifacts(opts: &FetchOptions) -> Result<Vec<Artifact>, FetchError> {
         &opts.mirror,
         &opts.components,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_digest_replaces_the_pin_of_that_image_only() {
+        let mut opts = FetchOptions::new("v1.37.2", "b");
+        let other = format!("sha256:{}", "ab".repeat(32));
+        let pause = opts.images[0].clone();
+        assert!(pause.digest.is_some(), "pause is pinned");
+        opts.set_image_digest(&pause.reference, &other).unwrap();
+        assert_eq!(opts.images[0].digest.as_deref(), Some(other.as_str()));
+        // Compared normalized: the default chat image, unpinned, by its short name.
+        let chat = opts.images.len() - 1;
+        assert_eq!(opts.images[chat].digest, None);
+        opts.set_image_digest("node:24-bookworm-slim", &other)
+            .unwrap();
+        assert_eq!(opts.images[chat].digest.as_deref(), Some(other.as_str()));
+        assert!(opts.images[1..chat]
+            .iter()
+            .all(|i| i.digest.as_deref() != Some(other.as_str())));
+
+        let err = opts.set_image_digest("node:22", &other).unwrap_err();
+        assert!(
+            matches!(&err, FetchError::Reference { message, .. } if message.contains("not one of the images fetched")),
+            "{err}"
+        );
+        let err = opts
+            .set_image_digest(&pause.reference, "sha256:ABC")
+            .unwrap_err();
+        assert!(err.to_string().contains("sha256:ABC"), "{err}");
+        assert!(opts
+            .set_image_digest("registry.k8s.io/pause", &other)
+            .is_err());
+        opts.images.clear();
+        let err = opts.set_image_digest(&pause.reference, &other).unwrap_err();
+        assert!(err.to_string().contains("no image is fetched"), "{err}");
+    }
 }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 const POLL: Duration = Duration::from_secs(1);
 
 /// A kind of object that becomes ready some time after it is applied.
-pub struct Kind {
+struct Kind {
     kind: &'static str,
     /// Its resource for `kubectl get`, group-qualified so that no other group's kind of the
     /// same name answers.
@@ -57,18 +57,11 @@ const KINDS: &[Kind] = &[
 ];
 
 /// An object of the applied manifests to wait for.
-#[derive(Debug)]
 pub struct Awaited {
     kind: &'static Kind,
     /// `None` for a cluster-scoped kind.
     namespace: Option<String>,
     name: String,
-}
-
-impl fmt::Debug for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.kind)
-    }
 }
 
 /// `namespace/name`, or `name` when cluster-scoped.

@@ -1,10 +1,11 @@
-//! The lab's binaries directory: every upstream program (built from its Go module) and every
-//! image the cluster runs, in the layout `fetch` produces, so the installer cannot tell a lab
-//! build from a download.
+//! The lab's binaries directory built on this machine: every upstream program (built from its
+//! Go module) and every image the cluster runs, in the layout `fetch` produces, so the
+//! installer cannot tell a lab build from a download (`release` downloads them instead).
 
+use super::contents::{self, FilledBy};
 use super::error::{io_err, LabError};
 use super::{build, images};
-use crate::{install, inventory, versions};
+use crate::{fetch, install};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -30,6 +31,14 @@ pub fn prepare(
     let builds = build::builds(kubernetes_version)?;
     let binaries = dir.join("binaries");
     fs::create_dir_all(&binaries).map_err(io_err("cannot create", &binaries))?;
+    // A `versions.json` left by an earlier fetch describes downloads this build replaces.
+    let manifest = binaries.join(fetch::MANIFEST_FILE);
+    match fs::remove_file(&manifest) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(io_err("cannot remove", &manifest)(e))
+        }
+        _ => {}
+    }
     progress(format!(
         "lab binaries: {} upstream builds from their Go modules, cached in {} \
          (a cold build of everything takes about 30 minutes on 2 cores; cached ones take seconds)",
@@ -42,6 +51,7 @@ pub fn prepare(
     build_images(kubernetes_version, &built, cache, &binaries, &mut |line| {
         progress(format!("  {line}"))
     })?;
+    contents::check(&binaries, kubernetes_version, FilledBy::Build)?;
     Ok(Prepared {
         dir: binaries,
         elapsed: started.elapsed(),
@@ -49,8 +59,8 @@ pub fn prepare(
 }
 
 /// The images, built from three of the `built` programs, pause.c and Debian's packages,
-/// under the names the rendered manifests use (the lab inventory keeps the default chat
-/// image), copied into `binaries`' images directory.
+/// under the names the rendered manifests use ([`contents::image_names`]), copied into
+/// `binaries`' images directory.
 fn build_images(
     version: &str,
     built: &[build::Built],
@@ -65,7 +75,6 @@ fn build_images(
             .map(|b| b.dir.join(name))
             .ok_or_else(|| LabError::Options(format!("no {component} build")))
     };
-    let profile = versions::profile_for(version).map_err(LabError::Options)?;
     // Archives are built in the build cache (shared by every lab directory) and copied.
     let inputs = images::ImageInputs {
         binaries_dir: cache.to_path_buf(),
@@ -74,7 +83,7 @@ fn build_images(
         coredns: program("coredns", "coredns")?,
         metrics_server: program("metrics-server", "metrics-server")?,
         flanneld: program("flannel", "flannel")?,
-        names: images::ImageNames::new(profile, &inventory::Chat::default().image),
+        names: contents::image_names(version)?,
     };
     let archives = images::build_all(&inputs, progress)?;
     let images = binaries.join(install::IMAGES_DIR);

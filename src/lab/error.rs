@@ -1,6 +1,8 @@
 //! `LabError`: everything the lab can fail with, each naming what to do about it.
 
+use super::contents::FilledBy;
 use super::layout::BRIDGE;
+use crate::fetch::FetchError;
 use crate::inventory::InventoryError;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -64,6 +66,16 @@ pub enum LabError {
     Forwarding,
     #[error("the lab inventory is invalid: {0}")]
     Inventory(#[from] InventoryError),
+    /// Downloading the lab's binaries and images (`fetch`) failed.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The binaries directory lacks files every lab needs (see `contents`).
+    #[error("{} is incomplete after {by}: missing {}", dir.display(), missing.join(", "))]
+    Incomplete {
+        dir: PathBuf,
+        missing: Vec<String>,
+        by: FilledBy,
+    },
 }
 
 fn indent_tail(s: &str) -> String {
@@ -86,11 +98,13 @@ pub(crate) fn io_err(action: impl Into<String>, path: &Path) -> impl FnOnce(io::
 }
 
 impl LabError {
-    /// Options and the lab's inventory are the input's; everything else is this machine.
+    /// Options and the lab's inventory are the input's, a fetch error says whose it is;
+    /// everything else is this machine's.
     pub fn fault(&self) -> crate::fault::Fault {
         use crate::fault::Fault;
         match self {
             LabError::Options(_) | LabError::Inventory(_) => Fault::Input,
+            LabError::Fetch(e) => e.fault(),
             _ => Fault::Runtime,
         }
     }

@@ -1,10 +1,11 @@
 //! Local lab hosts: throwaway systemd-nspawn machines with real systemd and sshd, able to
 //! run containers (the kubelet, containerd, runc), and the upstream programs and images they
-//! install (`build`, `images`, gathered into one binaries directory by `binaries`).
+//! install (`build`, `images`, gathered into one binaries directory by `binaries`; or
+//! downloaded by `release` through `fetch`; either way holding what `contents` lists).
 //!
 //! The lab is test infrastructure for the product, not part of it: it depends on the product
-//! modules (it writes an inventory that `inventory` validates, uses `fetch`'s archive names,
-//! `versions`' pins and `oci`'s archive writer), and no product module (`inventory`, `pki`,
+//! modules (it writes an inventory that `inventory` validates, uses `fetch`'s archive names
+//! and downloads, `versions`' pins and `oci`'s archive writer), and no product module (`inventory`, `pki`,
 //! `render`, `ssh`, `install`, `fetch`, `oci`, `versions`) imports anything from `lab`. Only
 //! the binary's `cli` layer uses it, for `k8s-boot lab`. What both need lives below both.
 //!
@@ -17,6 +18,7 @@
 
 pub mod binaries;
 pub mod build;
+pub mod contents;
 mod dir;
 mod down;
 mod error;
@@ -26,6 +28,7 @@ mod key;
 mod layout;
 mod machine;
 mod options;
+pub mod release;
 mod report;
 mod rootfs;
 mod state;
