@@ -29,6 +29,9 @@ pub fn prepare(
 ) -> Result<Prepared, LabError> {
     let started = Instant::now();
     let builds = build::builds(kubernetes_version)?;
+    // Absolute: the builds run in directories of their own.
+    let (dir, cache) = (crate::fsutil::resolve(dir), crate::fsutil::resolve(cache));
+    let cache = cache.as_path();
     let binaries = dir.join("binaries");
     fs::create_dir_all(&binaries).map_err(io_err("cannot create", &binaries))?;
     // A `versions.json` left by an earlier fetch describes downloads this build replaces.
