@@ -50,6 +50,11 @@ impl ImageRef {
             }
             _ => (DOCKER_HUB.to_string(), name.to_string()),
         };
+        if !is_registry_host(&registry) {
+            return Err(bad(
+                "the registry may hold letters, digits, `.` and `-`, then an optional `:PORT`",
+            ));
+        }
         let registry = if registry == "index.docker.io" || registry == "registry-1.docker.io" {
             DOCKER_HUB.to_string()
         } else {
@@ -84,6 +89,35 @@ impl ImageRef {
     pub fn full(&self) -> String {
         format!("{}/{}:{}", self.registry, self.repository, self.tag)
     }
+}
+
+/// `HOST[:PORT]` of a registry: DNS labels or `[IPv6]`, and a decimal port.
+fn is_registry_host(registry: &str) -> bool {
+    let (host_ok, port) = match registry.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, port)) => (v6.parse::<std::net::Ipv6Addr>().is_ok(), port),
+            None => return false,
+        },
+        None => {
+            let end = registry.find(':').unwrap_or(registry.len());
+            let (host, port) = registry.split_at(end);
+            let label_ok = |label: &str| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            };
+            (host.split('.').all(label_ok), port)
+        }
+    };
+    let port_ok = port.is_empty()
+        || port.strip_prefix(':').is_some_and(|p| {
+            !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+        });
+    host_ok && port_ok
 }
 
 /// Where the registry API of `registry` is answered: `(origin, repository prefix)`. A mirror
@@ -144,6 +178,7 @@ mod tests {
         );
         assert_eq!(r("bitnami/redis:7"), "docker.io/bitnami/redis:7");
         assert_eq!(r("localhost:5000/x/y:1"), "localhost:5000/x/y:1");
+        assert_eq!(r("[fd00::1]:5000/x:1"), "[fd00::1]:5000/x:1");
         assert_eq!(
             r("ghcr.io/flannel-io/flannel:v0.28.10"),
             "ghcr.io/flannel-io/flannel:v0.28.10"
@@ -163,6 +198,12 @@ mod tests {
             "node:-x",
             "/node:1",
             "a//b:1",
+            "evil\n.io/x:1",
+            "reg istry.io/x:1",
+            "-reg.io/x:1",
+            "reg.io:port/x:1",
+            "reg.io:/x:1",
+            "a..b.io/x:1",
         ] {
             assert!(
                 matches!(ImageRef::parse(bad), Err(FetchError::Reference { .. })),

@@ -4,7 +4,8 @@
 use super::checker::Checker;
 use super::hosts::RoleCounts;
 use super::names::is_dns_label;
-use crate::inventory::cluster::APISERVER_PORT;
+use super::ports;
+use crate::fetch::{FetchError, ImageRef};
 use crate::inventory::schema::{Chat, Inventory, Role};
 
 /// Nothing is checked while `chat.enabled` is false.
@@ -20,10 +21,20 @@ pub(super) fn check_chat(
     }
     check_replicas(c, chat);
     check_ports(c, chat, roles.lbs > 0, node_port_range);
+    ports::check_chat_ports(c, inventory, roles.lbs > 0);
     if chat.image.trim().is_empty() {
         c.error(
             "chat.image",
             "must name a Node.js image, e.g. docker.io/library/node:24-bookworm-slim",
+        );
+    } else if let Err(FetchError::Reference { message, .. }) = ImageRef::parse(&chat.image) {
+        // The parser `fetch` pulls the image with: what it refuses cannot be installed.
+        c.error(
+            "chat.image",
+            format!(
+                "`{}` is not an image reference: {message}; expected NAME:TAG, e.g. docker.io/library/node:24-bookworm-slim",
+                chat.image
+            ),
         );
     }
     if !is_dns_label(&chat.namespace) {
@@ -70,12 +81,6 @@ fn check_replicas(c: &mut Checker, chat: &Chat) {
 fn check_ports(c: &mut Checker, chat: &Chat, behind_lb: bool, range: Option<(u16, u16)>) {
     if chat.port == 0 {
         c.error("chat.port", "must be a TCP port between 1 and 65535");
-    }
-    if behind_lb && chat.port == APISERVER_PORT {
-        c.error(
-            "chat.port",
-            format!("{APISERVER_PORT} is taken by the apiserver proxy on lb hosts"),
-        );
     }
     if let Some((lo, hi)) = range {
         if chat.node_port < lo || chat.node_port > hi {

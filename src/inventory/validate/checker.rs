@@ -7,9 +7,9 @@ use std::collections::HashSet;
 pub(super) struct Checker<'a> {
     positions: &'a Positions,
     problems: Vec<Diagnostic>,
-    /// Fields refused for their length: no other check reports on them (their messages
-    /// would quote the whole value).
-    too_long: HashSet<String>,
+    /// Fields refused for their length or their characters: no other check reports on them
+    /// (their messages would quote a long or unprintable value).
+    refused: HashSet<String>,
 }
 
 impl<'a> Checker<'a> {
@@ -17,12 +17,12 @@ impl<'a> Checker<'a> {
         Checker {
             positions,
             problems: Vec::new(),
-            too_long: HashSet::new(),
+            refused: HashSet::new(),
         }
     }
 
     fn push(&mut self, severity: Severity, field: &str, message: impl Into<String>) {
-        if self.too_long.contains(field) {
+        if self.refused.contains(field) {
             return;
         }
         self.problems.push(Diagnostic {
@@ -41,10 +41,19 @@ impl<'a> Checker<'a> {
         self.push(Severity::Warning, field, message);
     }
 
-    /// Reports `field` as too long and silences every later check of it.
-    pub(super) fn too_long(&mut self, field: String, message: String) {
+    /// Reports `field`'s value as unusable as text (too long, unprintable) and silences
+    /// every later check of it.
+    pub(super) fn refuse_value(&mut self, field: String, message: String) {
         self.error(&field, message);
-        self.too_long.insert(field);
+        self.refused.insert(field);
+    }
+
+    /// `line L` of `field` in the file, for a message that names a second field.
+    pub(super) fn line_of(&self, field: &str) -> String {
+        match self.positions.find(field) {
+            Some(p) => format!("line {}", p.line),
+            None => "not in the file".into(),
+        }
     }
 
     pub(super) fn has_errors(&self) -> bool {

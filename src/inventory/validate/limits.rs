@@ -1,8 +1,10 @@
-//! The central length cap of every string in the inventory, checked before anything else so
-//! that no other message quotes an oversized value.
+//! The central checks of every string in the inventory, before anything else so that no
+//! other message quotes an oversized or unprintable value: a length cap, and no control or
+//! invisible characters (a line break in a value must never reach a rendered file, where
+//! it could start a new YAML key or unit directive).
 
 use super::checker::Checker;
-use crate::inventory::schema::Inventory;
+use crate::inventory::schema::{self, Inventory};
 
 /// Longest name accepted (host and cluster names, domains, users, versions, CIDRs...): the
 /// length limit of a DNS name.
@@ -16,8 +18,9 @@ enum Kind {
 }
 
 /// Names at most [`MAX_NAME_BYTES`], paths and image references at most
-/// [`MAX_PATH_BYTES`]. A field over its cap gets this error only.
-pub(super) fn check_lengths(c: &mut Checker, inv: &Inventory) {
+/// [`MAX_PATH_BYTES`]; none with a control or invisible character. A field refused here
+/// gets this error only.
+pub(super) fn check_strings(c: &mut Checker, inv: &Inventory) {
     for (field, value, kind) in capped_fields(inv) {
         let (max, what) = match kind {
             Kind::Name => (MAX_NAME_BYTES, "a name (the DNS name limit)"),
@@ -28,8 +31,38 @@ pub(super) fn check_lengths(c: &mut Checker, inv: &Inventory) {
                 "is {} bytes long; expected at most {max} bytes for {what}",
                 value.len()
             );
-            c.too_long(field, message);
+            c.refuse_value(field, message);
+        } else if let Some((at, ch)) = value.char_indices().find(|(_, ch)| is_hidden(*ch)) {
+            let message = format!(
+                "contains {} (U+{:04X}) at byte {at}; expected printable text without line breaks, tabs or invisible characters",
+                hidden_name(ch),
+                u32::from(ch)
+            );
+            c.refuse_value(field, message);
         }
+    }
+}
+
+/// Characters no inventory value may hold: they end lines in rendered files, or hide what a
+/// value says (zero-width and direction overrides).
+fn is_hidden(ch: char) -> bool {
+    ch.is_control()
+        || matches!(ch,
+            '\u{200B}'..='\u{200F}' // zero-width space, joiners, direction marks
+            | '\u{2028}' | '\u{2029}' // line and paragraph separators
+            | '\u{202A}'..='\u{202E}' // direction embeddings and overrides
+            | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+            | '\u{2066}'..='\u{2069}' // direction isolates
+            | '\u{FEFF}' // zero-width no-break space
+        )
+}
+
+fn hidden_name(ch: char) -> &'static str {
+    match ch {
+        '\n' | '\r' | '\u{2028}' | '\u{2029}' | '\u{85}' | '\u{0B}' | '\u{0C}' => "a line break",
+        '\t' => "a tab",
+        _ if ch.is_control() => "a control character",
+        _ => "an invisible character",
     }
 }
 
@@ -78,6 +111,16 @@ fn capped_fields(inv: &Inventory) -> Vec<(String, &str, Kind)> {
     }
     for (i, server) in cl.dns_upstreams.iter().flatten().enumerate() {
         fields.push((format!("cluster.dns_upstreams[{i}]"), server, Kind::Name));
+    }
+    for (signal, value) in &cl.kubelet.eviction_hard {
+        // An unknown signal (the key) is refused by the kubelet check, escaped.
+        if schema::EVICTION_SIGNALS.contains(&signal.as_str()) {
+            fields.push((
+                format!("cluster.kubelet.eviction_hard.{signal}"),
+                value,
+                Kind::Name,
+            ));
+        }
     }
     for (i, h) in inv.hosts.iter().enumerate() {
         fields.push((format!("hosts[{i}].name"), &h.name, Kind::Name));

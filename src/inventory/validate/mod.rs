@@ -1,7 +1,7 @@
 //! Inventory validation: every problem found at once, each with file position and field.
 //!
 //! `validate` parses the document (`parse`), then runs every check in the order its
-//! diagnostics are reported: string lengths (`limits`), the cluster's settings
+//! diagnostics are reported: string lengths and characters (`limits`), the cluster's settings
 //! (`settings`), its ranges (`network`), the hosts (`hosts`), the API endpoint, the chat
 //! workload (`chat`), PKI validity, SSH (`ssh`), the binaries directory. Checks record into
 //! a `Checker`; only an inventory without errors becomes a `Cluster`.
@@ -9,11 +9,13 @@
 mod addresses;
 mod chat;
 mod checker;
+mod files;
 mod hosts;
 mod limits;
 mod names;
 mod network;
 mod parse;
+mod ports;
 mod settings;
 mod ssh;
 
@@ -63,14 +65,15 @@ struct Derived {
 /// Every check, in report order; the derived values where each could be derived.
 fn check(c: &mut Checker, inventory: &Inventory) -> Option<Derived> {
     let cl = &inventory.cluster;
-    limits::check_lengths(c, inventory);
+    limits::check_strings(c, inventory);
     let profile = settings::check_identity(c, cl);
     let ranges = network::check_ranges(c, cl);
     settings::check_kube_proxy(c, cl, profile);
-    network::check_dns_upstreams(c, cl);
+    network::check_dns_upstreams(c, cl, &ranges);
     settings::check_kubelet(c, cl);
     let roles = hosts::check_hosts(c, inventory, &ranges);
-    let api_endpoint = network::api_endpoint(c, cl, &inventory.hosts);
+    files::check_file_names(c, &inventory.hosts);
+    let api_endpoint = network::api_endpoint(c, cl, &ranges, &inventory.hosts);
     chat::check_chat(c, inventory, &roles, ranges.node_port_range);
     settings::check_pki(c, &inventory.pki);
     ssh::check_ssh(c, &inventory.ssh);

@@ -1,7 +1,7 @@
 //! The cluster's network: pod and service CIDRs, the node-port range, the API SANs and DNS
 //! upstreams, and the API endpoint clients use.
 
-use super::addresses::family;
+use super::addresses::{family, is_loopback, not_a_host_address};
 use super::checker::Checker;
 use super::names::is_dns_name;
 use crate::inventory::cluster::{Endpoint, APISERVER_PORT};
@@ -34,6 +34,14 @@ pub(super) fn check_ranges(c: &mut Checker, cl: &schema::Cluster) -> Ranges {
             );
         }
     }
+    for (field, cidr, example) in [
+        ("cluster.pod_cidr", pod_cidr, "10.244.0.0/16"),
+        ("cluster.service_cidr", service_cidr, "10.96.0.0/12"),
+    ] {
+        if let Some(cidr) = cidr {
+            check_not_special(c, field, cidr, example);
+        }
+    }
     let cluster_v4 = cluster_family(c, pod_cidr, service_cidr);
     if let Some(pod) = pod_cidr {
         check_node_cidr_mask(c, cl.node_cidr_mask_size, pod);
@@ -52,6 +60,37 @@ pub(super) fn check_ranges(c: &mut Checker, cl: &schema::Cluster) -> Ranges {
         service_cidr,
         cluster_v4,
         node_port_range,
+    }
+}
+
+/// Ranges no pod or Service address may come from: packets to them never leave the host
+/// (loopback), are never forwarded (link-local, the unspecified and broadcast addresses) or
+/// are not unicast at all.
+const SPECIAL_RANGES: &[(&str, &str)] = &[
+    (
+        "0.0.0.0/8",
+        "the IPv4 \"this network\" range (0.0.0.0 is the unspecified address)",
+    ),
+    ("127.0.0.0/8", "the IPv4 loopback range"),
+    ("169.254.0.0/16", "the IPv4 link-local range"),
+    ("224.0.0.0/4", "the IPv4 multicast range"),
+    ("255.255.255.255/32", "the IPv4 broadcast address"),
+    ("::/128", "the IPv6 unspecified address"),
+    ("::1/128", "the IPv6 loopback address"),
+    ("::ffff:0:0/96", "the IPv4-mapped IPv6 range"),
+    ("fe80::/10", "the IPv6 link-local range"),
+    ("ff00::/8", "the IPv6 multicast range"),
+];
+
+fn check_not_special(c: &mut Checker, field: &str, cidr: Cidr, example: &str) {
+    for (range, what) in SPECIAL_RANGES {
+        let range: Cidr = range.parse().expect("SPECIAL_RANGES are CIDRs");
+        if cidr.overlaps(&range) {
+            c.error(
+                field,
+                format!("{cidr} overlaps {range}, {what}; expected a private unicast range such as {example}"),
+            );
+        }
     }
 }
 
@@ -111,12 +150,30 @@ fn check_node_cidr_mask(c: &mut Checker, mask: u8, pod: Cidr) {
     }
 }
 
-pub(super) fn check_dns_upstreams(c: &mut Checker, cl: &schema::Cluster) {
+/// Each upstream an address CoreDNS can forward to: not itself (the DNS Service IP, or a
+/// loopback address, which inside its pod is CoreDNS again), and a unicast address.
+pub(super) fn check_dns_upstreams(c: &mut Checker, cl: &schema::Cluster, ranges: &Ranges) {
+    let dns_service_ip = ranges.service_cidr.and_then(|svc| svc.nth(10));
     for (i, server) in cl.dns_upstreams.iter().flatten().enumerate() {
-        if server.parse::<IpAddr>().is_err() {
+        let field = format!("cluster.dns_upstreams[{i}]");
+        let Ok(ip) = server.parse::<IpAddr>() else {
             c.error(
-                &format!("cluster.dns_upstreams[{i}]"),
+                &field,
                 format!("`{server}` is not an IP address; expected a DNS server address such as 10.0.0.2"),
+            );
+            continue;
+        };
+        let why = if Some(ip) == dns_service_ip {
+            Some("it is the cluster DNS Service IP (the 10th address of cluster.service_cidr): CoreDNS would forward to itself".to_string())
+        } else if is_loopback(ip) {
+            Some("it is a loopback address, which inside the CoreDNS pod is CoreDNS itself: a forwarding loop".to_string())
+        } else {
+            not_a_host_address(ip, false)
+        };
+        if let Some(why) = why {
+            c.error(
+                &field,
+                format!("{ip} cannot be a DNS upstream: {why}; expected the address of a DNS server outside the cluster, such as 10.0.0.2"),
             );
         }
     }
@@ -127,10 +184,13 @@ pub(super) fn check_dns_upstreams(c: &mut Checker, cl: &schema::Cluster) {
 pub(super) fn api_endpoint(
     c: &mut Checker,
     cl: &schema::Cluster,
+    ranges: &Ranges,
     hosts: &[Host],
 ) -> Option<Endpoint> {
     if let Some(s) = &cl.api_endpoint {
-        return parse_endpoint(c, s);
+        let endpoint = parse_endpoint(c, s)?;
+        check_endpoint_address(c, cl, ranges, hosts, &endpoint);
+        return Some(endpoint);
     }
     let at = |h: &Host| Endpoint {
         host: h.address.to_string(),
@@ -149,6 +209,50 @@ pub(super) fn api_endpoint(
             );
             None
         }
+    }
+}
+
+/// An endpoint given as an address: a unicast address outside the cluster's ranges, and
+/// when it is an inventory host's, one that serves the API on that port (nginx on `lb`
+/// hosts and kube-apiserver listen on 6443 only).
+fn check_endpoint_address(
+    c: &mut Checker,
+    cl: &schema::Cluster,
+    ranges: &Ranges,
+    hosts: &[Host],
+    endpoint: &Endpoint,
+) {
+    let field = "cluster.api_endpoint";
+    let Ok(ip) = endpoint.host.parse::<IpAddr>() else {
+        return;
+    };
+    if let Some(why) = not_a_host_address(ip, cl.allow_loopback_hosts) {
+        c.error(field, format!("{ip} cannot be the API endpoint: {why}"));
+    }
+    for (label, cidr) in [
+        ("cluster.pod_cidr", ranges.pod_cidr),
+        ("cluster.service_cidr", ranges.service_cidr),
+    ] {
+        if let Some(cidr) = cidr.filter(|cidr| cidr.contains(ip)) {
+            c.error(
+                field,
+                format!("{ip} lies inside {label} {cidr}; expected the address of a load balancer or control-plane host outside the cluster's ranges"),
+            );
+        }
+    }
+    let Some((i, h)) = hosts.iter().enumerate().find(|(_, h)| h.address == ip) else {
+        return;
+    };
+    if !h.has(Role::Lb) && !h.has(Role::ControlPlane) {
+        c.error(
+            field,
+            format!("{ip} is hosts[{i}] `{}`, which runs neither nginx (`lb`) nor kube-apiserver (`control-plane`); expected an lb or control-plane host, or an external load balancer", h.name),
+        );
+    } else if endpoint.port != APISERVER_PORT {
+        c.error(
+            field,
+            format!("port {} but hosts[{i}] `{}` serves the API on {APISERVER_PORT}; expected {ip}:{APISERVER_PORT}", endpoint.port, h.name),
+        );
     }
 }
 

@@ -87,12 +87,14 @@ pub(super) fn check_kubelet(c: &mut Checker, cl: &schema::Cluster) {
         );
     }
     for (signal, value) in &cl.kubelet.eviction_hard {
-        let field = format!("cluster.kubelet.eviction_hard.{signal}");
+        // Escaped: an unknown key is quoted in the field and the message.
+        let signal_shown = signal.escape_debug().to_string();
+        let field = format!("cluster.kubelet.eviction_hard.{signal_shown}");
         if !schema::EVICTION_SIGNALS.contains(&signal.as_str()) {
             c.error(
                 &field,
                 format!(
-                    "`{signal}` is not an eviction signal; expected one of {}",
+                    "`{signal_shown}` is not an eviction signal; expected one of {}",
                     schema::EVICTION_SIGNALS.join(", ")
                 ),
             );
