@@ -477,7 +477,7 @@ fn templates_can_be_overridden_by_name_only() {
     // Other templates keep their built-in text.
     assert!(fs::read_to_string(out.join("hosts/m2/etc/etcd/etcd.yaml"))
         .unwrap()
-        .contains("name: m2"));
+        .contains("name: \"m2\""));
 
     fs::write(tpl.join("etcd/etcd.servce"), "typo").unwrap();
     let res = render_cli(&inv, &out, &["--templates", tpl.to_str().unwrap()]);

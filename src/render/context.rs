@@ -243,3 +243,18 @@ fn this_host(cluster: &ClusterValues, h: &Host) -> ThisHost {
         register_taints,
     }
 }
+
+/// Key material a template may be given: the context key it is read under, and its value.
+pub struct Secret {
+    pub key: &'static str,
+    pub value: serde_json::Value,
+}
+
+/// The only templates that see each secret (by context key). Every other template, and
+/// every error message, is rendered without it: an override cannot copy a key into a file
+/// that does not need it, or into its error.
+pub const SECRET_READERS: &[(&str, &str)] = &[
+    ("control-plane/encryption-config.yaml", "encryption_key"),
+    ("kubeconfig.yaml", "key_data"),
+    ("manifests/40-metrics-server.yaml", "metrics_server"),
+];

@@ -1,5 +1,6 @@
 //! Kubeconfigs: a client certificate of the PKI, its key and the CA, for one server URL.
 
+use super::context::Secret;
 use super::error::RenderError;
 use super::pki_files::PkiFiles;
 use super::rules::KubeconfigRule;
@@ -21,8 +22,11 @@ pub(super) fn kubeconfig(
     ctx.insert("user", &leaf.common_name);
     ctx.insert("ca_data", ca_b64);
     ctx.insert("cert_data", &pki.read_b64(&format!("{}.crt", leaf.file))?);
-    ctx.insert("key_data", &pki.read_b64(&format!("{}.key", leaf.file))?);
-    templates.render("kubeconfig.yaml", &ctx)
+    let key = Secret {
+        key: "key_data",
+        value: pki.read_b64(&format!("{}.key", leaf.file))?.into(),
+    };
+    templates.render("kubeconfig.yaml", &ctx, &[key])
 }
 
 /// The leaf certificate a kubeconfig rule names, for `host`.

@@ -13,6 +13,7 @@ mod output;
 mod pki_files;
 mod plan;
 pub mod rules;
+mod sandbox;
 mod staging;
 mod templates;
 

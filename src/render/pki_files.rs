@@ -31,6 +31,11 @@ impl<'a> PkiFiles<'a> {
         Ok(bytes)
     }
 
+    /// Where `name` is, for messages.
+    pub(super) fn path(&self, name: &str) -> std::path::PathBuf {
+        self.pki.path(name)
+    }
+
     /// The file in base64, as kubeconfigs and Secrets embed it.
     pub(super) fn read_b64(&self, name: &str) -> Result<String, PkiError> {
         Ok(base64::engine::general_purpose::STANDARD.encode(self.read(name)?))

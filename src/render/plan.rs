@@ -2,7 +2,7 @@
 //! the host-wide files, the kubeconfigs and the PKI deliveries; then the cluster files
 //! (admin kubeconfig, manifests).
 
-use super::context::{self, Shared, CONTROL_PLANE_TAINT};
+use super::context::{self, Secret, Shared, CONTROL_PLANE_TAINT};
 use super::error::RenderError;
 use super::kubeconfig::{kubeconfig, leaf_of};
 use super::model::{HostPlan, Plan, PlannedFile};
@@ -55,9 +55,14 @@ impl<'a> Planner<'a> {
         let ca = profiles::ca_profile(profiles::CaKind::Kubernetes);
         let ca_b64 = pki.read_b64(&format!("{}.crt", ca.file))?;
         let leaves = profiles::leaf_certs(cluster);
-        let encryption_key = String::from_utf8_lossy(&pki.read(pki::ENCRYPTION_KEY)?)
-            .trim()
-            .to_string();
+        // Checked here too: a key `certs` kept but secretbox cannot use must stop the plan,
+        // not reach the apiservers.
+        let key_bytes = pki.read(pki::ENCRYPTION_KEY)?;
+        pki::check_encryption_key(&key_bytes).map_err(|why| pki::PkiError::Invalid {
+            path: pki.path(pki::ENCRYPTION_KEY),
+            message: why.to_string(),
+        })?;
+        let encryption_key = String::from_utf8_lossy(&key_bytes).trim().to_string();
         Ok(Planner {
             cluster,
             pki,
@@ -90,13 +95,18 @@ impl<'a> Planner<'a> {
         })
     }
 
-    /// The host's context: the shared values, this host's, and the encryption key.
+    /// The host's context: the shared values and this host's (key material is given only
+    /// to the templates that need it, see `host_secrets`).
     fn host_context(&self, host: &Host) -> tera::Context {
-        let mut ctx =
-            tera::Context::from_serialize(self.shared.context(self.cluster.profile, Some(host)))
-                .expect("context serializes");
-        ctx.insert("encryption_key", &self.encryption_key);
-        ctx
+        tera::Context::from_serialize(self.shared.context(self.cluster.profile, Some(host)))
+            .expect("context serializes")
+    }
+
+    fn host_secrets(&self) -> Vec<Secret> {
+        vec![Secret {
+            key: "encryption_key",
+            value: self.encryption_key.clone().into(),
+        }]
     }
 
     /// The templates of every catalog component that runs on `host`; each restarts its
@@ -107,9 +117,10 @@ impl<'a> Planner<'a> {
         ctx: &tera::Context,
     ) -> Result<Vec<PlannedFile>, RenderError> {
         let mut files = Vec::new();
+        let secrets = self.host_secrets();
         for component in COMPONENTS.iter().filter(|c| c.runs_on(host)) {
             for t in component.templates {
-                let bytes = self.templates.render(t.template, ctx)?;
+                let bytes = self.templates.render(t.template, ctx, &secrets)?;
                 let restarts = vec![component.service.to_string()];
                 files.push(PlannedFile::new(t.target, t.mode, bytes, restarts));
             }
@@ -127,7 +138,9 @@ impl<'a> Planner<'a> {
             .iter()
             .filter(|r| host.has_any(r.roles))
             .map(|rule| {
-                let bytes = self.templates.render(rule.template, ctx)?;
+                let bytes = self
+                    .templates
+                    .render(rule.template, ctx, &self.host_secrets())?;
                 Ok(PlannedFile::new(rule.target, rule.mode, bytes, vec![]))
             })
             .collect()
@@ -197,11 +210,12 @@ impl<'a> Planner<'a> {
             )?,
             vec![],
         )];
+        let secrets = self.cluster_secrets()?;
         for name in MANIFESTS {
             if *name == rules::CHAT_MANIFEST && !self.cluster.inventory.chat.enabled {
                 continue;
             }
-            let bytes = self.templates.render(name, &ctx)?;
+            let bytes = self.templates.render(name, &ctx, &secrets)?;
             // Manifests may carry Secrets (metrics-server's serving key): owner-only, like the
             // admin kubeconfig.
             files.push(PlannedFile::new(*name, 0o600, bytes, vec![]));
@@ -209,21 +223,24 @@ impl<'a> Planner<'a> {
         Ok(files)
     }
 
-    /// The cluster-level context: no host, plus metrics-server's serving certificate and
-    /// the chat server's code.
-    fn cluster_context(&self) -> Result<tera::Context, RenderError> {
-        let mut ctx =
-            tera::Context::from_serialize(self.shared.context(self.cluster.profile, None))
-                .expect("context serializes");
+    /// metrics-server's serving certificate and key, for its manifest only.
+    fn cluster_secrets(&self) -> Result<Vec<Secret>, RenderError> {
         let metrics_server = profiles::METRICS_SERVER_CERT;
-        ctx.insert(
-            "metrics_server",
-            &serde_json::json!({
+        Ok(vec![Secret {
+            key: "metrics_server",
+            value: serde_json::json!({
                 "cert_b64": self.pki.read_b64(&format!("{metrics_server}.crt"))?,
                 "key_b64": self.pki.read_b64(&format!("{metrics_server}.key"))?,
                 "ca_b64": self.ca_b64,
             }),
-        );
+        }])
+    }
+
+    /// The cluster-level context: no host, plus the chat server's code.
+    fn cluster_context(&self) -> Result<tera::Context, RenderError> {
+        let mut ctx =
+            tera::Context::from_serialize(self.shared.context(self.cluster.profile, None))
+                .expect("context serializes");
         ctx.insert(
             "chat_server_js",
             &String::from_utf8_lossy(&self.templates.source("workloads/chat/server.js")?),

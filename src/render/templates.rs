@@ -1,11 +1,23 @@
 //! The template set: the embedded templates, optionally overridden from a directory.
-//! Errors in an override name its file; no template error shows a secret value.
+//! Errors in an override name its file. Every template is sandboxed (`sandbox`); key
+//! material reaches only the templates of [`SECRET_READERS`], and no error message is made
+//! from a context that holds it.
 
+use super::context::{Secret, SECRET_READERS};
 use super::error::RenderError;
 use super::rules::EMBEDDED;
+use super::sandbox;
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+/// Largest override file read, in bytes; the largest built-in template is 20 KiB.
+pub const MAX_TEMPLATE_BYTES: u64 = 1 << 20;
+
+/// What a secret is replaced by when an error message is made.
+const WITHHELD: &str = "<secret>";
 
 pub struct Templates {
     tera: tera::Tera,
@@ -28,11 +40,24 @@ impl Templates {
             tera: tera::Tera::default(),
             overridden,
         };
-        templates.tera.autoescape_on(vec![]);
+        // Every template, whatever its name: "" is a suffix of every name.
+        templates.tera.autoescape_on(vec![""]);
+        templates.tera.set_escape_fn(sandbox::escape_value);
+        sandbox::restrict_functions(&mut templates.tera);
         for (name, text) in &sources {
             if let Err(e) = templates.tera.add_raw_template(name, text) {
                 return Err(templates.error(name, tera_message(&e)));
             }
+        }
+        // Includes, imports and parents resolve only once every template is known.
+        if let Err(e) = templates.tera.build_inheritance_chains() {
+            return Err(RenderError::Override {
+                path: overrides.unwrap_or(Path::new("")).to_path_buf(),
+                message: tera_message(&e),
+            });
+        }
+        if let Err((name, message)) = sandbox::check_structure(&templates.tera) {
+            return Err(templates.error(&name, message));
         }
         Ok(templates)
     }
@@ -52,18 +77,62 @@ impl Templates {
         }
     }
 
-    pub(super) fn render(&self, name: &str, ctx: &tera::Context) -> Result<Vec<u8>, RenderError> {
-        self.tera
-            .render(name, ctx)
-            .map(String::into_bytes)
-            // Tera quotes the value a filter choked on: never let that be key material.
-            .map_err(|e| self.error(name, redact_secrets(&tera_message(&e), ctx)))
+    /// Renders `name` with `ctx` plus those of `secrets` that [`SECRET_READERS`] gives it.
+    pub(super) fn render(
+        &self,
+        name: &str,
+        ctx: &tera::Context,
+        secrets: &[Secret],
+    ) -> Result<Vec<u8>, RenderError> {
+        let given: Vec<&Secret> = secrets
+            .iter()
+            .filter(|s| SECRET_READERS.contains(&(name, s.key)))
+            .collect();
+        let mut full = ctx.clone();
+        for s in &given {
+            full.insert(s.key, &s.value);
+        }
+        let e = match self.tera.render(name, &full) {
+            Ok(text) => return Ok(text.into_bytes()),
+            Err(e) => e,
+        };
+        if given.is_empty() {
+            return Err(self.error(name, tera_message(&e)));
+        }
+        // The message is made again from a context without the key material: tera quotes
+        // values, and `throw` prints whatever a template computes from them.
+        let mut shown = ctx.clone();
+        for s in &given {
+            shown.insert(s.key, &withheld(&s.value));
+        }
+        let message = match self.tera.render(name, &shown) {
+            Err(e) => tera_message(&e),
+            Ok(_) => format!(
+                "fails only with the real key material ({}); its message is withheld",
+                given.iter().map(|s| s.key).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        Err(self.error(name, message))
     }
 
     pub(super) fn source(&self, name: &str) -> Result<Vec<u8>, RenderError> {
         // Templates without markup (like the chat server code) are rendered with an empty
         // context, which returns them unchanged.
-        self.render(name, &tera::Context::new())
+        self.render(name, &tera::Context::new(), &[])
+    }
+}
+
+/// `value` with every string replaced by [`WITHHELD`], its shape kept (so that an error about
+/// a missing key or a wrong type is the same).
+fn withheld(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(_) => Value::String(WITHHELD.into()),
+        Value::Array(items) => Value::Array(items.iter().map(withheld).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), withheld(v))).collect())
+        }
+        other => other.clone(),
     }
 }
 
@@ -81,8 +150,13 @@ fn read_overrides(
                 .into(),
         });
     }
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RenderError::Io { path, source }
+    };
+    let root = dir.canonicalize().map_err(io(dir))?;
     let mut overridden = BTreeMap::new();
-    for path in walk(dir)? {
+    for path in walk(dir, 0)? {
         let name = path
             .strip_prefix(dir)
             .expect("walk yields paths under dir")
@@ -97,43 +171,111 @@ fn read_overrides(
                 ),
             });
         }
-        let text = read_override(&path)?;
+        let text = read_override(&path, &root)?;
         sources.insert(name.clone(), text);
         overridden.insert(name, path);
     }
     Ok(overridden)
 }
 
-/// The text of one override file: a regular file of UTF-8.
-fn read_override(path: &Path) -> Result<String, RenderError> {
-    let refuse = |message: &str| RenderError::Override {
+/// The text of one override file: a regular file of UTF-8 of at most
+/// [`MAX_TEMPLATE_BYTES`] inside `root` (the templates directory, resolved). A symbolic link
+/// may point at another file inside it, never outside (`/proc/self/environ`, a key).
+fn read_override(path: &Path, root: &Path) -> Result<String, RenderError> {
+    let refuse = |message: String| RenderError::Override {
         path: path.to_path_buf(),
-        message: message.into(),
+        message,
     };
-    if !fs::metadata(path).is_ok_and(|m| m.is_file()) {
-        return Err(refuse("not a regular file"));
+    let io = |source| RenderError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let target = path.canonicalize().map_err(io)?;
+    if !target.starts_with(root) {
+        return Err(refuse(format!(
+            "a symbolic link to {}, outside the templates directory; expected a file inside it",
+            target.display()
+        )));
     }
-    match fs::read(path).map(String::from_utf8) {
-        Ok(Ok(text)) => Ok(text),
-        Ok(Err(_)) => Err(refuse("not UTF-8 text")),
-        Err(source) => Err(RenderError::Io {
-            path: path.to_path_buf(),
-            source,
-        }),
+    // Opened without following a link swapped in since, and without blocking on a FIFO.
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&target)
+        .map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.file_type().is_file() {
+        return Err(refuse(format!(
+            "a {}, not a regular file; expected a template file",
+            kind_of(&meta.file_type())
+        )));
+    }
+    if meta.len() > MAX_TEMPLATE_BYTES {
+        return Err(refuse(format!(
+            "{} bytes; expected a template of at most {MAX_TEMPLATE_BYTES} bytes (1 MiB)",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_TEMPLATE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_TEMPLATE_BYTES {
+        return Err(refuse(format!(
+            "larger than {MAX_TEMPLATE_BYTES} bytes; expected a template of at most 1 MiB"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| refuse("not UTF-8 text".into()))
+}
+
+fn kind_of(t: &fs::FileType) -> &'static str {
+    if t.is_dir() {
+        "directory"
+    } else if t.is_fifo() {
+        "FIFO (named pipe)"
+    } else if t.is_socket() {
+        "socket"
+    } else if t.is_char_device() {
+        "character device"
+    } else if t.is_block_device() {
+        "block device"
+    } else {
+        "special file"
     }
 }
 
-/// Every file under `dir`, sorted.
-fn walk(dir: &Path) -> Result<Vec<PathBuf>, RenderError> {
+/// Deepest directory under `--templates` walked: template names have at most two parts.
+const MAX_DIR_DEPTH: usize = 8;
+
+/// Every entry under `dir` that is not a directory, sorted. Directories are entered only as
+/// themselves, never through a symbolic link (which could lead outside, or in a loop).
+fn walk(dir: &Path, depth: usize) -> Result<Vec<PathBuf>, RenderError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| RenderError::Io { path, source }
     };
+    if depth > MAX_DIR_DEPTH {
+        return Err(RenderError::Override {
+            path: dir.to_path_buf(),
+            message: format!(
+                "directories nest more than {MAX_DIR_DEPTH} deep; no template name is that long"
+            ),
+        });
+    }
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).map_err(io(dir))? {
-        let path = entry.map_err(io(dir))?.path();
-        if path.is_dir() {
-            out.extend(walk(&path)?);
+        let entry = entry.map_err(io(dir))?;
+        let path = entry.path();
+        let file_type = entry.file_type().map_err(io(&path))?;
+        if file_type.is_dir() {
+            out.extend(walk(&path, depth + 1)?);
+        } else if file_type.is_symlink() && path.is_dir() {
+            return Err(RenderError::Override {
+                path,
+                message:
+                    "a symbolic link to a directory; expected template files and plain directories"
+                        .into(),
+            });
         } else {
             out.push(path);
         }
@@ -151,85 +293,4 @@ fn tera_message(e: &tera::Error) -> String {
         cause = c.source();
     }
     msg
-}
-
-/// Context keys whose values are secrets (the encryption key, private keys in base64).
-const SECRET_KEYS: &[&str] = &["encryption_key", "key_data", "key_b64"];
-
-/// `message` with every secret value of `ctx` replaced by `<redacted>`, and every value
-/// Tera quotes left out.
-fn redact_secrets(message: &str, ctx: &tera::Context) -> String {
-    let json = ctx.clone().into_json();
-    let mut found = Vec::new();
-    secret_values(&json, "", &mut found);
-    let mut message = message.to_string();
-    for secret in found {
-        message = message.replace(secret, "<redacted>");
-    }
-    hide_quoted_values(&message)
-}
-
-/// The non-empty strings under a key of [`SECRET_KEYS`], at any depth.
-fn secret_values<'a>(value: &'a serde_json::Value, key: &str, out: &mut Vec<&'a str>) {
-    match value {
-        serde_json::Value::String(s) if SECRET_KEYS.contains(&key) && !s.is_empty() => out.push(s),
-        serde_json::Value::Object(map) => {
-            for (k, v) in map {
-                secret_values(v, k, out);
-            }
-        }
-        serde_json::Value::Array(items) => {
-            for v in items {
-                secret_values(v, key, out);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// A value derived from a secret (a slice, a truncation) matches none of them: values
-/// quoted as "got `...` but expected" are never shown.
-fn hide_quoted_values(message: &str) -> String {
-    const QUOTE: &str = "got `";
-    const END: &str = "` but expected";
-    let mut shown = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some(start) = rest.find(QUOTE) {
-        let Some(len) = rest[start + QUOTE.len()..].find(END) else {
-            break;
-        };
-        shown.push_str(&rest[..start]);
-        shown.push_str("got a value (not shown)");
-        rest = &rest[start + QUOTE.len() + len + 1..];
-    }
-    shown.push_str(rest);
-    shown
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn template_errors_never_show_secret_values_or_quoted_values() {
-        let mut ctx = tera::Context::new();
-        ctx.insert("encryption_key", "c2VjcmV0LWtleS1ieXRlcw==");
-        ctx.insert(
-            "metrics_server",
-            &serde_json::json!({"key_b64": "S0VZREFUQQ=="}),
-        );
-        ctx.insert("name", "t");
-        let message = "a `c2VjcmV0LWtleS1ieXRlcw==` b {\"key_b64\":\"S0VZREFUQQ==\"} \
-                       c got `\"c2Vj\"` but expected a f64; `name` not found";
-        let shown = redact_secrets(message, &ctx);
-        assert!(
-            !shown.contains("c2Vj") && !shown.contains("S0VZ"),
-            "{shown}"
-        );
-        assert!(shown.contains("<redacted>"), "{shown}");
-        assert!(
-            shown.ends_with("c got a value (not shown) but expected a f64; `name` not found"),
-            "{shown}"
-        );
-    }
 }
