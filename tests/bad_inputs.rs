@@ -589,9 +589,15 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "render --out a file",
+            |d| write(d, "notes.txt", "mine\n"),
+            &["render", "-i", "hosts.yaml", "--out", "notes.txt"],
+            &["--out notes.txt", "not a directory"],
+        ),
+        case(
+            "render --out the inventory file",
             none,
             &["render", "-i", "hosts.yaml", "--out", "hosts.yaml"],
-            &["--out hosts.yaml", "not a directory"],
+            &["--out hosts.yaml", "is the inventory file"],
         ),
         case(
             "render --out a directory of the user's",
@@ -618,6 +624,105 @@ fn cases() -> Vec<Case> {
                 "templates",
             ],
             &["--out templates", "templates directory"],
+        ),
+        // --- render --out and what the inventory names ---
+        case(
+            "render --out binaries.dir before any fetch",
+            none,
+            &["render", "-i", "hosts.yaml", "--out", "binaries"],
+            &["--out binaries", "`binaries.dir` of the inventory"],
+        ),
+        case(
+            "render --out inside binaries.dir",
+            |d| edit(d, "dir: binaries", "dir: bin"),
+            &["render", "-i", "hosts.yaml", "--out", "bin/out"],
+            &["--out bin/out", "lies inside", "`binaries.dir`"],
+        ),
+        case(
+            "render --out an earlier output that holds known_hosts",
+            |d| {
+                edit(
+                    d,
+                    "known_hosts: known_hosts",
+                    "known_hosts: rendered/known_hosts",
+                );
+                write(d, "rendered/known_hosts", "m1 ssh-ed25519 AAAA\n");
+            },
+            &["render", "-i", "hosts.yaml", "--out", "rendered"],
+            &[
+                "--out rendered",
+                "`ssh.known_hosts` of the inventory",
+                "would delete",
+            ],
+        ),
+        case(
+            "render --out a new directory where known_hosts is to be recorded",
+            |d| {
+                edit(
+                    d,
+                    "known_hosts: known_hosts",
+                    "known_hosts: later/known_hosts",
+                )
+            },
+            &["render", "-i", "hosts.yaml", "--out", "later"],
+            &["--out later", "`ssh.known_hosts`"],
+        ),
+        case(
+            "render --out an earlier output that holds the SSH key",
+            |d| {
+                edit(d, "key: id_test", "key: rendered/keys/id_test");
+                write(d, "rendered/keys/id_test", "not a real key\n");
+            },
+            &["render", "-i", "hosts.yaml", "--out", "rendered"],
+            &["--out rendered", "`ssh.key` of the inventory"],
+        ),
+        case(
+            "render --out an earlier output that holds a host's own key",
+            |d| {
+                edit(
+                    d,
+                    "roles: [lb]",
+                    "roles: [lb]\n    ssh: {key: ./rendered/../rendered/lb.key}",
+                );
+                write(d, "rendered/lb.key", "not a real key\n");
+            },
+            &["render", "-i", "hosts.yaml", "--out", "rendered"],
+            &["--out rendered", "`hosts[0].ssh.key` of the inventory"],
+        ),
+        case(
+            "render --out an earlier output that binaries.dir links into",
+            |d| {
+                fs::create_dir(d.join("rendered/bin")).unwrap();
+                std::os::unix::fs::symlink("rendered/bin", d.join("binlink")).unwrap();
+                edit(d, "dir: binaries", "dir: binlink");
+            },
+            &["render", "-i", "hosts.yaml", "--out", "rendered"],
+            &["--out rendered", "`binaries.dir`"],
+        ),
+        case(
+            "render --out a directory the key path goes through by a link",
+            |d| {
+                fs::create_dir(d.join("keys")).unwrap();
+                std::os::unix::fs::symlink("../id_test", d.join("keys/id")).unwrap();
+                std::os::unix::fs::symlink("keys", d.join("keylink")).unwrap();
+                edit(d, "key: id_test", "key: keylink/id");
+            },
+            &["render", "-i", "hosts.yaml", "--out", "keys"],
+            &["--out keys", "`ssh.key`"],
+        ),
+        case(
+            "render --out the directory of an absolute known_hosts",
+            |d| {
+                let abs = d.join("ssh-dir/known_hosts");
+                write(d, "ssh-dir/known_hosts", "");
+                edit(
+                    d,
+                    "known_hosts: known_hosts",
+                    &format!("known_hosts: {}", abs.display()),
+                );
+            },
+            &["render", "-i", "hosts.yaml", "--out", "ssh-dir"],
+            &["--out ssh-dir", "`ssh.known_hosts`"],
         ),
         // --- templates ---
         case(

@@ -12,7 +12,7 @@ pub fn run(args: &RenderArgs, quiet: bool) -> Result<i32> {
     let cluster = load(inventory)?;
     // Bad input (an output directory, an override name) is refused before the PKI step
     // writes anything.
-    render::check_output_dir(out, inventory, &pki_dir, templates)?;
+    render::check_output_dir(out, &cluster, &pki_dir, templates)?;
     let templates = render::Templates::load(templates)?;
     let pki = ensure_pki(&cluster, &pki_dir, quiet)?;
     let plan = render::plan(&cluster, &pki, &templates)?;

@@ -7,6 +7,7 @@ mod diagnostic;
 mod load;
 mod locate;
 pub mod net;
+mod paths;
 mod schema;
 mod validate;
 
@@ -14,4 +15,5 @@ pub use cluster::{Cluster, Endpoint, APISERVER_PORT};
 pub use diagnostic::{Diagnostic, InventoryError, Severity, MAX_INVENTORY_BYTES};
 pub use locate::{Position, Positions, MAX_ALIASES, MAX_DEPTH, MAX_EXPANDED_BYTES};
 pub use net::Cidr;
+pub use paths::{NamedPath, PATH_FIELDS};
 pub use schema::*;

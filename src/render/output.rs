@@ -4,6 +4,7 @@
 use super::staging::{self, TreeFile};
 use super::{Plan, RenderError};
 use crate::fsutil::{remove_tree, resolve, swap_in_dir};
+use crate::inventory::Cluster;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -13,13 +14,76 @@ pub const OUTPUT_MARKER: &str = ".k8s-boot-render";
 const MARKER_TEXT: &[u8] =
     b"Written by `k8s-boot render`. The next render replaces this directory whole.\n";
 
+/// Something `render --out` must not replace: the output directory may be neither it, nor
+/// contain it, nor (unless `may_hold_out`) lie inside it.
+struct Guarded {
+    /// What it is, for the message: `the PKI directory`, `ssh.key of the inventory`.
+    what: String,
+    path: PathBuf,
+    may_hold_out: bool,
+}
+
+impl Guarded {
+    fn new(what: impl Into<String>, path: &Path, may_hold_out: bool) -> Guarded {
+        Guarded {
+            what: what.into(),
+            path: path.to_path_buf(),
+            may_hold_out,
+        }
+    }
+
+    /// The places on disk this stands for: the path with every link resolved and, when the
+    /// path is itself a symbolic link, the link (replacing `out` would delete it too).
+    fn places(&self) -> Vec<PathBuf> {
+        let resolved = resolve(&self.path);
+        let link = match (self.path.parent(), self.path.file_name()) {
+            (Some(parent), Some(name)) => resolve(parent).join(name),
+            _ => resolved.clone(),
+        };
+        if link == resolved {
+            vec![resolved]
+        } else {
+            vec![resolved, link]
+        }
+    }
+}
+
+/// Everything a render output must keep clear of: the PKI and templates directories, the
+/// inventory file and its directory (which the output may lie inside), and every local path
+/// the inventory names ([`Cluster::local_paths`]).
+fn guarded(cluster: &Cluster, pki_dir: &Path, templates: Option<&Path>) -> Vec<Guarded> {
+    let mut all = vec![Guarded::new("the PKI directory", pki_dir, false)];
+    if let Some(t) = templates {
+        all.push(Guarded::new("the templates directory", t, false));
+    }
+    let inventory_dir = match cluster.file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    all.push(Guarded::new(
+        "the inventory's directory",
+        inventory_dir,
+        true,
+    ));
+    all.push(Guarded::new("the inventory file", &cluster.file, false));
+    for named in cluster.local_paths() {
+        all.push(Guarded::new(
+            format!("`{}` of the inventory", named.field),
+            &named.path,
+            false,
+        ));
+    }
+    all
+}
+
 /// Refuses an output directory `render` must not replace: anything but a directory (a file,
 /// a symbolic link), a non-empty directory without [`OUTPUT_MARKER`], and any path that is,
-/// contains or lies inside the PKI or templates directory, or that is or contains the
-/// inventory's directory. Checked before anything is written.
+/// contains or lies inside the PKI or templates directory, the inventory file or a file or
+/// directory the inventory names, or that is or contains the inventory's directory. Paths
+/// are compared with symbolic links resolved. Checked before anything is written.
 pub fn check_output_dir(
     out: &Path,
-    inventory: &Path,
+    cluster: &Cluster,
     pki_dir: &Path,
     templates: Option<&Path>,
 ) -> Result<(), RenderError> {
@@ -30,21 +94,26 @@ pub fn check_output_dir(
         })
     };
     let target = resolve(out);
-    let inventory_dir = resolve(inventory.parent().unwrap_or(Path::new(".")));
-    let mut guarded = vec![("the PKI directory", resolve(pki_dir), true)];
-    if let Some(t) = templates {
-        guarded.push(("the templates directory", resolve(t), true));
-    }
-    guarded.push(("the inventory's directory", inventory_dir, false));
-    if let Some((what, _, _)) = guarded.iter().find(|(_, dir, _)| target == *dir) {
-        return refuse(format!("is {what}"));
-    }
-    for (what, dir, inside_too) in &guarded {
-        if dir.starts_with(&target) {
-            return refuse(format!("contains {what} ({})", dir.display()));
+    let guarded = guarded(cluster, pki_dir, templates);
+    // An exact match first: `is the inventory's directory` says more than `contains ...`.
+    for g in &guarded {
+        if g.places().contains(&target) {
+            return refuse(format!("is {} ({})", g.what, g.path.display()));
         }
-        if *inside_too && target.starts_with(dir) {
-            return refuse(format!("lies inside {what} ({})", dir.display()));
+    }
+    for g in &guarded {
+        for place in g.places() {
+            if place.starts_with(&target) {
+                return refuse(format!(
+                    "contains {} ({}), which render would delete; give a directory that \
+                     holds nothing the inventory or the command names",
+                    g.what,
+                    place.display()
+                ));
+            }
+            if !g.may_hold_out && target.starts_with(&place) {
+                return refuse(format!("lies inside {} ({})", g.what, place.display()));
+            }
         }
     }
     match fs::symlink_metadata(out) {

@@ -40,13 +40,7 @@ impl Target {
 
 /// `~/` is the user's home; relative paths are relative to the inventory file.
 pub fn expand_path(cluster: &Cluster, p: &str) -> PathBuf {
-    match p.strip_prefix("~/") {
-        Some(rest) => std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/root"))
-            .join(rest),
-        None => cluster.resolve(p),
-    }
+    cluster.expand_path(p)
 }
 
 #[derive(Debug, Clone, Copy)]
