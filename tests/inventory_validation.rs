@@ -515,6 +515,232 @@ const CASES: &[(&str, (&str, &str), &[&str])] = &[
         ("hosts:\n", "ssh: {known_hosts: \"\"}\nhosts:\n"),
         &["ssh.known_hosts", "must be the path of an OpenSSH known_hosts file"],
     ),
+    // Values that would reach a rendered file as more than a value (issue 15, class 4).
+    (
+        "line break in chat.image (a privileged securityContext)",
+        (
+            "hosts:\n",
+            "chat: {image: \"node:24\\n          securityContext: {privileged: true}\"}\nhosts:\n",
+        ),
+        &["hosts.yaml:4:", "chat.image: contains a line break (U+000A) at byte 7"],
+    ),
+    (
+        "tab in chat.namespace",
+        ("hosts:\n", "chat: {namespace: \"chat\\tx\"}\nhosts:\n"),
+        &["chat.namespace: contains a tab (U+0009) at byte 4"],
+    ),
+    (
+        "zero-width space in a host name",
+        ("name: w1", "name: \"w\\u200b1\""),
+        &["hosts.yaml:17:5:", "hosts[4].name: contains an invisible character (U+200B) at byte 1"],
+    ),
+    (
+        "right-to-left override in ssh.user",
+        ("hosts:\n", "ssh: {user: \"root\\u202e\"}\nhosts:\n"),
+        &["ssh.user: contains an invisible character (U+202E)"],
+    ),
+    (
+        "carriage return in an eviction threshold",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  kubelet: {eviction_hard: {memory.available: \"1Gi\\r\\nx: y\"}}\n",
+        ),
+        &["cluster.kubelet.eviction_hard.memory.available: contains a line break (U+000D)"],
+    ),
+    (
+        "NUL in the cluster domain",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  cluster_domain: \"cluster.local\\0\"\n",
+        ),
+        &["cluster.cluster_domain: contains a control character (U+0000) at byte 13"],
+    ),
+    (
+        "chat image with an uppercase repository",
+        ("hosts:\n", "chat: {image: Node:24}\nhosts:\n"),
+        &["chat.image: `Node:24` is not an image reference", "lowercase letters"],
+    ),
+    (
+        "chat image without a tag",
+        ("hosts:\n", "chat: {image: node}\nhosts:\n"),
+        &["chat.image: `node` is not an image reference: a tag is required"],
+    ),
+    (
+        "chat image with a registry that is no host name",
+        ("hosts:\n", "chat: {image: \"reg_istry.io/x:1\"}\nhosts:\n"),
+        &["chat.image", "the registry may hold letters, digits"],
+    ),
+    // Names that become one file (class 4b).
+    (
+        "a host named like another host's serving certificate",
+        (
+            "roles: [worker]\n",
+            "roles: [worker]\n  - name: server-w1\n    address: 10.0.0.22\n    roles: [worker]\n",
+        ),
+        &[
+            "hosts.yaml:20:5: error: hosts[5].name: `server-w1` makes the PKI file kubelet-server-w1.crt (`kubelet-{host}`)",
+            "`kubelet-server-{host}` of hosts[4] `w1` (line 17); rename one host",
+        ],
+    ),
+    (
+        "chat NodePort on SSH",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  node_port_range: 1-65535\nchat: {node_port: 22}\n",
+        ),
+        &["chat.node_port: 22 is taken by sshd (the host's ssh.port) on hosts[1] `m1`"],
+    ),
+    (
+        "chat NodePort on the kubelet",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  node_port_range: 10000-40000\nchat: {node_port: 10250}\n",
+        ),
+        &["chat.node_port: 10250 is taken by the kubelet's API on hosts[1] `m1`; expected a port no host process listens on"],
+    ),
+    (
+        "chat PROXY NodePort on etcd's peer port",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  node_port_range: 2000-40000\nchat: {lb_node_port: 2380}\n",
+        ),
+        &["chat.lb_node_port: 2380 is taken by etcd's peer port on hosts[1] `m1`"],
+    ),
+    (
+        "chat NodePort on a worker's own SSH port",
+        ("roles: [worker]\n", "roles: [worker]\n    ssh: {port: 30000}\n"),
+        &["chat.node_port: 30000 is taken by sshd (the host's ssh.port) on hosts[4] `w1`"],
+    ),
+    (
+        "chat port on the LB's SSH port",
+        ("hosts:\n", "chat: {port: 22}\nhosts:\n"),
+        &["chat.port: 22 is taken by sshd (the host's ssh.port) on hosts[0] `lb1`"],
+    ),
+    (
+        "chat port on the LB's apiserver proxy",
+        ("hosts:\n", "chat: {port: 6443}\nhosts:\n"),
+        &["chat.port: 6443 is taken by the apiserver proxy (nginx) on hosts[0] `lb1`"],
+    ),
+    (
+        "pod CIDR in loopback",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  pod_cidr: 127.0.0.0/16\n",
+        ),
+        &["cluster.pod_cidr: 127.0.0.0/16 overlaps 127.0.0.0/8, the IPv4 loopback range; expected a private unicast range such as 10.244.0.0/16"],
+    ),
+    (
+        "service CIDR in link-local",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  service_cidr: 169.254.0.0/16\n",
+        ),
+        &["cluster.service_cidr: 169.254.0.0/16 overlaps 169.254.0.0/16, the IPv4 link-local range"],
+    ),
+    (
+        "pod CIDR in multicast",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  pod_cidr: 224.0.0.0/8\n",
+        ),
+        &["cluster.pod_cidr: 224.0.0.0/8 overlaps 224.0.0.0/4, the IPv4 multicast range"],
+    ),
+    (
+        "pod CIDR of every address",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  pod_cidr: 0.0.0.0/0\n",
+        ),
+        &["cluster.pod_cidr: 0.0.0.0/0 overlaps 0.0.0.0/8, the IPv4 \"this network\" range"],
+    ),
+    (
+        "IPv6 pod CIDR in multicast",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  pod_cidr: ff00::/16\n  service_cidr: fd00::/108\n",
+        ),
+        &["cluster.pod_cidr: ff00::/16 overlaps ff00::/8, the IPv6 multicast range"],
+    ),
+    (
+        "API endpoint inside the service CIDR",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  api_endpoint: 10.96.0.1:6443\n",
+        ),
+        &["hosts.yaml:4:3: error: cluster.api_endpoint: 10.96.0.1 lies inside cluster.service_cidr 10.96.0.0/12"],
+    ),
+    (
+        "API endpoint inside the pod CIDR",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  api_endpoint: \"10.244.3.3:6443\"\n",
+        ),
+        &["cluster.api_endpoint: 10.244.3.3 lies inside cluster.pod_cidr 10.244.0.0/16"],
+    ),
+    (
+        "API endpoint on a worker",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  api_endpoint: 10.0.0.21:6443\n",
+        ),
+        &["cluster.api_endpoint: 10.0.0.21 is hosts[4] `w1`, which runs neither nginx (`lb`) nor kube-apiserver"],
+    ),
+    (
+        "API endpoint on the LB with a port nginx does not listen on",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  api_endpoint: 10.0.0.10:8443\n",
+        ),
+        &["cluster.api_endpoint: port 8443 but hosts[0] `lb1` serves the API on 6443; expected 10.0.0.10:6443"],
+    ),
+    (
+        "API endpoint on the unspecified address",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  api_endpoint: 0.0.0.0:6443\n",
+        ),
+        &["cluster.api_endpoint: 0.0.0.0 cannot be the API endpoint: it is the unspecified address"],
+    ),
+    (
+        "DNS upstream that is the cluster DNS",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  dns_upstreams: [10.96.0.10]\n",
+        ),
+        &["cluster.dns_upstreams[0]: 10.96.0.10 cannot be a DNS upstream: it is the cluster DNS Service IP"],
+    ),
+    (
+        "DNS upstream that is a loopback stub resolver",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  dns_upstreams: [1.1.1.1, 127.0.0.53]\n",
+        ),
+        &["cluster.dns_upstreams[1]: 127.0.0.53 cannot be a DNS upstream: it is a loopback address, which inside the CoreDNS pod is CoreDNS itself"],
+    ),
+    (
+        "DNS upstream ::1",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  dns_upstreams: [\"::1\"]\n",
+        ),
+        &["cluster.dns_upstreams[0]: ::1 cannot be a DNS upstream: it is a loopback address"],
+    ),
+    (
+        "DNS upstream 0.0.0.0",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  dns_upstreams: [0.0.0.0]\n",
+        ),
+        &["cluster.dns_upstreams[0]: 0.0.0.0 cannot be a DNS upstream: it is the unspecified address"],
+    ),
+    (
+        "DNS upstream that is multicast",
+        (
+            "  kubernetes_version: v1.35.2\n",
+            "  kubernetes_version: v1.35.2\n  dns_upstreams: [224.0.0.251]\n",
+        ),
+        &["cluster.dns_upstreams[0]: 224.0.0.251 cannot be a DNS upstream: it is a multicast address"],
+    ),
 ];
 
 /// Whole documents too long to write as an edit above: (what, document, expected substrings
