@@ -892,6 +892,9 @@ fn check_verifies_each_leaf_against_the_ca_of_its_profile() {
     );
 }
 
+/// Why a truncated or corrupted PKCS#8 key is not usable.
+const DAMAGED: &str = "damaged, or of an algorithm not supported (expected unencrypted PKCS#8 (BEGIN PRIVATE KEY), as written by k8s-boot: ECDSA P-256)";
+
 #[test]
 fn a_truncated_ca_key_is_reported_as_the_key() {
     let cli = Cli::new();
@@ -919,7 +922,7 @@ fn a_truncated_ca_key_is_reported_as_the_key() {
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(
         status_text(&rows, "ca.crt"),
-        "ca.key: not a usable private key"
+        format!("ca.key: not a usable private key: {DAMAGED}")
     );
 
     // The same for a corrupt sa.key: the error names it and quotes nothing of it.
@@ -947,7 +950,7 @@ fn a_truncated_ca_key_is_reported_as_the_key() {
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(
         status_text(&rows, "sa.key"),
-        "sa.key: not a usable private key"
+        format!("sa.key: not a usable private key: {DAMAGED}")
     );
     assert_eq!(
         status_text(&rows, "sa.pub"),

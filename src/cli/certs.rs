@@ -5,8 +5,9 @@ use super::args::{pki_dir, CertsAction, CertsArgs, PkiArgs};
 use super::inventory::load;
 use super::output::{or_dash, print_json};
 use anyhow::{Context, Result};
+use k8s_boot::fsutil::LockMode;
 use k8s_boot::inventory::Cluster;
-use k8s_boot::pki::{self, Action, Pki};
+use k8s_boot::pki::{self, Action, Pki, Tidied};
 use std::path::Path;
 
 pub fn run(args: CertsArgs, quiet: bool) -> Result<i32> {
@@ -44,9 +45,14 @@ fn ensure(inventory: &Path, pki_dir: &Path, opts: pki::Options, quiet: bool) -> 
             pki_dir.display()
         );
     }
-    let report = Pki::new(pki_dir)
+    let pki = Pki::new(pki_dir)
+        .hold_lock(LockMode::Exclusive)
+        .with_context(|| format!("PKI in {}", pki_dir.display()))?;
+    warn_about(&pki);
+    let report = pki
         .ensure(&cluster, opts)
         .with_context(|| format!("PKI in {}", pki_dir.display()))?;
+    print_tidied(&report, "");
     for (file, action) in report.actions.iter().filter(|_| !quiet) {
         match action {
             Action::Kept => {}
@@ -68,7 +74,9 @@ fn ensure(inventory: &Path, pki_dir: &Path, opts: pki::Options, quiet: bool) -> 
 fn check(args: &PkiArgs, json: bool) -> Result<i32> {
     let pki_dir = args.dir();
     let cluster = load(args.inventory())?;
-    let rows = Pki::new(&pki_dir)
+    let pki = Pki::new(&pki_dir);
+    warn_about(&pki);
+    let rows = pki
         .check(&cluster)
         .with_context(|| format!("PKI in {}", pki_dir.display()))?;
     let report = pki::CheckReport::new(&pki_dir, &rows);
@@ -111,12 +119,39 @@ fn print_check_table(rows: &[pki::CheckRow]) {
     }
 }
 
-/// The PKI every plan needs, created or brought up to date first (as `certs` does).
+/// Warnings about the PKI directory, on stderr (also with `--quiet`: they are about safety).
+pub fn warn_about(pki: &Pki) {
+    for warning in pki.warnings() {
+        eprintln!("warning: {warning}");
+    }
+}
+
+/// What `ensure` did with the temporary files of a killed run, on stderr (always: it is a
+/// repair), each line after `prefix`.
+fn print_tidied(report: &pki::Report, prefix: &str) {
+    for (file, tidied) in &report.tidied {
+        match tidied {
+            Tidied::Completed => {
+                eprintln!("{prefix}completed {file}, left half-written by an interrupted run")
+            }
+            Tidied::Removed => {
+                eprintln!("{prefix}removed {file}, a temporary file of an interrupted run")
+            }
+        }
+    }
+}
+
+/// The PKI every plan needs, created or brought up to date first (as `certs` does); the
+/// returned PKI holds the directory's lock, so the plan reads what this step left.
 pub fn ensure_pki(cluster: &Cluster, pki_dir: &Path, quiet: bool) -> Result<Pki> {
-    let pki = Pki::new(pki_dir);
+    let pki = Pki::new(pki_dir)
+        .hold_lock(LockMode::Exclusive)
+        .with_context(|| format!("PKI in {}", pki_dir.display()))?;
+    warn_about(&pki);
     let report = pki
         .ensure(cluster, pki::Options::default())
         .with_context(|| format!("PKI in {}", pki_dir.display()))?;
+    print_tidied(&report, "pki: ");
     if report.changed() > 0 && !quiet {
         eprintln!(
             "pki: {} file(s) created or re-issued in {}",

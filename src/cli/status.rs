@@ -37,7 +37,7 @@ pub fn run(args: &StatusArgs) -> Result<i32> {
 /// `status` reads the PKI as it is and never writes it: a missing or incomplete PKI is
 /// refused as invalid input (see `exit`).
 fn plan_for(cluster: &Cluster, pki_dir: &Path, templates: Option<&Path>) -> Result<render::Plan> {
-    let pki = Pki::new(pki_dir);
+    let pki = Pki::new(pki_dir).hold_lock(k8s_boot::fsutil::LockMode::Shared)?;
     pki.require_complete(cluster)?;
     Ok(render::plan(
         cluster,

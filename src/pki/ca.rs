@@ -3,11 +3,11 @@
 
 use super::error::PkiError;
 use super::issuance::{distinguished_name, random_serial, BACKDATE};
-use super::problem::{KeyProblem, Problem};
+use super::problem::Problem;
 use super::profiles::{CaKind, CaProfile, CAS};
 use super::report::{Action, Report};
 use super::store::{Pki, KEY_MODE, PUBLIC_MODE};
-use super::verify::check_ca;
+use super::verify::{check_ca, utc_minute};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use std::collections::BTreeMap;
 use time::{Duration, OffsetDateTime};
@@ -16,6 +16,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 /// A CA ready to sign leaves.
 pub(super) struct LoadedCa {
     pub(super) cert_der: Vec<u8>,
+    pub(super) not_before: OffsetDateTime,
     pub(super) not_after: OffsetDateTime,
     pub(super) issuer: Issuer<'static, KeyPair>,
 }
@@ -75,6 +76,13 @@ impl Pki {
 
     fn load_unexpired_ca(&self, stem: &str, now: OffsetDateTime) -> Result<LoadedCa, PkiError> {
         let loaded = self.load_ca(stem)?;
+        if loaded.not_before > now {
+            return Err(PkiError::Refused(format!(
+                "{} is {}: leaves signed now would not be valid either; replace every CA with --rotate-cas",
+                self.path(&format!("{stem}.crt")).display(),
+                Problem::NotYetValid(utc_minute(loaded.not_before))
+            )));
+        }
         if loaded.not_after <= now {
             return Err(PkiError::Refused(format!(
                 "{} has expired: replace every CA with --rotate-cas",
@@ -105,14 +113,17 @@ impl Pki {
         let key_pair = KeyPair::generate()?;
         let cert = params.self_signed(&key_pair)?;
         let stem = ca.file;
-        self.write(
-            &format!("{stem}.key"),
-            key_pair.serialize_pem().as_bytes(),
-            KEY_MODE,
-        )?;
-        self.write(&format!("{stem}.crt"), cert.pem().as_bytes(), PUBLIC_MODE)?;
+        self.write_together(&[
+            (
+                &format!("{stem}.key"),
+                key_pair.serialize_pem().as_bytes(),
+                KEY_MODE,
+            ),
+            (&format!("{stem}.crt"), cert.pem().as_bytes(), PUBLIC_MODE),
+        ])?;
         Ok(LoadedCa {
             cert_der: cert.der().to_vec(),
+            not_before: params.not_before,
             not_after: params.not_after,
             issuer: Issuer::new(params, key_pair),
         })
@@ -134,16 +145,14 @@ impl Pki {
         let (_, parsed) =
             X509Certificate::from_der(&cert_der).map_err(|_| invalid(Problem::Unreadable))?;
         check_ca(&parsed).map_err(invalid)?;
+        let not_before = parsed.validity().not_before.to_datetime();
         let not_after = parsed.validity().not_after.to_datetime();
-        let key = format!("{stem}.key");
-        // `inspect` has parsed the key already; the parser's error is not shown (it can quote
-        // bytes of the key).
-        let key_pair = KeyPair::from_pem(&self.read_string(&key)?)
-            .map_err(|_| invalid(Problem::Key(key, KeyProblem::Unusable)))?;
+        let key_pair = self.read_key(&format!("{stem}.key")).map_err(invalid)?;
         let issuer = Issuer::from_ca_cert_der(&cert_der.clone().into(), key_pair)
             .map_err(|e| invalid(Problem::NotIssuer(e)))?;
         Ok(LoadedCa {
             cert_der,
+            not_before,
             not_after,
             issuer,
         })

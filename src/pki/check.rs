@@ -5,7 +5,8 @@ use super::error::PkiError;
 use super::problem::Problem;
 use super::profiles::{ca_profile, leaf_certs, CaKind, CAS};
 use super::store::{Pki, ENCRYPTION_KEY, SA_KEY, SA_PUB};
-use super::verify::{check_ca, check_leaf};
+use super::verify::{check_ca, check_leaf, utc_minute};
+use crate::fsutil::LockMode;
 use crate::inventory::Cluster;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -139,9 +140,14 @@ impl CheckRow {
     }
 }
 
+/// Expiry, and a start still ahead (a certificate not yet valid is refused by its peers as
+/// much as an expired one).
 fn expiry_status(cert: &X509Certificate, now: OffsetDateTime) -> Status {
+    let not_before = cert.validity().not_before.to_datetime();
     let left = cert.validity().not_after.to_datetime() - now;
-    if left <= Duration::ZERO {
+    if not_before > now {
+        Status::Bad(Problem::NotYetValid(utc_minute(not_before)).to_string())
+    } else if left <= Duration::ZERO {
         Status::Bad("expired".into())
     } else if left < Duration::days(EXPIRY_WARNING_DAYS) {
         Status::Expiring
@@ -174,15 +180,23 @@ type CaDers = BTreeMap<CaKind, Vec<u8>>;
 
 impl Pki {
     /// One row per CA and leaf for `certs check`, then `sa.key`, `sa.pub` and
-    /// `encryption.key`. Reads only; the one error is a PKI directory that is not a
-    /// directory.
+    /// `encryption.key`, then one per temporary file a killed run left. Reads only, sharing
+    /// the directory's lock; the errors are a directory that is not one (or writable by
+    /// others) and a lock held by a writer.
     pub fn check(&self, cluster: &Cluster) -> Result<Vec<CheckRow>, PkiError> {
-        self.require_directory()?;
+        let _lock = self.take_lock(LockMode::Shared)?;
         let now = OffsetDateTime::now_utc();
         let mut rows = Vec::new();
         let ca_ders = self.check_cas(now, &mut rows);
         self.check_leaves(cluster, &ca_ders, now, &mut rows);
         self.check_key_files(&mut rows);
+        for file in self.leftovers()? {
+            rows.push(CheckRow::key_file(
+                &file,
+                "temporary file",
+                Err(Problem::Leftover),
+            ));
+        }
         Ok(rows)
     }
 

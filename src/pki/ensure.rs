@@ -4,15 +4,26 @@
 use super::error::PkiError;
 use super::report::{Options, Report};
 use super::store::{Pki, ENCRYPTION_KEY, SA_KEY};
+use crate::fsutil::LockMode;
 use crate::inventory::Cluster;
 use time::OffsetDateTime;
 
 impl Pki {
-    /// Creates what is missing and re-issues what no longer matches the inventory.
+    /// Creates what is missing and re-issues what no longer matches the inventory, holding
+    /// the directory's lock exclusively (shared for a dry run); first completes or removes
+    /// what a killed run left ([`Report::tidied`]).
     pub fn ensure(&self, cluster: &Cluster, opts: Options) -> Result<Report, PkiError> {
+        let mode = match self.is_dry_run() {
+            true => LockMode::Shared,
+            false => LockMode::Exclusive,
+        };
+        let _lock = self.take_lock(mode)?;
         let mut report = Report::default();
         let days = &cluster.inventory.pki;
         self.create_private_dir()?;
+        if !self.is_dry_run() {
+            report.tidied = self.recover()?;
+        }
         let now = OffsetDateTime::now_utc();
         let cas = self.ensure_cas(opts.rotate_cas, days.ca_validity_days, now, &mut report)?;
         self.ensure_leaves(

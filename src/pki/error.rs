@@ -1,5 +1,6 @@
 //! [`PkiError`], and the messages that say how to repair the PKI directory.
 
+use crate::fsutil::ReadError;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -9,8 +10,18 @@ pub enum PkiError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A file of the PKI that is there but cannot be read: never replaced (see
+    /// [`ReadError`]).
+    #[error("{}", read_message(path, source))]
+    Read { path: PathBuf, source: ReadError },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    /// Another run holds the directory's lock.
+    #[error("PKI directory {} is in use by {holder}: run this again when it has finished", dir.display())]
+    Busy { dir: PathBuf, holder: String },
+    /// The directory (or a subdirectory) is writable by others.
+    #[error("{} is writable by others (mode {mode:04o}): anyone on this machine could replace a CA or a key in it; `chmod o-w {}`", path.display(), path.display())]
+    Insecure { path: PathBuf, mode: u32 },
     #[error("{0}")]
     Refused(String),
     /// Files a plan needs are absent, for a command that only reads the PKI.
@@ -37,6 +48,16 @@ pub(super) fn blocking_file(dir: &Path) -> Option<PathBuf> {
         .find(|a| a.exists())
         .filter(|a| !a.is_dir())
         .map(Path::to_path_buf)
+}
+
+fn read_message(path: &Path, why: &ReadError) -> String {
+    match why {
+        ReadError::NotFound => format!("{}: {why}", path.display()),
+        _ => format!(
+            "{}: {why}; a file that cannot be read is never replaced: restore it, or move it away",
+            path.display()
+        ),
+    }
 }
 
 /// The directory is looked at again when the message is shown: a file in its place explains
@@ -96,10 +117,15 @@ impl PkiError {
         use crate::fault::Fault;
         match self {
             PkiError::Incomplete { .. }
+            | PkiError::Read { .. }
+            | PkiError::Insecure { .. }
             | PkiError::Invalid { .. }
             | PkiError::Refused(_)
             | PkiError::NotADirectory { .. } => Fault::Input,
-            PkiError::Io { .. } | PkiError::Generate(_) | PkiError::Randomness(_) => Fault::Runtime,
+            PkiError::Io { .. }
+            | PkiError::Busy { .. }
+            | PkiError::Generate(_)
+            | PkiError::Randomness(_) => Fault::Runtime,
         }
     }
 

@@ -8,6 +8,7 @@ use super::report::Action;
 use super::store::{
     Pki, ENCRYPTION_KEY, ENCRYPTION_KEY_BYTES, KEY_MODE, PUBLIC_MODE, SA_KEY, SA_PUB,
 };
+use crate::fsutil::ReadError;
 use rcgen::KeyPair;
 
 impl Pki {
@@ -24,28 +25,55 @@ impl Pki {
         }
         if !key_exists {
             let key_pair = KeyPair::generate()?;
-            self.write(SA_KEY, key_pair.serialize_pem().as_bytes(), KEY_MODE)?;
-            self.write(SA_PUB, key_pair.public_key_pem().as_bytes(), PUBLIC_MODE)?;
+            self.write_together(&[
+                (SA_KEY, key_pair.serialize_pem().as_bytes(), KEY_MODE),
+                (SA_PUB, key_pair.public_key_pem().as_bytes(), PUBLIC_MODE),
+            ])?;
             return Ok(Action::Created);
         }
-        // The parser's error is not shown: it can quote bytes of the key.
-        let key_pair =
-            KeyPair::from_pem(&self.read_string(SA_KEY)?).map_err(|_| PkiError::Invalid {
+        let key_pair = self.read_key(SA_KEY).map_err(|p| match p {
+            Problem::Key(_, KeyProblem::Unavailable(source)) => PkiError::Read {
                 path: self.path(SA_KEY),
-                message: KeyProblem::Unusable.to_string(),
-            })?;
+                source,
+            },
+            Problem::Key(_, why) => PkiError::Invalid {
+                path: self.path(SA_KEY),
+                message: why.to_string(),
+            },
+            other => PkiError::Invalid {
+                path: self.path(SA_KEY),
+                message: other.to_string(),
+            },
+        })?;
         let public = key_pair.public_key_pem();
-        if self.read(SA_PUB).ok().as_deref() == Some(public.as_bytes()) {
-            return Ok(Action::Kept);
+        match self.read_file(SA_PUB) {
+            Ok(bytes) if bytes == public.as_bytes() => return Ok(Action::Kept),
+            Ok(_) | Err(ReadError::NotFound) => {}
+            // Not replaced: whatever stands there was put there by someone.
+            Err(source) => {
+                return Err(PkiError::Read {
+                    path: self.path(SA_PUB),
+                    source,
+                })
+            }
         }
         self.write(SA_PUB, public.as_bytes(), PUBLIC_MODE)?;
         Ok(Action::Reissued("sa.pub rebuilt from sa.key".into()))
     }
 
     /// `encryption.key`: random bytes, base64, created when absent and otherwise kept as is.
+    /// One that is there but cannot be read (a dangling link, a FIFO, no permission) is an
+    /// error, never replaced: a new key would make every stored Secret unreadable.
     pub(super) fn ensure_encryption_key(&self) -> Result<Action, PkiError> {
-        if self.exists(ENCRYPTION_KEY) {
-            return Ok(Action::Kept);
+        match self.read_file(ENCRYPTION_KEY) {
+            Ok(_) => return Ok(Action::Kept),
+            Err(ReadError::NotFound) if !self.exists(ENCRYPTION_KEY) => {}
+            Err(source) => {
+                return Err(PkiError::Read {
+                    path: self.path(ENCRYPTION_KEY),
+                    source,
+                })
+            }
         }
         let mut secret = [0u8; ENCRYPTION_KEY_BYTES];
         getrandom::fill(&mut secret).map_err(PkiError::Randomness)?;
@@ -57,41 +85,31 @@ impl Pki {
     /// What is wrong with `sa.key` and with `sa.pub`, for `certs check`.
     pub(super) fn service_account_problems(&self) -> (Result<(), Problem>, Result<(), Problem>) {
         let key = self.read_key(SA_KEY);
-        let key_usable = key.is_ok();
+        let public = key.as_ref().ok().map(|k| k.public_key_pem());
         let key_status = match key {
             Ok(_) => Ok(()),
             Err(Problem::Key(_, KeyProblem::Missing)) => Err(Problem::Missing),
             Err(p) => Err(p),
         };
-        let pub_status = if !self.exists(SA_PUB) {
-            Err(Problem::Missing)
-        } else if !key_usable {
-            Err(Problem::Content(format!(
+        let pub_status = match (self.read_file(SA_PUB), public) {
+            (Err(ReadError::NotFound), _) => Err(Problem::Missing),
+            (Err(e), _) => Err(Problem::Unavailable(e)),
+            (Ok(_), None) => Err(Problem::Content(format!(
                 "cannot be checked: {SA_KEY} is not usable"
-            )))
-        } else if !self.sa_pub_matches_key() {
-            Err(Problem::Content(format!("does not match {SA_KEY}")))
-        } else {
-            Ok(())
+            ))),
+            (Ok(bytes), Some(public)) if bytes != public.as_bytes() => {
+                Err(Problem::Content(format!("does not match {SA_KEY}")))
+            }
+            (Ok(_), Some(_)) => Ok(()),
         };
         (key_status, pub_status)
     }
 
-    fn sa_pub_matches_key(&self) -> bool {
-        let public = self
-            .read_string(SA_KEY)
-            .ok()
-            .and_then(|k| KeyPair::from_pem(&k).ok())
-            .map(|k| k.public_key_pem());
-        public.is_some() && self.read_string(SA_PUB).ok() == public
-    }
-
     /// What is wrong with `encryption.key`, for `certs check`.
     pub(super) fn encryption_key_problem(&self) -> Result<(), Problem> {
-        match self.read(ENCRYPTION_KEY) {
-            Err(_) if !self.exists(ENCRYPTION_KEY) => Err(Problem::Missing),
-            Err(PkiError::Io { source, .. }) => Err(Problem::CannotRead(source)),
-            Err(_) => Err(Problem::Unreadable),
+        match self.read_file(ENCRYPTION_KEY) {
+            Err(ReadError::NotFound) => Err(Problem::Missing),
+            Err(e) => Err(Problem::Unavailable(e)),
             Ok(bytes) => check_encryption_key(&bytes).map_err(Problem::EncryptionKey),
         }
     }

@@ -4,7 +4,7 @@
 use super::ca::LoadedCa;
 use super::error::PkiError;
 use super::issuance::{distinguished_name, random_serial, BACKDATE};
-use super::problem::Problem;
+use super::problem::{KeyProblem, Problem};
 use super::profiles::{ca_profile, leaf_certs, CaKind, LeafCert, San};
 use super::report::{Action, Report};
 use super::store::{Pki, KEY_MODE, PUBLIC_MODE};
@@ -33,6 +33,20 @@ impl Pki {
                 Ok(()) if !renew => Action::Kept,
                 Ok(()) => Action::Reissued("renewal requested".into()),
                 Err(Problem::Missing) => Action::Created,
+                // A file that is there but cannot be read is not replaced: it may be a
+                // link, a mount or a permission the owner means.
+                Err(Problem::Unavailable(source)) => {
+                    return Err(PkiError::Read {
+                        path: self.path(&crt),
+                        source,
+                    })
+                }
+                Err(Problem::Key(file, KeyProblem::Unavailable(source))) => {
+                    return Err(PkiError::Read {
+                        path: self.path(&file),
+                        source,
+                    })
+                }
                 Err(p) => Action::Reissued(p.to_string()),
             };
             if action != Action::Kept {
@@ -63,19 +77,18 @@ impl Pki {
         params.not_after = (now + Duration::days(days.into())).min(ca.not_after);
         let key_pair = KeyPair::generate()?;
         let cert = params.signed_by(&key_pair, &ca.issuer)?;
-        // Key first: a crash in between leaves a cert that no longer matches, which the
-        // next run detects and re-issues.
-        self.write(
-            &format!("{}.key", leaf.file),
-            key_pair.serialize_pem().as_bytes(),
-            KEY_MODE,
-        )?;
-        self.write(
-            &format!("{}.crt", leaf.file),
-            cert.pem().as_bytes(),
-            PUBLIC_MODE,
-        )?;
-        Ok(())
+        self.write_together(&[
+            (
+                &format!("{}.key", leaf.file),
+                key_pair.serialize_pem().as_bytes(),
+                KEY_MODE,
+            ),
+            (
+                &format!("{}.crt", leaf.file),
+                cert.pem().as_bytes(),
+                PUBLIC_MODE,
+            ),
+        ])
     }
 }
 

@@ -5,10 +5,12 @@
 //! `sa.key`/`sa.pub`, and `encryption.key` (the secrets-at-rest key). Keys are 0600.
 //!
 //! Modules, each using only those listed before it: `profiles` (the table), `error`,
-//! `report` (`Options`, `Action`), `store` (the directory), `problem` (why a file is not
-//! acceptable), `inspect` (a certificate with its key, read), `verify` (a certificate against
-//! its row), `issuance`, `ca`, `leaf`, `keys` (service-account pair, encryption key),
-//! `ensure` (`Pki::ensure`), `check` (`certs check`).
+//! `report` (`Options`, `Action`), `store` (the directory: lock, reads, crash-safe writes),
+//! `pem` (keys and certificates from PEM bytes), `problem` (why a file is not acceptable),
+//! `inspect` (a certificate with its key, read), `recover` (what a killed run left),
+//! `verify` (a certificate against its row), `issuance`, `ca`, `leaf`, `keys`
+//! (service-account pair, encryption key), `ensure` (`Pki::ensure`), `check` (`certs
+//! check`).
 
 pub mod profiles;
 
@@ -17,7 +19,9 @@ mod report;
 mod store;
 
 mod inspect;
+mod pem;
 mod problem;
+mod recover;
 mod verify;
 
 mod ca;
@@ -30,9 +34,12 @@ mod ensure;
 
 pub use check::{CheckReport, CheckRow, Status, EXPIRY_WARNING_DAYS};
 pub use error::PkiError;
-pub use inspect::pem_to_der;
 pub use keys::check_encryption_key;
+pub use pem::{parse_private_key, pem_to_der, KeyFormatError};
 pub use problem::EncryptionKeyError;
-pub use report::{Action, Options, Report};
-pub use store::{default_dir, Pki, ENCRYPTION_KEY, ENCRYPTION_KEY_BYTES, KEY_MODE, SA_KEY, SA_PUB};
+pub use report::{Action, Options, Report, Tidied};
+pub use store::{
+    default_dir, Pki, ENCRYPTION_KEY, ENCRYPTION_KEY_BYTES, KEY_MODE, LOCK_FILE, PKI_FILE_CAP,
+    SA_KEY, SA_PUB,
+};
 pub use verify::cert_sans;

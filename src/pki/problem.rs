@@ -1,13 +1,17 @@
 //! Why a file of the PKI is not acceptable: the reasons `certs` re-issues a certificate for
 //! and `certs check` reports.
 
+use super::pem::KeyFormatError;
 use super::profiles::San;
 use super::store::{ENCRYPTION_KEY_BYTES, KEY_MODE};
+use crate::fsutil::ReadError;
 
 #[derive(Debug)]
 pub(super) enum Problem {
     Missing,
-    CannotRead(std::io::Error),
+    /// The file is there but cannot be read (not a regular file, too large, an OS error):
+    /// never replaced.
+    Unavailable(ReadError),
     Unreadable,
     /// A problem of the private key file named first (relative to the PKI directory).
     Key(String, KeyProblem),
@@ -24,6 +28,10 @@ pub(super) enum Problem {
     },
     Usage,
     Expired,
+    /// `notBefore` is still ahead (the date, UTC).
+    NotYetValid(String),
+    /// A temporary file a killed run left (see `Pki::recover`).
+    Leftover,
     EncryptionKey(EncryptionKeyError),
     /// The content of a non-certificate file is wrong (never quoting it).
     Content(String),
@@ -47,8 +55,8 @@ pub enum EncryptionKeyError {
 #[derive(Debug)]
 pub(super) enum KeyProblem {
     Missing,
-    CannotRead(std::io::Error),
-    Unusable,
+    Unavailable(ReadError),
+    Unusable(KeyFormatError),
     /// Not the key of this certificate file.
     Mismatch(String),
     /// Wider than [`KEY_MODE`].
@@ -59,8 +67,8 @@ impl std::fmt::Display for KeyProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             KeyProblem::Missing => f.write_str("missing"),
-            KeyProblem::CannotRead(why) => write!(f, "cannot be read: {why}"),
-            KeyProblem::Unusable => f.write_str("not a usable private key"),
+            KeyProblem::Unavailable(why) => write!(f, "{why}"),
+            KeyProblem::Unusable(why) => write!(f, "not a usable private key: {why}"),
             KeyProblem::Mismatch(crt) => write!(f, "does not match {crt}"),
             KeyProblem::Mode(mode) => {
                 write!(f, "mode {mode:04o}, expected {KEY_MODE:04o} (chmod 600)")
@@ -79,7 +87,7 @@ impl std::fmt::Display for Problem {
         };
         match self {
             Problem::Missing => f.write_str("missing"),
-            Problem::CannotRead(why) => write!(f, "cannot be read: {why}"),
+            Problem::Unavailable(why) => write!(f, "{why}"),
             Problem::Unreadable => f.write_str("unreadable"),
             Problem::Key(file, kp) => write!(f, "{file}: {kp}"),
             Problem::NotSelfSigned => f.write_str("not self-signed"),
@@ -99,6 +107,12 @@ impl std::fmt::Display for Problem {
             }
             Problem::Usage => f.write_str("wrong key usage"),
             Problem::Expired => f.write_str("expired"),
+            Problem::NotYetValid(from) => {
+                write!(f, "not valid before {from} (check this machine's clock)")
+            }
+            Problem::Leftover => {
+                f.write_str("left by an interrupted run: `k8s-boot certs` completes or removes it")
+            }
             Problem::EncryptionKey(e) => write!(f, "{e}"),
             Problem::Content(why) => f.write_str(why),
         }

@@ -9,8 +9,21 @@ pub enum Action {
     Reissued(String),
 }
 
+/// What `certs` did with a temporary file a killed run left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tidied {
+    /// The certificate of a pair whose key was already in place, renamed into place: the
+    /// file named is the certificate.
+    Completed,
+    /// Removed: the file it was for keeps its content.
+    Removed,
+}
+
 #[derive(Debug, Default)]
 pub struct Report {
+    /// Temporary files of an interrupted run, by name relative to the directory, and what
+    /// was done with them (before anything else).
+    pub tidied: Vec<(String, Tidied)>,
     pub actions: Vec<(String, Action)>,
 }
 

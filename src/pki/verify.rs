@@ -47,10 +47,27 @@ pub(super) fn check_leaf(
     if server != leaf.usage.server() || client != leaf.usage.client() {
         return Err(Problem::Usage);
     }
+    let not_before = cert.validity().not_before.to_datetime();
+    if not_before > now {
+        return Err(Problem::NotYetValid(utc_minute(not_before)));
+    }
     if cert.validity().not_after.to_datetime() <= now {
         return Err(Problem::Expired);
     }
     Ok(())
+}
+
+/// `YYYY-MM-DD HH:MM UTC`.
+pub(super) fn utc_minute(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
 }
 
 /// The common name and organization of the row, and no other.

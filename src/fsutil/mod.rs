@@ -1,5 +1,19 @@
-//! Crash-safe file writes: a reader sees either the old file or the whole new one (or the
-//! old directory tree or the whole new one).
+//! Safe file primitives for the directories k8s-boot writes (the PKI, the render output, the
+//! binaries directory), where others may have planted links or files, and where a run may be
+//! killed at any point:
+//!
+//! - crash-safe writes: a reader sees either the old file or the whole new one (or the old
+//!   directory tree or the whole new one);
+//! - temporary files created exclusively and without following links (`O_EXCL|O_NOFOLLOW`),
+//!   under one name pattern ([`temp_target`]) so that what a killed run left can be found;
+//! - [`read_regular`]: reads of regular files only, never through a link, capped;
+//! - [`lock`]: one exclusive writer (or shared readers) per directory, never waiting.
+
+mod lock;
+mod read;
+
+pub use lock::{lock, lock_existing, Lock, LockError, LockMode};
+pub use read::{read_regular, FileKind, ReadError};
 
 use std::fs;
 use std::io::{self, Write};
@@ -13,51 +27,169 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
 }
 
 /// Like [`write_atomic`], but `fill` writes the content into the temporary file, so large
-/// files can be streamed instead of held in memory.
+/// files can be streamed instead of held in memory. When it returns, the new file and its
+/// name are on disk (the file and the directory are synced): writes made one after the
+/// other reach the disk in that order.
 pub fn write_atomic_with(
     path: &Path,
     mode: u32,
     fill: impl FnOnce(&mut fs::File) -> io::Result<()>,
 ) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        // The umask may have narrowed the mode at creation; set it exactly.
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        fill(&mut f)?;
-        f.flush()?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    fs::create_dir_all(parent_dir(path))?;
+    stage_with(path, mode, fill)?.commit()
 }
 
-/// Writes only when the content or mode differs; returns whether it wrote.
-pub fn write_if_changed(path: &Path, bytes: &[u8], mode: u32) -> io::Result<bool> {
-    if let (Ok(old), Ok(meta)) = (fs::read(path), fs::metadata(path)) {
-        if old == bytes && meta.permissions().mode() & 0o7777 == mode {
-            return Ok(false);
+/// The new content of a file, complete and synced in a temporary file next to it, not yet
+/// in place: [`StagedFile::commit`] renames it over the target. Dropped uncommitted, the
+/// temporary file is removed. Staging several files before committing any keeps the window
+/// in which only some are new as short as a few renames.
+#[derive(Debug)]
+pub struct StagedFile {
+    tmp: PathBuf,
+    target: PathBuf,
+    committed: bool,
+}
+
+impl StagedFile {
+    /// Renames the staged file over its target and syncs the directory, so that commits
+    /// reach the disk in the order they were made.
+    pub fn commit(mut self) -> io::Result<()> {
+        fs::rename(&self.tmp, &self.target)?;
+        self.committed = true;
+        sync_dir(parent_dir(&self.target))
+    }
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
         }
     }
-    write_atomic(path, bytes, mode)?;
-    Ok(true)
+}
+
+/// Stages the new content of `path` (see [`StagedFile`]), written by `fill` into a temporary
+/// file of [`create_temp`] with exactly `mode`. The directory must exist.
+pub fn stage_with(
+    path: &Path,
+    mode: u32,
+    fill: impl FnOnce(&mut fs::File) -> io::Result<()>,
+) -> io::Result<StagedFile> {
+    let (tmp, mut f) = create_temp(path, mode)?;
+    let staged = StagedFile {
+        tmp,
+        target: path.to_path_buf(),
+        committed: false,
+    };
+    fill(&mut f)?;
+    f.flush()?;
+    f.sync_all()?;
+    Ok(staged)
+}
+
+/// The directory `path` is in (`.` for a bare name).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Creates `path` for writing with exactly `mode`: it must not exist (`O_EXCL`: a file or
+/// link planted there is an error, never written to) and a symbolic link is never followed.
+pub fn create_exclusive(path: &Path, mode: u32) -> io::Result<fs::File> {
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)?;
+    // The umask may have narrowed the mode at creation; set it exactly.
+    f.set_permissions(fs::Permissions::from_mode(mode))?;
+    Ok(f)
+}
+
+/// Marks a temporary file: `.<target name>.tmp-<pid>-<random>`.
+const TEMP_MARK: &str = ".tmp-";
+
+/// A new temporary file next to `path` (see [`create_exclusive`]), under a name no other
+/// run uses, and its path.
+pub fn create_temp(path: &Path, mode: u32) -> io::Result<(PathBuf, fs::File)> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?
+        .to_string_lossy();
+    let dir = parent_dir(path);
+    let mut last = None;
+    // A clash means a planted or leftover file: another random name avoids it.
+    for _ in 0..8 {
+        let mut random = [0u8; 6];
+        getrandom::fill(&mut random).map_err(|e| io::Error::other(e.to_string()))?;
+        let tmp = dir.join(format!(
+            ".{name}{TEMP_MARK}{}-{}",
+            std::process::id(),
+            crate::digest::hex(&random)
+        ));
+        match create_exclusive(&tmp, mode) {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.expect("tried"))
+}
+
+/// The name of the file the temporary file `name` was made for (`.ca.key.tmp-12-ab` →
+/// `ca.key`), or `None` when `name` is no temporary file of [`create_temp`] (names of
+/// earlier versions, `.<name>.tmp-<pid>`, included).
+pub fn temp_target(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix('.')?;
+    let at = rest.rfind(TEMP_MARK)?;
+    let (target, suffix) = (&rest[..at], &rest[at + TEMP_MARK.len()..]);
+    let mut parts = suffix.splitn(2, '-');
+    let pid = parts.next()?;
+    let random_ok = parts
+        .next()
+        .is_none_or(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_hexdigit()));
+    (!target.is_empty() && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && random_ok)
+        .then_some(target)
+}
+
+/// The temporary files of [`create_temp`] in `dir` (not below it), of any type, sorted: a
+/// run that holds the directory's lock knows they are left over from a run that was killed.
+pub fn leftover_temp_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        other => other?,
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        if temp_target(&entry.file_name().to_string_lossy()).is_some() {
+            found.push(entry.path());
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Removes the [`leftover_temp_files`] of `dir` (a link is removed, not followed; a
+/// directory of that name is left alone) and returns them.
+pub fn remove_leftover_temp_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    for path in leftover_temp_files(dir)? {
+        if fs::symlink_metadata(&path)?.is_dir() {
+            continue;
+        }
+        fs::remove_file(&path)?;
+        removed.push(path);
+    }
+    Ok(removed)
+}
+
+/// Syncs the directory `dir` itself: the names created, renamed or removed in it.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
 }
 
 /// The process's file mode creation mask, read from `/proc/self/status` (changing the mask
@@ -82,6 +214,7 @@ pub fn create_with_mode(
         .write(true)
         .create_new(true)
         .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)?;
     f.write_all(bytes)?;
     // Bits above 0o777 are not governed by the umask alone (setgid is dropped for
@@ -245,11 +378,66 @@ mod tests {
             fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        assert!(!write_if_changed(&p, b"one", 0o600).unwrap());
-        assert!(write_if_changed(&p, b"two", 0o600).unwrap());
+        write_atomic(&p, b"two", 0o644).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
         // No temporary files left behind.
         assert_eq!(fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_link_at_the_target_is_replaced_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::write(&outside, "keep").unwrap();
+        let p = dir.path().join("ca.key");
+        std::os::unix::fs::symlink(&outside, &p).unwrap();
+        write_atomic(&p, b"secret", 0o600).unwrap();
+        assert_eq!(fs::read(&outside).unwrap(), b"keep");
+        assert!(fs::symlink_metadata(&p).unwrap().is_file());
+        // A link planted at a temporary name is refused by O_EXCL, never followed.
+        let planted = dir.path().join(".x.tmp-1-ab");
+        std::os::unix::fs::symlink(&outside, &planted).unwrap();
+        let err = create_exclusive(&planted, 0o600).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&outside).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn temporary_files_are_recognised_by_name_and_removed_without_following_links() {
+        assert_eq!(temp_target(".ca.key.tmp-123-0a1b"), Some("ca.key"));
+        assert_eq!(
+            temp_target(".kube-apiserver.tmp-99"),
+            Some("kube-apiserver")
+        );
+        for not_temp in [
+            "ca.key",
+            ".ca.key.tmp-",
+            ".ca.key.tmp-x1",
+            ".ca.key.tmp-1-zz",
+            "ca.key.tmp-1-ab",
+            "..tmp-1",
+        ] {
+            assert_eq!(temp_target(not_temp), None, "{not_temp}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::write(&outside, "keep").unwrap();
+        let tree = dir.path().join("tree");
+        fs::create_dir(&tree).unwrap();
+        let (tmp, _f) = create_temp(&tree.join("a.crt"), 0o644).unwrap();
+        std::os::unix::fs::symlink(&outside, tree.join(".b.key.tmp-7-ff")).unwrap();
+        fs::create_dir(tree.join(".c.tmp-8")).unwrap();
+        fs::write(tree.join("keep.tmp-1"), "").unwrap();
+        assert_eq!(leftover_temp_files(&tree).unwrap().len(), 3);
+        let removed = remove_leftover_temp_files(&tree).unwrap();
+        assert_eq!(removed.len(), 2);
+        assert!(removed.contains(&tmp));
+        assert_eq!(fs::read(&outside).unwrap(), b"keep");
+        assert!(tree.join(".c.tmp-8").is_dir() && tree.join("keep.tmp-1").is_file());
     }
 
     #[test]
