@@ -410,3 +410,12 @@ fn overrides_cannot_read_the_environment_or_loop_without_bound() {
         assert!(msg.contains(expected), "{msg}");
     }
 }
+
+#[test]
+fn an_override_too_deep_for_the_parser_is_refused_briefly() {
+    let parens = format!("{{{{ {}1{} }}}}", "(".repeat(20_000), ")".repeat(20_000));
+    let dir = overrides(&[("node/kubelet.yaml", &parens)]);
+    let msg = load_error(dir.path());
+    assert!(msg.contains("kubelet.yaml"), "{msg}");
+    assert!(msg.len() < 3000, "{} bytes of message", msg.len());
+}

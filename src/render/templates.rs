@@ -284,6 +284,10 @@ fn walk(dir: &Path, depth: usize) -> Result<Vec<PathBuf>, RenderError> {
     Ok(out)
 }
 
+/// Longest error message shown: a parse error quotes the template's line, which an override
+/// can make 1 MiB long.
+const MAX_MESSAGE_CHARS: usize = 2000;
+
 fn tera_message(e: &tera::Error) -> String {
     let mut msg = e.to_string();
     let mut cause = std::error::Error::source(e);
@@ -292,5 +296,8 @@ fn tera_message(e: &tera::Error) -> String {
         msg.push_str(&c.to_string());
         cause = c.source();
     }
-    msg
+    match msg.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((cut, _)) => format!("{}... ({} more bytes)", &msg[..cut], msg.len() - cut),
+        None => msg,
+    }
 }
