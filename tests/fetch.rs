@@ -627,12 +627,43 @@ fn a_second_concurrent_fetch_is_refused() {
     );
     let err = f.run().0.unwrap_err();
     assert!(
-        matches!(&err, FetchError::Locked(d) if *d == f.dir),
+        matches!(&err, FetchError::Locked { dir, .. } if *dir == f.dir),
         "{err}"
     );
     assert!(f.server.hits().is_empty());
     drop(lock);
     f.run().0.unwrap();
+}
+
+#[test]
+fn temporary_files_of_a_killed_run_are_removed_and_links_not_followed() {
+    let f = fixture();
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim");
+    fs::write(&victim, "keep").unwrap();
+    fs::create_dir_all(f.dir.join("cni")).unwrap();
+    fs::write(f.dir.join(".kubectl.tmp-4242-0a1b"), "half").unwrap();
+    fs::write(f.dir.join("cni/.bridge.tmp-4242"), "half").unwrap();
+    std::os::unix::fs::symlink(&victim, f.dir.join(".etcd.tmp-4243-ff")).unwrap();
+    let (result, lines) = f.run();
+    result.unwrap();
+    for left in [
+        ".kubectl.tmp-4242-0a1b",
+        "cni/.bridge.tmp-4242",
+        ".etcd.tmp-4243-ff",
+    ] {
+        assert!(
+            fs::symlink_metadata(f.dir.join(left)).is_err(),
+            "{left} is still there"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(left) && l.contains("interrupted run")),
+            "{left} not reported: {lines:?}"
+        );
+    }
+    assert_eq!(fs::read(&victim).unwrap(), b"keep");
 }
 
 #[test]

@@ -1,35 +1,34 @@
-//! File system steps of a fetch run: the cache lock, exact modes, directory fsync, removal
+//! File system steps of a fetch run: the directory's lock, leftovers of killed runs, exact modes, directory fsync, removal
 //! of what may not exist.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
 use super::error::FetchError;
+use crate::fsutil::{self, Lock, LockMode};
 
-/// Holds an exclusive lock on `{cache}/.lock` for the duration of a run.
-pub(crate) fn lock(cache: &Path) -> Result<File, FetchError> {
+/// The exclusive lock of the binaries directory `dir`, `{dir}/.cache/.lock` (the cache
+/// directory is created when missing), held by `fetch` and by `lab build` while they write
+/// into `dir`.
+pub fn lock_binaries_dir(dir: &Path) -> Result<Lock, FetchError> {
+    let cache = dir.join(super::CACHE_DIR);
+    fs::create_dir_all(&cache).map_err(|e| FetchError::io(&cache, e))?;
     let path = cache.join(".lock");
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| FetchError::io(&path, e))?;
-    // SAFETY: flock on a descriptor we own; no memory is shared with the call.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        let err = io::Error::last_os_error();
-        if err.kind() == io::ErrorKind::WouldBlock {
-            return Err(FetchError::Locked(
-                cache.parent().unwrap_or(cache).to_path_buf(),
-            ));
-        }
-        return Err(FetchError::io(&path, err));
-    }
-    Ok(f)
+    fsutil::lock(&path, LockMode::Exclusive).map_err(|e| match e {
+        fsutil::LockError::Busy { holder, .. } => FetchError::Locked {
+            dir: dir.to_path_buf(),
+            holder,
+        },
+        e => FetchError::io(&path, io::Error::other(e.to_string())),
+    })
+}
+
+/// Removes the temporary files killed runs left in `dir` (see
+/// [`fsutil::remove_leftover_temp_files`]); only under the lock.
+pub fn remove_leftovers(dir: &Path) -> Result<Vec<std::path::PathBuf>, FetchError> {
+    fsutil::remove_leftover_temp_files(dir).map_err(|e| FetchError::io(dir, e))
 }
 
 pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<(), FetchError> {

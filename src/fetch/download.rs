@@ -11,7 +11,7 @@ use std::path::Path;
 
 use super::artifacts::{Artifact, Install};
 use super::checksum::find_digest;
-use super::disk::{lock, remove_if_exists, set_mode, sync_dir};
+use super::disk::{lock_binaries_dir, remove_if_exists, remove_leftovers, set_mode, sync_dir};
 use super::error::FetchError;
 use super::extract::{self, Extract, Staged};
 use super::http::{Client, Downloaded};
@@ -38,8 +38,15 @@ pub fn fetch(
     let images = images::plan(&opts.images, &opts.mirror.registries)?;
     let dir = opts.dir.clone();
     let cache = dir.join(CACHE_DIR);
-    fs::create_dir_all(&cache).map_err(|e| FetchError::io(&cache, e))?;
-    let _lock = lock(&cache)?;
+    let _lock = lock_binaries_dir(&dir)?;
+    for sub in [Path::new(""), Path::new(super::artifacts::CNI_DIR)] {
+        for left in remove_leftovers(&dir.join(sub))? {
+            progress(&format!(
+                "removed {}, a temporary file of an interrupted run",
+                left.display()
+            ));
+        }
+    }
     let manifest = match read_manifest(&dir) {
         Ok(m) => m,
         Err(e) => {

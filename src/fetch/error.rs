@@ -99,8 +99,8 @@ pub enum FetchError {
         source: crate::oci::OciError,
     },
 
-    #[error("another fetch is already running in {0}")]
-    Locked(PathBuf),
+    #[error("another run is writing {}: {holder}; run this again when it has finished", dir.display())]
+    Locked { dir: PathBuf, holder: String },
 
     #[error("{path}: {source}")]
     Io {

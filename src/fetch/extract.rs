@@ -2,9 +2,8 @@
 //! renames them into place only when every required file was found.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
@@ -155,12 +154,10 @@ fn stage_entry(
     let target = dir.join(&name);
     let parent = target.parent().unwrap_or(dir).to_path_buf();
     fs::create_dir_all(&parent).map_err(|e| FetchError::io(&parent, e))?;
-    let file_name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = parent.join(format!(".{file_name}.tmp-{}", std::process::id()));
-    match write_exec(&tmp, entry) {
+    // Exclusive and without following links: nothing planted in `dir` is written through.
+    let (tmp, out) =
+        crate::fsutil::create_temp(&target, 0o755).map_err(|e| FetchError::io(&target, e))?;
+    match write_exec(out, entry) {
         Ok((sha256, size)) => Ok(Staged {
             name,
             tmp,
@@ -216,16 +213,8 @@ enum WriteError {
     Write(io::Error),
 }
 
-fn write_exec(tmp: &Path, src: &mut dyn Read) -> Result<(String, u64), WriteError> {
-    let mut out = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o755)
-        .open(tmp)
-        .map_err(WriteError::Write)?;
-    out.set_permissions(fs::Permissions::from_mode(0o755))
-        .map_err(WriteError::Write)?;
+/// Copies `src` into `out` (a new temporary file, mode 0755), synced.
+fn write_exec(mut out: File, src: &mut dyn Read) -> Result<(String, u64), WriteError> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0u64;

@@ -52,6 +52,7 @@ pub use artifacts::{
     Artifact, Install, CNI_DIR, KUBERNETES_BINARIES, REQUIRED_CNI_PLUGINS, SUPPORTED_ARCHES,
 };
 pub use component::{Component, UnknownComponent};
+pub use disk::{lock_binaries_dir, remove_leftovers};
 pub use download::{fetch, CACHE_DIR};
 pub use error::FetchError;
 pub use extract::Extract;

@@ -34,6 +34,20 @@ pub fn prepare(
     let cache = cache.as_path();
     let binaries = dir.join("binaries");
     fs::create_dir_all(&binaries).map_err(io_err("cannot create", &binaries))?;
+    // The lock `fetch` takes: no fetch or other build writes here meanwhile.
+    let _lock = fetch::lock_binaries_dir(&binaries)?;
+    for sub in [
+        Path::new(""),
+        Path::new(fetch::CNI_DIR),
+        Path::new(install::IMAGES_DIR),
+    ] {
+        for left in fetch::remove_leftovers(&binaries.join(sub))? {
+            progress(format!(
+                "lab binaries: removed {}, a temporary file of an interrupted run",
+                left.display()
+            ));
+        }
+    }
     // A `versions.json` left by an earlier fetch describes downloads this build replaces.
     let manifest = binaries.join(fetch::MANIFEST_FILE);
     match fs::remove_file(&manifest) {
@@ -98,8 +112,8 @@ fn build_images(
     Ok(())
 }
 
-/// Copies `from` to `to` (temp file, then rename) unless `to` already has the same bytes;
-/// unlike `fsutil::write_if_changed` it leaves the mode of an unchanged file alone.
+/// Copies `from` to `to` (crash-safe: [`crate::fsutil::write_atomic_with`]) unless `to`
+/// already has the same bytes; the mode of an unchanged file is left alone.
 fn copy_if_changed(from: &Path, to: &Path) -> Result<(), LabError> {
     let same = fs::metadata(to)
         .ok()
@@ -109,10 +123,9 @@ fn copy_if_changed(from: &Path, to: &Path) -> Result<(), LabError> {
     if same {
         return Ok(());
     }
-    let tmp = to.with_extension("tar.tmp");
-    fs::copy(from, &tmp).map_err(io_err("cannot copy to", &tmp))?;
-    fs::rename(&tmp, to).map_err(io_err("cannot rename", &tmp))?;
-    Ok(())
+    let mut source = fs::File::open(from).map_err(io_err("cannot read", from))?;
+    crate::fsutil::write_atomic_with(to, 0o644, |f| std::io::copy(&mut source, f).map(|_| ()))
+        .map_err(io_err("cannot copy to", to))
 }
 
 #[cfg(test)]

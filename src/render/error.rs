@@ -16,6 +16,9 @@ pub enum RenderError {
     Pki(#[from] PkiError),
     #[error("--out {}: {reason}", path.display())]
     Output { path: PathBuf, reason: String },
+    /// Another render holds the lock of the output directory.
+    #[error("{} is held by {holder}: another render is writing that output; run this again when it has finished", path.display())]
+    Busy { path: PathBuf, holder: String },
     #[error("{}", path.display())]
     Io {
         path: PathBuf,
@@ -30,7 +33,9 @@ impl RenderError {
         use crate::fault::Fault;
         match self {
             RenderError::Override { .. } | RenderError::Output { .. } => Fault::Input,
-            RenderError::Template { .. } | RenderError::Io { .. } => Fault::Runtime,
+            RenderError::Template { .. } | RenderError::Io { .. } | RenderError::Busy { .. } => {
+                Fault::Runtime
+            }
             RenderError::Pki(e) => e.fault(),
         }
     }

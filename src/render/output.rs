@@ -3,7 +3,7 @@
 
 use super::staging::{self, TreeFile};
 use super::{Plan, RenderError};
-use crate::fsutil::{remove_tree, resolve, swap_in_dir};
+use crate::fsutil::{self, remove_tree, resolve, swap_in_dir, LockMode};
 use crate::inventory::Cluster;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -166,6 +166,9 @@ pub fn write_tree(plan: &Plan, out: &Path) -> Result<usize, RenderError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "rendered".into());
+    // One render into `out` at a time; the lock file lies next to `out`, which is swapped.
+    let _lock = lock_output(&parent, &name)?;
+    remove_leftovers(&parent, &name);
     let staging = parent.join(format!(".{name}.new-{}", std::process::id()));
     let _ = fs::remove_dir_all(&staging);
     let mut json = serde_json::to_vec_pretty(plan).expect("plan serializes");
@@ -192,6 +195,37 @@ pub fn write_tree(plan: &Plan, out: &Path) -> Result<usize, RenderError> {
     }
     // The marker is not counted.
     Ok(files.len() - 1)
+}
+
+/// The exclusive lock on `.<name>.lock` in `parent`.
+fn lock_output(parent: &Path, name: &str) -> Result<fsutil::Lock, RenderError> {
+    fsutil::lock(&parent.join(format!(".{name}.lock")), LockMode::Exclusive).map_err(|e| match e {
+        fsutil::LockError::Busy { path, holder } => RenderError::Busy { path, holder },
+        e => RenderError::Io {
+            path: parent.join(format!(".{name}.lock")),
+            source: std::io::Error::other(e.to_string()),
+        },
+    })
+}
+
+/// Removes the staging and set-aside trees (`.<name>.new-<pid>`, `.<name>.old-<pid>`) of
+/// renders that were killed: under the lock no other render is using them. A link of that
+/// name is removed, not followed.
+fn remove_leftovers(parent: &Path, name: &str) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let leftover = [".new-", ".old-"].iter().any(|mark| {
+            file_name
+                .strip_prefix(&format!(".{name}{mark}"))
+                .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+        });
+        if leftover {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Every file of the output tree, relative to its root: hosts, cluster files, `plan.json`
