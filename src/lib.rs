@@ -4,6 +4,10 @@
 //! files per host) -> the installer applies the difference. The library returns data; the
 //! binary's `cli` module (one file per command) prints it.
 
+// Printing goes through the binary's console (errors returned, values escaped), never
+// through the panicking print macros.
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
+
 pub mod catalog;
 pub mod digest;
 pub mod fault;
@@ -15,6 +19,7 @@ pub mod lab;
 pub mod oci;
 pub mod pki;
 pub mod render;
+pub mod shown;
 pub mod ssh;
 pub mod versions;
 

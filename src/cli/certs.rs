@@ -2,12 +2,14 @@
 //! `install` run first.
 
 use super::args::{pki_dir, CertsAction, CertsArgs, PkiArgs};
+use super::console::{errln, outln, StdoutError};
 use super::inventory::load;
 use super::output::{or_dash, print_json};
 use anyhow::{Context, Result};
 use k8s_boot::fsutil::LockMode;
 use k8s_boot::inventory::Cluster;
 use k8s_boot::pki::{self, Action, Pki, Tidied};
+use k8s_boot::shown::Shown;
 use std::path::Path;
 
 pub fn run(args: CertsArgs, quiet: bool) -> Result<i32> {
@@ -40,7 +42,7 @@ pub fn run(args: CertsArgs, quiet: bool) -> Result<i32> {
 fn ensure(inventory: &Path, pki_dir: &Path, opts: pki::Options, quiet: bool) -> Result<i32> {
     let cluster = load(inventory)?;
     if opts.rotate_cas {
-        eprintln!(
+        errln!(
             "warning: replacing every CA in {}: every leaf certificate is re-issued and every host must receive the new files",
             pki_dir.display()
         );
@@ -56,17 +58,17 @@ fn ensure(inventory: &Path, pki_dir: &Path, opts: pki::Options, quiet: bool) -> 
     for (file, action) in report.actions.iter().filter(|_| !quiet) {
         match action {
             Action::Kept => {}
-            Action::Created => println!("created  {file}"),
-            Action::Reissued(why) => println!("reissued {file} ({why})"),
+            Action::Created => outln!("created  {file}")?,
+            Action::Reissued(why) => outln!("reissued {file} ({why})")?,
         }
     }
-    println!(
+    outln!(
         "{} file(s) in {}: {} changed, {} kept",
         report.actions.len(),
         pki_dir.display(),
         report.changed(),
         report.actions.len() - report.changed()
-    );
+    )?;
     Ok(0)
 }
 
@@ -82,12 +84,12 @@ fn check(args: &PkiArgs, json: bool) -> Result<i32> {
     let report = pki::CheckReport::new(&pki_dir, &rows);
     let failures = report.problems;
     if json {
-        print_json("certs check", &report);
+        print_json("certs check", &report)?;
         return Ok(if failures > 0 { 1 } else { 0 });
     }
-    print_check_table(&rows);
+    print_check_table(&rows)?;
     if failures > 0 {
-        eprintln!(
+        errln!(
             "{failures} problem(s) in {}; run `k8s-boot certs` to create or re-issue certificates (it does not change key modes or an existing encryption.key)",
             pki_dir.display()
         );
@@ -96,33 +98,38 @@ fn check(args: &PkiArgs, json: bool) -> Result<i32> {
     Ok(0)
 }
 
-fn print_check_table(rows: &[pki::CheckRow]) {
+fn print_check_table(rows: &[pki::CheckRow]) -> Result<(), StdoutError> {
     let width = rows.iter().map(|r| r.file.len()).max().unwrap_or(4).max(4);
-    println!(
+    outln!(
         "{:<width$}  {:<10}  {:>9}  {:<28}  subject / issuer",
-        "file", "not-after", "days-left", "status"
-    );
+        "file",
+        "not-after",
+        "days-left",
+        "status"
+    )?;
     for r in rows {
         let days = r
             .days_left
             .map(|d| d.to_string())
             .unwrap_or_else(|| "-".into());
-        println!(
+        outln!(
             "{:<width$}  {:<10}  {:>9}  {:<28}  {} / {}",
             r.file,
             or_dash(r.not_after.as_deref()),
             days,
-            r.status.to_string(),
-            or_dash(r.subject.as_deref()),
-            or_dash(r.issuer.as_deref())
-        );
+            // One row per file: a value read from a certificate cannot break the line.
+            Shown(&r.status.to_string()).to_string(),
+            Shown(or_dash(r.subject.as_deref())),
+            Shown(or_dash(r.issuer.as_deref()))
+        )?;
     }
+    Ok(())
 }
 
 /// Warnings about the PKI directory, on stderr (also with `--quiet`: they are about safety).
 pub fn warn_about(pki: &Pki) {
     for warning in pki.warnings() {
-        eprintln!("warning: {warning}");
+        errln!("warning: {warning}");
     }
 }
 
@@ -132,10 +139,10 @@ fn print_tidied(report: &pki::Report, prefix: &str) {
     for (file, tidied) in &report.tidied {
         match tidied {
             Tidied::Completed => {
-                eprintln!("{prefix}completed {file}, left half-written by an interrupted run")
+                errln!("{prefix}completed {file}, left half-written by an interrupted run")
             }
             Tidied::Removed => {
-                eprintln!("{prefix}removed {file}, a temporary file of an interrupted run")
+                errln!("{prefix}removed {file}, a temporary file of an interrupted run")
             }
         }
     }
@@ -153,7 +160,7 @@ pub fn ensure_pki(cluster: &Cluster, pki_dir: &Path, quiet: bool) -> Result<Pki>
         .with_context(|| format!("PKI in {}", pki_dir.display()))?;
     print_tidied(&report, "pki: ");
     if report.changed() > 0 && !quiet {
-        eprintln!(
+        errln!(
             "pki: {} file(s) created or re-issued in {}",
             report.changed(),
             pki_dir.display()

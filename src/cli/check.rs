@@ -1,5 +1,6 @@
 //! `k8s-boot init` and `k8s-boot check`: the inventory file itself.
 
+use super::console::{outln, write_stdout};
 use super::inventory::load;
 use anyhow::Result;
 use k8s_boot::inventory::Role;
@@ -7,7 +8,8 @@ use std::path::Path;
 
 /// `k8s-boot init`: the annotated example inventory on stdout.
 pub fn init() -> Result<i32> {
-    print!("{}", k8s_boot::EXAMPLE_INVENTORY);
+    // Ours, and meant to be saved as it is.
+    write_stdout(k8s_boot::EXAMPLE_INVENTORY.as_bytes())?;
     Ok(0)
 }
 
@@ -15,42 +17,51 @@ pub fn init() -> Result<i32> {
 pub fn check(inventory: &Path) -> Result<i32> {
     let c = load(inventory)?;
     let inv = &c.inventory;
-    println!(
+    outln!(
         "cluster {} - Kubernetes {} (profile v{}, etcd {})",
-        inv.cluster.name, inv.cluster.kubernetes_version, c.profile.minor, c.profile.etcd
-    );
-    println!("  API endpoint     https://{}", c.api_endpoint);
-    println!(
+        inv.cluster.name,
+        inv.cluster.kubernetes_version,
+        c.profile.minor,
+        c.profile.etcd
+    )?;
+    outln!("  API endpoint     https://{}", c.api_endpoint)?;
+    outln!(
         "  pods {}  services {}  (kubernetes {}, DNS {})",
-        c.pod_cidr, c.service_cidr, c.kubernetes_service_ip, c.dns_service_ip
-    );
-    println!(
+        c.pod_cidr,
+        c.service_cidr,
+        c.kubernetes_service_ip,
+        c.dns_service_ip
+    )?;
+    outln!(
         "  kube-proxy {}  node ports {}-{}  domain {}",
         inv.cluster.kube_proxy.mode.as_str(),
         c.node_port_range.0,
         c.node_port_range.1,
         inv.cluster.cluster_domain
-    );
+    )?;
     if inv.chat.enabled {
-        println!(
+        outln!(
             "  chat: {} replica(s) of {} on port {} (NodePort {})",
-            inv.chat.replicas, inv.chat.image, inv.chat.port, inv.chat.node_port
-        );
+            inv.chat.replicas,
+            inv.chat.image,
+            inv.chat.port,
+            inv.chat.node_port
+        )?;
     } else {
-        println!("  chat: disabled");
+        outln!("  chat: disabled")?;
     }
-    println!("  {:<12} {:<40} roles", "host", "address");
+    outln!("  {:<12} {:<40} roles", "host", "address")?;
     for h in &inv.hosts {
         let roles: Vec<&str> = h.roles.iter().map(|r| r.as_str()).collect();
-        println!(
+        outln!(
             "  {:<12} {:<40} {}",
             h.name,
             h.address.to_string(),
             roles.join(",")
-        );
+        )?;
     }
     let n = |r| c.hosts_with(r).count();
-    println!(
+    outln!(
         "  {} hosts: {} lb, {} etcd, {} control-plane, {} worker; {} warning(s)",
         inv.hosts.len(),
         n(Role::Lb),
@@ -58,6 +69,6 @@ pub fn check(inventory: &Path) -> Result<i32> {
         n(Role::ControlPlane),
         n(Role::Worker),
         c.warnings.len()
-    );
+    )?;
     Ok(0)
 }

@@ -4,6 +4,7 @@
 //! Completions and man pages are generated from the `clap::Command` of [`super::args::Cli`],
 //! so they always list the commands and flags the binary accepts.
 
+use super::console::{outln, write_stdout};
 use anyhow::Context;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -112,15 +113,17 @@ pub enum Shell {
 
 /// `k8s-boot completions SHELL`: the script on stdout.
 pub fn print_completions(shell: Shell, cmd: &mut clap::Command) -> anyhow::Result<i32> {
-    completions(shell, cmd, &mut std::io::stdout().lock())
-        .context("writing the completion script to stdout")?;
+    let mut script = Vec::new();
+    completions(shell, cmd, &mut script).context("generating the completion script")?;
+    // The script goes out as it is: it is ours, and escaping would change it.
+    write_stdout(&script)?;
     Ok(0)
 }
 
 /// `k8s-boot man --out DIR`.
 pub fn man(cmd: clap::Command, out: &Path) -> anyhow::Result<i32> {
     let pages = write_man_pages(cmd, out)?;
-    println!("{} man page(s) in {}", pages.len(), out.display());
+    outln!("{} man page(s) in {}", pages.len(), out.display())?;
     Ok(0)
 }
 

@@ -4,6 +4,7 @@
 //! [`k8s_boot::fault::Fault`]); [`fail`] asks [`code`] for the first error in a chain whose
 //! kind it knows.
 
+use super::console::errln;
 use super::docs::ManError;
 use super::output::print_json;
 use k8s_boot::{fault::Fault, lab::LabError, pki::PkiError, render::RenderError};
@@ -87,9 +88,10 @@ pub fn error_json(err: &anyhow::Error) -> serde_json::Value {
 /// Ends a failed command: `error: <context>: <cause>: ...` on stderr, for a command asked for
 /// JSON (`json_command`) also the JSON error on stdout, and the exit code of the error.
 pub fn fail(err: &anyhow::Error, json_command: Option<&str>) -> ExitCode {
-    eprintln!("error: {err:#}");
+    errln!("error: {err:#}");
     if let Some(command) = json_command {
-        print_json(command, &serde_json::json!({ "error": error_json(err) }));
+        // With stdout itself broken there is nowhere to put the JSON; stderr said it all.
+        let _ = print_json(command, &serde_json::json!({ "error": error_json(err) }));
     }
     ExitCode::from(code(err))
 }

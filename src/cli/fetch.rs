@@ -1,6 +1,7 @@
 //! `k8s-boot fetch`: the flags turned into fetch options, progress lines, the summary.
 
 use super::args::{FetchArgs, FetchSources};
+use super::console::{errln, outln};
 use super::exit::UsageError;
 use super::inventory::load;
 use anyhow::{Context, Result};
@@ -15,16 +16,16 @@ pub fn run(args: FetchArgs, quiet: bool) -> Result<i32> {
     let report = fetch::fetch(&opts, &mut |line| {
         // Quiet keeps the warnings (an image verified by its blob digests only).
         if !quiet || line.starts_with("warning:") {
-            eprintln!("{line}")
+            errln!("{line}")
         }
     })?;
-    println!(
+    outln!(
         "{} file(s) and {} image(s) in {}, {} transferred",
         report.files.len(),
         report.images.len(),
         opts.dir.display(),
         fetch::human(report.transferred)
-    );
+    )?;
     Ok(0)
 }
 

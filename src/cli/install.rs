@@ -3,6 +3,7 @@
 
 use super::args::{selection, DeployArgs, InstallArgs, PkiArgs};
 use super::certs::ensure_pki;
+use super::console::{errln, outln, StdoutError};
 use super::inventory::load;
 use super::output::print_json;
 use super::progress::{InstallProgress, Mode};
@@ -82,11 +83,11 @@ fn run(args: Run) -> Result<i32> {
         write_admin_kubeconfig(&plan, &pki_dir, args.quiet || args.json)?;
     }
     if args.json {
-        print_json("install", &report);
+        print_json("install", &report)?;
     } else if !args.quiet || report.failed() {
-        print_report(&report);
+        print_report(&report)?;
     } else {
-        println!("{}", summary(&report));
+        outln!("{}", summary(&report))?;
     }
     Ok(if report.failed() { 1 } else { 0 })
 }
@@ -105,7 +106,7 @@ fn write_admin_kubeconfig(plan: &render::Plan, pki_dir: &Path, silent: bool) -> 
     k8s_boot::fsutil::write_atomic(&path, &admin.bytes, 0o600)
         .with_context(|| format!("writing {}", path.display()))?;
     if !silent {
-        eprintln!("admin kubeconfig: {}", path.display());
+        errln!("admin kubeconfig: {}", path.display());
     }
     Ok(())
 }
@@ -123,8 +124,8 @@ fn dry_run_pki(cluster: &Cluster, pki_dir: &Path, quiet: bool) -> Result<Pki> {
         for (file, action) in &report.actions {
             match action {
                 Action::Kept => {}
-                Action::Created => eprintln!("pki: would create  {file}"),
-                Action::Reissued(why) => eprintln!("pki: would reissue {file} ({why})"),
+                Action::Created => errln!("pki: would create  {file}"),
+                Action::Reissued(why) => errln!("pki: would reissue {file} ({why})"),
             }
         }
         let created = report
@@ -132,7 +133,7 @@ fn dry_run_pki(cluster: &Cluster, pki_dir: &Path, quiet: bool) -> Result<Pki> {
             .iter()
             .filter(|(_, a)| *a == Action::Created)
             .count();
-        eprintln!(
+        errln!(
             "pki: dry run, nothing written: the real run would create {created} and re-issue {} file(s) in {}",
             report.changed() - created,
             pki_dir.display()
@@ -142,7 +143,7 @@ fn dry_run_pki(cluster: &Cluster, pki_dir: &Path, quiet: bool) -> Result<Pki> {
 }
 
 /// The table of hosts by phases, each failure and (in a dry run) each change, the summary.
-fn print_report(report: &Report) {
+fn print_report(report: &Report) -> Result<(), StdoutError> {
     let width = report
         .hosts
         .iter()
@@ -155,13 +156,13 @@ fn print_report(report: &Report) {
         .iter()
         .map(|p| install::phases::get(*p).name)
         .collect();
-    print!("{:width$}", "host");
+    let mut header = format!("{:width$}", "host");
     for n in &names {
-        print!("  {n:<w$}", w = n.len().max(7));
+        header += &format!("  {n:<w$}", w = n.len().max(7));
     }
-    println!();
+    outln!("{header}")?;
     for h in &report.hosts {
-        print!("{:width$}", h.host);
+        let mut row = format!("{:width$}", h.host);
         for (p, n) in report.phases.iter().zip(&names) {
             let cell = match h.phases.get(p) {
                 None => "-",
@@ -170,25 +171,25 @@ fn print_report(report: &Report) {
                 Some(PhaseResult::Failed { .. }) => "FAILED",
                 Some(PhaseResult::Skipped) => "skipped",
             };
-            print!("  {cell:<w$}", w = n.len().max(7));
+            row += &format!("  {cell:<w$}", w = n.len().max(7));
         }
-        println!();
+        outln!("{row}")?;
     }
     for h in &report.hosts {
         for (p, r) in &h.phases {
             let phase = install::phases::get(*p).name;
             match r {
-                PhaseResult::Failed { error } => println!("{}: {phase} failed: {error}", h.host),
+                PhaseResult::Failed { error } => outln!("{}: {phase} failed: {error}", h.host)?,
                 PhaseResult::Changed { changes } if report.dry_run => {
                     for c in changes {
-                        println!("{}: {phase}: would {c}", h.host);
+                        outln!("{}: {phase}: would {c}", h.host)?;
                     }
                 }
                 _ => {}
             }
         }
     }
-    println!("{}", summary(report));
+    outln!("{}", summary(report))
 }
 
 /// The last line of the install report: `install in 12.3 s: 4 host phase(s) changed`.

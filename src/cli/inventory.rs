@@ -1,5 +1,6 @@
 //! The inventory as every command reads it: loaded and validated, its warnings on stderr.
 
+use super::console::errln;
 use k8s_boot::inventory::Cluster;
 use std::path::Path;
 
@@ -7,7 +8,7 @@ use std::path::Path;
 pub fn load(inventory: &Path) -> anyhow::Result<Cluster> {
     let cluster = Cluster::load(inventory)?;
     for w in &cluster.warnings {
-        eprintln!("{}", w.display_in(inventory));
+        errln!("{}", w.display_in(inventory));
     }
     Ok(cluster)
 }

@@ -1,6 +1,7 @@
 //! `k8s-boot lab up|build|down|status`: throwaway local test hosts.
 
 use super::args::{LabAction, LabBuildArgs};
+use super::console::{errln, outln};
 use super::exit::UsageError;
 use super::fetch;
 use super::output::yes_no;
@@ -20,7 +21,7 @@ pub fn run(action: LabAction) -> Result<i32> {
 /// Builds (or takes from the cache) every binary and image the lab needs into
 /// `<dir>/binaries`, or with `--fetch` downloads them, printing progress per step.
 fn lab_build(args: &LabBuildArgs) -> Result<()> {
-    let progress = &mut |line: String| eprintln!("{line}");
+    let progress = &mut |line: String| errln!("{line}");
     let prepared = if args.fetch {
         if args.build_cache.is_some() {
             return Err(
@@ -45,7 +46,7 @@ fn lab_build(args: &LabBuildArgs) -> Result<()> {
             .unwrap_or_else(build::default_cache);
         binaries::prepare(&args.dir, &args.version, &cache, progress)?
     };
-    eprintln!(
+    errln!(
         "lab binaries and images ready in {} ({:.0} s)",
         prepared.dir.display(),
         prepared.elapsed.as_secs_f64()
@@ -67,20 +68,20 @@ fn up(hosts: usize, build: LabBuildArgs) -> Result<i32> {
         } else {
             ""
         };
-        println!("{:<6} {}{note}", h.name, h.address);
+        outln!("{:<6} {}{note}", h.name, h.address)?;
     }
-    println!(
+    outln!(
         "{} lab host(s) up in {:.1} s; inventory: {}",
         report.hosts.len(),
         report.elapsed.as_secs_f64(),
         report.inventory.display()
-    );
+    )?;
     Ok(0)
 }
 
 fn down(dir: &Path) -> Result<i32> {
     let stopped = lab::down(dir)?;
-    println!("{stopped} lab host(s) stopped and removed");
+    outln!("{stopped} lab host(s) stopped and removed")?;
     Ok(0)
 }
 
@@ -88,18 +89,18 @@ fn down(dir: &Path) -> Result<i32> {
 fn status(dir: &Path) -> Result<i32> {
     let hosts = lab::status_detailed(dir)?;
     if hosts.is_empty() {
-        println!("no lab in {}", dir.display());
+        outln!("no lab in {}", dir.display())?;
         return Ok(1);
     }
     let mut all = true;
     for h in &hosts {
-        println!(
+        outln!(
             "{:<6} {:<15} running {:<3} ssh {}",
             h.host.name,
             h.host.address,
             yes_no(h.running),
             yes_no(h.ssh)
-        );
+        )?;
         all &= h.running && h.ssh;
     }
     Ok(if all { 0 } else { 1 })

@@ -1,14 +1,16 @@
 //! The command line: one file per command, each turning the library's results into the
 //! text, tables and JSON it prints, and its exit status.
 //!
-//! Layers, each using only those below it: `args` (clap types) over `docs` (help examples,
-//! completions, man pages) and `exit` (exit codes, JSON error); `output`, `progress` and
+//! Layers, each using only those below it: `console` (stdout and stderr: errors returned,
+//! values escaped), `args` (clap types) over `docs` (help examples, completions, man
+//! pages) and `exit` (exit codes, JSON error); `output`, `progress` and
 //! `inventory` are shared by the command files (`check`, `certs`, `render`, `install`,
 //! `status`, `reset`, `fetch`, `lab`); this file dispatches.
 
 mod args;
 mod certs;
 mod check;
+mod console;
 mod docs;
 mod exit;
 mod fetch;
@@ -22,6 +24,7 @@ mod reset;
 mod status;
 
 pub use args::Cli;
+pub use console::write_stdout;
 
 use args::Command;
 use clap::CommandFactory;

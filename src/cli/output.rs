@@ -1,14 +1,16 @@
 //! What every command prints the same way: the JSON envelope of `--output json`
 //! (docs/JSON.md) and the cells of the text tables.
 
+use super::console::{stdout_json, StdoutError};
+
 /// Version of the JSON that `--output json` prints (docs/JSON.md). Raised on any change
 /// that removes or renames a field or changes its meaning; new fields keep it.
 pub const JSON_SCHEMA_VERSION: u32 = 1;
 
 /// Prints `body`'s fields with `schema_version` and `command`, as one JSON object (keys in
 /// alphabetical order).
-pub fn print_json(command: &str, body: &impl serde::Serialize) {
-    println!("{}", json_envelope(command, body));
+pub fn print_json(command: &str, body: &impl serde::Serialize) -> Result<(), StdoutError> {
+    stdout_json(&json_envelope(command, body))
 }
 
 /// The text [`print_json`] prints (without the final line break).

@@ -16,6 +16,7 @@
 
 use k8s_boot::install::{self, phases::PhaseId, PhaseResult};
 use k8s_boot::inventory::{Cluster, Host};
+use k8s_boot::shown::Shown;
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
@@ -152,7 +153,8 @@ impl install::Progress for Lines {
                 .remove(host)
                 .map(|t| t.elapsed()),
         };
-        let line = self.line(host, install::phases::get(phase).name, result, took);
+        let line =
+            Shown(&self.line(host, install::phases::get(phase).name, result, took)).to_string();
         let mut out = self.out.lock().expect("progress lock");
         // Progress is best effort: a closed stderr must not fail the install.
         let _ = writeln!(out, "{line}");
@@ -160,9 +162,9 @@ impl install::Progress for Lines {
     }
 }
 
-/// `text` on one line with no control characters (an error may carry a remote command's
-/// multi-line output, even escape sequences): line breaks become ` | `, other control
-/// characters are dropped.
+/// `text` on one line with nothing a terminal acts on (an error may carry a remote
+/// command's multi-line output, even escape sequences): line breaks become ` | `, tabs
+/// spaces, other hidden characters escapes ([`Shown`]).
 fn one_line(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for l in text
@@ -173,10 +175,7 @@ fn one_line(text: &str) -> String {
         if !out.is_empty() {
             out.push_str(" | ");
         }
-        out.extend(l.chars().filter(|c| !c.is_control()).map(|c| match c {
-            '\t' => ' ',
-            c => c,
-        }));
+        out.push_str(&Shown(&l.replace('\t', " ")).to_string());
     }
     out
 }
@@ -230,7 +229,7 @@ impl Bars {
                     ))
                     .expect("template"),
                 );
-                bar.set_prefix(n.to_string());
+                bar.set_prefix(Shown(n).to_string());
                 bar.enable_steady_tick(Duration::from_millis(120));
                 (n.to_string(), bar)
             })
@@ -256,7 +255,7 @@ impl Bars {
 impl install::Progress for Bars {
     fn host(&self, host: &str, message: &str) {
         if let Some(bar) = self.hosts.get(host) {
-            bar.set_message(message.to_string());
+            bar.set_message(Shown(message).to_string());
         }
     }
     fn phase_done(&self, host: &str, phase: PhaseId, result: &PhaseResult) {
@@ -312,6 +311,8 @@ mod tests {
             },
         );
         lines.host("lb1", "lb");
+        lines.host("w\u{202e}2", "node");
+        lines.phase_done("w\u{202e}2", PhaseId::Node, &PhaseResult::Unchanged);
         lines.phase_done("lb1", PhaseId::Lb, &PhaseResult::Unchanged);
         lines.host("w1", "node");
         lines.phase_done(
@@ -326,12 +327,16 @@ mod tests {
         lines.phase_done("w1", PhaseId::Verify, &PhaseResult::Skipped);
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         let got: Vec<&str> = text.lines().collect();
-        assert_eq!(got.len(), 4, "{text}");
+        assert_eq!(got.len(), 5, "{text}");
+        assert!(got[1].starts_with("w\\u{202e}2: node ok ("), "{text}");
+        let got: Vec<&str> = got.into_iter().filter(|l| !l.starts_with("w\\u")).collect();
         assert!(got[0].starts_with("m1: etcd changed ("), "{text}");
         assert!(got[0].ends_with(" s)"), "{text}");
         assert!(got[1].starts_with("lb1: lb ok ("), "{text}");
         assert!(
-            got[2].starts_with("w1: node FAILED: kubelet not healthy | [31mjournal[0m: line two ("),
+            got[2].starts_with(
+                "w1: node FAILED: kubelet not healthy | \\u{1b}[31mjournal\\u{1b}[0m: line two ("
+            ),
             "{text}"
         );
         assert_eq!(got[3], "w1: verify skipped");

@@ -2,6 +2,7 @@
 
 use super::args::RenderArgs;
 use super::certs::ensure_pki;
+use super::console::outln;
 use super::inventory::load;
 use anyhow::{Context, Result};
 use k8s_boot::render;
@@ -18,10 +19,10 @@ pub fn run(args: &RenderArgs, quiet: bool) -> Result<i32> {
     let plan = render::plan(&cluster, &pki, &templates)?;
     let count =
         render::write_tree(&plan, out).with_context(|| format!("writing {}", out.display()))?;
-    println!(
+    outln!(
         "rendered {count} file(s) for {} host(s) into {}",
         plan.hosts.len(),
         out.display()
-    );
+    )?;
     Ok(0)
 }

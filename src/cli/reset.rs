@@ -1,6 +1,7 @@
 //! `k8s-boot reset`: stop and remove what install made, after a confirmation.
 
 use super::args::{selection, ResetArgs};
+use super::console::{self, errln, outln, StdoutError};
 use super::exit::UsageError;
 use super::inventory::load;
 use anyhow::Result;
@@ -25,12 +26,12 @@ pub fn run(args: &ResetArgs, quiet: bool) -> Result<i32> {
         .collect();
     let names: Vec<&str> = selected.iter().map(|h| h.name.as_str()).collect();
     if !args.yes && !confirmed(&names, args.purge_data)? {
-        eprintln!("nothing changed");
+        errln!("nothing changed");
         return Ok(1);
     }
     let ssh = install::remote::SshConnector::new(&cluster, false, Default::default());
     let results = install::maintain::reset(&selected, args.purge_data, &ssh);
-    print_results(&results, quiet);
+    print_results(&results, quiet)?;
     Ok(if results.iter().any(|r| r.error.is_some()) {
         1
     } else {
@@ -47,7 +48,7 @@ fn confirmed(names: &[&str], purge_data: bool) -> Result<bool> {
         ))
         .into());
     }
-    eprint!(
+    console::stderr_prompt(&format!(
         "Stop and remove everything k8s-boot installed on {}{}? Type `yes`: ",
         names.join(", "),
         if purge_data {
@@ -55,26 +56,27 @@ fn confirmed(names: &[&str], purge_data: bool) -> Result<bool> {
         } else {
             ""
         }
-    );
+    ));
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
     Ok(answer.trim() == "yes")
 }
 
-fn print_results(results: &[ResetResult], quiet: bool) {
+fn print_results(results: &[ResetResult], quiet: bool) -> Result<(), StdoutError> {
     for r in results {
         match &r.error {
-            Some(e) => println!("{}: reset failed: {e}", r.host),
+            Some(e) => outln!("{}: reset failed: {e}", r.host)?,
             None if quiet => {}
-            None => println!("{}: removed {} item(s)", r.host, r.removed.len()),
+            None => outln!("{}: removed {} item(s)", r.host, r.removed.len())?,
         }
     }
     if quiet {
         let failures = results.iter().filter(|r| r.error.is_some()).count();
-        println!(
+        outln!(
             "reset {} host(s): {} item(s) removed, {failures} failed",
             results.len(),
             results.iter().map(|r| r.removed.len()).sum::<usize>()
-        );
+        )?;
     }
+    Ok(())
 }

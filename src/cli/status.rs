@@ -1,6 +1,7 @@
 //! `k8s-boot status`: health of every component on every host.
 
 use super::args::StatusArgs;
+use super::console::{outln, StdoutError};
 use super::inventory::load;
 use super::output::{print_json, yes_no};
 use anyhow::Result;
@@ -27,9 +28,9 @@ pub fn run(args: &StatusArgs) -> Result<i32> {
         print_json(
             "status",
             &serde_json::json!({ "healthy": !bad, "hosts": hosts }),
-        );
+        )?;
     } else {
-        print_table(&hosts);
+        print_table(&hosts)?;
     }
     Ok(if bad { 1 } else { 0 })
 }
@@ -46,24 +47,28 @@ fn plan_for(cluster: &Cluster, pki_dir: &Path, templates: Option<&Path>) -> Resu
     )?)
 }
 
-fn print_table(hosts: &[HostStatus]) {
-    println!(
+fn print_table(hosts: &[HostStatus]) -> Result<(), StdoutError> {
+    outln!(
         "{:<12} {:<24} {:<8} {:<8} version",
-        "host", "service", "active", "healthy"
-    );
+        "host",
+        "service",
+        "active",
+        "healthy"
+    )?;
     for h in hosts {
         if let Some(e) = &h.error {
-            println!("{:<12} unreachable: {e}", h.host);
+            outln!("{:<12} unreachable: {e}", h.host)?;
         }
         for s in &h.services {
-            println!(
+            outln!(
                 "{:<12} {:<24} {:<8} {:<8} {}",
                 h.host,
                 s.service,
                 yes_no(s.active),
                 yes_no(s.healthy),
                 s.version
-            );
+            )?;
         }
     }
+    Ok(())
 }

@@ -98,11 +98,11 @@ impl HostKeyPolicy {
                 self.known_hosts.display()
             ))),
             CheckResult::NotFound if !self.record_new => {
-                eprintln!(
+                notice(&format!(
                     "{}: trusting new host key SHA256:{fingerprint} for this dry run only; the real run records it in {}",
                     target.name,
                     self.known_hosts.display()
-                );
+                ));
                 Ok(())
             }
             CheckResult::NotFound => {
@@ -121,13 +121,18 @@ impl HostKeyPolicy {
                     .open(&self.known_hosts)
                     .and_then(|mut f| f.write_all(line.as_bytes()))
                     .map_err(|e| refuse(format!("cannot record the key in {}: {e}", self.known_hosts.display())))?;
-                eprintln!(
+                notice(&format!(
                     "{}: trusted new host key SHA256:{fingerprint}, recorded in {}",
                     target.name,
                     self.known_hosts.display()
-                );
+                ));
                 Ok(())
             }
         }
     }
+}
+
+/// A notice on stderr, best effort: a closed or full stderr must not stop the connection.
+fn notice(text: &str) {
+    let _ = writeln!(std::io::stderr(), "{}", crate::shown::escape_message(text));
 }
