@@ -24,6 +24,7 @@ impl Pki {
         if !self.is_dry_run() {
             report.tidied = self.recover()?;
         }
+        self.require_readable(cluster)?;
         let now = OffsetDateTime::now_utc();
         let cas = self.ensure_cas(opts.rotate_cas, days.ca_validity_days, now, &mut report)?;
         self.ensure_leaves(

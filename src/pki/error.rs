@@ -12,8 +12,8 @@ pub enum PkiError {
     },
     /// A file of the PKI that is there but cannot be read: never replaced (see
     /// [`ReadError`]).
-    #[error("{}", read_message(path, source))]
-    Read { path: PathBuf, source: ReadError },
+    #[error("{}", read_message(path, reason))]
+    Read { path: PathBuf, reason: ReadError },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
     /// Another run holds the directory's lock.

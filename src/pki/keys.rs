@@ -34,7 +34,7 @@ impl Pki {
         let key_pair = self.read_key(SA_KEY).map_err(|p| match p {
             Problem::Key(_, KeyProblem::Unavailable(source)) => PkiError::Read {
                 path: self.path(SA_KEY),
-                source,
+                reason: source,
             },
             Problem::Key(_, why) => PkiError::Invalid {
                 path: self.path(SA_KEY),
@@ -53,7 +53,7 @@ impl Pki {
             Err(source) => {
                 return Err(PkiError::Read {
                     path: self.path(SA_PUB),
-                    source,
+                    reason: source,
                 })
             }
         }
@@ -71,7 +71,7 @@ impl Pki {
             Err(source) => {
                 return Err(PkiError::Read {
                     path: self.path(ENCRYPTION_KEY),
-                    source,
+                    reason: source,
                 })
             }
         }

@@ -38,13 +38,13 @@ impl Pki {
                 Err(Problem::Unavailable(source)) => {
                     return Err(PkiError::Read {
                         path: self.path(&crt),
-                        source,
+                        reason: source,
                     })
                 }
                 Err(Problem::Key(file, KeyProblem::Unavailable(source))) => {
                     return Err(PkiError::Read {
                         path: self.path(&file),
-                        source,
+                        reason: source,
                     })
                 }
                 Err(p) => Action::Reissued(p.to_string()),

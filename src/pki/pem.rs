@@ -52,21 +52,19 @@ fn classify(text: &str) -> KeyFormatError {
     }
 }
 
-/// A PEM label as shown in a message: at most 40 characters, nothing but printable ASCII
-/// (it is read from a file anyone may have written).
+/// A PEM label as shown in a message: only when it looks like one (capitals, digits,
+/// spaces and `-`, at most 40), else its length; it is read from a file that may hold key
+/// material, or anyone's text.
 fn printable_label(label: &str) -> String {
-    let shown: String = label
-        .chars()
-        .take(40)
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect();
-    format!("BEGIN {shown}")
+    let looks_like_a_label = label.len() <= 40
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ' || b == b'-');
+    if looks_like_a_label {
+        format!("BEGIN {label}")
+    } else {
+        format!("a BEGIN line of {} characters", label.chars().count())
+    }
 }
 
 /// DER bytes of the first PEM block of `pem`.
@@ -118,7 +116,7 @@ mod tests {
             (cert, KeyFormatError::NotAKey("BEGIN CERTIFICATE".into())),
             (
                 block("X\u{1b}[31m", ""),
-                KeyFormatError::NotAKey("BEGIN X?[31m".into()),
+                KeyFormatError::NotAKey("a BEGIN line of 6 characters".into()),
             ),
             ("hello".into(), KeyFormatError::NotPem),
         ];

@@ -132,9 +132,9 @@ impl Pki {
         self.staged_bytes(name).is_some() || fs::symlink_metadata(self.path(name)).is_ok()
     }
 
-    /// Every file a plan for `cluster` reads (CAs, leaves, service-account pair, encryption
-    /// key) that does not exist; for commands that use the PKI as it is.
-    pub fn missing(&self, cluster: &Cluster) -> Vec<String> {
+    /// Every file a plan for `cluster` reads: CAs, leaves, service-account pair, encryption
+    /// key.
+    fn files(cluster: &Cluster) -> Vec<String> {
         let stems = CAS
             .iter()
             .map(|ca| ca.file.to_string())
@@ -142,8 +142,34 @@ impl Pki {
         stems
             .flat_map(|stem| [format!("{stem}.crt"), format!("{stem}.key")])
             .chain([SA_KEY, SA_PUB, ENCRYPTION_KEY].map(String::from))
+            .collect()
+    }
+
+    /// Every file a plan for `cluster` reads that does not exist; for commands that use the
+    /// PKI as it is.
+    pub fn missing(&self, cluster: &Cluster) -> Vec<String> {
+        Pki::files(cluster)
+            .into_iter()
             .filter(|name| !self.exists(name))
             .collect()
+    }
+
+    /// `Err` naming the first file a plan for `cluster` reads that is there but cannot be
+    /// read (see [`read_regular`]): checked before anything is written, since such a file
+    /// is never replaced.
+    pub(super) fn require_readable(&self, cluster: &Cluster) -> Result<(), PkiError> {
+        for name in Pki::files(cluster) {
+            match self.read_file(&name) {
+                Ok(_) | Err(ReadError::NotFound) => {}
+                Err(reason) => {
+                    return Err(PkiError::Read {
+                        path: self.path(&name),
+                        reason,
+                    })
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `Ok` when no file a plan reads is missing, else [`PkiError::Incomplete`].
@@ -167,7 +193,7 @@ impl Pki {
     pub fn read(&self, name: &str) -> Result<Vec<u8>, PkiError> {
         self.read_file(name).map_err(|source| PkiError::Read {
             path: self.path(name),
-            source,
+            reason: source,
         })
     }
 
