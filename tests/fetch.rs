@@ -692,3 +692,52 @@ fn a_complete_partial_download_is_verified_without_downloading_again() {
     assert_eq!(fs::read(f.dir.join("kubelet")).unwrap(), kubelet);
     assert_eq!(f.server.hit(&f.kubelet_path()), 1);
 }
+
+#[test]
+fn a_redirect_to_another_scheme_is_refused_not_followed() {
+    for location in [
+        "file:///etc/passwd",
+        "file:/etc/shadow",
+        "ftp://127.0.0.1/kubelet",
+        "data:text/plain,kubelet",
+        "unix:/run/docker.sock",
+        "gopher://127.0.0.1:70/1",
+    ] {
+        let mut f = fixture();
+        f.opts.components = vec![Component::Kubernetes];
+        f.server.redirect(&f.kubelet_path(), location);
+        let err = f.run().0.unwrap_err();
+        assert!(
+            matches!(err, FetchError::Redirect { .. }),
+            "{location}: {err:?}"
+        );
+        let msg = err.to_string();
+        assert!(msg.contains("not following the redirect to"), "{msg}");
+        assert!(msg.contains("not http or https"), "{msg}");
+        assert!(!f.dir.join("kubelet").exists());
+    }
+}
+
+#[test]
+fn redirects_are_followed_within_http_and_bounded() {
+    // A relative redirect to where the file now is: followed, verified, installed.
+    let mut f = fixture();
+    f.opts.components = vec![Component::Kubernetes];
+    let kubelet = f.kubelet_path();
+    let bytes = f.expected["kubelet"].clone();
+    f.server.put("/moved/kubelet", bytes.clone());
+    f.server.redirect(&kubelet, "/moved/kubelet");
+    f.run().0.unwrap();
+    assert_eq!(fs::read(f.dir.join("kubelet")).unwrap(), bytes);
+    assert_eq!(f.server.hit("/moved/kubelet"), 1);
+
+    // A loop ends with an error naming the bound.
+    let mut f = fixture();
+    f.opts.components = vec![Component::Kubernetes];
+    let kubelet = f.kubelet_path();
+    f.server.redirect(&kubelet, "/loop/a");
+    f.server.redirect("/loop/a", "/loop/b");
+    f.server.redirect("/loop/b", "/loop/a");
+    let msg = f.run().0.unwrap_err().to_string();
+    assert!(msg.contains("more than 10 redirects"), "{msg}");
+}

@@ -78,6 +78,15 @@ pub enum FetchError {
         actual: String,
     },
 
+    /// A redirect that is not followed: to a scheme other than http(s) (`file:`), from
+    /// https down to http, one without a usable `Location`, or one too many.
+    #[error("GET {url}: not following the redirect to {location}: {reason}")]
+    Redirect {
+        url: String,
+        location: String,
+        reason: String,
+    },
+
     /// The registry answered something that is not a usable image: a failed token request,
     /// an unsupported manifest type, no image for the architecture.
     #[error("{url}: {message}")]

@@ -1,9 +1,10 @@
 //! HTTP GET with streaming to disk, resume by `Range` and timeouts (ureq, blocking).
 //!
 //! Used for release downloads and for the container registry API alike: requests may carry
-//! extra headers (`Accept`, `Authorization`). Redirects are followed, but an `Authorization`
-//! header is never sent on after a redirect, so a registry token does not reach the blob
-//! storage a registry redirects to.
+//! extra headers (`Accept`, `Authorization`). Redirects are followed here, not by ureq, so
+//! each one is checked first ([`redirect_target`]): only to http(s), never from https down
+//! to http, at most [`MAX_REDIRECTS`]; an `Authorization` header is never sent on after a
+//! redirect, so a registry token does not reach the blob storage a registry redirects to.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -27,6 +28,8 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 pub const CHECKSUM_FILE_LIMIT: u64 = 1024 * 1024;
 /// Largest image manifest, index or token answer read into memory.
 pub const MANIFEST_LIMIT: u64 = 4 * 1024 * 1024;
+/// Redirects followed for one request (GitHub release downloads take one, to their CDN).
+pub const MAX_REDIRECTS: usize = 10;
 
 pub struct Client {
     /// One agent per proxy choice (`None` = direct), built on first use.
@@ -63,10 +66,9 @@ impl Client {
             .timeout_connect(CONNECT_TIMEOUT)
             .timeout_read(READ_TIMEOUT)
             .timeout_write(READ_TIMEOUT)
-            .redirects(10)
-            // Never pass credentials on to wherever a redirect points (registries send blob
-            // downloads to storage on other hosts). `SameHost` would not do: it ignores ports.
-            .redirect_auth_headers(ureq::RedirectAuthHeaders::Never)
+            // Redirects are followed by `send`, which checks each target first: ureq would
+            // follow one to `file:` into a panic.
+            .redirects(0)
             .user_agent(concat!("k8s-boot/", env!("CARGO_PKG_VERSION")));
         if let Some(p) = &proxy {
             let parsed = ureq::Proxy::new(p).map_err(|e| FetchError::Network {
@@ -80,9 +82,37 @@ impl Client {
         Ok(agent)
     }
 
-    /// Any answer of the server, error statuses included (`ureq` turns those into errors);
-    /// only a failed transport is an error here.
+    /// Any answer of the server, error statuses included (`ureq` turns those into errors),
+    /// after following redirects (see the module documentation); only a failed transport
+    /// or a refused redirect is an error here. The answer's `get_url()` is where it came
+    /// from.
     pub fn send(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        range_from: Option<u64>,
+    ) -> Result<ureq::Response, FetchError> {
+        let mut target = url.to_string();
+        let mut headers = headers.to_vec();
+        for _ in 0..=MAX_REDIRECTS {
+            let resp = self.send_once(&target, &headers, range_from)?;
+            let Some(location) = redirect_location(&resp) else {
+                return Ok(resp);
+            };
+            target = redirect_target(url, &target, location)?;
+            // Never pass credentials on to wherever a redirect points (registries send blob
+            // downloads to storage on other hosts, and a port is part of the origin).
+            headers.retain(|(name, _)| !name.eq_ignore_ascii_case("authorization"));
+        }
+        Err(FetchError::Redirect {
+            url: url.to_string(),
+            location: target,
+            reason: format!("more than {MAX_REDIRECTS} redirects"),
+        })
+    }
+
+    /// One request, no redirect followed.
+    fn send_once(
         &self,
         url: &str,
         headers: &[(&str, &str)],
@@ -234,6 +264,41 @@ impl Client {
     }
 }
 
+/// The `Location` of an answer that redirects a GET (301, 302, 303, 307, 308).
+fn redirect_location(resp: &ureq::Response) -> Option<&str> {
+    match resp.status() {
+        301 | 302 | 303 | 307 | 308 => resp.header("Location"),
+        _ => None,
+    }
+}
+
+/// Where a redirect from `current` to `location` (absolute or relative) leads, if it may be
+/// followed: an http(s) URL with a host, and not http after https. `url` is the request's
+/// first URL, for the error.
+pub fn redirect_target(url: &str, current: &str, location: &str) -> Result<String, FetchError> {
+    let refuse = |reason: &str| FetchError::Redirect {
+        url: url.to_string(),
+        location: location.to_string(),
+        reason: reason.to_string(),
+    };
+    let base = url::Url::parse(current).map_err(|_| refuse("the current URL does not parse"))?;
+    let next = base
+        .join(location)
+        .map_err(|e| refuse(&format!("not a URL ({e})")))?;
+    match (base.scheme(), next.scheme()) {
+        (_, "http" | "https") if next.host_str().is_none_or(str::is_empty) => {
+            Err(refuse("it names no host"))
+        }
+        ("https", "http") => Err(refuse(
+            "a downgrade from https to http (the mirror or server must stay on https)",
+        )),
+        (_, "http" | "https") => Ok(next.to_string()),
+        (_, other) => Err(refuse(&format!(
+            "`{other}:` is not http or https; only http(s) downloads are followed"
+        ))),
+    }
+}
+
 /// `FetchError::Http` for an error answer.
 pub fn http_error(url: &str, resp: &ureq::Response) -> FetchError {
     FetchError::Http {
@@ -321,4 +386,43 @@ fn stream(
         }
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_targets_stay_on_http_and_never_go_down_from_https() {
+        let from = "https://dl.k8s.io/release/v1.37.2/bin/linux/amd64/kubelet";
+        let ok = |current: &str, location: &str| redirect_target(from, current, location);
+        assert_eq!(
+            ok(from, "https://cdn.dl.k8s.io/x/kubelet").unwrap(),
+            "https://cdn.dl.k8s.io/x/kubelet"
+        );
+        assert_eq!(ok(from, "/other").unwrap(), "https://dl.k8s.io/other");
+        assert_eq!(
+            ok("http://mirror:8080/a/b", "c").unwrap(),
+            "http://mirror:8080/a/c"
+        );
+        assert_eq!(
+            ok("http://mirror/a", "https://mirror/a").unwrap(),
+            "https://mirror/a"
+        );
+        for (current, location, says) in [
+            (from, "http://dl.k8s.io/kubelet", "downgrade"),
+            (from, "file:///etc/passwd", "`file:` is not http or https"),
+            ("http://mirror/a", "FILE:///etc/passwd", "`file:`"),
+            ("http://mirror/a", "ftp://mirror/a", "`ftp:`"),
+            ("http://mirror/a", "http://", "not a URL"),
+            ("http://mirror/a", "http://[::1", "not a URL"),
+        ] {
+            let err = ok(current, location).unwrap_err().to_string();
+            assert!(err.contains(says), "{location}: {err}");
+            assert!(
+                err.starts_with(&format!("GET {from}: not following")),
+                "{err}"
+            );
+        }
+    }
 }

@@ -36,6 +36,8 @@ pub struct State {
     pub ignore_ranges: bool,
     /// path -> bytes of body to send before dropping the connection, once.
     pub cut_once: HashMap<String, usize>,
+    /// path -> `Location` of a `302 Found` answered instead of the file.
+    pub redirects: HashMap<String, String>,
 }
 
 pub struct Server {
@@ -67,6 +69,15 @@ impl Server {
             .unwrap()
             .files
             .insert(path.to_string(), bytes.into());
+    }
+
+    /// Answers `path` with `302 Found` to `location` (absolute or relative, any scheme).
+    pub fn redirect(&self, path: &str, location: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .redirects
+            .insert(path.to_string(), location.to_string());
     }
 
     pub fn remove(&self, path: &str) {
@@ -111,7 +122,14 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
             st.range_headers.push((path.clone(), r.clone()));
         }
         let cut = st.cut_once.remove(&path);
+        let redirect = st.redirects.get(&path).cloned();
         match (method.as_str(), st.files.get(&path).cloned()) {
+            ("GET", _) if redirect.is_some() => (
+                "302 Found",
+                format!("Location: {}\r\n", redirect.unwrap_or_default()),
+                Vec::new(),
+                None,
+            ),
             ("GET", Some(file)) => {
                 let len = file.len() as u64;
                 let from = range
