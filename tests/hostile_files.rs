@@ -686,3 +686,17 @@ fn renders_at_once_exclude_each_other_and_leftovers_of_killed_ones_go() {
         .collect();
     assert!(siblings.is_empty(), "{siblings:?}");
 }
+
+#[test]
+fn versions_json_is_read_as_a_capped_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join(k8s_boot::fetch::MANIFEST_FILE);
+    assert!(k8s_boot::fetch::read_manifest(dir.path()).is_ok(), "absent: empty");
+    symlink("/dev/zero", &manifest).unwrap();
+    let err = k8s_boot::fetch::read_manifest(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("is a symbolic link"), "{err}");
+    fs::remove_file(&manifest).unwrap();
+    fs::write(&manifest, vec![b' '; (4 << 20) + 1]).unwrap();
+    let err = k8s_boot::fetch::read_manifest(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("is larger than 4 MiB"), "{err}");
+}

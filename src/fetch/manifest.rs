@@ -1,7 +1,6 @@
 //! `{dir}/versions.json`: what the binaries directory holds, written atomically.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io;
 use std::path::Path;
 
@@ -57,16 +56,23 @@ pub struct ManifestEntry {
     pub artifact_sha256: String,
 }
 
-/// Reads `{dir}/versions.json`; an absent file is an empty manifest.
+/// The most read of `versions.json` (a few KiB for every component and image).
+const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+
+/// Reads `{dir}/versions.json`; an absent file is an empty manifest. A link, FIFO or a file
+/// over 4 MiB there is an error (`fetch` then starts a new manifest).
 pub fn read_manifest(dir: &Path) -> Result<Manifest, FetchError> {
+    use crate::fsutil::{read_regular, ReadError};
     let path = dir.join(MANIFEST_FILE);
-    match fs::read(&path) {
+    // A regular file, no link followed, capped: the directory may hold anyone's files.
+    match read_regular(&path, MAX_MANIFEST_BYTES) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| FetchError::ManifestJson {
             path: path.clone(),
             source,
         }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Manifest::default()),
-        Err(e) => Err(FetchError::io(&path, e)),
+        Err(ReadError::NotFound) => Ok(Manifest::default()),
+        Err(ReadError::Io(e)) => Err(FetchError::io(&path, e)),
+        Err(e) => Err(FetchError::io(&path, io::Error::other(e.to_string()))),
     }
 }
 
