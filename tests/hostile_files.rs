@@ -691,7 +691,10 @@ fn renders_at_once_exclude_each_other_and_leftovers_of_killed_ones_go() {
 fn versions_json_is_read_as_a_capped_regular_file() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join(k8s_boot::fetch::MANIFEST_FILE);
-    assert!(k8s_boot::fetch::read_manifest(dir.path()).is_ok(), "absent: empty");
+    assert!(
+        k8s_boot::fetch::read_manifest(dir.path()).is_ok(),
+        "absent: empty"
+    );
     symlink("/dev/zero", &manifest).unwrap();
     let err = k8s_boot::fetch::read_manifest(dir.path()).unwrap_err();
     assert!(err.to_string().contains("is a symbolic link"), "{err}");
