@@ -741,3 +741,60 @@ fn redirects_are_followed_within_http_and_bounded() {
     let msg = f.run().0.unwrap_err().to_string();
     assert!(msg.contains("more than 10 redirects"), "{msg}");
 }
+
+#[test]
+fn mirror_credentials_are_used_but_never_shown_or_recorded() {
+    let mut f = fixture();
+    f.opts.components = vec![Component::Kubernetes, Component::Runc];
+    let secret = "s3cr3t-pa55";
+    let with_user = f
+        .server
+        .base
+        .replace("http://", &format!("http://mirror-user:{secret}@"));
+    f.opts.mirror = Mirrors::under(&with_user);
+    let (report, lines) = f.run();
+    report.unwrap();
+    let manifest = fs::read_to_string(f.dir.join("versions.json")).unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("downloading http://***@127.0.0.1")),
+        "{lines:?}"
+    );
+    assert!(
+        manifest.contains("\"url\": \"http://***@127.0.0.1"),
+        "{manifest}"
+    );
+    for shown in lines.iter().chain([&manifest]) {
+        assert!(
+            !shown.contains(secret) && !shown.contains("mirror-user"),
+            "{shown}"
+        );
+    }
+
+    // Nor in an error, with a signed query on top.
+    let mut f = fixture();
+    f.opts.components = vec![Component::Kubernetes];
+    let path = f.kubelet_path();
+    f.server.redirect(
+        &path,
+        "/signed/kubelet?X-Amz-Signature=d34db33f&token=t0k3n",
+    );
+    f.server.redirect(
+        "/signed/kubelet?X-Amz-Signature=d34db33f&token=t0k3n",
+        "file:///etc/passwd",
+    );
+    let with_user = f
+        .server
+        .base
+        .replace("http://", &format!("http://mirror-user:{secret}@"));
+    f.opts.mirror = Mirrors::under(&with_user);
+    let (err, lines) = f.run();
+    let msg = err.unwrap_err().to_string();
+    assert!(msg.contains("http://***@127.0.0.1"), "{msg}");
+    for shown in lines.iter().chain([&msg]) {
+        for leak in [secret, "mirror-user", "d34db33f", "t0k3n"] {
+            assert!(!shown.contains(leak), "{leak} in {shown}");
+        }
+    }
+}

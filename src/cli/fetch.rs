@@ -5,7 +5,7 @@ use super::console::{errln, outln};
 use super::exit::UsageError;
 use super::inventory::load;
 use anyhow::{Context, Result};
-use k8s_boot::fetch::{self, FetchOptions, ImageSpec, Mirrors};
+use k8s_boot::fetch::{self, FetchOptions, ImageSpec, Mirrors, RedactedUrl};
 use k8s_boot::inventory::Cluster;
 use std::path::PathBuf;
 
@@ -65,7 +65,8 @@ pub fn apply_sources(sources: &FetchSources, opts: &mut FetchOptions) -> Result<
     if let Some(base) = &sources.mirror {
         if !is_http_url(base) {
             return Err(UsageError(format!(
-                "--mirror wants an http:// or https:// base URL, got `{base}`"
+                "--mirror wants an http:// or https:// base URL, got `{}`",
+                RedactedUrl::new(base)
             ))
             .into());
         }
@@ -95,7 +96,8 @@ fn registry_mirror(value: &str) -> Result<(String, String), UsageError> {
             Ok((host.trim().to_ascii_lowercase(), url.trim().to_string()))
         }
         _ => Err(UsageError(format!(
-            "--registry-mirror wants HOST=URL with an http:// or https:// URL, got `{value}`"
+            "--registry-mirror wants HOST=URL with an http:// or https:// URL, got `{}`",
+            RedactedUrl::new(value)
         ))),
     }
 }

@@ -20,6 +20,7 @@ use super::manifest::{read_manifest, Manifest, ManifestEntry, MANIFEST_FILE};
 use super::options::{artifacts, FetchOptions};
 use super::report::{human, FetchReport, Outcome};
 use super::run::Run;
+use super::shown_url::RedactedUrl;
 use crate::digest::sha256_file;
 
 /// Downloaded archives and partial downloads, under the binaries directory.
@@ -92,7 +93,7 @@ impl Run<'_> {
             version: a.version.clone(),
             arch: self.arch.clone(),
             sha256: sha256.into(),
-            url: a.url.clone(),
+            url: RedactedUrl::new(&a.url).to_string(),
             artifact_sha256: artifact_sha256.into(),
         }
     }
@@ -110,10 +111,10 @@ impl Run<'_> {
         match fs::metadata(part) {
             Ok(m) if m.len() > 0 => self.say(format!(
                 "{label}: resuming {} from {}",
-                a.url,
+                RedactedUrl::new(&a.url),
                 human(m.len())
             )),
-            _ => self.say(format!("{label}: downloading {}", a.url)),
+            _ => self.say(format!("{label}: downloading {}", RedactedUrl::new(&a.url))),
         }
         let first = self.client.download(&a.url, part)?;
         self.report.transferred += first.transferred;

@@ -1,6 +1,8 @@
 //! Errors of the release fetcher. Every variant names what it was working on (URL or path).
 
 use std::io;
+
+use super::shown_url::RedactedUrl;
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -12,11 +14,14 @@ pub enum FetchError {
     #[error("unsupported architecture `{0}` (supported: amd64, arm64)")]
     Arch(String),
 
-    #[error("mirror URL for {component} must start with http:// or https://, got `{url}`")]
+    #[error(
+        "mirror URL for {component} must start with http:// or https://, got `{}`",
+        RedactedUrl::new(url)
+    )]
     Mirror { component: String, url: String },
 
     /// The server answered with an error status (404, 500, ...).
-    #[error("GET {url}: HTTP {status} {reason}")]
+    #[error("GET {}: HTTP {status} {reason}", RedactedUrl::new(url))]
     Http {
         url: String,
         status: u16,
@@ -25,12 +30,12 @@ pub enum FetchError {
 
     /// Connection, TLS, timeout or an interrupted body. A partial download stays in `.cache`
     /// and the next run resumes it.
-    #[error("GET {url}: {message}")]
+    #[error("GET {}: {message}", RedactedUrl::new(url))]
     Network { url: String, message: String },
 
     /// The downloaded bytes do not match the published checksum; the download was deleted.
     #[error(
-        "checksum mismatch for {url}: expected sha256 {expected}, got {actual}; the download was deleted"
+        "checksum mismatch for {}: expected sha256 {expected}, got {actual}; the download was deleted", RedactedUrl::new(url)
     )]
     ChecksumMismatch {
         url: String,
@@ -39,10 +44,16 @@ pub enum FetchError {
     },
 
     /// The checksum file has no usable sha256 line for the artifact.
-    #[error("{url}: no sha256 checksum for `{file}` in the checksum file")]
+    #[error(
+        "{}: no sha256 checksum for `{file}` in the checksum file",
+        RedactedUrl::new(url)
+    )]
     ChecksumMissing { url: String, file: String },
 
-    #[error("{url}: checksum file larger than {limit} bytes; refusing to read it")]
+    #[error(
+        "{}: checksum file larger than {limit} bytes; refusing to read it",
+        RedactedUrl::new(url)
+    )]
     ChecksumTooLarge { url: String, limit: u64 },
 
     /// A file the product needs is not in the (checksum-verified) archive.
@@ -70,7 +81,7 @@ pub enum FetchError {
     /// The tag resolved to another digest than the pinned one. Nothing of the image was
     /// downloaded or saved.
     #[error(
-        "{url}: the tag resolves to {actual}, but {expected} is pinned; refusing the image (nothing was saved)"
+        "{}: the tag resolves to {actual}, but {expected} is pinned; refusing the image (nothing was saved)", RedactedUrl::new(url)
     )]
     PinnedDigest {
         url: String,
@@ -80,7 +91,11 @@ pub enum FetchError {
 
     /// A redirect that is not followed: to a scheme other than http(s) (`file:`), from
     /// https down to http, one without a usable `Location`, or one too many.
-    #[error("GET {url}: not following the redirect to {location}: {reason}")]
+    #[error(
+        "GET {}: not following the redirect to {}: {reason}",
+        RedactedUrl::new(url),
+        RedactedUrl::new(location)
+    )]
     Redirect {
         url: String,
         location: String,
@@ -89,7 +104,7 @@ pub enum FetchError {
 
     /// The registry answered something that is not a usable image: a failed token request,
     /// an unsupported manifest type, no image for the architecture.
-    #[error("{url}: {message}")]
+    #[error("{}: {message}", RedactedUrl::new(url))]
     Registry { url: String, message: String },
 
     /// `versions.json` could not be read or written as JSON.

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::FetchError;
 use super::proxy::proxy_for;
+use super::shown_url::RedactedUrl;
 use crate::digest::{finish_hex, hash_reader};
 
 /// Establishing a TCP (and TLS) connection.
@@ -73,7 +74,10 @@ impl Client {
         if let Some(p) = &proxy {
             let parsed = ureq::Proxy::new(p).map_err(|e| FetchError::Network {
                 url: url.to_string(),
-                message: format!("unusable proxy `{p}` from the environment: {e}"),
+                message: format!(
+                    "unusable proxy `{}` from the environment: {e}",
+                    RedactedUrl::new(p)
+                ),
             })?;
             builder = builder.proxy(parsed);
         }

@@ -24,6 +24,7 @@ use super::registry::{
 };
 use super::report::{human, Outcome};
 use super::run::Run;
+use super::shown_url::RedactedUrl;
 use crate::digest::{oci_digest, oci_digest_hex, sha256_file};
 
 /// What the tag resolved to.
@@ -113,7 +114,7 @@ impl Run<'_> {
         let mut session = Session::new(&planned.image, mirrors)?;
         self.say(format!(
             "{label}: resolving {}",
-            session.manifest_url(&planned.image.tag)
+            RedactedUrl::new(&session.manifest_url(&planned.image.tag))
         ));
         let top = session.manifest(&self.client, &planned.image.tag)?;
         let resolved = Resolved {
@@ -296,7 +297,7 @@ impl Run<'_> {
                 manifest_digest: platform.digest.clone(),
                 archive: planned.archive.clone(),
                 archive_sha256,
-                url: resolved.url,
+                url: RedactedUrl::new(&resolved.url).to_string(),
             },
         );
         self.save_manifest()?;

@@ -47,6 +47,7 @@ mod proxy;
 mod registry;
 mod report;
 mod run;
+mod shown_url;
 
 pub use artifacts::{
     Artifact, Install, CNI_DIR, KUBERNETES_BINARIES, REQUIRED_CNI_PLUGINS, SUPPORTED_ARCHES,
@@ -69,3 +70,4 @@ pub use pins::{
 };
 pub use registry::ImageRef;
 pub use report::{human, FetchReport, Outcome};
+pub use shown_url::RedactedUrl;
