@@ -115,6 +115,11 @@ pub enum FetchError {
         source: serde_json::Error,
     },
 
+    /// `versions.json` names a file outside the binaries directory (absolute, or with `..`),
+    /// which a later run would remove or overwrite.
+    #[error("{}: `{name}` is not a path inside the binaries directory", path.display())]
+    ManifestPath { path: PathBuf, name: String },
+
     /// Writing an image's OCI archive failed.
     #[error("{path}: {source}")]
     ImageArchive {

@@ -66,14 +66,38 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, FetchError> {
     let path = dir.join(MANIFEST_FILE);
     // A regular file, no link followed, capped: the directory may hold anyone's files.
     match read_regular(&path, MAX_MANIFEST_BYTES) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| FetchError::ManifestJson {
-            path: path.clone(),
-            source,
-        }),
+        Ok(bytes) => {
+            let manifest: Manifest =
+                serde_json::from_slice(&bytes).map_err(|source| FetchError::ManifestJson {
+                    path: path.clone(),
+                    source,
+                })?;
+            // Its names are removed and replaced by later runs: each must stay inside `dir`.
+            let names = manifest
+                .files
+                .keys()
+                .chain(manifest.images.values().map(|i| &i.archive));
+            match names.into_iter().find(|n| !is_inside(n)) {
+                Some(name) => Err(FetchError::ManifestPath {
+                    path,
+                    name: name.clone(),
+                }),
+                None => Ok(manifest),
+            }
+        }
         Err(ReadError::NotFound) => Ok(Manifest::default()),
         Err(ReadError::Io(e)) => Err(FetchError::io(&path, e)),
         Err(e) => Err(FetchError::io(&path, io::Error::other(e.to_string()))),
     }
+}
+
+/// A relative path of plain names (no root, no `.` or `..`, not empty).
+fn is_inside(name: &str) -> bool {
+    let path = Path::new(name);
+    !name.is_empty()
+        && path
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
 }
 
 pub(crate) fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), FetchError> {
@@ -85,4 +109,40 @@ pub(crate) fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), Fetc
         })?;
     json.push(b'\n');
     crate::fsutil::write_atomic(&path, &json, 0o644).map_err(|e| FetchError::io(&path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_naming_a_path_outside_the_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = |name: &str| {
+            format!(
+                r#"{{"files": {{"{name}": {{"component": "runc", "version": "v1", "arch": "amd64",
+                "sha256": "x", "url": "u", "artifact_sha256": "x"}}}}}}"#
+            )
+        };
+        for bad in ["../victim", "/etc/passwd", "cni/../../x", "./runc", ""] {
+            std::fs::write(dir.path().join(MANIFEST_FILE), entry(bad)).unwrap();
+            let err = read_manifest(dir.path()).unwrap_err();
+            assert!(
+                matches!(&err, FetchError::ManifestPath { name, .. } if name == bad),
+                "{bad}: {err}"
+            );
+        }
+        for good in ["runc", "cni/bridge"] {
+            std::fs::write(dir.path().join(MANIFEST_FILE), entry(good)).unwrap();
+            assert!(read_manifest(dir.path()).unwrap().files.contains_key(good));
+        }
+        let image = r#"{"images": {"r": {"digest": "d", "pinned": false, "arch": "amd64",
+            "manifest_digest": "m", "archive": "../../home/user/file", "archive_sha256": "s",
+            "url": "u"}}}"#;
+        std::fs::write(dir.path().join(MANIFEST_FILE), image).unwrap();
+        assert!(matches!(
+            read_manifest(dir.path()),
+            Err(FetchError::ManifestPath { .. })
+        ));
+    }
 }
