@@ -193,6 +193,59 @@ fn an_unusable_encryption_key_stops_the_plan_without_showing_it() {
     }
 }
 
+/// `check` reads the encryption key of the PKI directory beside the inventory, when there is
+/// one: an unusable key, or anything but a regular file there, fails at `check` (exit 2,
+/// never quoted), not at `install`.
+#[test]
+fn check_refuses_an_unusable_encryption_key_beside_the_inventory() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_k8s-boot");
+    let init = std::process::Command::new(bin)
+        .arg("init")
+        .output()
+        .unwrap();
+    let inventory = dir.path().join("hosts.yaml");
+    fs::write(&inventory, &init.stdout).unwrap();
+    let check = || {
+        std::process::Command::new(bin)
+            .args(["check", "--inventory"])
+            .arg(&inventory)
+            .output()
+            .unwrap()
+    };
+    // No PKI yet: nothing to read.
+    assert!(check().status.success());
+    let certs = std::process::Command::new(bin)
+        .args(["certs", "--inventory"])
+        .arg(&inventory)
+        .output()
+        .unwrap();
+    assert!(certs.status.success(), "{certs:?}");
+    assert!(check().status.success(), "the key certs made is refused");
+
+    let key = dir.path().join("pki/encryption.key");
+    for garbage in ["S0VZS0VZS0VZ\n", "not base64 at all!", ""] {
+        fs::write(&key, garbage).unwrap();
+        let out = check();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{garbage:?} accepted: {err}");
+        assert!(err.contains("encryption.key"), "{err}");
+        if !garbage.is_empty() {
+            assert!(!err.contains(garbage.trim()), "{err}");
+        }
+    }
+    fs::remove_file(&key).unwrap();
+    symlink("/nonexistent/encryption.key", &key).unwrap();
+    let out = check();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a dangling link accepted: {err}"
+    );
+    assert!(err.contains("not a regular file"), "{err}");
+}
+
 /// A templates directory holding `files` (name, text).
 fn overrides(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

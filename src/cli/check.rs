@@ -1,6 +1,7 @@
 //! `k8s-boot init` and `k8s-boot check`: the inventory file itself.
 
 use super::console::{outln, write_stdout};
+use super::exit::UsageError;
 use super::inventory::load;
 use anyhow::Result;
 use k8s_boot::inventory::Role;
@@ -16,6 +17,7 @@ pub fn init() -> Result<i32> {
 /// `k8s-boot check`: the summary of a valid inventory (an invalid one is an error).
 pub fn check(inventory: &Path) -> Result<i32> {
     let c = load(inventory)?;
+    check_encryption_key(inventory)?;
     let inv = &c.inventory;
     outln!(
         "cluster {} - Kubernetes {} (profile v{}, etcd {})",
@@ -71,4 +73,21 @@ pub fn check(inventory: &Path) -> Result<i32> {
         c.warnings.len()
     )?;
     Ok(0)
+}
+
+/// An `encryption.key` that cannot work fails here, not at `install`: the one in the PKI
+/// directory beside the inventory, when there is one (`certs` makes it). Never quoted.
+fn check_encryption_key(inventory: &Path) -> Result<()> {
+    use k8s_boot::fsutil::{read_regular, ReadError};
+    use k8s_boot::pki::{self, PKI_FILE_CAP};
+    let path = pki::default_dir(inventory).join(pki::ENCRYPTION_KEY);
+    let problem = match read_regular(&path, PKI_FILE_CAP) {
+        Err(ReadError::NotFound) => return Ok(()),
+        Err(e) => e.to_string(),
+        Ok(bytes) => match pki::check_encryption_key(&bytes) {
+            Ok(()) => return Ok(()),
+            Err(e) => e.to_string(),
+        },
+    };
+    Err(UsageError(format!("{}: {problem}", path.display())).into())
 }
