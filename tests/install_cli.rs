@@ -85,3 +85,25 @@ fn reset_without_a_terminal_needs_yes() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("confirm with --yes"));
 }
+
+#[test]
+fn ready_timeout_takes_whole_seconds_of_at_least_one() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("hosts.yaml"), INVENTORY).unwrap();
+    for (command, value) in [("install", "0"), ("deploy", "-5s"), ("install", "2m")] {
+        let flag = format!("--ready-timeout={value}");
+        let out = k8s_boot(dir.path(), &[command, &flag]);
+        assert_eq!(out.status.code(), Some(2), "{command} {value}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--ready-timeout"), "{err}");
+    }
+    let help = Command::new(env!("CARGO_BIN_EXE_k8s-boot"))
+        .args(["install", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("--ready-timeout <SECONDS>") && help.contains("[default: 300]"),
+        "{help}"
+    );
+}

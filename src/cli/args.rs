@@ -168,9 +168,28 @@ pub struct InstallArgs {
     /// Trust and record host keys not yet in known_hosts (never a changed key)
     #[arg(long)]
     pub accept_new_host_keys: bool,
+    #[command(flatten)]
+    pub ready: ReadyTimeoutArg,
     /// Result format
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+}
+
+/// `--ready-timeout`, for the commands that apply the cluster's manifests.
+#[derive(Args)]
+pub struct ReadyTimeoutArg {
+    /// Seconds the cluster phases wait, in all, for what they applied to be rolled out
+    /// (and the metrics API to answer) before they fail naming what is not ready
+    #[arg(long = "ready-timeout", value_name = "SECONDS",
+          default_value_t = k8s_boot::install::READY_TIMEOUT.as_secs(),
+          value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..))]
+    pub seconds: u64,
+}
+
+impl ReadyTimeoutArg {
+    pub fn duration(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.seconds)
+    }
 }
 
 // `k8s-boot deploy`.
@@ -183,6 +202,8 @@ pub struct DeployArgs {
     /// Trust and record host keys not yet in known_hosts (never a changed key)
     #[arg(long)]
     pub accept_new_host_keys: bool,
+    #[command(flatten)]
+    pub ready: ReadyTimeoutArg,
 }
 
 // `k8s-boot status`.

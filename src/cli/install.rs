@@ -33,6 +33,7 @@ pub fn install(args: InstallArgs, quiet: bool) -> Result<i32> {
         dry_run: args.dry_run,
         parallelism: args.parallelism,
         accept_new_host_keys: args.accept_new_host_keys,
+        ready_timeout: args.ready.duration(),
         ..Default::default()
     };
     run(Run {
@@ -48,6 +49,7 @@ pub fn deploy(args: DeployArgs, quiet: bool) -> Result<i32> {
     let options = install::Options {
         phases: install::parse_phases(&["lb", "cluster", "workloads"])?,
         accept_new_host_keys: args.accept_new_host_keys,
+        ready_timeout: args.ready.duration(),
         ..Default::default()
     };
     run(Run {
