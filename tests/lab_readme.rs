@@ -6,9 +6,9 @@
 
 mod common;
 
-use common::{build_cache_with_cold, built_in, describe, lab_program, run, tail};
+use common::{build_cache_with_cold, built_in, describe, lab_program, run, tail, TestLab};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// The first command of README.md's first `sh` block, without its trailing comment.
@@ -48,20 +48,6 @@ fn copy_checkout(to: &Path) {
     }
 }
 
-/// Takes the lab down when the test ends, however it ends.
-struct LabDown(PathBuf);
-
-impl Drop for LabDown {
-    fn drop(&mut self) {
-        let out = run(Command::new(env!("CARGO_BIN_EXE_k8s-boot"))
-            .args(["lab", "down", "--dir"])
-            .arg(&self.0));
-        if !out.status.success() {
-            eprintln!("lab down failed: {}", describe(&out));
-        }
-    }
-}
-
 #[test]
 fn readme_first_command_gives_a_working_cluster_from_a_new_directory() {
     let command = readme_first_command();
@@ -76,7 +62,10 @@ fn readme_first_command_gives_a_working_cluster_from_a_new_directory() {
     let cache = base.join("build-cache");
     let _ = fs::remove_dir_all(&cache);
     build_cache_with_cold(&cache, "cni-plugins");
-    let _down = LabDown(checkout.join("lab"));
+    // Taken down when the test ends, however it ends.
+    let _lab = TestLab {
+        dir: checkout.join("lab"),
+    };
 
     // The release build is kept between runs (beside, not inside, the new directory); the
     // rootfs cache is the lab tests' shared one.
