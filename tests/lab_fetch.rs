@@ -155,7 +155,7 @@ fn lab_build_fetch_leaves_the_layout_of_the_lab_build() {
 
     // Every program the lab build installs, as published, executable; fetch's extras are
     // the archive's other CNI plugins and its record, versions.json.
-    for program in contents::PROGRAMS {
+    for program in contents::programs() {
         let path = bin.join(program);
         let want = &f.published.expected[program];
         assert_eq!(&fs::read(&path).unwrap(), want, "{program}");

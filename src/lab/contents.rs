@@ -11,29 +11,24 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+/// Programs a lab's binaries directory holds besides the catalog's (what `install` pushes):
+/// etcd's `etcdutl`, which every etcd release ships and the lab's etcd build makes.
+const EXTRA_PROGRAMS: [&str; 1] = ["etcdutl"];
+
 /// Every program of a lab's binaries directory, relative to it, with `fetch`'s names: the
-/// catalog's binaries (what `install` pushes) and etcd's `etcdutl`.
-pub const PROGRAMS: [&str; 19] = [
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "kubelet",
-    "kube-proxy",
-    "kubectl",
-    "etcd",
-    "etcdctl",
-    "etcdutl",
-    "containerd",
-    "containerd-shim-runc-v2",
-    "ctr",
-    "runc",
-    "crictl",
-    "cni/bridge",
-    "cni/host-local",
-    "cni/loopback",
-    "cni/portmap",
-    "cni/flannel",
-];
+/// catalog's binaries, then [`EXTRA_PROGRAMS`], each once.
+pub fn programs() -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for name in crate::catalog::binaries()
+        .map(|(_, b)| b.file)
+        .chain(EXTRA_PROGRAMS)
+    {
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
 
 /// How a binaries directory was filled, for the message of an incomplete one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,10 +67,10 @@ pub fn image_references(names: &ImageNames) -> Vec<&str> {
 }
 
 /// Every file a lab's binaries directory must hold for `kubernetes_version`, relative to
-/// it: [`PROGRAMS`], then `images/<archive>` per image.
+/// it: [`programs`], then `images/<archive>` per image.
 pub fn expected_files(kubernetes_version: &str) -> Result<Vec<String>, LabError> {
     let names = image_names(kubernetes_version)?;
-    let mut files: Vec<String> = PROGRAMS.iter().map(|p| p.to_string()).collect();
+    let mut files: Vec<String> = programs().iter().map(|p| p.to_string()).collect();
     for reference in image_references(&names) {
         files.push(format!(
             "{}/{}",
@@ -90,9 +85,10 @@ pub fn expected_files(kubernetes_version: &str) -> Result<Vec<String>, LabError>
 /// otherwise [`LabError::Incomplete`] lists what is missing.
 pub fn check(binaries: &Path, kubernetes_version: &str, by: FilledBy) -> Result<(), LabError> {
     let mut missing = Vec::new();
+    let programs = programs();
     for file in expected_files(kubernetes_version)? {
         let path = binaries.join(&file);
-        let program = PROGRAMS.contains(&file.as_str());
+        let program = programs.contains(&file.as_str());
         match fs::metadata(&path) {
             Ok(m) if m.is_file() && (!program || m.permissions().mode() & 0o111 != 0) => {}
             Ok(_) => missing.push(format!("{file} (not an executable file)")),
@@ -116,10 +112,13 @@ mod tests {
     use std::collections::BTreeSet;
 
     #[test]
-    fn the_lab_has_every_binary_install_needs() {
+    fn the_lab_has_every_binary_install_needs_and_etcdutl() {
+        let programs = programs();
         for (_, b) in crate::catalog::binaries() {
-            assert!(PROGRAMS.contains(&b.file), "{} is not in PROGRAMS", b.file);
+            assert!(programs.contains(&b.file), "{} is missing", b.file);
         }
+        assert!(programs.contains(&"etcdutl") && programs.contains(&"cni/flannel"));
+        assert_eq!(programs.len(), 19, "{programs:?}");
     }
 
     /// The lab fetches exactly the images `k8s-boot fetch` takes for an inventory with the
@@ -166,8 +165,8 @@ mod tests {
             LabError::Incomplete { missing, .. } => assert_eq!(
                 missing,
                 &[
-                    "etcdutl".to_string(),
                     "cni/flannel (not an executable file)".to_string(),
+                    "etcdutl".to_string(),
                     format!("images/{chat}"),
                 ]
             ),
