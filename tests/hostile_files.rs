@@ -439,7 +439,7 @@ fn fifos_devices_and_huge_files_are_refused_without_hanging() {
     assert_eq!(code, Some(1));
     assert_eq!(
         rows["ca.crt"],
-        "is a FIFO, not a regular file (links are not followed)"
+        "is a FIFO (named pipe), not a regular file (links are not followed)"
     );
     assert_eq!(
         rows["sa.key"],

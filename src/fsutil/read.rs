@@ -38,7 +38,7 @@ impl std::fmt::Display for FileKind {
         f.write_str(match self {
             FileKind::Symlink => "a symbolic link",
             FileKind::Directory => "a directory",
-            FileKind::Fifo => "a FIFO",
+            FileKind::Fifo => "a FIFO (named pipe)",
             FileKind::Socket => "a socket",
             FileKind::CharDevice => "a character device",
             FileKind::BlockDevice => "a block device",
@@ -147,7 +147,7 @@ mod tests {
         let err = read_regular(&p("fifo"), 1 << 20).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "is a FIFO, not a regular file (links are not followed)"
+            "is a FIFO (named pipe), not a regular file (links are not followed)"
         );
         assert!(matches!(
             read_regular(Path::new("/dev/null"), 1),

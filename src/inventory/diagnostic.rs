@@ -41,10 +41,13 @@ pub enum InventoryError {
         source: std::io::Error,
     },
     #[error(
-        "inventory {} is a {kind}, not a regular file; expected the path of a YAML file",
+        "inventory {} is {kind}, not a regular file; expected the path of a YAML file",
         path.display()
     )]
-    NotAFile { path: PathBuf, kind: &'static str },
+    NotAFile {
+        path: PathBuf,
+        kind: crate::fsutil::FileKind,
+    },
     #[error(
         "inventory {} is {}; expected a YAML file of at most {MAX_INVENTORY_BYTES} bytes (1 MiB)",
         path.display(),

@@ -4,6 +4,7 @@ use super::cluster::Cluster;
 use super::diagnostic::{Diagnostic, InventoryError, MAX_INVENTORY_BYTES};
 use super::locate::Position;
 use super::validate;
+use crate::fsutil::FileKind;
 use std::io::Read;
 use std::path::Path;
 
@@ -59,19 +60,19 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, InventoryError> {
         .open(path)
         .map_err(|e| {
             // A socket cannot be opened at all (ENXIO): say what it is instead.
-            match std::fs::metadata(path) {
-                Ok(m) if !m.is_file() => InventoryError::NotAFile {
+            match std::fs::metadata(path).map(|m| FileKind::of(m.file_type())) {
+                Ok(Some(kind)) => InventoryError::NotAFile {
                     path: path.to_path_buf(),
-                    kind: file_kind(&m.file_type()),
+                    kind,
                 },
                 _ => read_err(e),
             }
         })?;
     let meta = file.metadata().map_err(read_err)?;
-    if !meta.is_file() {
+    if let Some(kind) = FileKind::of(meta.file_type()) {
         return Err(InventoryError::NotAFile {
             path: path.to_path_buf(),
-            kind: file_kind(&meta.file_type()),
+            kind,
         });
     }
     if meta.len() > MAX_INVENTORY_BYTES {
@@ -91,23 +92,6 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, InventoryError> {
         });
     }
     Ok(bytes)
-}
-
-fn file_kind(t: &std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if t.is_dir() {
-        "directory"
-    } else if t.is_fifo() {
-        "FIFO (named pipe)"
-    } else if t.is_char_device() {
-        "character device"
-    } else if t.is_block_device() {
-        "block device"
-    } else if t.is_socket() {
-        "socket"
-    } else {
-        "special file"
-    }
 }
 
 /// The error for bytes that are not UTF-8, at the line and column of the first bad byte.

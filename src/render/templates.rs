@@ -10,7 +10,7 @@ use super::sandbox;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Largest override file read, in bytes; the largest built-in template is 20 KiB.
@@ -204,10 +204,9 @@ fn read_override(path: &Path, root: &Path) -> Result<String, RenderError> {
         .open(&target)
         .map_err(io)?;
     let meta = file.metadata().map_err(io)?;
-    if !meta.file_type().is_file() {
+    if let Some(kind) = crate::fsutil::FileKind::of(meta.file_type()) {
         return Err(refuse(format!(
-            "a {}, not a regular file; expected a template file",
-            kind_of(&meta.file_type())
+            "{kind}, not a regular file; expected a template file"
         )));
     }
     if meta.len() > MAX_TEMPLATE_BYTES {
@@ -226,22 +225,6 @@ fn read_override(path: &Path, root: &Path) -> Result<String, RenderError> {
         )));
     }
     String::from_utf8(bytes).map_err(|_| refuse("not UTF-8 text".into()))
-}
-
-fn kind_of(t: &fs::FileType) -> &'static str {
-    if t.is_dir() {
-        "directory"
-    } else if t.is_fifo() {
-        "FIFO (named pipe)"
-    } else if t.is_socket() {
-        "socket"
-    } else if t.is_char_device() {
-        "character device"
-    } else if t.is_block_device() {
-        "block device"
-    } else {
-        "special file"
-    }
 }
 
 /// Deepest directory under `--templates` walked: template names have at most two parts.
