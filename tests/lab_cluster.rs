@@ -156,6 +156,36 @@ impl Client {
         }
     }
 
+    /// Returns once the chat server has registered this client. The protocol has no
+    /// greeting, and a join is announced only to the clients registered before it, so a
+    /// test expecting another client's join must first know that this one is in: a probe
+    /// client says a line every half second until this one hears it (at most 30 s).
+    fn wait_registered(&mut self, addr: &str, port: u16) {
+        let mut probe = Client::connect(addr, port);
+        let short = Some(Duration::from_millis(500));
+        self.stream.set_read_timeout(short).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        'probing: loop {
+            assert!(
+                Instant::now() < deadline,
+                "the chat server did not register the client within 30 s"
+            );
+            probe.send("probe");
+            loop {
+                let mut line = String::new();
+                match self.reader.read_line(&mut line) {
+                    Ok(0) => panic!("the connection closed before the client was registered"),
+                    Ok(_) if line.contains(": probe") => break 'probing,
+                    Ok(_) => {}
+                    Err(_) => break, // nothing within 500 ms: probe again
+                }
+            }
+        }
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+    }
+
     /// Reads until the server closes; returns everything read.
     fn until_closed(&mut self) -> String {
         let mut all = String::new();
@@ -453,6 +483,7 @@ fn whole_install_on_six_lab_hosts() {
         assert!(node.starts_with('w'), "chat pod on {node}");
     }
     let mut a = Client::connect(LB, CHAT_PORT);
+    a.wait_registered(LB, CHAT_PORT);
     let mut b = Client::connect(LB, CHAT_PORT);
     let b_id = format!("{MACHINE}:{}", b.local_port());
     let joined = a.expect(&format!("{b_id} join"));
