@@ -225,14 +225,8 @@ pub fn targz(dirs: &[&str], files: &[(&str, &[u8], u32)]) -> Vec<u8> {
     b.into_inner().unwrap().finish().unwrap()
 }
 
-pub const K8S_BINS: [&str; 6] = [
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "kubelet",
-    "kube-proxy",
-    "kubectl",
-];
+/// The Kubernetes binaries the fixture publishes: the ones `fetch` downloads.
+pub const K8S_BINS: [&str; 6] = k8s_boot::fetch::KUBERNETES_BINARIES;
 pub const CNI_PLUGINS: [&str; 5] = ["bridge", "host-local", "loopback", "portmap", "tuning"];
 
 // ---------------------------------------------------------------------------------------------
