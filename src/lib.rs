@@ -9,6 +9,7 @@
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
 pub mod catalog;
+pub mod conformance;
 pub mod digest;
 pub mod fault;
 pub mod fetch;

@@ -18,6 +18,20 @@ pub struct VersionProfile {
     pub proxy_modes: &'static [&'static str],
     /// kube-proxy mode that still works but is deprecated upstream in this minor.
     pub deprecated_proxy_modes: &'static [&'static str],
+    /// The e2e test images its conformance tests use.
+    pub e2e_images: E2eImages,
+}
+
+/// Images of a minor's conformance tests, as its `test/utils/image/manifest.go` names them
+/// (the etcd one is `registry.k8s.io/etcd:<etcd>-0`, the pause one the profile's).
+#[derive(Debug, Clone, Serialize)]
+pub struct E2eImages {
+    pub agnhost: &'static str,
+    pub agnhost_prev: &'static str,
+    pub busybox: &'static str,
+    pub nginx: &'static str,
+    pub nginx_new: &'static str,
+    pub sample_apiserver: &'static str,
 }
 
 /// Images that do not follow the Kubernetes minor. The flannel CNI binary is not an image: it
@@ -42,6 +56,14 @@ pub const PROFILES: &[VersionProfile] = &[
         coredns_image: "registry.k8s.io/coredns/coredns:v1.13.1",
         proxy_modes: &["iptables", "ipvs", "nftables"],
         deprecated_proxy_modes: &["ipvs"],
+        e2e_images: E2eImages {
+            agnhost: "registry.k8s.io/e2e-test-images/agnhost:2.59",
+            agnhost_prev: "registry.k8s.io/e2e-test-images/agnhost:2.55",
+            busybox: "registry.k8s.io/e2e-test-images/busybox:1.37.0-1",
+            nginx: "registry.k8s.io/e2e-test-images/nginx:1.14-4",
+            nginx_new: "registry.k8s.io/e2e-test-images/nginx:1.15-4",
+            sample_apiserver: "registry.k8s.io/e2e-test-images/sample-apiserver:1.29.2",
+        },
     },
     VersionProfile {
         minor: "1.36",
@@ -50,6 +72,14 @@ pub const PROFILES: &[VersionProfile] = &[
         coredns_image: "registry.k8s.io/coredns/coredns:v1.14.2",
         proxy_modes: &["iptables", "ipvs", "nftables"],
         deprecated_proxy_modes: &["ipvs"],
+        e2e_images: E2eImages {
+            agnhost: "registry.k8s.io/e2e-test-images/agnhost:2.63.0",
+            agnhost_prev: "registry.k8s.io/e2e-test-images/agnhost:2.55",
+            busybox: "registry.k8s.io/e2e-test-images/busybox:1.37.0-1",
+            nginx: "registry.k8s.io/e2e-test-images/nginx:1.15-4",
+            nginx_new: "registry.k8s.io/e2e-test-images/nginx:1.27-0",
+            sample_apiserver: "registry.k8s.io/e2e-test-images/sample-apiserver:1.29.2",
+        },
     },
     VersionProfile {
         minor: "1.37",
@@ -58,6 +88,14 @@ pub const PROFILES: &[VersionProfile] = &[
         coredns_image: "registry.k8s.io/coredns/coredns:v1.14.6",
         proxy_modes: &["iptables", "ipvs", "nftables"],
         deprecated_proxy_modes: &["ipvs"],
+        e2e_images: E2eImages {
+            agnhost: "registry.k8s.io/e2e-test-images/agnhost:2.66.1",
+            agnhost_prev: "registry.k8s.io/e2e-test-images/agnhost:2.55",
+            busybox: "registry.k8s.io/e2e-test-images/busybox:1.37.0-2",
+            nginx: "registry.k8s.io/e2e-test-images/nginx:1.27.0-2",
+            nginx_new: "registry.k8s.io/e2e-test-images/nginx:1.28.0-2",
+            sample_apiserver: "registry.k8s.io/e2e-test-images/sample-apiserver:1.29.2",
+        },
     },
 ];
 

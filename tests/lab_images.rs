@@ -184,6 +184,7 @@ fn images_from_real_inputs_run_in_a_chroot() {
         metrics_server: stand_in(&programs, "metrics-server"),
         flanneld: stand_in(&programs, "flanneld"),
         names: ImageNames::new(profile, "docker.io/library/node:24-bookworm-slim"),
+        conformance: None,
     };
 
     let mut lines = Vec::new();

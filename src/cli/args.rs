@@ -79,6 +79,10 @@ pub enum Command {
     /// and the images the cluster runs as OCI archives (into DIR/images/)
     #[command(after_help = examples::FETCH)]
     Fetch(FetchArgs),
+    /// Run upstream's Kubernetes conformance suite (e2e.test) in the cluster; exit 1 on any
+    /// failure
+    #[command(after_help = examples::CONFORMANCE)]
+    Conformance(ConformanceArgs),
     /// Throwaway local test hosts (systemd-nspawn, needs root)
     Lab {
         #[command(subcommand)]
@@ -128,6 +132,10 @@ pub struct LabBuildArgs {
     /// release sites and registries (or --mirror and --registry-mirror)
     #[arg(long)]
     pub fetch: bool,
+    /// Also build the conformance suite (e2e.test, ginkgo) and its images into
+    /// DIR/binaries/images/conformance/, for `k8s-boot conformance`
+    #[arg(long, conflicts_with = "fetch")]
+    pub conformance: bool,
     #[command(flatten)]
     pub sources: FetchSources,
 }
@@ -213,6 +221,41 @@ pub struct StatusArgs {
     pub pki: PkiArgs,
     #[command(flatten)]
     pub templates: TemplatesArg,
+    /// Result format
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+// `k8s-boot conformance`.
+#[derive(Args)]
+pub struct ConformanceArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArg,
+    /// Regular expression of the tests to run [default: every `[Conformance]` test]
+    #[arg(long, value_name = "RE", conflicts_with = "quick")]
+    pub focus: Option<String>,
+    /// Regular expression of the tests not to run [default: none with one process, the
+    /// `[Serial]` ones with more]
+    #[arg(long, value_name = "RE")]
+    pub skip: Option<String>,
+    /// Only one short conformance test, as a smoke check of the cluster and of the run
+    #[arg(long)]
+    pub quick: bool,
+    /// ginkgo processes running tests at once (more than 1 skips the `[Serial]` tests unless
+    /// --skip says otherwise)
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<u32>::new().range(1..=64))]
+    pub parallel: u32,
+    /// Where e2e.log and the JUnit report are written (created)
+    #[arg(long, default_value = "conformance-results", value_name = "DIR")]
+    pub results: PathBuf,
+    /// Stop (and remove) the run after this many seconds
+    #[arg(long, default_value_t = 24 * 3600, value_name = "SECONDS",
+          value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..))]
+    pub timeout: u64,
+    /// Trust and record host keys not yet in known_hosts (never a changed key)
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
     /// Result format
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -354,6 +397,7 @@ impl Cli {
         match &self.command {
             Command::Install(a) if a.output.is_json() => Some("install"),
             Command::Status(a) if a.output.is_json() => Some("status"),
+            Command::Conformance(a) if a.output.is_json() => Some("conformance"),
             Command::Certs(CertsArgs {
                 action: Some(CertsAction::Check { output, .. }),
                 ..

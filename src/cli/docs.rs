@@ -52,6 +52,14 @@ Examples:
   k8s-boot status -i hosts.yaml                           # table of every service on every host
   k8s-boot status -i hosts.yaml --output json             # the same as JSON; exit 1 if anything is unhealthy";
 
+    pub const CONFORMANCE: &str = "\
+Examples:
+  k8s-boot conformance -i hosts.yaml --quick              # one short test: the run works, the cluster answers
+  k8s-boot conformance -i hosts.yaml --parallel 3         # every non-serial conformance test, 3 at a time
+  k8s-boot conformance -i hosts.yaml                      # the whole suite, one test at a time (serial ones too)
+  k8s-boot conformance -i hosts.yaml --focus 'sig-network.*\\[Conformance\\]' --results out/  # a subset
+  k8s-boot conformance -i hosts.yaml --quick --output json   # the summary as JSON on stdout";
+
     pub const RESET: &str = "\
 Examples:
   k8s-boot reset -i hosts.yaml                            # asks for `yes` on a terminal; etcd data kept

@@ -44,7 +44,7 @@ fn lab_build(args: &LabBuildArgs) -> Result<()> {
             .build_cache
             .clone()
             .unwrap_or_else(build::default_cache);
-        binaries::prepare(&args.dir, &args.version, &cache, progress)?
+        binaries::prepare(&args.dir, &args.version, &cache, args.conformance, progress)?
     };
     errln!(
         "lab binaries and images ready in {} ({:.0} s)",

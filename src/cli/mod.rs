@@ -5,11 +5,12 @@
 //! values escaped), `args` (clap types) over `docs` (help examples, completions, man
 //! pages) and `exit` (exit codes, JSON error); `output`, `progress` and
 //! `inventory` are shared by the command files (`check`, `certs`, `render`, `install`,
-//! `status`, `reset`, `fetch`, `lab`); this file dispatches.
+//! `status`, `conformance`, `reset`, `fetch`, `lab`); this file dispatches.
 
 mod args;
 mod certs;
 mod check;
+mod conformance;
 mod console;
 mod docs;
 mod exit;
@@ -49,6 +50,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Install(a) => install::install(a, quiet),
         Command::Deploy(a) => install::deploy(a, quiet),
         Command::Status(a) => status::run(&a),
+        Command::Conformance(a) => conformance::run(&a, quiet),
         Command::Reset(a) => reset::run(&a, quiet),
         Command::Fetch(a) => fetch::run(a, quiet),
         Command::Lab { action } => lab::run(action),

@@ -5,11 +5,11 @@
 use super::change::Change;
 use super::executor::Executor;
 use super::files::ROOT;
-use super::remote::FileToPut;
+use super::remote::{FileToPut, Remote};
 use super::steps::HostCtx;
 use super::{InstallError, StepError};
 use crate::catalog::BIN_DIR;
-use crate::ssh::{self, Source};
+use crate::ssh::{self, Source, SshError};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -48,59 +48,101 @@ pub fn archives(dir: &Path) -> Result<Vec<ImageArchive>, InstallError> {
         .collect()
 }
 
-/// Imports every archive whose images are not all in containerd with the same digest. An
-/// archive is uploaded, imported and removed again; what containerd holds is the record.
-pub fn import(cx: &HostCtx, ex: &mut Executor) -> Result<(), StepError> {
-    if cx.run.images.is_empty() {
-        return Ok(());
-    }
-    let ctr = format!("{BIN_DIR}/ctr -n k8s.io");
-    // `REF TYPE DIGEST SIZE PLATFORMS LABELS`; containerd is not running yet in a dry run on
-    // a fresh host, which then lists nothing.
-    let listed = ex
-        .read()
-        .exec(&format!("{ctr} images ls 2>/dev/null"))?
-        .stdout;
-    let present: BTreeSet<(&str, &str)> = listed
+/// Lists what containerd's `k8s.io` namespace holds: `REF TYPE DIGEST SIZE PLATFORMS
+/// LABELS`. containerd is not running yet in a dry run on a fresh host, which then lists
+/// nothing.
+const LIST_IMAGES: &str = "images ls 2>/dev/null";
+
+fn ctr() -> String {
+    format!("{BIN_DIR}/ctr -n k8s.io")
+}
+
+/// `(reference, digest)` of every image in the `ctr images ls` output `listed`.
+fn present_images(listed: &str) -> BTreeSet<(&str, &str)> {
+    listed
         .lines()
         .skip(1)
         .filter_map(|l| {
             let mut f = l.split_whitespace();
             Some((f.next()?, f.nth(1)?))
         })
-        .collect();
-    for archive in &cx.run.images {
-        let missing: Vec<String> = archive
-            .images
+        .collect()
+}
+
+impl ImageArchive {
+    /// Whether one of its images is `reference` (normalized, as containerd names it).
+    pub fn holds(&self, reference: &str) -> bool {
+        self.images.iter().any(|i| i.image_ref == reference)
+    }
+
+    /// Its images that `present` lacks (or holds with another digest).
+    fn missing(&self, present: &BTreeSet<(&str, &str)>) -> Vec<String> {
+        self.images
             .iter()
             .filter(|i| !present.contains(&(i.image_ref.as_str(), i.digest.as_str())))
             .map(|i| i.image_ref.clone())
-            .collect();
+            .collect()
+    }
+
+    fn file_name(&self) -> String {
+        self.file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Uploads it (`sha256` is its digest), imports it into containerd and removes the upload.
+    fn upload_and_import(&self, r: &dyn Remote, sha256: String) -> Result<(), SshError> {
+        let upload = FileToPut {
+            path: format!("{REMOTE_IMAGES_DIR}/{}", self.file_name()),
+            source: Source::File(&self.file),
+            sha256,
+            mode: 0o600,
+            owner: ROOT,
+            check: None,
+        };
+        r.run(&format!("mkdir -p {REMOTE_IMAGES_DIR}"))?;
+        r.put(&upload, None)?;
+        let q = ssh::shell_quote(&upload.path);
+        let imported = r.run(&format!("{} images import {q} 2>&1", ctr()));
+        r.run(&format!("rm -f {q}"))?;
+        imported.map(|_| ())
+    }
+}
+
+/// Imports every archive whose images are not all in containerd with the same digest. An
+/// archive is uploaded, imported and removed again; what containerd holds is the record.
+pub fn import(cx: &HostCtx, ex: &mut Executor) -> Result<(), StepError> {
+    if cx.run.images.is_empty() {
+        return Ok(());
+    }
+    let listed = ex.read().exec(&format!("{} {LIST_IMAGES}", ctr()))?.stdout;
+    let present = present_images(&listed);
+    for archive in &cx.run.images {
+        let missing = archive.missing(&present);
         if missing.is_empty() {
             continue;
         }
-        let name = archive
-            .file
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
         ex.change(Change::ImportImages(missing), |r| {
-            let upload = FileToPut {
-                path: format!("{REMOTE_IMAGES_DIR}/{name}"),
-                source: Source::File(&archive.file),
-                sha256: cx.run.binaries.sha256(&archive.file)?,
-                mode: 0o600,
-                owner: ROOT,
-                check: None,
-            };
-            r.run(&format!("mkdir -p {REMOTE_IMAGES_DIR}"))?;
-            r.put(&upload, None)?;
-            let q = ssh::shell_quote(&upload.path);
-            let imported = r.run(&format!("{ctr} images import {q} 2>&1"));
-            r.run(&format!("rm -f {q}"))?;
-            imported?;
-            Ok(())
+            Ok(archive.upload_and_import(r, cx.run.binaries.sha256(&archive.file)?)?)
         })?;
     }
     Ok(())
+}
+
+/// Imports into the containerd `r` reaches those of `archives` it lacks, outside an install
+/// (for a `conformance` run); returns the images imported.
+pub fn import_missing(r: &dyn Remote, archives: &[ImageArchive]) -> Result<Vec<String>, StepError> {
+    let listed = r.exec(&format!("{} {LIST_IMAGES}", ctr()))?.stdout;
+    let present = present_images(&listed);
+    let mut imported = Vec::new();
+    for archive in archives {
+        let missing = archive.missing(&present);
+        if missing.is_empty() {
+            continue;
+        }
+        archive.upload_and_import(r, Source::File(&archive.file).sha256()?)?;
+        imported.extend(missing);
+    }
+    Ok(imported)
 }

@@ -15,7 +15,6 @@ use super::remote::{FileToPut, Remote};
 use super::state::STATE_DIR;
 use super::steps::HostCtx;
 use super::{HostWork, StepError};
-use crate::catalog::BIN_DIR;
 use crate::render::{rules::CHAT_MANIFEST, HostPlan, Plan, PlannedFile};
 use crate::ssh::Source;
 use std::collections::BTreeSet;
@@ -58,7 +57,7 @@ pub fn apply(
             .map(drop)?)
     })?;
     files::write_files(&puts, &mut work.state, ex)?;
-    let kubectl = format!("{BIN_DIR}/kubectl --kubeconfig /etc/kubernetes/admin.kubeconfig");
+    let kubectl = super::admin_kubectl();
     // One kubectl for all of the phase's manifests (in file-name order): each kubectl run
     // costs its start and an API discovery. A dry run asks the API server what it would
     // change (`--dry-run=server`); with no cluster to ask yet it lists only the manifests.

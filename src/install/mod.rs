@@ -40,7 +40,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-pub use images::IMAGES_DIR;
+pub use images::{archives, import_missing, ImageArchive, IMAGES_DIR};
 pub use report::{HostReport, PhaseResult, Report};
 
 #[derive(Debug, thiserror::Error)]
@@ -254,6 +254,15 @@ pub fn require_known_hosts(cluster: &Cluster, selected: &[String]) -> Result<(),
         Some(unknown) => Err(InstallError::UnknownHost(unknown.clone(), names.join(", "))),
         None => Ok(()),
     }
+}
+
+/// kubectl as the cluster's admin, on a control-plane host (where install puts the admin
+/// kubeconfig).
+pub fn admin_kubectl() -> String {
+    format!(
+        "{}/kubectl --kubeconfig /etc/kubernetes/admin.kubeconfig",
+        crate::catalog::BIN_DIR
+    )
 }
 
 /// Installs `plan` (rendered from `cluster`) onto the hosts over SSH.

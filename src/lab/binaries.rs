@@ -19,16 +19,21 @@ pub struct Prepared {
 }
 
 /// Builds (or takes from `cache`) every program and image the lab needs into
-/// `<dir>/binaries`. `progress` gets one line per step; a cold build takes about half an
-/// hour on 2 cores, a cached one seconds.
+/// `<dir>/binaries`; with `conformance`, also the conformance suite's programs and images
+/// (into `images/conformance/`). `progress` gets one line per step; a cold build takes about
+/// half an hour on 2 cores (the conformance suite another quarter), a cached one seconds.
 pub fn prepare(
     dir: &Path,
     kubernetes_version: &str,
     cache: &Path,
+    conformance: bool,
     progress: &mut dyn FnMut(String),
 ) -> Result<Prepared, LabError> {
     let started = Instant::now();
-    let builds = build::builds(kubernetes_version)?;
+    let mut builds = build::builds(kubernetes_version)?;
+    if conformance {
+        builds.push(build::conformance_build(kubernetes_version));
+    }
     // Absolute: the builds run in directories of their own.
     let (dir, cache) = (crate::fsutil::resolve(dir), crate::fsutil::resolve(cache));
     let cache = cache.as_path();
@@ -40,6 +45,7 @@ pub fn prepare(
         Path::new(""),
         Path::new(fetch::CNI_DIR),
         Path::new(install::IMAGES_DIR),
+        Path::new(crate::conformance::IMAGES_DIR),
     ] {
         for left in fetch::remove_leftovers(&binaries.join(sub))? {
             progress(format!(
@@ -77,7 +83,7 @@ pub fn prepare(
 
 /// The images, built from three of the `built` programs, pause.c and Debian's packages,
 /// under the names the rendered manifests use ([`contents::image_names`]), copied into
-/// `binaries`' images directory.
+/// `binaries`' images directory; the conformance images too when their programs were built.
 fn build_images(
     version: &str,
     built: &[build::Built],
@@ -92,6 +98,21 @@ fn build_images(
             .map(|b| b.dir.join(name))
             .ok_or_else(|| LabError::Options(format!("no {component} build")))
     };
+    let conformance = built
+        .iter()
+        .any(|b| b.build.component == build::CONFORMANCE_COMPONENT);
+    let mut names = contents::image_names(version)?;
+    let mut conformance_programs = None;
+    if conformance {
+        let profile = crate::versions::profile_for(version).map_err(LabError::Options)?;
+        names.conformance = Some(images::ConformanceNames::new(version, profile));
+        let dir_of = |component: &str| program(component, "");
+        conformance_programs = Some(images::ConformancePrograms {
+            test_programs: dir_of(build::CONFORMANCE_COMPONENT)?,
+            kubectl: program("kubernetes", "kubectl")?,
+            etcd: dir_of("etcd")?,
+        });
+    }
     // Archives are built in the build cache (shared by every lab directory) and copied.
     let inputs = images::ImageInputs {
         binaries_dir: cache.to_path_buf(),
@@ -100,14 +121,18 @@ fn build_images(
         coredns: program("coredns", "coredns")?,
         metrics_server: program("metrics-server", "metrics-server")?,
         flanneld: program("flannel", "flannel")?,
-        names: contents::image_names(version)?,
+        names,
+        conformance: conformance_programs,
     };
-    let archives = images::build_all(&inputs, progress)?;
-    let images = binaries.join(install::IMAGES_DIR);
-    fs::create_dir_all(&images).map_err(io_err("cannot create", &images))?;
-    for archive in archives {
-        let name = archive.file_name().expect("archives have file names");
-        copy_if_changed(&archive, &images.join(name))?;
+    for archive in images::build_all(&inputs, progress)? {
+        // The same place under `binaries` as under the cache.
+        let rel = archive
+            .strip_prefix(cache)
+            .expect("archives are built in the cache");
+        let to = binaries.join(rel);
+        let parent = to.parent().expect("an archive is in a directory");
+        fs::create_dir_all(parent).map_err(io_err("cannot create", parent))?;
+        copy_if_changed(&archive, &to)?;
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 #
 #   build-upstream.sh COMPONENT VERSION BINARIES_DIR CACHE_DIR
 #
-# COMPONENT is one of: kubernetes etcd containerd runc cni-plugins cni-flannel crictl coredns
+# COMPONENT is one of: kubernetes kubernetes-test etcd containerd runc cni-plugins cni-flannel crictl coredns
 # flannel metrics-server. BINARIES_DIR `-` installs nothing (programs that go into images); the
 # last line printed on stdout is the cache directory holding the built programs. Each build happens in a generated wrapper module (the upstream modules cannot
 # be `go install`ed: their go.mod files replace modules with local paths). Results are cached in
@@ -29,6 +29,8 @@ log() { printf '%s: %s\n' "$component" "$*" >&2; }
 cgo=0
 tags=""
 pins=()
+extra_tools=()    # programs of other modules, at the version the component's go.mod requires
+test_binaries=()  # packages built with `go test -c` into <last element>.test
 case "$component" in
 kubernetes)
     module=k8s.io/kubernetes
@@ -41,6 +43,23 @@ kubernetes)
     done
     packages=(cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubelet
         cmd/kube-proxy cmd/kubectl)
+    ;;
+kubernetes-test)
+    # The conformance suite's programs, from the same module and cache as `kubernetes`:
+    # e2e.test (a test binary, built with `go test -c` below), ginkgo at the version
+    # Kubernetes' go.mod requires, go-runner (the conformance image's entry point), and the
+    # programs of the test images: agnhost and the sample-apiserver (a staging module, so
+    # pinned to this release like the others).
+    module=k8s.io/kubernetes
+    minor=${version#v}; major=${minor%%.*}; minor=${minor#*.}; minor=${minor%%.*}
+    ldx=""
+    for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+        ldx+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+        ldx+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+    done
+    packages=(test/images/agnhost test/conformance/image/go-runner)
+    extra_tools=(github.com/onsi/ginkgo/v2/ginkgo k8s.io/sample-apiserver)
+    test_binaries=(test/e2e)
     ;;
 etcd)
     module=go.etcd.io/etcd
@@ -105,7 +124,7 @@ metrics-server)
 esac
 
 ldflags="-s -w${ldx:+ }${ldx# }"
-key_src="$component $version $go_version $arch cgo=$cgo tags=$tags ldflags=$ldflags packages=${packages[*]}${pins[*]:+ pins=${pins[*]}}"
+key_src="$component $version $go_version $arch cgo=$cgo tags=$tags ldflags=$ldflags packages=${packages[*]}${pins[*]:+ pins=${pins[*]}}${extra_tools[*]:+ tools=${extra_tools[*]}}${test_binaries[*]:+ tests=${test_binaries[*]}}"
 key=$(printf '%s' "$key_src" | sha256sum | cut -c1-12)
 cache="$cache_root/$component-$version-$go_version-$key"
 
@@ -137,7 +156,7 @@ if [[ ! -f "$cache/.complete" ]]; then
         upstream_mod=$(go mod download -json "$module@$version" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
         # Every module upstream replaces with a local directory (Kubernetes' ./staging modules)
         # is published under the same path; pin it to the matching release.
-        if [[ $component == kubernetes ]]; then
+        if [[ $module == k8s.io/kubernetes ]]; then
             staging_version="v0.${version#v1.}"
             while read -r dep; do
                 go mod edit -replace="$dep=$dep@$staging_version"
@@ -154,6 +173,7 @@ if [[ ! -f "$cache/.complete" ]]; then
     for pin in "${pins[@]}"; do
         go mod edit -replace="${pin%@*}=$pin"
     done
+    targets+=("${extra_tools[@]}")
     for t in "${targets[@]}"; do
         printf 'tool %s\n' "$t" >>go.mod
     done
@@ -162,6 +182,11 @@ if [[ ! -f "$cache/.complete" ]]; then
     mkdir -p out
     log "compiling ${#targets[@]} program(s)"
     env "${build_env[@]}" go build -trimpath ${tags:+-tags "$tags"} -ldflags "$ldflags" -o out/ "${targets[@]}"
+    for t in "${test_binaries[@]}"; do
+        log "compiling the test binary of $module/$t"
+        env "${build_env[@]}" go test -c -trimpath ${tags:+-tags "$tags"} -ldflags "$ldflags" \
+            -o "out/${t##*/}.test" "$module/$t"
+    done
     mkdir -p "$cache_root"
     rm -rf "$cache.tmp"
     mv out "$cache.tmp"

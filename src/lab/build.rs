@@ -78,6 +78,18 @@ fn plan(kubernetes_version: &str, profile: &VersionProfile) -> Vec<Build> {
     ]
 }
 
+/// The component of `build-upstream.sh` that builds the conformance suite's programs.
+pub const CONFORMANCE_COMPONENT: &str = "kubernetes-test";
+
+/// The conformance suite's programs for a Kubernetes version (they go into images).
+pub fn conformance_build(kubernetes_version: &str) -> Build {
+    Build {
+        component: CONFORMANCE_COMPONENT,
+        version: kubernetes_version.to_string(),
+        target: Target::Image,
+    }
+}
+
 /// The build cache: `$K8S_BOOT_BUILD_CACHE` (made absolute), else /var/cache/k8s-boot/build.
 pub fn default_cache() -> PathBuf {
     match std::env::var_os(BUILD_CACHE_ENV) {
@@ -233,7 +245,9 @@ mod tests {
 
     #[test]
     fn every_component_is_known_to_the_script() {
-        for b in builds("v1.37.2").unwrap() {
+        let mut all = builds("v1.37.2").unwrap();
+        all.push(conformance_build("v1.37.2"));
+        for b in all {
             assert!(
                 SCRIPT.contains(&format!("\n{})\n", b.component)),
                 "build-upstream.sh has no case for {}",

@@ -3,12 +3,12 @@
 
 use super::recipe::{contents, recipe};
 use super::scratch::WorkDir;
-use super::spec::{archive_file_name, normalize, Image, ImageInputs, IMAGES_DIR};
+use super::spec::{archive_file_name, normalize, Image, ImageInputs};
 use crate::fetch;
 use crate::fsutil::write_atomic;
 use crate::lab::error::{io_err, LabError};
 use crate::oci::{self, OciError};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -18,15 +18,30 @@ fn inputs_file(images: &Path, archive: &str) -> PathBuf {
 }
 
 /// Removes archives this module built for images that are no longer in `opts.names` (those
-/// with an inputs record; archives from `fetch` are left alone).
+/// with an inputs record; archives from `fetch` are left alone). A directory none of whose
+/// images is wanted (the conformance images when they are not asked for) is left as it is.
 pub(super) fn prune(opts: &ImageInputs, progress: &mut dyn FnMut(String)) -> Result<(), LabError> {
-    let images = opts.binaries_dir.join(IMAGES_DIR);
-    let wanted = Image::ALL
-        .iter()
-        .filter_map(|i| i.reference(&opts.names))
-        .map(archive_file_name)
-        .collect::<Result<BTreeSet<String>, LabError>>()?;
-    let Ok(rd) = fs::read_dir(&images) else {
+    let mut wanted: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for image in Image::ALL {
+        if let Some(reference) = image.reference(&opts.names) {
+            wanted
+                .entry(image.dir())
+                .or_default()
+                .insert(archive_file_name(reference)?);
+        }
+    }
+    for (dir, wanted) in wanted {
+        prune_dir(&opts.binaries_dir.join(dir), &wanted, progress)?;
+    }
+    Ok(())
+}
+
+fn prune_dir(
+    images: &Path,
+    wanted: &BTreeSet<String>,
+    progress: &mut dyn FnMut(String),
+) -> Result<(), LabError> {
+    let Ok(rd) = fs::read_dir(images) else {
         return Ok(());
     };
     for e in rd.flatten() {
@@ -67,13 +82,14 @@ pub fn build(
     };
     let image_ref = normalize(wanted)?;
     let reference = image_ref.full();
-    let images = opts.binaries_dir.join(IMAGES_DIR);
+    let dir = image.dir();
+    let images = opts.binaries_dir.join(dir);
     let file = fetch::archive_name(&image_ref);
     let archive = images.join(&file);
     let record = inputs_file(&images, &file);
     let recipe = recipe(image, &reference, opts)?;
     if archive.is_file() && fs::read_to_string(&record).is_ok_and(|r| r == recipe) {
-        progress(format!("image {reference}: cached ({IMAGES_DIR}/{file})"));
+        progress(format!("image {reference}: cached ({dir}/{file})"));
         return Ok(archive);
     }
     fs::create_dir_all(&images).map_err(io_err("cannot create", &images))?;
@@ -88,7 +104,7 @@ pub fn build(
     write_atomic(&record, recipe.as_bytes(), 0o644).map_err(io_err("cannot write", &record))?;
     let size = fs::metadata(&archive).map(|m| m.len()).unwrap_or(0);
     progress(format!(
-        "image {reference}: built in {:.1} s ({IMAGES_DIR}/{file}, {:.1} MB)",
+        "image {reference}: built in {:.1} s ({dir}/{file}, {:.1} MB)",
         started.elapsed().as_secs_f64(),
         size as f64 / 1e6
     ));

@@ -38,6 +38,7 @@ mod chat;
 mod closure;
 mod coredns;
 mod debian;
+mod e2e;
 mod elf;
 mod flannel;
 mod inputs_digest;
@@ -52,7 +53,10 @@ mod testing;
 pub use archive::build;
 pub use chat::NODE_WHEEL_VERSION;
 pub use pause::{kubernetes_module_dir, PAUSE_SOURCE};
-pub use spec::{archive_file_name, normalize, Image, ImageInputs, ImageNames, IMAGES_DIR};
+pub use spec::{
+    archive_file_name, normalize, ConformanceNames, ConformancePrograms, Image, ImageInputs,
+    ImageNames, IMAGES_DIR,
+};
 
 use crate::lab::error::LabError;
 use std::path::PathBuf;

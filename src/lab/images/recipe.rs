@@ -3,7 +3,7 @@
 
 use super::debian::{debian_versions, extract_debian};
 use super::spec::{Image, ImageInputs};
-use super::{chat, coredns, flannel, metrics_server, pause};
+use super::{chat, coredns, e2e, flannel, metrics_server, pause};
 use crate::lab::error::LabError;
 use crate::lab::tools::require_program;
 use crate::oci::{self, Entry, ImageConfig};
@@ -19,6 +19,7 @@ fn debian_packages(image: Image) -> &'static [&'static str] {
         Image::Coredns | Image::MetricsServer => super::base::CA_PACKAGES,
         Image::Flannel => flannel::PACKAGES,
         Image::Chat => chat::PACKAGES,
+        conformance => e2e::packages(conformance),
     }
 }
 
@@ -39,6 +40,7 @@ pub(super) fn recipe(
         Image::MetricsServer => metrics_server::inputs(opts)?,
         Image::Flannel => flannel::inputs(opts)?,
         Image::Chat => chat::inputs(reference)?,
+        conformance => e2e::inputs(conformance, opts)?,
     });
     let packages = debian_packages(image);
     if !packages.is_empty() {
@@ -85,6 +87,7 @@ fn contents_in(
         Image::MetricsServer => metrics_server::contents(opts, root()),
         Image::Flannel => flannel::contents(opts, root()),
         Image::Chat => chat::contents(opts, work, root()),
+        conformance => e2e::contents(conformance, opts, root()),
     }
 }
 

@@ -22,6 +22,39 @@ pub struct ImageNames {
     pub metrics_server: String,
     /// The inventory's `chat.image`; `None` when the chat is disabled (no image is built).
     pub chat: Option<String>,
+    /// The conformance suite's images; `None`: not wanted.
+    pub conformance: Option<ConformanceNames>,
+}
+
+/// The conformance image and the test images its tests use, by upstream's names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConformanceNames {
+    /// `registry.k8s.io/conformance:<kubernetes version>`.
+    pub conformance: String,
+    pub agnhost: String,
+    pub agnhost_prev: String,
+    pub busybox: String,
+    pub nginx: String,
+    pub nginx_new: String,
+    /// `registry.k8s.io/etcd:<the profile's etcd>-0`.
+    pub etcd: String,
+    pub sample_apiserver: String,
+}
+
+impl ConformanceNames {
+    pub fn new(kubernetes_version: &str, profile: &VersionProfile) -> ConformanceNames {
+        let e = &profile.e2e_images;
+        ConformanceNames {
+            conformance: crate::conformance::image(kubernetes_version),
+            agnhost: e.agnhost.into(),
+            agnhost_prev: e.agnhost_prev.into(),
+            busybox: e.busybox.into(),
+            nginx: e.nginx.into(),
+            nginx_new: e.nginx_new.into(),
+            etcd: format!("registry.k8s.io/etcd:{}-0", profile.etcd),
+            sample_apiserver: e.sample_apiserver.into(),
+        }
+    }
 }
 
 impl ImageNames {
@@ -33,6 +66,7 @@ impl ImageNames {
             flannel: versions::IMAGES.flannel.into(),
             metrics_server: versions::IMAGES.metrics_server.into(),
             chat: Some(chat_image.to_string()),
+            conformance: None,
         }
     }
 
@@ -62,6 +96,19 @@ pub struct ImageInputs {
     pub metrics_server: PathBuf,
     pub flanneld: PathBuf,
     pub names: ImageNames,
+    /// The programs of the conformance images; `None` when `names.conformance` is too.
+    pub conformance: Option<ConformancePrograms>,
+}
+
+/// What the conformance images are made of besides Debian's packages.
+#[derive(Debug, Clone)]
+pub struct ConformancePrograms {
+    /// The `kubernetes-test` build: e2e.test, ginkgo, go-runner, agnhost, sample-apiserver.
+    pub test_programs: PathBuf,
+    /// The `kubernetes` build's kubectl.
+    pub kubectl: PathBuf,
+    /// The `etcd` build: `server` (etcd) and etcdctl.
+    pub etcd: PathBuf,
 }
 
 /// One of the images the lab builds.
@@ -72,25 +119,61 @@ pub enum Image {
     MetricsServer,
     Flannel,
     Chat,
+    Conformance,
+    Agnhost,
+    AgnhostPrev,
+    Busybox,
+    Nginx,
+    NginxNew,
+    Etcd,
+    SampleApiserver,
 }
 
 impl Image {
-    pub const ALL: [Image; 5] = [
+    pub const ALL: [Image; 13] = [
         Image::Pause,
         Image::Coredns,
         Image::MetricsServer,
         Image::Flannel,
         Image::Chat,
+        Image::Conformance,
+        Image::Agnhost,
+        Image::AgnhostPrev,
+        Image::Busybox,
+        Image::Nginx,
+        Image::NginxNew,
+        Image::Etcd,
+        Image::SampleApiserver,
     ];
 
     /// Its `name:tag` in `names`, as the manifests write it; `None`: not wanted.
     pub fn reference(self, names: &ImageNames) -> Option<&str> {
+        let c = names.conformance.as_ref();
         match self {
             Image::Pause => Some(&names.pause),
             Image::Coredns => Some(&names.coredns),
             Image::MetricsServer => Some(&names.metrics_server),
             Image::Flannel => Some(&names.flannel),
             Image::Chat => names.chat.as_deref(),
+            Image::Conformance => c.map(|c| c.conformance.as_str()),
+            Image::Agnhost => c.map(|c| c.agnhost.as_str()),
+            Image::AgnhostPrev => c.map(|c| c.agnhost_prev.as_str()),
+            Image::Busybox => c.map(|c| c.busybox.as_str()),
+            Image::Nginx => c.map(|c| c.nginx.as_str()),
+            Image::NginxNew => c.map(|c| c.nginx_new.as_str()),
+            Image::Etcd => c.map(|c| c.etcd.as_str()),
+            Image::SampleApiserver => c.map(|c| c.sample_apiserver.as_str()),
+        }
+    }
+
+    /// Its archive's directory under the binaries directory: the conformance suite's images
+    /// are apart, imported only for a conformance run.
+    pub fn dir(self) -> &'static str {
+        match self {
+            Image::Pause | Image::Coredns | Image::MetricsServer | Image::Flannel | Image::Chat => {
+                IMAGES_DIR
+            }
+            _ => crate::conformance::IMAGES_DIR,
         }
     }
 }

@@ -16,6 +16,7 @@ pub(super) fn inputs(dir: &Path) -> ImageInputs {
         metrics_server: dir.join("metrics-server"),
         flanneld: dir.join("flanneld"),
         names: ImageNames::new(profile, "docker.io/library/node:24-bookworm-slim"),
+        conformance: None,
     }
 }
 
