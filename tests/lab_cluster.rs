@@ -718,4 +718,103 @@ fn whole_install_on_six_lab_hosts() {
             Err("closed".into())
         },
     );
+
+    step("conformance --quick: upstream's conformance image runs one test in the cluster");
+    conformance(&c);
+}
+
+/// The conformance suite from k8s-boot on the cluster: `--quick`, then the fixed CI subset of
+/// tests/data/conformance/ci-subset.txt, every test of which must run and pass.
+fn conformance(c: &Cluster) {
+    let lab = c.lab.dir.to_str().unwrap();
+    // The conformance programs and images, built up front by tests/run-all.sh (cached).
+    let build = c
+        .lab
+        .k8s_boot(&["lab", "build", "--dir", lab, "--conformance"]);
+    assert!(build.status.success(), "{}", describe(&build));
+    let run = |extra: &[&str]| -> Value {
+        let inv = c.lab.inventory();
+        let results = c.lab.dir.join("conformance-results");
+        let mut args = vec!["conformance", "-i", &inv, "--output", "json"];
+        let results = results.to_str().unwrap().to_string();
+        args.extend(["--results", &results]);
+        args.extend_from_slice(extra);
+        let started = Instant::now();
+        let out = c.lab.k8s_boot(&args);
+        eprintln!(
+            "conformance {extra:?}: {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+        let report: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("no JSON from conformance ({e}):\n{}", describe(&out)));
+        assert!(out.status.success(), "{report:#}\n{}", describe(&out));
+        // Everything the run made is gone again.
+        let left = c.k(&[
+            "get",
+            "namespace",
+            "k8s-boot-conformance",
+            "--ignore-not-found",
+            "-o",
+            "name",
+        ]);
+        assert_eq!(left, "", "the run's namespace is left");
+        let log = std::fs::read_to_string(c.lab.dir.join("conformance-results/e2e.log")).unwrap();
+        assert!(
+            log.contains("Ran "),
+            "e2e.log was not collected whole:\n{log}"
+        );
+        assert!(
+            c.lab.dir.join("conformance-results/junit_01.xml").is_file(),
+            "no JUnit report collected"
+        );
+        report
+    };
+    let quick = run(&["--quick"]);
+    assert_eq!(quick["counts"]["passed"], 1, "{quick:#}");
+
+    step(
+        "conformance: the CI subset (api-machinery, apps, node, network, cli, storage, scheduling)",
+    );
+    let names: Vec<String> = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/conformance/ci-subset.txt"
+    ))
+    .unwrap()
+    .lines()
+    .filter(|l| !l.trim().is_empty())
+    .map(str::to_string)
+    .collect();
+    assert!(names.len() >= 40, "the CI subset has {} tests", names.len());
+    let focus = names
+        .iter()
+        .map(|n| go_regexp_quote(n))
+        .collect::<Vec<_>>()
+        .join("|");
+    // `[Serial]` tests of the subset run too (ginkgo runs them alone, at the end).
+    let subset = run(&[
+        "--focus",
+        &focus,
+        "--skip",
+        r"\[Disruptive\]",
+        "--parallel",
+        "3",
+    ]);
+    assert_eq!(
+        subset["total"],
+        names.len(),
+        "not every test of the subset ran: {subset:#}"
+    );
+    assert_eq!(subset["counts"]["passed"], names.len(), "{subset:#}");
+}
+
+/// `s` matched literally by a Go regular expression (regexp.QuoteMeta).
+fn go_regexp_quote(s: &str) -> String {
+    let mut out = String::new();
+    for ch in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(ch) {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
 }

@@ -363,3 +363,153 @@ fn images_from_real_inputs_run_in_a_chroot() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The conformance images `lab build --conformance` made (tests/run-all.sh runs it before the
+/// tests), from the real programs: each is a valid OCI archive under upstream's name, and the
+/// tools the e2e tests call in it run in a chroot with the image's own libraries. The
+/// built e2e.test names exactly the test images k8s-boot's version profile lists.
+#[test]
+fn conformance_images_of_the_lab_build_run_their_tools() {
+    assert!(is_root(), "tests/lab_images.rs needs root (chroot)");
+    let binaries = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/lab-build/binaries");
+    let dir = binaries.join(k8s_boot::conformance::IMAGES_DIR);
+    assert!(
+        dir.is_dir(),
+        "{} is missing: run `cargo run -- lab build --dir target/lab-build --conformance` \
+         first (tests/run-all.sh does)",
+        dir.display()
+    );
+    let profile = versions::profile_for("v1.37.2").unwrap();
+    let names = images::ConformanceNames::new("v1.37.2", profile);
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let unpack = |reference: &str| -> (PathBuf, Value) {
+        let file = dir.join(images::archive_file_name(reference).unwrap());
+        let root = tmp.path().join(file.file_name().unwrap());
+        let (annotations, config) = check_and_unpack(&file, &root);
+        let full = images::normalize(reference).unwrap().full();
+        assert_eq!(annotations["io.containerd.image.name"], full);
+        (root, config)
+    };
+    let sh = |root: &Path, config: &Value, script: &str| -> String {
+        in_image(root, config, None, &["/bin/sh", "-c", script])
+    };
+
+    // The conformance image: upstream's entry point and defaults; e2e.test lists the test
+    // images under the names the profile gives them.
+    let (root, config) = unpack(&names.conformance);
+    assert_eq!(
+        config["config"]["Entrypoint"],
+        serde_json::json!(["kubeconformance"])
+    );
+    let env = config["config"]["Env"].to_string();
+    assert!(env.contains(r#""RESULTS_DIR=/tmp/results""#), "{env}");
+    let listed = in_image(
+        &root,
+        &config,
+        None,
+        &["/usr/local/bin/e2e.test", "--list-images"],
+    );
+    for wanted in [
+        &names.agnhost,
+        &names.agnhost_prev,
+        &names.busybox,
+        &names.nginx,
+        &names.nginx_new,
+        &names.etcd,
+        &names.sample_apiserver,
+        &profile.pause_image.to_string(),
+    ] {
+        assert!(
+            listed.lines().any(|l| l == wanted),
+            "e2e.test does not list {wanted}:\n{listed}"
+        );
+    }
+    let version = in_image(
+        &root,
+        &config,
+        None,
+        &["/usr/local/bin/kubectl", "version", "--client"],
+    );
+    assert!(version.contains("v1.37.2"), "{version}");
+    assert!(
+        in_image(&root, &config, None, &["/usr/local/bin/ginkgo", "version"])
+            .contains("Ginkgo Version 2.")
+    );
+    // What `conformance` runs in its output container.
+    assert_eq!(
+        sh(
+            &root,
+            &config,
+            "printf 'ab\\n' > /tmp/f; tail -c +2 /tmp/f | base64"
+        ),
+        "Ygo=\n"
+    );
+
+    // agnhost: the program, and the tools the tests call, with the image's libraries.
+    for reference in [&names.agnhost, &names.agnhost_prev] {
+        let (root, config) = unpack(reference);
+        assert_eq!(
+            config["config"]["Entrypoint"],
+            serde_json::json!(["/agnhost"])
+        );
+        assert_eq!(config["config"]["Cmd"], serde_json::json!(["pause"]));
+        let out = sh(
+            &root,
+            &config,
+            "set -e; /agnhost --help | head -1; dig -v 2>&1; nslookup -version 2>&1 | head -1; \
+             curl --version | head -1; nc -h 2>&1 | head -1; ip -V; bash --version | head -1; \
+             socat -V | head -2 | tail -1; /coredns -version | head -1; id user-defined-in-image",
+        );
+        for needle in [
+            "agnhost",
+            "DiG 9.",
+            "curl 8.",
+            "OpenBSD netcat",
+            "iproute2",
+            "GNU bash",
+            "socat version",
+            "CoreDNS-",
+            "group-defined-in-image",
+        ] {
+            assert!(out.contains(needle), "{reference}: no {needle} in:\n{out}");
+        }
+    }
+
+    // busybox: a shell and the applets the tests use.
+    let (root, config) = unpack(&names.busybox);
+    let out = sh(
+        &root,
+        &config,
+        "echo hi | wc -c; env | grep -c PATH; nslookup 2>&1 | head -1; wget --help 2>&1 | head -1",
+    );
+    assert!(out.starts_with("3\n1\n"), "{out}");
+
+    // nginx: its configuration is valid and names the welcome page's root.
+    for reference in [&names.nginx, &names.nginx_new] {
+        let (root, config) = unpack(reference);
+        assert_eq!(
+            config["config"]["Cmd"],
+            serde_json::json!(["nginx", "-g", "daemon off;"])
+        );
+        let out = sh(
+            &root,
+            &config,
+            "nginx -t 2>&1; grep -c 'Welcome to nginx' /usr/share/nginx/html/index.html",
+        );
+        assert!(out.contains("test is successful"), "{reference}: {out}");
+    }
+
+    // etcd and the sample-apiserver: their programs run.
+    let (root, config) = unpack(&names.etcd);
+    let out = in_image(&root, &config, None, &["/usr/local/bin/etcd", "--version"]);
+    assert!(
+        out.contains(&format!("etcd Version: {}", profile.etcd)),
+        "{out}"
+    );
+    let (root, config) = unpack(&names.sample_apiserver);
+    let out = sh(&root, &config, "/sample-apiserver --help 2>&1 | head -3");
+    assert!(
+        out.contains("sample-apiserver") || out.contains("Usage"),
+        "{out}"
+    );
+}

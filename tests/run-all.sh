@@ -12,6 +12,6 @@ cargo clippy --all-targets -- -D warnings
 # The lab tests run the upstream programs built from their Go modules: build them (or take
 # them from /var/cache/k8s-boot/build) up front, with progress, instead of inside a test.
 # Tests that run an upstream program themselves (kubectl) take it from here.
-cargo run -q -- lab build --dir target/lab-build
+cargo run -q -- lab build --dir target/lab-build --conformance
 cargo test --all-targets
 node --test tests/chat/
