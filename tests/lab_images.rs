@@ -456,14 +456,14 @@ fn conformance_images_of_the_lab_build_run_their_tools() {
         let out = sh(
             &root,
             &config,
-            "set -e; /agnhost --help | head -1; dig -v 2>&1; nslookup -version 2>&1 | head -1; \
+            "set -e; /agnhost --help | grep -o netexec | head -1; dig -v 2>&1; nslookup -version 2>&1 | head -1; \
              curl --version | head -1; nc -h 2>&1 | head -1; ip -V; bash --version | head -1; \
              socat -V | head -2 | tail -1; /coredns -version | head -1; id user-defined-in-image",
         );
         for needle in [
-            "agnhost",
+            "netexec",
             "DiG 9.",
-            "curl 8.",
+            "libcurl/",
             "OpenBSD netcat",
             "iproute2",
             "GNU bash",
@@ -491,12 +491,22 @@ fn conformance_images_of_the_lab_build_run_their_tools() {
             config["config"]["Cmd"],
             serde_json::json!(["nginx", "-g", "daemon off;"])
         );
-        let out = sh(
-            &root,
-            &config,
-            "nginx -t 2>&1; grep -c 'Welcome to nginx' /usr/share/nginx/html/index.html",
+        // Its logs go to /dev/stdout and /dev/stderr, as in a container: the machine's /dev
+        // and /proc, bound in a mount namespace of its own.
+        fs::create_dir_all(root.join("dev")).unwrap();
+        fs::create_dir_all(root.join("proc")).unwrap();
+        let script = format!(
+            "mount --rbind /dev {r}/dev && mount --rbind /proc {r}/proc && chroot {r} /bin/sh -c \
+             'nginx -t 2>&1; grep -q \"Welcome to nginx\" /usr/share/nginx/html/index.html && echo welcome'",
+            r = root.display()
         );
+        let out = output(Command::new("unshare").args(["--mount", "sh", "-c", &script]));
+        let out = String::from_utf8_lossy(&out.stdout);
         assert!(out.contains("test is successful"), "{reference}: {out}");
+        assert!(
+            out.ends_with("welcome\n"),
+            "{reference}: no welcome page: {out}"
+        );
     }
 
     // etcd and the sample-apiserver: their programs run.

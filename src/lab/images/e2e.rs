@@ -31,6 +31,7 @@ const AGNHOST_PACKAGES: &[&str] = &[
     "busybox-static",
     "bash",
     "bind9-dnsutils",
+    "bind9-host",
     "bind9-libs",
     "curl",
     "libcurl4",
@@ -258,6 +259,9 @@ pub(super) fn contents(
                 closure.add(tool)?;
             }
             put(Entry::symlink("/usr/bin/nc", "/bin/nc.openbsd"));
+            // Debian's busybox shell runs its own applets before PATH (`ip`, `nc`, `nslookup`
+            // would be busybox's): the tests' scripts get bash, which looks PATH up.
+            put(Entry::symlink("/bin/sh", "bash"));
             put(Entry::symlink("/agnhost-2", "agnhost"));
             for (name, file) in porter_files(opts) {
                 put(Entry::file(&name, file, 0o644));

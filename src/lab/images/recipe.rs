@@ -10,7 +10,7 @@ use crate::oci::{self, Entry, ImageConfig};
 use std::path::Path;
 
 /// Changes whenever what an image is made of changes, so every archive is rebuilt.
-const RECIPE_FORMAT: &str = "k8s-boot lab image recipe 1";
+const RECIPE_FORMAT: &str = "k8s-boot lab image recipe 2";
 
 /// The Debian packages `image` takes files from.
 fn debian_packages(image: Image) -> &'static [&'static str] {
