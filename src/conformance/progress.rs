@@ -2,8 +2,8 @@
 //! image's runner tees it into) as it grows.
 //!
 //! Ginkgo (v2, `--no-color`, not verbose; its `reporters/default_reporter.go`) writes, in
-//! this order: `Will run N of M specs`; one mark per finished spec (`•` passed, `S` skipped
-//! at run time) without line breaks; for a spec with something to show (a failure, or output
+//! this order: `Will run N of M specs`; one mark per spec without line breaks (`•` passed,
+//! `S` skipped: also every spec the focus leaves out, so `S` is not progress); for a spec with something to show (a failure, or output
 //! of a parallel process) a block after a delimiter line, whose first line is the spec's mark
 //! and state (`• [FAILED] [12.3 seconds]`, `• [4.1 seconds]` for a pass) and whose second
 //! its full name; and at the end `Ran N of M Specs` and `SUCCESS!`/`FAIL!` with the counts.
@@ -35,6 +35,8 @@ const DELIMITER: &str = "------------------------------";
 const FAILED_STATES: &[&str] = &["FAILED", "PANICKED", "TIMEDOUT", "INTERRUPTED", "ABORTED"];
 /// What a spec's mark can be: passed, skipped, passed after a retry.
 const MARKS: &[char] = &['•', 'S', '↺'];
+/// The marks of a spec that ran.
+const RAN: &[char] = &['•', '↺'];
 
 /// Reads ginkgo's output in pieces as it arrives.
 #[derive(Debug, Default)]
@@ -59,15 +61,18 @@ impl Progress {
             let line: String = self.partial.drain(..=end).collect();
             self.line(line.trim_end_matches(['\n', '\r']), &mut events);
         }
-        // Marks come without a line break: count them as they come. Right after a delimiter
-        // the last one may start a header (`• [FAILED]`), so it waits for the next character.
+        // Marks come without a line break: count them as they come, up to the last mark of
+        // a spec that ran (a trailing `S` may be the start of `SUCCESS!`; skips are no
+        // progress). Right after a delimiter a last `•` may start a header (`• [FAILED]`): it
+        // waits for the next character.
         if is_marks(&self.partial) && self.header_state.is_none() {
-            let keep = if self.after_delimiter {
-                self.partial.chars().last().map_or(0, char::len_utf8)
-            } else {
-                0
-            };
-            let counted: String = self.partial.drain(..self.partial.len() - keep).collect();
+            let mut end = self.partial.rfind(RAN).map_or(0, |i| {
+                i + self.partial[i..].chars().next().map_or(0, char::len_utf8)
+            });
+            if self.after_delimiter && end == self.partial.len() {
+                end = self.partial.rfind(RAN).unwrap_or(0);
+            }
+            let counted: String = self.partial.drain(..end).collect();
             if !counted.is_empty() {
                 self.after_delimiter = false;
                 self.marks(&counted, &mut events);
@@ -105,7 +110,7 @@ impl Progress {
     }
 
     fn marks(&mut self, marks: &str, events: &mut Vec<Event>) {
-        for _ in marks.chars() {
+        for _ in marks.chars().filter(|c| RAN.contains(c)) {
             self.done += 1;
             events.push(Event::Done(self.done));
         }
@@ -115,7 +120,7 @@ impl Progress {
 /// The state of a block header such as `• [FAILED] [12.3 seconds]` (`PASSED` for
 /// `• [4.1 seconds]`); `None` when `line` is not one.
 fn header_state(line: &str) -> Option<String> {
-    let rest = line.strip_prefix(MARKS)?.strip_prefix(" [")?;
+    let rest = line.strip_prefix(RAN)?.strip_prefix(" [")?;
     let state = rest.split(']').next().unwrap_or_default();
     Some(
         if !state.is_empty() && state.chars().all(|c| c.is_ascii_uppercase()) {
@@ -168,7 +173,7 @@ fn parse_counts(line: &str) -> Option<Counts> {
 mod tests {
     use super::*;
 
-    const RUN: &str = include_str!("../../tests/data/conformance/ginkgo-output.txt");
+    const RUN: &str = include_str!("../../tests/data/conformance/quick-run-e2e.log");
 
     #[test]
     fn a_whole_run_in_one_piece() {
@@ -257,7 +262,9 @@ mod tests {
             p.feed("Will run 3 of 3 specs\n••"),
             vec![Event::Total(3), Event::Done(1), Event::Done(2)]
         );
-        assert_eq!(p.feed("S"), vec![Event::Done(3)]);
+        // A skipped spec (also one the focus leaves out) is no progress.
+        assert_eq!(p.feed("SSS"), vec![]);
+        assert_eq!(p.feed("S•"), vec![Event::Done(3)]);
         // Right after a delimiter the last mark waits: it may start a header.
         let mut p = Progress::default();
         p.feed("------------------------------\n");

@@ -139,7 +139,7 @@ mod tests {
                     .map(|i| crate::fetch::ImageRef::parse(&i.reference).unwrap().full())
                     .collect();
             assert_eq!(lab, fetched, "{v}");
-            assert_eq!(lab.len(), Image::ALL.len(), "{v}: the chat image too");
+            assert_eq!(lab.len(), Image::CLUSTER.len(), "{v}: the chat image too");
         }
     }
 

@@ -16,6 +16,9 @@ pub struct HostPaths {
     pub supervisor: PathBuf,
     /// Bound into the guest as /var/lib/containerd.
     pub containerd: PathBuf,
+    /// The cgroups the host was started in, one per line (for `lab down` from another
+    /// session, whose controller hierarchies' bases differ).
+    pub cgroups: PathBuf,
 }
 
 impl HostPaths {
@@ -29,6 +32,7 @@ impl HostPaths {
             pidfile: dir.join("supervisor.pid"),
             supervisor: dir.join("supervise.sh"),
             containerd: dir.join("containerd"),
+            cgroups: dir.join("cgroups"),
             dir,
         }
     }

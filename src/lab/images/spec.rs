@@ -130,6 +130,27 @@ pub enum Image {
 }
 
 impl Image {
+    /// The images the cluster runs.
+    pub const CLUSTER: [Image; 5] = [
+        Image::Pause,
+        Image::Coredns,
+        Image::MetricsServer,
+        Image::Flannel,
+        Image::Chat,
+    ];
+
+    /// The conformance suite's (only with `names.conformance`).
+    pub const CONFORMANCE: [Image; 8] = [
+        Image::Conformance,
+        Image::Agnhost,
+        Image::AgnhostPrev,
+        Image::Busybox,
+        Image::Nginx,
+        Image::NginxNew,
+        Image::Etcd,
+        Image::SampleApiserver,
+    ];
+
     pub const ALL: [Image; 13] = [
         Image::Pause,
         Image::Coredns,
@@ -169,11 +190,10 @@ impl Image {
     /// Its archive's directory under the binaries directory: the conformance suite's images
     /// are apart, imported only for a conformance run.
     pub fn dir(self) -> &'static str {
-        match self {
-            Image::Pause | Image::Coredns | Image::MetricsServer | Image::Flannel | Image::Chat => {
-                IMAGES_DIR
-            }
-            _ => crate::conformance::IMAGES_DIR,
+        if Image::CLUSTER.contains(&self) {
+            IMAGES_DIR
+        } else {
+            crate::conformance::IMAGES_DIR
         }
     }
 }

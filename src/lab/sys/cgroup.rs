@@ -17,6 +17,67 @@ pub(crate) fn cgroup_roots() -> Vec<PathBuf> {
         .filter(|p| p.join("cgroup.procs").exists())
         .collect()
 }
+/// The machine's cgroup v1 controller hierarchies (cpu, memory, ...) on a hybrid machine,
+/// each at the cgroup this process is in there: `/sys/fs/cgroup/cpu`,
+/// `/sys/fs/cgroup/memory/<this session's cgroup>`. Empty on a cgroup2-only machine, whose
+/// one tree ([`cgroup_roots`]) holds the controllers.
+///
+/// A lab host must run in a cgroup of its own in each of these, not only in the named ones:
+/// nspawn's cgroup namespace makes a guest's view of a hierarchy start at the cgroup it was
+/// started in, so hosts started in the same one share it, and every host's kubelet would
+/// manage one `kubepods.slice` together (one host's pod cgroups reset or removed by another).
+pub(crate) fn controller_bases() -> Vec<PathBuf> {
+    let base = Path::new("/sys/fs/cgroup");
+    if base.join("cgroup.controllers").exists() {
+        return Vec::new();
+    }
+    let Ok(own) = fs::read_to_string("/proc/self/cgroup") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in own.lines() {
+        // `ID:CONTROLLERS:PATH`; ID 0 is the cgroup2 tree, `name=` hierarchies have no
+        // controllers (the named systemd one is a root of its own).
+        let mut f = line.splitn(3, ':');
+        let (Some(id), Some(controllers), Some(path)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        if id == "0" || controllers.is_empty() || controllers.starts_with("name=") {
+            continue;
+        }
+        let dir = base.join(controllers).join(path.trim_start_matches('/'));
+        if dir.join("cgroup.procs").exists() {
+            out.push(dir);
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Creates `dir` and its missing parents. In the cpuset hierarchy a new cgroup takes no
+/// process until it has CPUs and memory nodes: each new one gets its parent's.
+pub(crate) fn create_cgroup(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_cgroup(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        let own = dir.join(file);
+        if fs::read_to_string(&own).is_ok_and(|v| v.trim().is_empty()) {
+            let parent = dir.parent().map(|p| p.join(file)).unwrap_or_default();
+            fs::write(&own, fs::read_to_string(&parent)?.trim())?;
+        }
+    }
+    Ok(())
+}
+
 /// Process ids in a cgroup and all of its descendants.
 pub(crate) fn cgroup_tree_pids(dir: &Path) -> Vec<u32> {
     let mut pids = Vec::new();

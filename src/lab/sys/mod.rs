@@ -8,7 +8,9 @@ mod net;
 mod process;
 mod text;
 
-pub(crate) use cgroup::{cgroup_roots, cgroup_tree_pids, remove_cgroup_tree};
+pub(crate) use cgroup::{
+    cgroup_roots, cgroup_tree_pids, controller_bases, create_cgroup, remove_cgroup_tree,
+};
 pub(crate) use command::{
     command_failed, describe, find_program, run, run_with_timeout, status_text,
 };
