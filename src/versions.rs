@@ -32,6 +32,8 @@ pub struct E2eImages {
     pub nginx: &'static str,
     pub nginx_new: &'static str,
     pub sample_apiserver: &'static str,
+    /// The glibc resolver's DNS querier (`None`: the minor's DNS tests do not use one).
+    pub glibc_dns_testing: Option<&'static str>,
 }
 
 /// Images that do not follow the Kubernetes minor. The flannel CNI binary is not an image: it
@@ -63,6 +65,7 @@ pub const PROFILES: &[VersionProfile] = &[
             nginx: "registry.k8s.io/e2e-test-images/nginx:1.14-4",
             nginx_new: "registry.k8s.io/e2e-test-images/nginx:1.15-4",
             sample_apiserver: "registry.k8s.io/e2e-test-images/sample-apiserver:1.29.2",
+            glibc_dns_testing: None,
         },
     },
     VersionProfile {
@@ -79,6 +82,7 @@ pub const PROFILES: &[VersionProfile] = &[
             nginx: "registry.k8s.io/e2e-test-images/nginx:1.15-4",
             nginx_new: "registry.k8s.io/e2e-test-images/nginx:1.27-0",
             sample_apiserver: "registry.k8s.io/e2e-test-images/sample-apiserver:1.29.2",
+            glibc_dns_testing: Some("registry.k8s.io/e2e-test-images/glibc-dns-testing:2.0.0"),
         },
     },
     VersionProfile {
@@ -95,6 +99,7 @@ pub const PROFILES: &[VersionProfile] = &[
             nginx: "registry.k8s.io/e2e-test-images/nginx:1.27.0-2",
             nginx_new: "registry.k8s.io/e2e-test-images/nginx:1.28.0-2",
             sample_apiserver: "registry.k8s.io/e2e-test-images/sample-apiserver:1.29.2",
+            glibc_dns_testing: Some("registry.k8s.io/e2e-test-images/glibc-dns-testing:2.1.1"),
         },
     },
 ];

@@ -418,6 +418,7 @@ fn conformance_images_of_the_lab_build_run_their_tools() {
         &names.etcd,
         &names.sample_apiserver,
         &profile.pause_image.to_string(),
+        names.glibc_dns_testing.as_ref().unwrap(),
     ] {
         assert!(
             listed.lines().any(|l| l == wanted),
@@ -507,6 +508,14 @@ fn conformance_images_of_the_lab_build_run_their_tools() {
             out.ends_with("welcome\n"),
             "{reference}: no welcome page: {out}"
         );
+    }
+
+    // glibc-dns-testing: the DNS probes' dig and glibc's getent, under bash as sh.
+    let glibc = names.glibc_dns_testing.as_deref().expect("v1.37 has one");
+    let (root, config) = unpack(glibc);
+    let out = sh(&root, &config, "set -e; dig -v 2>&1; getent passwd root; seq 1 2; /coredns -version | head -1; echo $BASH_VERSION");
+    for needle in ["DiG 9.", "root:x:0:0", "1\n2\n", "CoreDNS-", "5."] {
+        assert!(out.contains(needle), "{glibc}: no {needle} in:\n{out}");
     }
 
     // etcd and the sample-apiserver: their programs run.

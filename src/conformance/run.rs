@@ -83,17 +83,32 @@ pub fn run(
     if !found.iter().any(|a| a.holds(&wanted)) {
         return Err(ConformanceError::NoImage { version, dir });
     }
-    for host in cluster.nodes() {
-        let r = connector
-            .connect(host)
-            .map_err(|source| ConformanceError::Ssh {
-                host: host.name.clone(),
-                source: Box::new(source),
-            })?;
-        let images = import_missing(r.as_ref(), &found).map_err(host_err(&host.name))?;
+    // Every node at once: each upload is a few hundred megabytes.
+    let imported: Vec<Result<Vec<String>, ConformanceError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = cluster
+            .nodes()
+            .map(|host| {
+                let found = &found;
+                scope.spawn(move || {
+                    let r = connector
+                        .connect(host)
+                        .map_err(|source| ConformanceError::Ssh {
+                            host: host.name.clone(),
+                            source: Box::new(source),
+                        })?;
+                    import_missing(r.as_ref(), found).map_err(host_err(&host.name))
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("an import thread panicked"))
+            .collect()
+    });
+    for (host, images) in cluster.nodes().zip(imported) {
         on(RunEvent::Imported {
             host: host.name.clone(),
-            images,
+            images: images?,
         });
     }
     let cp = cluster

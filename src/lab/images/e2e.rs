@@ -10,6 +10,7 @@
 //! | nginx (both tags) | the official nginx image | Debian's nginx serving /usr/share/nginx/html on port 80, logs to stdout/stderr, busybox for a shell |
 //! | etcd | etcd + etcdctl at /usr/local/bin | the lab's etcd build (the profile's etcd: the tag's version) |
 //! | sample-apiserver | alpine + /sample-apiserver | busybox + the sample-apiserver built from its staging module at the cluster's version |
+//! | glibc-dns-testing | debian-slim + dnsutils, CoreDNS as `/coredns` | busybox + bash as `/bin/sh`, Debian's `dig`, `nslookup`, `host` and glibc's `getent`; the lab's CoreDNS |
 //!
 //! The tags are upstream's; the programs in agnhost, nginx and busybox are the versions the
 //! Kubernetes module and Debian hold, which are what the tests call, not the tag's versions.
@@ -46,6 +47,7 @@ const AGNHOST_PACKAGES: &[&str] = &[
     "libbsd0",
     "libbz2-1.0",
     "libc6",
+    "libc-bin",
     "libcap2",
     "libcom-err2",
     "libdb5.3",
@@ -98,11 +100,10 @@ const AGNHOST_PACKAGES: &[&str] = &[
     "libzstd1",
     "zlib1g",
 ];
+/// The DNS tools of agnhost and glibc-dns-testing.
+const DNS_TOOLS: &[&str] = &["usr/bin/dig", "usr/bin/nslookup", "usr/bin/host"];
 const AGNHOST_TOOLS: &[&str] = &[
     "bin/bash",
-    "usr/bin/dig",
-    "usr/bin/nslookup",
-    "usr/bin/host",
     "usr/bin/curl",
     "bin/nc.openbsd",
     "bin/ip",
@@ -147,7 +148,8 @@ http {
 
 pub(super) fn packages(image: Image) -> &'static [&'static str] {
     match image {
-        Image::Agnhost | Image::AgnhostPrev => AGNHOST_PACKAGES,
+        // A superset of what glibc-dns-testing needs (libc-bin: getent).
+        Image::Agnhost | Image::AgnhostPrev | Image::GlibcDnsTesting => AGNHOST_PACKAGES,
         Image::Nginx | Image::NginxNew => NGINX_PACKAGES,
         Image::Conformance | Image::Busybox | Image::SampleApiserver | Image::Etcd => BUSYBOX,
         _ => &[],
@@ -179,6 +181,7 @@ fn built_programs(
             ("/coredns".into(), opts.coredns.clone()),
         ],
         Image::SampleApiserver => vec![("/sample-apiserver".into(), t("sample-apiserver"))],
+        Image::GlibcDnsTesting => vec![("/coredns".into(), opts.coredns.clone())],
         Image::Etcd => vec![
             ("/usr/local/bin/etcd".into(), p.etcd.join("server")),
             ("/usr/local/bin/etcdctl".into(), p.etcd.join("etcdctl")),
@@ -255,7 +258,7 @@ pub(super) fn contents(
             );
         }
         Image::Agnhost | Image::AgnhostPrev => {
-            for tool in AGNHOST_TOOLS {
+            for tool in AGNHOST_TOOLS.iter().chain(DNS_TOOLS) {
                 closure.add(tool)?;
             }
             put(Entry::symlink("/usr/bin/nc", "/bin/nc.openbsd"));
@@ -294,6 +297,13 @@ pub(super) fn contents(
             config.cmd = ["nginx", "-g", "daemon off;"].map(String::from).to_vec();
         }
         Image::SampleApiserver => config.entrypoint = vec!["/sample-apiserver".into()],
+        Image::GlibcDnsTesting => {
+            // The DNS tests' probe scripts: dig, getent (glibc's resolver), seq, sleep.
+            for tool in DNS_TOOLS.iter().chain(&["bin/bash", "usr/bin/getent"]) {
+                closure.add(tool)?;
+            }
+            put(Entry::symlink("/bin/sh", "bash"));
+        }
         Image::Etcd => {}
         _ => {
             return Err(LabError::Options(format!(

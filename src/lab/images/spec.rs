@@ -39,6 +39,8 @@ pub struct ConformanceNames {
     /// `registry.k8s.io/etcd:<the profile's etcd>-0`.
     pub etcd: String,
     pub sample_apiserver: String,
+    /// `None` when the minor's tests use none.
+    pub glibc_dns_testing: Option<String>,
 }
 
 impl ConformanceNames {
@@ -53,6 +55,7 @@ impl ConformanceNames {
             nginx_new: e.nginx_new.into(),
             etcd: format!("registry.k8s.io/etcd:{}-0", profile.etcd),
             sample_apiserver: e.sample_apiserver.into(),
+            glibc_dns_testing: e.glibc_dns_testing.map(String::from),
         }
     }
 }
@@ -127,6 +130,7 @@ pub enum Image {
     NginxNew,
     Etcd,
     SampleApiserver,
+    GlibcDnsTesting,
 }
 
 impl Image {
@@ -140,7 +144,7 @@ impl Image {
     ];
 
     /// The conformance suite's (only with `names.conformance`).
-    pub const CONFORMANCE: [Image; 8] = [
+    pub const CONFORMANCE: [Image; 9] = [
         Image::Conformance,
         Image::Agnhost,
         Image::AgnhostPrev,
@@ -149,9 +153,10 @@ impl Image {
         Image::NginxNew,
         Image::Etcd,
         Image::SampleApiserver,
+        Image::GlibcDnsTesting,
     ];
 
-    pub const ALL: [Image; 13] = [
+    pub const ALL: [Image; 14] = [
         Image::Pause,
         Image::Coredns,
         Image::MetricsServer,
@@ -165,6 +170,7 @@ impl Image {
         Image::NginxNew,
         Image::Etcd,
         Image::SampleApiserver,
+        Image::GlibcDnsTesting,
     ];
 
     /// Its `name:tag` in `names`, as the manifests write it; `None`: not wanted.
@@ -184,6 +190,7 @@ impl Image {
             Image::NginxNew => c.map(|c| c.nginx_new.as_str()),
             Image::Etcd => c.map(|c| c.etcd.as_str()),
             Image::SampleApiserver => c.map(|c| c.sample_apiserver.as_str()),
+            Image::GlibcDnsTesting => c.and_then(|c| c.glibc_dns_testing.as_deref()),
         }
     }
 
