@@ -3,9 +3,10 @@
 //! by its `go-runner`) in a pod of its own namespace, with a ServiceAccount bound to
 //! `cluster-admin` for the run, all of it removed afterwards.
 //!
-//! The images come from `binaries.dir/images/conformance/` (made by the lab or downloaded by
-//! `fetch --conformance`) and are imported into the nodes' containerd only now: production
-//! nodes do not carry test images. kubectl runs as the admin on the first control-plane host,
+//! The images come from `binaries.dir/images/conformance/` (`lab build --conformance` makes
+//! them; downloading them for an air-gapped site is not there yet, see docs/CONFORMANCE.md)
+//! and are imported into the nodes' containerd only now: production nodes do not carry test
+//! images. kubectl runs as the admin on the first control-plane host,
 //! as `install` does; the progress is read from the runner's `e2e.log` as it grows. See
 //! docs/CONFORMANCE.md.
 
@@ -55,8 +56,8 @@ pub struct Options {
 #[derive(Debug, thiserror::Error)]
 pub enum ConformanceError {
     #[error(
-        "no conformance image for {version} in {}: `k8s-boot lab build` makes it for a lab, \
-         `k8s-boot fetch --conformance` downloads it",
+        "no conformance image for {version} in {}: `k8s-boot lab build --conformance` makes \
+         the conformance images for a lab (docs/CONFORMANCE.md)",
         .dir.display()
     )]
     NoImage { version: String, dir: PathBuf },
@@ -95,4 +96,21 @@ pub enum ConformanceError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl ConformanceError {
+    /// Missing images or a cluster without a control plane are the input's; the rest happened
+    /// while running.
+    pub fn fault(&self) -> crate::fault::Fault {
+        match self {
+            ConformanceError::NoImage { .. } | ConformanceError::NoControlPlane => {
+                crate::fault::Fault::Input
+            }
+            _ => crate::fault::Fault::Runtime,
+        }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        self.fault().exit_code()
+    }
 }

@@ -173,35 +173,44 @@ fn parse_counts(line: &str) -> Option<Counts> {
 mod tests {
     use super::*;
 
-    const RUN: &str = include_str!("../../tests/data/conformance/quick-run-e2e.log");
+    /// Real `e2e.log`s of `k8s-boot conformance` on the lab: `--quick` (one process) and the
+    /// CI subset (three processes, serial tests at the end).
+    const RUNS: [&str; 2] = [
+        include_str!("../../tests/data/conformance/quick-run-e2e.log"),
+        include_str!("../../tests/data/conformance/subset-run-e2e.log"),
+    ];
 
     #[test]
     fn a_whole_run_in_one_piece() {
-        let mut p = Progress::default();
-        let events = p.feed(RUN);
-        let c = p.counts.clone().expect("counts");
-        assert_eq!(Some(c.passed + c.failed), p.total);
-        assert_eq!(p.done, c.passed + c.failed, "{events:?}");
-        let failed: Vec<_> = events
-            .iter()
-            .filter(|e| matches!(e, Event::Failed { .. }))
-            .collect();
-        assert_eq!(failed.len() as u32, c.failed, "{failed:?}");
+        for run in RUNS {
+            let mut p = Progress::default();
+            let events = p.feed(run);
+            let c = p.counts.clone().expect("counts");
+            assert_eq!(Some(c.passed + c.failed), p.total);
+            assert_eq!(p.done, c.passed + c.failed, "{events:?}");
+            let failed: Vec<_> = events
+                .iter()
+                .filter(|e| matches!(e, Event::Failed { .. }))
+                .collect();
+            assert_eq!(failed.len() as u32, c.failed, "{failed:?}");
+        }
     }
 
     #[test]
     fn pieces_of_any_size_say_the_same() {
-        let mut whole = Progress::default();
-        let expected = whole.feed(RUN);
-        for size in [1, 2, 3, 7, 64, 1000] {
-            let mut p = Progress::default();
-            let mut events = Vec::new();
-            let chars: Vec<char> = RUN.chars().collect();
-            for piece in chars.chunks(size) {
-                events.extend(p.feed(&piece.iter().collect::<String>()));
+        for run in RUNS {
+            let mut whole = Progress::default();
+            let expected = whole.feed(run);
+            for size in [1, 2, 3, 7, 64, 1000] {
+                let mut p = Progress::default();
+                let mut events = Vec::new();
+                let chars: Vec<char> = run.chars().collect();
+                for piece in chars.chunks(size) {
+                    events.extend(p.feed(&piece.iter().collect::<String>()));
+                }
+                assert_eq!(events, expected, "pieces of {size}");
+                assert_eq!(p.counts, whole.counts);
             }
-            assert_eq!(events, expected, "pieces of {size}");
-            assert_eq!(p.counts, whole.counts);
         }
     }
 
