@@ -31,16 +31,22 @@ tags=""
 pins=()
 extra_tools=()    # programs of other modules, at the version the component's go.mod requires
 test_binaries=()  # packages built with `go test -c` into <last element>.test
-case "$component" in
-kubernetes)
-    module=k8s.io/kubernetes
-    # Upstream's hack/lib/version.sh sets these in both packages.
-    minor=${version#v}; major=${minor%%.*}; minor=${minor#*.}; minor=${minor%%.*}
-    ldx=""
+# The version Kubernetes' programs print: upstream's hack/lib/version.sh sets these in both
+# packages.
+kubernetes_version_ldflags() {
+    local minor=${version#v} major pkg ldx=""
+    major=${minor%%.*}; minor=${minor#*.}; minor=${minor%%.*}
     for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
         ldx+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
         ldx+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
     done
+    printf '%s' "$ldx"
+}
+
+case "$component" in
+kubernetes)
+    module=k8s.io/kubernetes
+    ldx=$(kubernetes_version_ldflags)
     packages=(cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubelet
         cmd/kube-proxy cmd/kubectl)
     ;;
@@ -51,12 +57,7 @@ kubernetes-test)
     # programs of the test images: agnhost and the sample-apiserver (a staging module, so
     # pinned to this release like the others).
     module=k8s.io/kubernetes
-    minor=${version#v}; major=${minor%%.*}; minor=${minor#*.}; minor=${minor%%.*}
-    ldx=""
-    for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
-        ldx+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
-        ldx+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-    done
+    ldx=$(kubernetes_version_ldflags)
     packages=(test/images/agnhost test/conformance/image/go-runner)
     extra_tools=(github.com/onsi/ginkgo/v2/ginkgo k8s.io/sample-apiserver)
     test_binaries=(test/e2e)

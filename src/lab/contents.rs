@@ -58,10 +58,9 @@ pub fn image_names(kubernetes_version: &str) -> Result<ImageNames, LabError> {
     Ok(ImageNames::new(profile, &inventory::Chat::default().image))
 }
 
-/// The image references of `names`, in [`Image::ALL`] order.
+/// The image references of `names`, in [`Image::all`] order.
 pub fn image_references(names: &ImageNames) -> Vec<&str> {
-    Image::ALL
-        .iter()
+    Image::all()
         .filter_map(|image| image.reference(names))
         .collect()
 }

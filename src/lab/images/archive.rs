@@ -22,7 +22,7 @@ fn inputs_file(images: &Path, archive: &str) -> PathBuf {
 /// images is wanted (the conformance images when they are not asked for) is left as it is.
 pub(super) fn prune(opts: &ImageInputs, progress: &mut dyn FnMut(String)) -> Result<(), LabError> {
     let mut wanted: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
-    for image in Image::ALL {
+    for image in Image::all() {
         if let Some(reference) = image.reference(&opts.names) {
             wanted
                 .entry(image.dir())

@@ -62,13 +62,13 @@ use crate::lab::error::LabError;
 use std::path::PathBuf;
 
 /// Builds (or keeps, when its inputs did not change) the archive of every wanted image; one
-/// progress line per image. Returns the archives, in [`Image::ALL`] order.
+/// progress line per image. Returns the archives, in [`Image::all`] order.
 pub fn build_all(
     opts: &ImageInputs,
     progress: &mut dyn FnMut(String),
 ) -> Result<Vec<PathBuf>, LabError> {
     let mut out = Vec::new();
-    for image in Image::ALL {
+    for image in Image::all() {
         if image.reference(&opts.names).is_some() {
             out.push(build(image, opts, progress)?);
         }

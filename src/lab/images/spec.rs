@@ -156,22 +156,10 @@ impl Image {
         Image::GlibcDnsTesting,
     ];
 
-    pub const ALL: [Image; 14] = [
-        Image::Pause,
-        Image::Coredns,
-        Image::MetricsServer,
-        Image::Flannel,
-        Image::Chat,
-        Image::Conformance,
-        Image::Agnhost,
-        Image::AgnhostPrev,
-        Image::Busybox,
-        Image::Nginx,
-        Image::NginxNew,
-        Image::Etcd,
-        Image::SampleApiserver,
-        Image::GlibcDnsTesting,
-    ];
+    /// Every image: the cluster's, then the conformance suite's.
+    pub fn all() -> impl Iterator<Item = Image> {
+        Image::CLUSTER.into_iter().chain(Image::CONFORMANCE)
+    }
 
     /// Its `name:tag` in `names`, as the manifests write it; `None`: not wanted.
     pub fn reference(self, names: &ImageNames) -> Option<&str> {
