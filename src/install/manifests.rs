@@ -85,6 +85,7 @@ pub fn apply(
             r,
             &kubectl,
             &awaited,
+            &api_servers(cx.run.cluster),
             cx.run.ready_deadline(),
             cx.run.opts.ready_timeout,
         )
@@ -238,4 +239,19 @@ mod tests {
         assert_eq!(missing_labels(&plan, &node), vec!["zone=a".to_string()]);
         assert_eq!(missing_taints(&plan, &node), vec!["dedicated:NoExecute"]);
     }
+}
+
+/// The URL of every control-plane host's API server, as the admin kubectl on one of them
+/// reaches it (its certificate names every control-plane address).
+fn api_servers(cluster: &crate::inventory::Cluster) -> Vec<String> {
+    cluster
+        .hosts_with(crate::inventory::Role::ControlPlane)
+        .map(|h| {
+            let address = match h.address {
+                std::net::IpAddr::V6(a) => format!("[{a}]"),
+                a => a.to_string(),
+            };
+            format!("https://{address}:{}", crate::inventory::APISERVER_PORT)
+        })
+        .collect()
 }

@@ -103,10 +103,16 @@ pub fn awaited(manifests: &[&PlannedFile]) -> Result<Vec<Awaited>, StepError> {
 
 /// Waits until every object of `awaited` is ready, or fails at `deadline` naming what is
 /// not (`bound` is how long the whole wait may take, for the message).
+///
+/// An APIService is ready only once every API server in `servers` (their URLs) also lists its
+/// group version in its discovery: each server's aggregator adds it a moment after the
+/// APIService turns Available, and a client that reads discovery from one that has not yet
+/// (`kubectl top` with a fresh cache) finds no such API.
 pub fn wait(
     r: &dyn Remote,
     kubectl: &str,
     awaited: &[Awaited],
+    servers: &[String],
     deadline: Instant,
     bound: Duration,
 ) -> Result<(), StepError> {
@@ -115,7 +121,7 @@ pub fn wait(
     }
     loop {
         let objects = current(r, kubectl, awaited)?;
-        let pending: Vec<(&Awaited, Option<&Value>, String)> = awaited
+        let mut pending: Vec<(&Awaited, Option<&Value>, String)> = awaited
             .iter()
             .filter_map(|a| {
                 let object = find(&objects, a);
@@ -126,6 +132,12 @@ pub fn wait(
                 Some((a, object, why))
             })
             .collect();
+        if pending.is_empty() {
+            pending = undiscovered(r, kubectl, awaited, servers)?
+                .into_iter()
+                .map(|(a, why)| (a, find(&objects, a), why))
+                .collect();
+        }
         if pending.is_empty() {
             return Ok(());
         }
@@ -142,6 +154,54 @@ pub fn wait(
         }
         std::thread::sleep(POLL);
     }
+}
+
+/// The awaited APIServices some API server of `servers` does not list in its discovery yet
+/// (an APIService is named `<version>.<group>`), with why.
+fn undiscovered<'a>(
+    r: &dyn Remote,
+    kubectl: &str,
+    awaited: &'a [Awaited],
+    servers: &[String],
+) -> Result<Vec<(&'a Awaited, String)>, StepError> {
+    let services: Vec<&Awaited> = awaited
+        .iter()
+        .filter(|a| a.kind.kind == "APIService")
+        .collect();
+    let mut missing = Vec::new();
+    if services.is_empty() {
+        return Ok(missing);
+    }
+    for server in servers {
+        let command = format!("{kubectl} --server {} get --raw /apis", shell_quote(server));
+        let text = r.run(&command)?;
+        let groups: Value =
+            serde_json::from_str(&text).map_err(|source| StepError::KubectlOutput {
+                command: command.clone(),
+                source,
+            })?;
+        for a in &services {
+            if !discovered(&groups, &a.name) {
+                missing.push((*a, format!("not yet in the discovery of {server}")));
+            }
+        }
+    }
+    Ok(missing)
+}
+
+/// Whether the `/apis` group list `groups` holds the group version of the APIService `name`.
+fn discovered(groups: &Value, name: &str) -> bool {
+    let Some((version, group)) = name.split_once('.') else {
+        return false;
+    };
+    groups["groups"].as_array().into_iter().flatten().any(|g| {
+        g["name"] == group
+            && g["versions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|v| v["version"] == version)
+    })
 }
 
 /// The awaited kinds' objects as the API has them now, in one call.

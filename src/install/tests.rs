@@ -305,6 +305,7 @@ fn a_dry_run_of_the_cluster_phase_asks_the_api_server_and_labels_nothing() {
         m1.replies[1].1 = node_list(&[("m1", &[CP]), ("m2", &[]), ("m3", &[CP, WORKER])]);
         m1.replies
             .push((CLUSTER_OBJECTS.into(), cluster_objects(2, true)));
+        m1.replies.push((DISCOVERY.into(), discovery(true)));
     }
     let started = Instant::now();
     let wet = w.install_phases(false, &[PhaseId::Cluster]);
@@ -443,6 +444,19 @@ fn cluster_objects(coredns_available: u32, metrics_api: bool) -> String {
     .to_string()
 }
 
+/// What an API server lists at `/apis`: the metrics API's group version or not.
+fn discovery(metrics_api: bool) -> String {
+    let mut groups =
+        vec![json!({"name": "apps", "versions": [{"groupVersion": "apps/v1", "version": "v1"}]})];
+    if metrics_api {
+        groups.push(json!({"name": "metrics.k8s.io",
+            "versions": [{"groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1"}]}));
+    }
+    json!({"kind": "APIGroupList", "groups": groups}).to_string()
+}
+
+const DISCOVERY: &str = "get --raw /apis";
+
 fn every_node_registered(w: &World) {
     w.fake.host("m1").replies.push((
         "get nodes -o json".into(),
@@ -465,6 +479,11 @@ fn the_cluster_phases_end_when_what_they_applied_is_ready() {
                 cluster_objects(2, true),
             ]),
         ));
+        // Once the APIService is Available, one API server does not list it yet.
+        m1.reply_sequences.push((
+            DISCOVERY.into(),
+            VecDeque::from([discovery(true), discovery(false), discovery(true)]),
+        ));
         let chat = |available| json!({"items": [deployment("chat", "chat", available)]});
         m1.reply_sequences.push((
             WORKLOAD_OBJECTS.into(),
@@ -474,7 +493,20 @@ fn the_cluster_phases_end_when_what_they_applied_is_ready() {
     let report = w.install_phases(false, &[PhaseId::Cluster, PhaseId::Workloads]);
     assert!(!report.failed(), "{report:#?}");
     let log = w.fake.host("m1").log.clone();
-    assert_eq!(count(&log, CLUSTER_OBJECTS), 3, "{log:#?}");
+    // Ready objects, then a poll more until every API server lists the metrics API.
+    assert_eq!(count(&log, CLUSTER_OBJECTS), 4, "{log:#?}");
+    let servers = [
+        "https://10.0.0.11:6443",
+        "https://10.0.0.12:6443",
+        "https://10.0.0.13:6443",
+    ];
+    for server in servers {
+        assert_eq!(
+            count(&log, &format!("--server '{server}' {DISCOVERY}")),
+            2,
+            "{log:#?}"
+        );
+    }
     assert_eq!(count(&log, WORKLOAD_OBJECTS), 2, "{log:#?}");
     // Each phase waits after its own apply.
     let at = |part: &str| log.iter().position(|c| c.contains(part)).unwrap();
