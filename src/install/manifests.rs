@@ -204,6 +204,21 @@ fn missing_taints<'p>(plan: &'p HostPlan, node: &serde_json::Value) -> Vec<&'p s
         .collect()
 }
 
+/// The URL of every control-plane host's API server, as the admin kubectl on one of them
+/// reaches it (its certificate names every control-plane address).
+fn api_servers(cluster: &crate::inventory::Cluster) -> Vec<String> {
+    cluster
+        .hosts_with(crate::inventory::Role::ControlPlane)
+        .map(|h| {
+            let address = match h.address {
+                std::net::IpAddr::V6(a) => format!("[{a}]"),
+                a => a.to_string(),
+            };
+            format!("https://{address}:{}", crate::inventory::APISERVER_PORT)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,19 +254,4 @@ mod tests {
         assert_eq!(missing_labels(&plan, &node), vec!["zone=a".to_string()]);
         assert_eq!(missing_taints(&plan, &node), vec!["dedicated:NoExecute"]);
     }
-}
-
-/// The URL of every control-plane host's API server, as the admin kubectl on one of them
-/// reaches it (its certificate names every control-plane address).
-fn api_servers(cluster: &crate::inventory::Cluster) -> Vec<String> {
-    cluster
-        .hosts_with(crate::inventory::Role::ControlPlane)
-        .map(|h| {
-            let address = match h.address {
-                std::net::IpAddr::V6(a) => format!("[{a}]"),
-                a => a.to_string(),
-            };
-            format!("https://{address}:{}", crate::inventory::APISERVER_PORT)
-        })
-        .collect()
 }
