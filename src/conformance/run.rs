@@ -19,6 +19,8 @@ const POD: &str = "conformance";
 const RUNNER: &str = "conformance";
 const OUTPUT: &str = "output";
 const RESULTS: &str = "/tmp/results";
+/// How long removing the run's namespace may take.
+const REMOVE_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long the pod may take to start (images are imported already).
 const START_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -128,8 +130,9 @@ pub fn run(
     kubectl.clear_leftovers()?;
     kubectl.apply(&objects(&wanted, opts))?;
     let result = follow(&kubectl, opts, started, on);
-    // Whatever happened, the run's objects go (without waiting for the namespace's pods).
-    let removed = kubectl.remove(false);
+    // Whatever happened, the run's objects go, and are gone when the command returns: the
+    // next run (or anything else) finds the cluster as it was.
+    let removed = kubectl.remove();
     let mut outcome = result?;
     removed?;
     outcome.seconds = started.elapsed().as_secs();
@@ -341,12 +344,14 @@ impl Kubectl<'_> {
                 return Err(ConformanceError::InProgress);
             }
         }
-        self.remove(true)
+        self.remove()
     }
 
-    fn remove(&self, wait: bool) -> Result<(), ConformanceError> {
+    /// Deletes the namespace (waiting until it is gone) and the ClusterRoleBinding.
+    fn remove(&self) -> Result<(), ConformanceError> {
         self.run(&format!(
-            "delete namespace {NAMESPACE} --ignore-not-found --wait={wait}"
+            "delete namespace {NAMESPACE} --ignore-not-found --wait=true --timeout={}s",
+            REMOVE_TIMEOUT.as_secs()
         ))?;
         self.run(&format!(
             "delete clusterrolebinding {NAMESPACE} --ignore-not-found"
