@@ -105,9 +105,9 @@ pub fn awaited(manifests: &[&PlannedFile]) -> Result<Vec<Awaited>, StepError> {
 /// not (`bound` is how long the whole wait may take, for the message).
 ///
 /// An APIService is ready only once every API server in `servers` (their URLs) also lists its
-/// group version in its discovery: each server's aggregator adds it a moment after the
-/// APIService turns Available, and a client that reads discovery from one that has not yet
-/// (`kubectl top` with a fresh cache) finds no such API.
+/// group version in its discovery as clients read it: each server's aggregator marks it fresh
+/// a moment after the APIService turns Available, and a client that reads discovery before
+/// (`kubectl top` filling its cache) finds no such API.
 pub fn wait(
     r: &dyn Remote,
     kubectl: &str,
@@ -173,15 +173,16 @@ fn undiscovered<'a>(
         return Ok(missing);
     }
     for server in servers {
-        let command = format!("{kubectl} --server {} get --raw /apis", shell_quote(server));
-        let text = r.run(&command)?;
-        let groups: Value =
-            serde_json::from_str(&text).map_err(|source| StepError::KubectlOutput {
-                command: command.clone(),
-                source,
-            })?;
+        // Discovery as clients read it (aggregated, a version the aggregator has not fetched
+        // from its service yet left out), from a cache of its own: never an old answer.
+        let command = format!(
+            "d=$(mktemp -d) && {kubectl} --cache-dir \"$d\" --server {} api-versions; \
+             rc=$?; rm -rf \"$d\"; exit $rc",
+            shell_quote(server)
+        );
+        let versions = r.run(&command)?;
         for a in &services {
-            if !discovered(&groups, &a.name) {
+            if !discovered(&versions, &a.name) {
                 missing.push((*a, format!("not yet in the discovery of {server}")));
             }
         }
@@ -189,19 +190,14 @@ fn undiscovered<'a>(
     Ok(missing)
 }
 
-/// Whether the `/apis` group list `groups` holds the group version of the APIService `name`.
-fn discovered(groups: &Value, name: &str) -> bool {
+/// Whether `kubectl api-versions` output lists the group version of the APIService `name`
+/// (`<version>.<group>`).
+fn discovered(versions: &str, name: &str) -> bool {
     let Some((version, group)) = name.split_once('.') else {
         return false;
     };
-    groups["groups"].as_array().into_iter().flatten().any(|g| {
-        g["name"] == group
-            && g["versions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|v| v["version"] == version)
-    })
+    let wanted = format!("{group}/{version}");
+    versions.lines().any(|l| l.trim() == wanted)
 }
 
 /// The awaited kinds' objects as the API has them now, in one call.

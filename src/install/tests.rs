@@ -444,18 +444,16 @@ fn cluster_objects(coredns_available: u32, metrics_api: bool) -> String {
     .to_string()
 }
 
-/// What an API server lists at `/apis`: the metrics API's group version or not.
+/// What `kubectl api-versions` prints: the metrics API's group version or not.
 fn discovery(metrics_api: bool) -> String {
-    let mut groups =
-        vec![json!({"name": "apps", "versions": [{"groupVersion": "apps/v1", "version": "v1"}]})];
+    let mut versions = "apps/v1\nv1\n".to_string();
     if metrics_api {
-        groups.push(json!({"name": "metrics.k8s.io",
-            "versions": [{"groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1"}]}));
+        versions.push_str("metrics.k8s.io/v1beta1\n");
     }
-    json!({"kind": "APIGroupList", "groups": groups}).to_string()
+    versions
 }
 
-const DISCOVERY: &str = "get --raw /apis";
+const DISCOVERY: &str = "api-versions";
 
 fn every_node_registered(w: &World) {
     w.fake.host("m1").replies.push((
