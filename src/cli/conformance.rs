@@ -36,7 +36,6 @@ pub fn run(args: &ConformanceArgs, quiet: bool) -> Result<i32> {
         quiet,
         total: None,
         last: None,
-        done: 0,
     };
     let outcome = conformance::run(&cluster, &ssh, &binaries, &opts, &mut |e| printer.event(e))
         .context("conformance run")?;
@@ -52,7 +51,6 @@ struct Printer {
     quiet: bool,
     total: Option<u32>,
     last: Option<Instant>,
-    done: u32,
 }
 
 impl Printer {
@@ -72,7 +70,6 @@ impl Printer {
                 errln!("{n} tests to run")
             }
             RunEvent::Log(Event::Done(n)) => {
-                self.done = n;
                 let due = self.last.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY)
                     || Some(n) == self.total;
                 if self.quiet || !due {

@@ -99,6 +99,13 @@ pub enum ConformanceError {
 }
 
 impl ConformanceError {
+    fn ssh(host: &str, source: SshError) -> ConformanceError {
+        ConformanceError::Ssh {
+            host: host.to_string(),
+            source: Box::new(source),
+        }
+    }
+
     /// Missing images or a cluster without a control plane are the input's; the rest happened
     /// while running.
     pub fn fault(&self) -> crate::fault::Fault {

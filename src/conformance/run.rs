@@ -94,10 +94,7 @@ pub fn run(
                 scope.spawn(move || {
                     let r = connector
                         .connect(host)
-                        .map_err(|source| ConformanceError::Ssh {
-                            host: host.name.clone(),
-                            source: Box::new(source),
-                        })?;
+                        .map_err(|e| ConformanceError::ssh(&host.name, e))?;
                     import_missing(r.as_ref(), found).map_err(host_err(&host.name))
                 })
             })
@@ -117,11 +114,9 @@ pub fn run(
         .hosts_with(Role::ControlPlane)
         .next()
         .ok_or(ConformanceError::NoControlPlane)?;
-    let ssh_err = |source: SshError| ConformanceError::Ssh {
-        host: cp.name.clone(),
-        source: Box::new(source),
-    };
-    let r = connector.connect(cp).map_err(ssh_err)?;
+    let r = connector
+        .connect(cp)
+        .map_err(|e| ConformanceError::ssh(&cp.name, e))?;
     let kubectl = Kubectl {
         r: r.as_ref(),
         base: admin_kubectl(),
@@ -155,10 +150,11 @@ fn follow(
         // The runner's state first: once it has ended, the read below has all of the log.
         let ended = kubectl.runner_exit_code()?;
         let more = kubectl.read_from(&format!("{RESULTS}/e2e.log"), log.len())?;
-        let text = String::from_utf8_lossy(&more[..utf8_prefix_len(&more)]).into_owned();
-        // Keep an incomplete character for the next read: read again from its start.
-        log.extend_from_slice(text.as_bytes());
-        for e in progress.feed(&text) {
+        // An incomplete character at the end is read again next time, from its start: the
+        // log keeps the bytes as read, so `log.len()` stays the file's offset.
+        let whole = &more[..utf8_prefix_len(&more)];
+        log.extend_from_slice(whole);
+        for e in progress.feed(&String::from_utf8_lossy(whole)) {
             if let Event::Failed { name, .. } = &e {
                 failures.push(name.clone());
             }
@@ -168,7 +164,7 @@ fn follow(
             break code;
         }
         if started.elapsed() > opts.timeout {
-            write_results(&opts.results_dir, &[("e2e.log", log.clone())])?;
+            write_results(&opts.results_dir, &[("e2e.log", &log)])?;
             return Err(ConformanceError::Timeout {
                 secs: opts.timeout.as_secs(),
                 results: opts.results_dir.clone(),
@@ -176,20 +172,16 @@ fn follow(
         }
         std::thread::sleep(opts.poll);
     };
-    let mut collected = vec![("e2e.log".to_string(), log.clone())];
+    let mut reports = Vec::new();
     for name in kubectl.result_files()? {
         if name.ends_with(".xml") {
             let bytes = kubectl.read_from(&format!("{RESULTS}/{name}"), 0)?;
-            collected.push((name, bytes));
+            reports.push((name, bytes));
         }
     }
-    let files = write_results(
-        &opts.results_dir,
-        &collected
-            .iter()
-            .map(|(n, b)| (n.as_str(), b.clone()))
-            .collect::<Vec<_>>(),
-    )?;
+    let mut collected = vec![("e2e.log", log.as_slice())];
+    collected.extend(reports.iter().map(|(n, b)| (n.as_str(), b.as_slice())));
+    let files = write_results(&opts.results_dir, &collected)?;
     let Some(counts) = progress.counts.clone() else {
         let text = String::from_utf8_lossy(&log);
         return Err(ConformanceError::NoSummary {
@@ -220,7 +212,7 @@ fn utf8_prefix_len(bytes: &[u8]) -> usize {
 /// Writes each `(name, bytes)` into `dir` (created), atomically; returns the paths.
 fn write_results(
     dir: &std::path::Path,
-    files: &[(&str, Vec<u8>)],
+    files: &[(&str, &[u8])],
 ) -> Result<Vec<PathBuf>, ConformanceError> {
     std::fs::create_dir_all(dir).map_err(|source| ConformanceError::Write {
         path: dir.to_path_buf(),
@@ -299,10 +291,7 @@ struct Kubectl<'a> {
 
 impl Kubectl<'_> {
     fn err(&self, source: SshError) -> ConformanceError {
-        ConformanceError::Ssh {
-            host: self.host.clone(),
-            source: Box::new(source),
-        }
+        ConformanceError::ssh(&self.host, source)
     }
 
     fn run(&self, args: &str) -> Result<String, ConformanceError> {

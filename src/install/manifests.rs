@@ -210,11 +210,9 @@ fn api_servers(cluster: &crate::inventory::Cluster) -> Vec<String> {
     cluster
         .hosts_with(crate::inventory::Role::ControlPlane)
         .map(|h| {
-            let address = match h.address {
-                std::net::IpAddr::V6(a) => format!("[{a}]"),
-                a => a.to_string(),
-            };
-            format!("https://{address}:{}", crate::inventory::APISERVER_PORT)
+            let server = std::net::SocketAddr::new(h.address, crate::inventory::APISERVER_PORT);
+            // `[v6]:port` for an IPv6 address.
+            format!("https://{server}")
         })
         .collect()
 }

@@ -91,13 +91,15 @@ fn build_images(
     binaries: &Path,
     progress: &mut dyn FnMut(String),
 ) -> Result<(), LabError> {
-    let program = |component: &str, name: &str| -> Result<PathBuf, LabError> {
+    // The cache directory of a component's build, and a program in it.
+    let dir_of = |component: &str| -> Result<PathBuf, LabError> {
         built
             .iter()
             .find(|b| b.build.component == component)
-            .map(|b| b.dir.join(name))
+            .map(|b| b.dir.clone())
             .ok_or_else(|| LabError::Options(format!("no {component} build")))
     };
+    let program = |component: &str, name: &str| Ok::<_, LabError>(dir_of(component)?.join(name));
     let conformance = built
         .iter()
         .any(|b| b.build.component == build::CONFORMANCE_COMPONENT);
@@ -106,7 +108,6 @@ fn build_images(
     if conformance {
         let profile = crate::versions::profile_for(version).map_err(LabError::Options)?;
         names.conformance = Some(images::ConformanceNames::new(version, profile));
-        let dir_of = |component: &str| program(component, "");
         conformance_programs = Some(images::ConformancePrograms {
             test_programs: dir_of(build::CONFORMANCE_COMPONENT)?,
             kubectl: program("kubernetes", "kubectl")?,
