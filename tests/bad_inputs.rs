@@ -931,6 +931,20 @@ fn cases() -> Vec<Case> {
             &["--arch", "s390x"],
         ),
         case(
+            "fetch --conformance without images",
+            none,
+            &[
+                "fetch",
+                "--version",
+                "v1.37.2",
+                "--conformance",
+                "--no-images",
+                "--dir",
+                "dl",
+            ],
+            &["--conformance", "--no-images"],
+        ),
+        case(
             "fetch without version or inventory",
             none,
             &["fetch", "--dir", "dl"],

@@ -63,15 +63,18 @@ fn fixture() -> Fixture {
         true,
     );
     // Docker Hub through a mirror with a path: /v2/hub/library/node/...
-    let node = build_image(
-        NODE,
-        "hub/library/node",
-        "24-bookworm-slim",
-        3,
-        &[50_000, 10_000],
-        false,
-        false,
-    );
+    let node = Image {
+        images_dir: k8s_boot::conformance::IMAGES_DIR,
+        ..build_image(
+            NODE,
+            "hub/library/node",
+            "24-bookworm-slim",
+            3,
+            &[50_000, 10_000],
+            false,
+            false,
+        )
+    };
     for img in [&pause, &flannel, &node] {
         served.serve(img);
     }
@@ -100,17 +103,19 @@ fn fixture() -> Fixture {
     .into();
     opts.images = vec![
         ImageSpec {
-            reference: PAUSE.into(),
             digest: Some(pause.top_digest.clone()),
+            ..ImageSpec::pinned(PAUSE)
         },
         ImageSpec {
-            reference: FLANNEL.into(),
             digest: None,
+            ..ImageSpec::pinned(FLANNEL)
         },
-        // Short form: normalized to docker.io/library/node.
+        // Short form: normalized to docker.io/library/node. Its archive goes where a
+        // conformance run's images go, as `fetch --conformance` asks for those.
         ImageSpec {
-            reference: "node:24-bookworm-slim".into(),
             digest: None,
+            dir: k8s_boot::conformance::IMAGES_DIR,
+            ..ImageSpec::pinned("node:24-bookworm-slim")
         },
     ];
     Fixture {
@@ -622,8 +627,8 @@ fn registry_errors_name_the_image_and_the_url() {
     // Bad references and mirrors are refused before any request or write.
     let mut f = fixture();
     f.opts.images.push(ImageSpec {
-        reference: "registry.k8s.io/pause".into(),
         digest: None,
+        ..ImageSpec::pinned("registry.k8s.io/pause")
     });
     let err = f.run().0.unwrap_err();
     assert!(

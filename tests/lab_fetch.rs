@@ -24,18 +24,39 @@ struct Fixture {
     releases: releases::Server,
     registry: FixtureRegistry,
     published: Published,
-    /// The lab cluster's images as the registry serves them.
+    /// The lab cluster's images as the registry serves them, then the conformance run's
+    /// when the fixture has them.
     images: Vec<Image>,
+    /// `lab build --fetch --conformance`.
+    conformance: bool,
     tmp: tempfile::TempDir,
 }
 
 fn fixture() -> Fixture {
+    fixture_with(false)
+}
+
+/// With `conformance`, the registry serves the conformance run's images too and
+/// `lab_build_fetch` asks for them.
+fn fixture_with(conformance: bool) -> Fixture {
     let releases = releases::Server::start();
     let published = releases::publish(&releases, K8S, release::machine_arch().unwrap());
     let registry = FixtureRegistry::start();
     let names = contents::image_names(K8S).unwrap();
-    let images: Vec<Image> = contents::image_references(&names)
+    let mut references: Vec<String> = contents::image_references(&names)
         .into_iter()
+        .map(String::from)
+        .collect();
+    if conformance {
+        references.extend(
+            k8s_boot::fetch::conformance_images(K8S)
+                .unwrap()
+                .into_iter()
+                .map(|spec| spec.reference),
+        );
+    }
+    let images: Vec<Image> = references
+        .iter()
         .enumerate()
         .map(|(i, reference)| {
             let r = ImageRef::parse(reference).unwrap();
@@ -66,6 +87,7 @@ fn fixture() -> Fixture {
         registry,
         published,
         images,
+        conformance,
         tmp: tempfile::tempdir().unwrap(),
     }
 }
@@ -102,6 +124,9 @@ impl Fixture {
         .map(String::from)
         .into();
         args.push(self.lab_dir().to_string_lossy().into_owned());
+        if self.conformance {
+            args.push("--conformance".into());
+        }
         for image in &self.images {
             if !unpinned.contains(&image.reference) {
                 args.push("--image-digest".into());
@@ -190,6 +215,55 @@ fn lab_build_fetch_leaves_the_layout_of_the_lab_build() {
     }
     assert_eq!(manifest.images.len(), 5);
     assert!(!err.contains("warning:"), "every image had a digest: {err}");
+}
+
+#[test]
+fn lab_build_fetch_conformance_puts_the_test_images_apart() {
+    let f = fixture_with(true);
+    let out = f.lab_build_fetch(&[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let bin = f.binaries();
+    let wanted = k8s_boot::fetch::conformance_images(K8S).unwrap();
+    assert_eq!(wanted.len(), 9);
+    assert_eq!(
+        wanted[0].reference,
+        format!("registry.k8s.io/conformance:{K8S}")
+    );
+
+    // The cluster's archives where they were; the conformance run's under images/conformance,
+    // which nodes import only for a run.
+    let all = files(&bin);
+    let cluster: BTreeSet<String> = contents::expected_files(K8S).unwrap().into_iter().collect();
+    assert!(all.is_superset(&cluster));
+    let apart: BTreeSet<String> = all
+        .iter()
+        .filter(|f| f.starts_with(k8s_boot::conformance::IMAGES_DIR))
+        .cloned()
+        .collect();
+    let expected: BTreeSet<String> = wanted
+        .iter()
+        .map(|spec| {
+            format!(
+                "{}/{}",
+                k8s_boot::conformance::IMAGES_DIR,
+                k8s_boot::fetch::archive_name(&ImageRef::parse(&spec.reference).unwrap())
+            )
+        })
+        .collect();
+    assert_eq!(apart, expected);
+    let manifest = read_manifest(&bin).unwrap();
+    assert_eq!(manifest.images.len(), 5 + 9);
+    for spec in &wanted {
+        let entry = &manifest.images[&spec.reference];
+        assert!(
+            entry.archive.starts_with("images/conformance/"),
+            "{}",
+            entry.archive
+        );
+        let index = k8s_boot::oci::read_archive_index(&bin.join(&entry.archive)).unwrap();
+        assert_eq!(index[0].image_ref, spec.reference);
+    }
 }
 
 #[test]

@@ -132,9 +132,9 @@ pub struct LabBuildArgs {
     /// release sites and registries (or --mirror and --registry-mirror)
     #[arg(long)]
     pub fetch: bool,
-    /// Also build the conformance suite (e2e.test, ginkgo) and its images into
-    /// DIR/binaries/images/conformance/, for `k8s-boot conformance`
-    #[arg(long, conflicts_with = "fetch")]
+    /// Also build the conformance suite (e2e.test, ginkgo) and its images (with --fetch:
+    /// download the images) into DIR/binaries/images/conformance/, for `k8s-boot conformance`
+    #[arg(long)]
     pub conformance: bool,
     #[command(flatten)]
     pub sources: FetchSources,
@@ -297,6 +297,10 @@ pub struct FetchArgs {
     /// Do not fetch the container images
     #[arg(long)]
     pub no_images: bool,
+    /// Also fetch the conformance image and the test images of the conformance tests into
+    /// images/conformance/ (nodes import them only for `k8s-boot conformance`)
+    #[arg(long, conflicts_with = "no_images")]
+    pub conformance: bool,
 }
 
 // Where `fetch` and `lab build --fetch` download from, and which image digests they expect.

@@ -55,6 +55,11 @@ fn options(args: FetchArgs, cluster: Option<&Cluster>) -> Result<FetchOptions> {
     } else {
         images(&opts.kubernetes_version, cluster)
     };
+    if args.conformance {
+        // An unsupported version gives none here; fetch() reports it before anything.
+        opts.images
+            .extend(fetch::conformance_images(&opts.kubernetes_version).unwrap_or_default());
+    }
     apply_sources(&args.sources, &mut opts)?;
     Ok(opts)
 }

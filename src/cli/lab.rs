@@ -28,7 +28,7 @@ fn lab_build(args: &LabBuildArgs) -> Result<()> {
                 UsageError("--build-cache is for building; --fetch builds nothing".into()).into(),
             );
         }
-        let mut opts = release::fetch_options(&args.dir, &args.version)?;
+        let mut opts = release::fetch_options(&args.dir, &args.version, args.conformance)?;
         fetch::apply_sources(&args.sources, &mut opts)?;
         release::fetch(&opts, progress)?
     } else {

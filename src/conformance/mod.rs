@@ -3,16 +3,17 @@
 //! by its `go-runner`) in a pod of its own namespace, with a ServiceAccount bound to
 //! `cluster-admin` for the run, all of it removed afterwards.
 //!
-//! The images come from `binaries.dir/images/conformance/` (`lab build --conformance` makes
-//! them; downloading them for an air-gapped site is not there yet, see docs/CONFORMANCE.md)
-//! and are imported into the nodes' containerd only now: production nodes do not carry test
-//! images. kubectl runs as the admin on the first control-plane host,
-//! as `install` does; the progress is read from the runner's `e2e.log` as it grows. See
-//! docs/CONFORMANCE.md.
+//! The images come from `binaries.dir/images/conformance/` (`fetch --conformance` downloads
+//! them, `lab build --conformance` makes them) and are imported into the nodes' containerd
+//! only now: production nodes do not carry test images. kubectl runs as the admin on the
+//! first control-plane host, as `install` does; the progress is read from the runner's
+//! `e2e.log` as it grows. See docs/CONFORMANCE.md.
 
+mod images;
 pub mod progress;
 mod run;
 
+pub use images::ConformanceNames;
 pub use progress::{Counts, Event};
 pub use run::{run, Outcome, RunEvent};
 
@@ -56,8 +57,9 @@ pub struct Options {
 #[derive(Debug, thiserror::Error)]
 pub enum ConformanceError {
     #[error(
-        "no conformance image for {version} in {}: `k8s-boot lab build --conformance` makes \
-         the conformance images for a lab (docs/CONFORMANCE.md)",
+        "no conformance image for {version} in {}: `k8s-boot fetch --conformance` downloads \
+         the conformance images, `k8s-boot lab build --conformance` makes them for a lab \
+         (docs/CONFORMANCE.md)",
         .dir.display()
     )]
     NoImage { version: String, dir: PathBuf },

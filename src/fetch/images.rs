@@ -15,20 +15,25 @@ pub const IMAGES_DIR: &str = "images";
 /// Verified blobs, under the cache directory.
 pub const BLOB_CACHE_DIR: &str = "blobs/sha256";
 
-/// An image to fetch: a `[registry/]repository:tag` reference and the digest its tag must
-/// resolve to (`None`: trust on first use).
+/// An image to fetch: a `[registry/]repository:tag` reference, the digest its tag must
+/// resolve to (`None`: trust on first use) and the directory its archive goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSpec {
     pub reference: String,
     pub digest: Option<String>,
+    /// Relative to the binaries directory: [`IMAGES_DIR`] for the images every node gets,
+    /// [`crate::conformance::IMAGES_DIR`] for those only a conformance run imports.
+    pub dir: &'static str,
 }
 
 impl ImageSpec {
-    /// `reference` with its digest from [`IMAGE_PINS`], if there is one.
+    /// `reference` with its digest from [`IMAGE_PINS`](super::IMAGE_PINS), if there is one,
+    /// for [`IMAGES_DIR`].
     pub fn pinned(reference: &str) -> ImageSpec {
         ImageSpec {
             reference: reference.to_string(),
             digest: pinned_digest(reference).map(str::to_string),
+            dir: IMAGES_DIR,
         }
     }
 }
@@ -51,6 +56,22 @@ pub fn cluster_images(
         list.push(ImageSpec::pinned(chat));
     }
     Ok(list)
+}
+
+/// The images of a conformance run for a Kubernetes version (the conformance image and the
+/// test images of its `[Conformance]` tests), each with its pinned digest, for
+/// [`crate::conformance::IMAGES_DIR`]: nodes import them only for a run.
+pub fn conformance_images(kubernetes_version: &str) -> Result<Vec<ImageSpec>, FetchError> {
+    let profile = crate::versions::profile_for(kubernetes_version).map_err(FetchError::Version)?;
+    let names = crate::conformance::ConformanceNames::new(kubernetes_version, profile);
+    Ok(names
+        .all()
+        .into_iter()
+        .map(|reference| ImageSpec {
+            dir: crate::conformance::IMAGES_DIR,
+            ..ImageSpec::pinned(reference)
+        })
+        .collect())
 }
 
 /// The chat image an inventory without a `chat.image` gets.
@@ -102,7 +123,7 @@ pub(crate) fn plan(
             continue;
         }
         out.push(Planned {
-            archive: format!("{IMAGES_DIR}/{}", archive_name(&image)),
+            archive: format!("{}/{}", spec.dir, archive_name(&image)),
             pin: spec.digest.clone(),
             image,
         });
@@ -133,6 +154,28 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn every_conformance_test_image_has_a_pin_row_and_goes_to_the_conformance_dir() {
+        for profile in crate::versions::PROFILES {
+            let version = format!("v{}.0", profile.minor);
+            let list = conformance_images(&version).unwrap();
+            assert_eq!(list[0].reference, crate::conformance::image(&version));
+            for spec in &list {
+                assert_eq!(spec.dir, crate::conformance::IMAGES_DIR);
+                // The conformance image follows the patch release: rows for some only.
+                if spec.reference.contains("/conformance:") {
+                    continue;
+                }
+                assert!(
+                    IMAGE_PINS.iter().any(|p| p.image == spec.reference),
+                    "{} has no row in IMAGE_PINS",
+                    spec.reference
+                );
+            }
+        }
+        assert!(conformance_images("v1.20.0").is_err());
     }
 
     #[test]

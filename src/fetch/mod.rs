@@ -59,7 +59,8 @@ pub use error::FetchError;
 pub use extract::Extract;
 pub use http::{CONNECT_TIMEOUT, READ_TIMEOUT};
 pub use images::{
-    archive_name, cluster_images, default_chat_image, ImageSpec, BLOB_CACHE_DIR, IMAGES_DIR,
+    archive_name, cluster_images, conformance_images, default_chat_image, ImageSpec,
+    BLOB_CACHE_DIR, IMAGES_DIR,
 };
 pub use manifest::{read_manifest, ImageEntry, Manifest, ManifestEntry, MANIFEST_FILE};
 pub use mirrors::Mirrors;

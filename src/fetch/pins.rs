@@ -76,6 +76,124 @@ pub const IMAGE_PINS: &[Pin] = &[
         digest: None,
         source: "a moving tag: Docker Hub rebuilds it for every Node.js and Debian update",
     },
+    // The conformance run's images (`fetch --conformance`). The conformance image follows
+    // the cluster's patch release; a release with no row here is fetched on trust, with a
+    // warning (`--image-digest` pins it).
+    Pin {
+        image: "registry.k8s.io/e2e-test-images/agnhost:2.66.1",
+        digest: Some("sha256:6e2eef87d0dc77e070a7549bc5fdfa290c0fefe3359eb33c2ad1eda692fe66a4"),
+        source: "the promotion pull request kubernetes/k8s.io#9787; not in the stored copy of the promotion manifest",
+    },
+    Pin {
+        image: "registry.k8s.io/e2e-test-images/agnhost:2.63.0",
+        digest: Some("sha256:a62f40481e05709988fe44e5035b2e0f553cd52bf0ae4e83614928255b00e8c1"),
+        source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-e2e-test-images/images.yaml",
+    },
+    Pin {
+        image: "registry.k8s.io/e2e-test-images/agnhost:2.59",
+        digest: Some("sha256:10ed98804c877e505e17bced991682b6fd50ab1da9cddcd19935b48d645da40a"),
+        source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-e2e-test-images/images.yaml",
+    },
+    Pin {
+        image: "registry.k8s.io/e2e-test-images/agnhost:2.55",
+        digest: Some("sha256:541cafada1867e8684b25d24f0cb1132e76aff093401b5987490b654fbd79c0a"),
+        source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-e2e-test-images/images.yaml",
+    },
+    Pin {
+        image: "registry.k8s.io/e2e-test-images/busybox:1.37.0-1",
+        digest: Some("sha256:0ffbe172f8d245c83f285c6992b452c53d085661e03ddfd3b484332026e6c8bb"),
+        source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-e2e-test-images/images.yaml",
+    },
+    Pin {
+        image: "registry.k8s.io/e2e-test-images/busybox:1.37.0-2",
+        digest: Some("sha256:690925c6f3493b235eb590113f8c481564dcd4f1962cf7d5b321f185980721ef"),
+        source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-e2e-test-images/images.yaml",
+    },
+    Pin {
+        image: "registry.k8s.io/e2e-test-images/nginx:1.14-4",
+        digest: Some("sha256:5c99cf6a02adda929b10321dbf4ecfa00d87be9ba4fb456006237d530ab4baa1"),
+        source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-e2e-test-images/images.yaml",
+    },
+    Pin {
+        image: "registry.k8s.io/e2e-test-images/nginx:1.15-4",
+        digest: Some("sha256:db048754ae68ae337d8fa96494c96d2a1204c3320f5dcf7e8e71085adec85da6"),
+        source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-e2e-test-images/images.yaml",
+    },
+    Pin {
+        image: "registry.k8s.io/e2e-test-images/nginx:1.27-0",
+        digest: Some("sha256:037a9ce8ffbc267f5e65bc08e1279da84b6f136bbf9bbf5a15cfb4088dc85b7d"),
+        source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-e2e-test-images/images.yaml",
+    },
+    Pin {
+        image: "registry.k8s.io/e2e-test-images/nginx:1.27.0-2",
+        digest: None,
+        source: "promoted in kubernetes/k8s.io#9788; its digest is in no stored copy of the promotion manifest",
+    },
+    Pin {
+        image: "registry.k8s.io/e2e-test-images/nginx:1.28.0-2",
+        digest: None,
+        source: "promoted in kubernetes/k8s.io#9788; its digest is in no stored copy of the promotion manifest",
+    },
+    Pin {
+        image: "registry.k8s.io/e2e-test-images/sample-apiserver:1.29.2",
+        digest: Some("sha256:19d4ecf1e0731b9ea55aca9c070d520f68b96ed0defbcc0e4eefe97b3d663ca3"),
+        source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-e2e-test-images/images.yaml",
+    },
+    Pin {
+        image: "registry.k8s.io/e2e-test-images/glibc-dns-testing:2.0.0",
+        digest: Some("sha256:5017306bb8d1d4c34b7678e69c26b6d6c44168bbe600829c4cae5534c7d0324a"),
+        source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-e2e-test-images/images.yaml",
+    },
+    Pin {
+        image: "registry.k8s.io/e2e-test-images/glibc-dns-testing:2.1.1",
+        digest: None,
+        source: "promoted in kubernetes/k8s.io#9788; its digest is in no stored copy of the promotion manifest",
+    },
+    Pin {
+        image: "registry.k8s.io/etcd:3.6.6-0",
+        digest: Some("sha256:60a30b5d81b2217555e2cfb9537f655b7ba97220b99c39ee2e162a7127225890"),
+        source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-etcd/images.yaml",
+    },
+    Pin {
+        image: "registry.k8s.io/etcd:3.6.8-0",
+        digest: Some("sha256:397189418d1a00e500c0605ad18d1baf3b541a1004d768448c367e48071622e5"),
+        source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-etcd/images.yaml",
+    },
+    Pin {
+        image: "registry.k8s.io/etcd:3.7.0-0",
+        digest: Some("sha256:6ecefbe2510c4a30573a62a4d6dd175acf881ca67003fcd91849a16df7a724d5"),
+        source: "the promotion pull request kubernetes/k8s.io#9687 (its crane output) and a fork's copy of the promotion manifest, agreeing",
+    },
+    Pin {
+        image: "registry.k8s.io/conformance:v1.35.0",
+        digest: Some("sha256:4bb5da70df0f973df99c386f61c7d8d48df4ddb6e935a4b5212ec35ce8d350dc"),
+        source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-kubernetes/images.yaml",
+    },
+    Pin {
+        image: "registry.k8s.io/conformance:v1.35.1",
+        digest: Some("sha256:76df9c319d1b2e74933fd2d8e37520ecfaa41b97d73df60d7194e54bf1c54c3d"),
+        source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-kubernetes/images.yaml",
+    },
+    Pin {
+        image: "registry.k8s.io/conformance:v1.35.2",
+        digest: Some("sha256:6ee0db98252c78d8f70426e2bb4b912376fec3eb9b67ca99dcc187e8f5423000"),
+        source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-kubernetes/images.yaml",
+    },
+    Pin {
+        image: "registry.k8s.io/conformance:v1.35.3",
+        digest: Some("sha256:c63c41f3ccd4a2ba1f9dfeec2b4dfed3f909ada57200057747e5f69bf5c9a0f2"),
+        source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-kubernetes/images.yaml",
+    },
+    Pin {
+        image: "registry.k8s.io/conformance:v1.35.4",
+        digest: Some("sha256:4e8d2b000cd84452dcf7363ff8d9f904b6d2354c6a0466f05fdaa3b2aa56ca72"),
+        source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-kubernetes/images.yaml",
+    },
+    Pin {
+        image: "registry.k8s.io/conformance:v1.36.0",
+        digest: Some("sha256:d2158f40555e28265994711e971c3f6f9f5591ffcae7ca0209909ae4bd71c21e"),
+        source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-kubernetes/images.yaml",
+    },
 ];
 
 /// The pinned digest of `reference` (normalized first: `node:24` is

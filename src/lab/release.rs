@@ -24,9 +24,14 @@ pub fn machine_arch() -> Result<&'static str, LabError> {
 }
 
 /// What `fetch` is asked for a lab in `dir`: every component into `<dir>/binaries`, for this
-/// machine's architecture, and the lab cluster's images with their pinned digests. The
-/// upstream locations; set `mirror` (and image digests) on the result to use others.
-pub fn fetch_options(dir: &Path, kubernetes_version: &str) -> Result<FetchOptions, LabError> {
+/// machine's architecture, and the lab cluster's images with their pinned digests; with
+/// `conformance`, also the conformance run's images. The upstream locations; set `mirror`
+/// (and image digests) on the result to use others.
+pub fn fetch_options(
+    dir: &Path,
+    kubernetes_version: &str,
+    conformance: bool,
+) -> Result<FetchOptions, LabError> {
     let names = contents::image_names(kubernetes_version)?;
     let mut opts = FetchOptions::new(kubernetes_version, dir.join("binaries"));
     opts.arch = machine_arch()?.to_string();
@@ -34,6 +39,10 @@ pub fn fetch_options(dir: &Path, kubernetes_version: &str) -> Result<FetchOption
         .into_iter()
         .map(ImageSpec::pinned)
         .collect();
+    if conformance {
+        opts.images
+            .extend(fetch::conformance_images(kubernetes_version)?);
+    }
     Ok(opts)
 }
 
@@ -63,7 +72,7 @@ mod tests {
 
     #[test]
     fn options_take_everything_for_this_machine() {
-        let opts = fetch_options(Path::new("/l"), "v1.36.0").unwrap();
+        let opts = fetch_options(Path::new("/l"), "v1.36.0", false).unwrap();
         assert_eq!(opts.dir, Path::new("/l/binaries"));
         assert_eq!(opts.kubernetes_version, "v1.36.0");
         assert_eq!(opts.arch, machine_arch().unwrap());
@@ -76,6 +85,17 @@ mod tests {
             fetch::pinned_digest(&pause.reference)
         );
         assert!(pause.digest.is_some());
-        assert!(fetch_options(Path::new("/l"), "v1.20.0").is_err());
+        assert!(fetch_options(Path::new("/l"), "v1.20.0", false).is_err());
+
+        let with = fetch_options(Path::new("/l"), "v1.37.2", true).unwrap();
+        let conformance: Vec<&str> = with.images[5..]
+            .iter()
+            .map(|i| {
+                assert_eq!(i.dir, crate::conformance::IMAGES_DIR);
+                i.reference.as_str()
+            })
+            .collect();
+        assert_eq!(conformance[0], "registry.k8s.io/conformance:v1.37.2");
+        assert_eq!(conformance.len(), 9, "{conformance:?}");
     }
 }

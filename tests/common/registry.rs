@@ -216,6 +216,8 @@ pub struct Image {
     pub manifest_type: &'static str,
     pub config: Vec<u8>,
     pub layers: Vec<Vec<u8>>,
+    /// Where its archive goes, under the binaries directory (`images` unless a test moves it).
+    pub images_dir: &'static str,
 }
 
 impl Image {
@@ -233,7 +235,7 @@ impl Image {
             .chars()
             .map(|c| if c == '/' || c == ':' { '_' } else { c })
             .collect();
-        dir.join("images").join(format!("{name}.tar"))
+        dir.join(self.images_dir).join(format!("{name}.tar"))
     }
 }
 
@@ -313,6 +315,7 @@ pub fn build_image(
         manifest_type,
         config,
         layers,
+        images_dir: "images",
     }
 }
 

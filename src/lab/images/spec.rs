@@ -1,5 +1,6 @@
 //! Which images the lab builds, by which names, from which inputs.
 
+pub use crate::conformance::ConformanceNames;
 use crate::fetch::{self, ImageRef};
 use crate::inventory::Cluster;
 use crate::lab::error::LabError;
@@ -24,40 +25,6 @@ pub struct ImageNames {
     pub chat: Option<String>,
     /// The conformance suite's images; `None`: not wanted.
     pub conformance: Option<ConformanceNames>,
-}
-
-/// The conformance image and the test images its tests use, by upstream's names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConformanceNames {
-    /// `registry.k8s.io/conformance:<kubernetes version>`.
-    pub conformance: String,
-    pub agnhost: String,
-    pub agnhost_prev: String,
-    pub busybox: String,
-    pub nginx: String,
-    pub nginx_new: String,
-    /// `registry.k8s.io/etcd:<the profile's etcd>-0`.
-    pub etcd: String,
-    pub sample_apiserver: String,
-    /// `None` when the minor's tests use none.
-    pub glibc_dns_testing: Option<String>,
-}
-
-impl ConformanceNames {
-    pub fn new(kubernetes_version: &str, profile: &VersionProfile) -> ConformanceNames {
-        let e = &profile.e2e_images;
-        ConformanceNames {
-            conformance: crate::conformance::image(kubernetes_version),
-            agnhost: e.agnhost.into(),
-            agnhost_prev: e.agnhost_prev.into(),
-            busybox: e.busybox.into(),
-            nginx: e.nginx.into(),
-            nginx_new: e.nginx_new.into(),
-            etcd: format!("registry.k8s.io/etcd:{}-0", profile.etcd),
-            sample_apiserver: e.sample_apiserver.into(),
-            glibc_dns_testing: e.glibc_dns_testing.map(String::from),
-        }
-    }
 }
 
 impl ImageNames {
