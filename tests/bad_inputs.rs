@@ -141,6 +141,26 @@ fn write(dir: &Path, rel: &str, text: &str) {
     fs::write(path, text).unwrap();
 }
 
+/// `cluster.containerd.registry_mirrors` set to `yaml` (indented under it).
+fn mirrors(dir: &Path, yaml: &str) {
+    edit(
+        dir,
+        "  kubelet:\n",
+        &format!("  containerd:\n    registry_mirrors:\n{yaml}  kubelet:\n"),
+    );
+}
+
+/// A mirror with a CA file and credentials (0600, as it should be) that `setup` then spoils.
+fn mirror_with_files(dir: &Path) {
+    mirrors(
+        dir,
+        "      registry.k8s.io:\n        - url: https://registry.corp:5000/k8s\n          \
+         ca_file: pki/ca.crt\n          auth_file: registry.auth\n",
+    );
+    write(dir, "registry.auth", "bob:hunter2\n");
+    fs::set_permissions(dir.join("registry.auth"), fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 /// Lines of every private key and the encryption key of the base PKI: none may be printed.
 fn secrets() -> &'static Vec<String> {
     static SECRETS: OnceLock<Vec<String>> = OnceLock::new();
@@ -875,6 +895,110 @@ fn cases() -> Vec<Case> {
                 &["encryption.key"],
             )
         },
+        // --- registry mirrors ---
+        case(
+            "registry mirror: not a registry host",
+            |d| mirrors(d, "      Docker.io: [{url: https://m.corp}]\n"),
+            &["check", "-i", "hosts.yaml"],
+            &["hosts.yaml:", "registry_mirrors.Docker.io", "registry host"],
+        ),
+        case(
+            "registry mirror: no mirror listed",
+            |d| mirrors(d, "      quay.io: []\n"),
+            &["check", "-i", "hosts.yaml"],
+            &["registry_mirrors.quay.io", "at least one"],
+        ),
+        case(
+            "registry mirror: credentials in the URL",
+            |d| {
+                mirrors(
+                    d,
+                    "      docker.io: [{url: \"https://bob:hunter2@m.corp\"}]\n",
+                )
+            },
+            &["check", "-i", "hosts.yaml"],
+            &["registry_mirrors.docker.io[0].url", "auth_file"],
+        ),
+        case(
+            "registry mirror: not http(s)",
+            |d| mirrors(d, "      docker.io: [{url: m.corp:5000}]\n"),
+            &["check", "-i", "hosts.yaml"],
+            &["registry_mirrors.docker.io[0].url", "https://"],
+        ),
+        case(
+            "registry mirror: credentials for plain http",
+            |d| {
+                mirrors(
+                    d,
+                    "      docker.io: [{url: \"http://m.corp\", auth_file: a}]\n",
+                )
+            },
+            &["check", "-i", "hosts.yaml"],
+            &["registry_mirrors.docker.io[0].auth_file", "clear text"],
+        ),
+        case(
+            "registry mirror: unknown key",
+            |d| {
+                mirrors(
+                    d,
+                    "      docker.io: [{url: \"https://m.corp\", password: x}]\n",
+                )
+            },
+            &["check", "-i", "hosts.yaml"],
+            &["password"],
+        ),
+        case(
+            "registry mirror: the CA file is a private key",
+            |d| {
+                mirror_with_files(d);
+                edit(d, "ca_file: pki/ca.crt", "ca_file: pki/admin.key");
+            },
+            &["render", "-i", "hosts.yaml", "--out", "rendered"],
+            &[
+                "hosts.yaml",
+                "registry.k8s.io[0].ca_file",
+                "pki/admin.key",
+                "CERTIFICATE",
+            ],
+        ),
+        case(
+            "registry mirror: the CA file is a link",
+            |d| {
+                mirror_with_files(d);
+                std::os::unix::fs::symlink("ca.crt", d.join("pki/ca-link.crt")).unwrap();
+                edit(d, "ca_file: pki/ca.crt", "ca_file: pki/ca-link.crt");
+            },
+            &["render", "-i", "hosts.yaml", "--out", "rendered"],
+            &["registry.k8s.io[0].ca_file", "symbolic link"],
+        ),
+        case(
+            "registry mirror: the CA file is missing",
+            |d| {
+                mirror_with_files(d);
+                edit(d, "ca_file: pki/ca.crt", "ca_file: pki/nope.crt");
+            },
+            &["install", "-i", "hosts.yaml", "--dry-run"],
+            &["registry.k8s.io[0].ca_file", "nope.crt", "missing"],
+        ),
+        case(
+            "registry mirror: credentials readable by others",
+            |d| {
+                mirror_with_files(d);
+                fs::set_permissions(d.join("registry.auth"), fs::Permissions::from_mode(0o644))
+                    .unwrap();
+            },
+            &["render", "-i", "hosts.yaml", "--out", "rendered"],
+            &["registry.k8s.io[0].auth_file", "chmod 600"],
+        ),
+        case(
+            "registry mirror: credentials not user:password",
+            |d| {
+                mirror_with_files(d);
+                write(d, "registry.auth", "hunter2\n");
+            },
+            &["render", "-i", "hosts.yaml", "--out", "rendered"],
+            &["registry.k8s.io[0].auth_file", "user:password"],
+        ),
         // --- fetch ---
         case(
             "fetch --version without v",

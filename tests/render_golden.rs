@@ -520,3 +520,109 @@ fn disabled_chat_renders_no_chat_manifest_or_lb_upstream() {
     let conf = String::from_utf8(lb.files[0].bytes.clone()).unwrap();
     assert!(conf.contains("upstream kube_apiserver") && !conf.contains("upstream chat"));
 }
+
+#[test]
+fn registry_mirrors_become_a_hosts_toml_per_registry_on_every_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A real CA certificate, made by openssl, and credentials as a user keeps them.
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "30", "-subj", "/CN=registry-ca"])
+        .arg("-keyout")
+        .arg(d.join("registry-ca.key"))
+        .arg("-out")
+        .arg(d.join("registry-ca.crt"))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    std::fs::write(d.join("registry.auth"), "bob:hun\"ter2\n").unwrap();
+    std::fs::set_permissions(
+        d.join("registry.auth"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let src = EXAMPLE.replacen(
+        "  kubelet:\n",
+        "  containerd:\n    registry_mirrors:\n      registry.k8s.io:\n        \
+         - url: https://registry.corp:5000/k8s/\n          ca_file: registry-ca.crt\n          \
+         auth_file: registry.auth\n        - url: http://10.10.10.200:5000\n      \
+         docker.io: [{url: https://harbor.corp}]\n  kubelet:\n",
+        1,
+    );
+    let inv = d.join("hosts.yaml");
+    std::fs::write(&inv, src).unwrap();
+    let out = d.join("out");
+    let rendered = render_cli(&inv, &out, &[]);
+    assert!(rendered.status.success(), "{rendered:?}");
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&rendered.stdout),
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let basic = "Basic Ym9iOmh1biJ0ZXIy"; // base64 of bob:hun"ter2
+    assert!(
+        !shown.contains("hun\"ter2") && !shown.contains(basic),
+        "{shown}"
+    );
+
+    let files = tree(&out);
+    let k8s = "etc/containerd/certs.d/registry.k8s.io";
+    for host in ["m1", "m2", "m3", "w1", "w2"] {
+        let h = Path::new("hosts").join(host);
+        let (mode, bytes) = &files[&h.join(k8s).join("hosts.toml")];
+        assert_eq!(*mode, 0o600, "{host}: credentials inside");
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        let body: Vec<&str> = text.lines().skip_while(|l| l.starts_with('#')).collect();
+        assert_eq!(
+            body.join("\n"),
+            format!(
+                "server = \"https://registry.k8s.io\"\n\n\
+                 [host.\"https://registry.corp:5000/v2/k8s\"]\n  \
+                 capabilities = [\"pull\", \"resolve\"]\n  \
+                 # The mirror's path prefix: asked instead of /v2.\n  \
+                 override_path = true\n  \
+                 ca = \"/etc/containerd/certs.d/registry.k8s.io/ca-0.crt\"\n  \
+                 [host.\"https://registry.corp:5000/v2/k8s\".header]\n    \
+                 authorization = \"{basic}\"\n\n\
+                 [host.\"http://10.10.10.200:5000\"]\n  \
+                 capabilities = [\"pull\", \"resolve\"]"
+            )
+        );
+        let (mode, ca) = &files[&h.join(k8s).join("ca-0.crt")];
+        assert_eq!(*mode, 0o644);
+        assert_eq!(ca, &std::fs::read(d.join("registry-ca.crt")).unwrap());
+        let (mode, docker) = &files[&h.join("etc/containerd/certs.d/docker.io/hosts.toml")];
+        assert_eq!(*mode, 0o644, "no credentials");
+        let docker = String::from_utf8_lossy(docker);
+        assert!(
+            docker.contains("server = \"https://registry-1.docker.io\"")
+                && docker.contains("[host.\"https://harbor.corp\"]")
+                && !docker.contains("override_path"),
+            "{docker}"
+        );
+        let config =
+            String::from_utf8_lossy(&files[&h.join("etc/containerd/config.toml")].1).into_owned();
+        assert!(config.contains("config_path = '/etc/containerd/certs.d'"));
+    }
+    // Not on the LB, which runs no containerd; the credentials in no other file.
+    assert!(!files
+        .keys()
+        .any(|p| p.starts_with("hosts/lb1/etc/containerd")));
+    let holders: Vec<&PathBuf> = files
+        .iter()
+        .filter(|(_, (_, bytes))| String::from_utf8_lossy(bytes).contains(basic))
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(holders.len(), 5, "{holders:?}");
+    assert!(holders
+        .iter()
+        .all(|p| p.ends_with("registry.k8s.io/hosts.toml")));
+}

@@ -9,6 +9,8 @@ pub enum Change {
     Write(String),
     /// Only a file's mode or owner corrected: restarts nothing.
     Mode(String),
+    /// A file k8s-boot wrote earlier and no longer renders, removed.
+    Remove(String),
     Enable(String),
     Start(String),
     Restart(String),
@@ -41,6 +43,7 @@ impl fmt::Display for Change {
         match self {
             Change::Write(path) => write!(f, "write {path}"),
             Change::Mode(path) => write!(f, "mode {path}"),
+            Change::Remove(path) => write!(f, "remove {path}"),
             Change::Enable(service) => write!(f, "enable {service}"),
             Change::Start(service) => write!(f, "start {service}"),
             Change::Restart(service) => write!(f, "restart {service}"),

@@ -83,7 +83,8 @@ impl FakeHost {
             .map(|w| w.trim_matches('\''))
             .collect();
         match words.as_slice() {
-            ["rm", "-f", path] => {
+            ["rm", "-f", path]
+            | ["rm", "-f", path, "&&", "rmdir", "--ignore-fail-on-non-empty", _] => {
                 self.files.remove(*path);
                 ok(String::new())
             }

@@ -180,7 +180,45 @@ pub fn write_phase_files(
     for f in mine.iter().filter(|f| written.contains(&f.path)) {
         work.restart.extend(f.restarts.iter().cloned());
     }
+    remove_unplanned(cx, phase, &mut work.state, ex)?;
     Ok(written)
+}
+
+/// Removes the files of `phase` that an earlier run wrote into one of
+/// [`OWNED_DIRS`](crate::render::rules::OWNED_DIRS) and the plan no longer holds.
+fn remove_unplanned(
+    cx: &HostCtx,
+    phase: PhaseId,
+    state: &mut HostState,
+    ex: &mut Executor,
+) -> Result<(), StepError> {
+    let unplanned: Vec<String> = state
+        .files
+        .keys()
+        .filter(|path| {
+            crate::render::rules::OWNED_DIRS
+                .iter()
+                .any(|dir| path.starts_with(dir))
+                && phases::phase_of_file(path, &[]) == phase
+                && !cx.plan.files.iter().any(|f| &f.path == *path)
+        })
+        .cloned()
+        .collect();
+    for path in unplanned {
+        // Its directory (a registry's under certs.d) goes with its last file.
+        let dir = Path::new(&path).parent().unwrap_or(Path::new("/"));
+        ex.change(Change::Remove(path.clone()), |r| {
+            r.run(&format!(
+                "rm -f {} && rmdir --ignore-fail-on-non-empty {}",
+                ssh::shell_quote(&path),
+                ssh::shell_quote(&dir.to_string_lossy())
+            ))?;
+            state.files.remove(&path);
+            state.stamps.remove(&path);
+            Ok(())
+        })?;
+    }
+    Ok(())
 }
 
 /// The binaries of the host's components in the selected phases; a new one restarts its

@@ -361,6 +361,68 @@ fn the_state_file_lists_files_services_and_the_backup_of_a_replaced_file() {
 }
 
 #[test]
+fn a_registry_taken_out_of_the_mirrors_loses_its_hosts_toml_and_nothing_else() {
+    // One PKI for both: only the mirrors differ between the plans.
+    let pki = Pki::dry_run("/nonexistent/pki");
+    let mirrors = |registries: &[&str]| -> World {
+        let list: String = registries
+            .iter()
+            .map(|r| format!("      {r}: [{{url: \"http://10.0.0.9:5000\"}}]\n"))
+            .collect();
+        let hosts = INVENTORY.split_once("hosts:").unwrap().1;
+        let src = format!(
+            "cluster:\n  name: t\n  kubernetes_version: v1.37.2\n  containerd:\n    \
+             registry_mirrors:\n{list}hosts:{hosts}"
+        );
+        let cluster = Cluster::from_source(Path::new("hosts.yaml"), &src).unwrap();
+        pki.ensure(&cluster, Default::default()).unwrap();
+        let plan = render::plan(&cluster, &pki, &Templates::load(None).unwrap()).unwrap();
+        World {
+            cluster,
+            plan,
+            fake: FakeConnector::default(),
+        }
+    };
+    let mut both = mirrors(&["docker.io", "quay.io"]);
+    for h in &both.cluster.inventory.hosts {
+        both.fake.hosts.insert(h.name.clone(), Shared::default());
+    }
+    // The same hosts, the inventory without quay.io.
+    let mut one = mirrors(&["docker.io"]);
+    one.fake.hosts = both.fake.hosts.clone();
+    let quay = "/etc/containerd/certs.d/quay.io/hosts.toml";
+    let docker = "/etc/containerd/certs.d/docker.io/hosts.toml";
+
+    assert!(!both.install(false).failed());
+    assert!(both.fake.host("m1").files.contains_key(quay));
+    assert!(
+        !both.fake.host("lb1").files.contains_key(quay),
+        "nodes only"
+    );
+
+    // A dry run says what it would remove, and removes nothing.
+    let dry = one.install(true);
+    assert_eq!(
+        changes(&dry, "m1", PhaseId::Prepare),
+        vec![format!("remove {quay}")]
+    );
+    assert!(one.fake.host("m1").files.contains_key(quay));
+
+    let report = one.install(false);
+    assert_eq!(
+        changes(&report, "m1", PhaseId::Prepare),
+        vec![format!("remove {quay}")]
+    );
+    let m1 = one.fake.host("m1");
+    assert!(!m1.files.contains_key(quay) && m1.files.contains_key(docker));
+    let state = HostState::parse(&String::from_utf8_lossy(&m1.files[STATE_FILE].0)).unwrap();
+    assert!(!state.files.contains_key(quay) && state.files.contains_key(docker));
+    drop(m1);
+    // Gone is gone: the next run has nothing to do there.
+    assert!(changes(&one.install(false), "m1", PhaseId::Prepare).is_empty());
+}
+
+#[test]
 fn reset_removes_exactly_what_the_state_file_lists_and_restores_a_backup() {
     let w = world();
     let distro = b"# the distribution's nginx.conf\n".to_vec();

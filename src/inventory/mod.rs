@@ -17,3 +17,4 @@ pub use locate::{Position, Positions, MAX_ALIASES, MAX_DEPTH, MAX_EXPANDED_BYTES
 pub use net::Cidr;
 pub use paths::{NamedPath, PATH_FIELDS};
 pub use schema::*;
+pub use validate::mirror_url;

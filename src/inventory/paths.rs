@@ -5,13 +5,15 @@ use super::cluster::Cluster;
 use std::path::PathBuf;
 
 /// Every inventory field that names a local file or directory, as written in the file
-/// (`hosts[].ssh.key` stands for each host's). A unit test fails when the schema gains a
+/// (`hosts[].ssh.key` stands for each host's, `registry_mirrors.*` for each registry's). A unit test fails when the schema gains a
 /// field that is in neither this list nor the list of fields that are not paths.
 pub const PATH_FIELDS: &[&str] = &[
     "binaries.dir",
     "ssh.key",
     "ssh.known_hosts",
     "hosts[].ssh.key",
+    "cluster.containerd.registry_mirrors.*[].ca_file",
+    "cluster.containerd.registry_mirrors.*[].auth_file",
 ];
 
 /// One local path the inventory names: the field (`hosts[2].ssh.key`) and the path as the
@@ -45,6 +47,16 @@ impl Cluster {
                 out.push(named(format!("hosts[{i}].ssh.key"), self.expand_path(key)));
             }
         }
+        for (registry, mirrors) in &inv.cluster.containerd.registry_mirrors {
+            for (i, m) in mirrors.iter().enumerate() {
+                let field = format!("cluster.containerd.registry_mirrors.{registry}[{i}]");
+                for (name, file) in [("ca_file", &m.ca_file), ("auth_file", &m.auth_file)] {
+                    if let Some(file) = file {
+                        out.push(named(format!("{field}.{name}"), self.resolve(file)));
+                    }
+                }
+            }
+        }
         out
     }
 
@@ -64,8 +76,20 @@ impl Cluster {
 mod tests {
     use super::*;
 
-    /// `field` with each list index replaced by `[]`: `hosts[2].ssh.key` -> `hosts[].ssh.key`.
+    /// `field` with each list index replaced by `[]` and each registry by `*`:
+    /// `hosts[2].ssh.key` -> `hosts[].ssh.key`.
     fn generic(field: &str) -> String {
+        const MIRRORS: &str = "cluster.containerd.registry_mirrors.";
+        if let Some((_, rest)) = field
+            .strip_prefix(MIRRORS)
+            .and_then(|rest| rest.split_once('['))
+        {
+            return generic_indices(&format!("{MIRRORS}*[{rest}"));
+        }
+        generic_indices(field)
+    }
+
+    fn generic_indices(field: &str) -> String {
         let mut out = String::with_capacity(field.len());
         let mut in_index = false;
         for c in field.chars() {
@@ -104,6 +128,7 @@ mod tests {
         "cluster.kubelet.allow_cgroup_v1",
         "cluster.kubelet.eviction_hard",
         "cluster.containerd.restrict_oom_score_adj",
+        "cluster.containerd.registry_mirrors.*[].url",
         "cluster.allow_loopback_hosts",
         "ssh.user",
         "ssh.port",
@@ -159,6 +184,12 @@ mod tests {
         crate::EXAMPLE_INVENTORY
             .replacen("key: ~/.ssh/id_ed25519", "key: keys/id", 1)
             .replacen("roles: [lb]", "roles: [lb]\n    ssh: {key: /srv/lb-key}", 1)
+            .replacen(
+                "  kubelet:\n",
+                "  containerd:\n    registry_mirrors:\n      registry.k8s.io: [{url: \"https://r.corp/k8s\", \
+                 ca_file: certs/ca.crt, auth_file: /srv/r.auth}]\n  kubelet:\n",
+                1,
+            )
     }
 
     #[test]

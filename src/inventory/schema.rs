@@ -69,6 +69,29 @@ pub struct Containerd {
     /// runs without CAP_SYS_RESOURCE (inside a container, as in the lab).
     #[serde(default)]
     pub restrict_oom_score_adj: bool,
+    /// Mirrors per upstream registry host (`registry.k8s.io`, `docker.io`, `ghcr.io`,
+    /// `quay.io`, `registry.corp:5000`), tried in order before the registry itself. Each
+    /// registry becomes `/etc/containerd/certs.d/<host>/hosts.toml` on every node.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub registry_mirrors: BTreeMap<String, Vec<RegistryMirror>>,
+}
+
+/// One mirror of a registry: an endpoint of the registry API.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryMirror {
+    /// `https://host[:port][/path]` (or `http://` for a mirror without TLS). A path is put
+    /// in front of every repository name (`https://harbor.corp/hub` serves
+    /// `hub/library/node`), as `fetch --registry-mirror` does.
+    pub url: String,
+    /// A local PEM file of the CA certificate(s) the mirror's certificate is checked
+    /// against, in addition to the system's (https only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// A local file holding `user:password` for the mirror, sent as HTTP basic
+    /// authentication (https only). Never printed; the rendered hosts.toml is 0600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -257,4 +257,5 @@ pub const SECRET_READERS: &[(&str, &str)] = &[
     ("control-plane/encryption-config.yaml", "encryption_key"),
     ("kubeconfig.yaml", "key_data"),
     ("manifests/40-metrics-server.yaml", "metrics_server"),
+    ("node/hosts.toml", "registry_auth"),
 ];

@@ -12,6 +12,13 @@ pub enum RenderError {
     /// An override file is wrong (invalid input); redacted like `Template`.
     #[error("template override {path}: {message}")]
     Override { path: PathBuf, message: String },
+    /// A file the inventory names is not what its field expects.
+    #[error("{}: {field}: {message}", file.display())]
+    Input {
+        file: PathBuf,
+        field: String,
+        message: String,
+    },
     #[error(transparent)]
     Pki(#[from] PkiError),
     #[error("--out {}: {reason}", path.display())]
@@ -32,7 +39,9 @@ impl RenderError {
     pub fn fault(&self) -> crate::fault::Fault {
         use crate::fault::Fault;
         match self {
-            RenderError::Override { .. } | RenderError::Output { .. } => Fault::Input,
+            RenderError::Override { .. }
+            | RenderError::Output { .. }
+            | RenderError::Input { .. } => Fault::Input,
             RenderError::Template { .. } | RenderError::Io { .. } | RenderError::Busy { .. } => {
                 Fault::Runtime
             }

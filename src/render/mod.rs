@@ -12,6 +12,7 @@ mod model;
 mod output;
 mod pki_files;
 mod plan;
+pub mod registries;
 pub mod rules;
 mod sandbox;
 mod staging;

@@ -7,6 +7,7 @@ use super::error::RenderError;
 use super::kubeconfig::{kubeconfig, leaf_of};
 use super::model::{HostPlan, Plan, PlannedFile};
 use super::pki_files::{pki_deliveries, PkiFiles};
+use super::registries::{self, Registry};
 use super::rules::{self, Server, FILES, KUBECONFIGS, MANIFESTS, PKI_DIR};
 use super::templates::Templates;
 use crate::catalog::COMPONENTS;
@@ -44,6 +45,8 @@ struct Planner<'a> {
     ca_b64: String,
     leaves: Vec<profiles::LeafCert>,
     encryption_key: String,
+    /// The registry mirrors every node gets, their files read once.
+    registries: Vec<Registry>,
 }
 
 impl<'a> Planner<'a> {
@@ -71,6 +74,7 @@ impl<'a> Planner<'a> {
             ca_b64,
             leaves,
             encryption_key,
+            registries: registries::registries(cluster)?,
         })
     }
 
@@ -78,6 +82,7 @@ impl<'a> Planner<'a> {
         let ctx = self.host_context(host);
         let mut files = self.component_files(host, &ctx)?;
         files.extend(self.host_wide_files(host, &ctx)?);
+        files.extend(self.registry_files(host, &ctx)?);
         files.extend(self.host_kubeconfigs(host)?);
         files.extend(self.pki_files(host)?);
         files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -144,6 +149,36 @@ impl<'a> Planner<'a> {
                 Ok(PlannedFile::new(rule.target, rule.mode, bytes, vec![]))
             })
             .collect()
+    }
+
+    /// On a node, each mirrored registry's `hosts.toml` and the CA files it names.
+    /// containerd reads them on every pull: no restart.
+    fn registry_files(
+        &self,
+        host: &Host,
+        ctx: &tera::Context,
+    ) -> Result<Vec<PlannedFile>, RenderError> {
+        if !host.has_any(crate::catalog::NODE_ROLES) {
+            return Ok(Vec::new());
+        }
+        let mut files = Vec::new();
+        for registry in &self.registries {
+            let mut ctx = ctx.clone();
+            ctx.insert("registry", registry.view());
+            let bytes = self
+                .templates
+                .render(registries::TEMPLATE, &ctx, &registry.secrets())?;
+            files.push(PlannedFile::new(
+                registry.hosts_toml_path(),
+                registry.hosts_toml_mode(),
+                bytes,
+                vec![],
+            ));
+            for (target, bytes) in registry.ca_files() {
+                files.push(PlannedFile::new(target, 0o644, bytes.clone(), vec![]));
+            }
+        }
+        Ok(files)
     }
 
     /// `KUBECONFIGS` of the host's roles, owner-only.

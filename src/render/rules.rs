@@ -55,6 +55,10 @@ pub const FILES: &[FileRule] = &[
     ),
 ];
 
+/// Directories whose every file k8s-boot renders from the inventory: a file it wrote there
+/// that the plan no longer holds (a registry taken out of the mirrors) is removed.
+pub const OWNED_DIRS: &[&str] = &["/etc/containerd/certs.d/"];
+
 /// Which API server address a kubeconfig points at.
 #[derive(Clone, Copy)]
 pub enum Server {
@@ -143,6 +147,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     embed!("control-plane/kube-scheduler.yaml"),
     embed!("node/containerd.toml"),
     embed!("node/containerd.service"),
+    embed!("node/hosts.toml"),
     embed!("node/kubelet.yaml"),
     embed!("node/kubelet.service"),
     embed!("node/kube-proxy.yaml"),

@@ -112,6 +112,19 @@ fn capped_fields(inv: &Inventory) -> Vec<(String, &str, Kind)> {
     for (i, server) in cl.dns_upstreams.iter().flatten().enumerate() {
         fields.push((format!("cluster.dns_upstreams[{i}]"), server, Kind::Name));
     }
+    for (registry, mirrors) in &cl.containerd.registry_mirrors {
+        let field = format!("cluster.containerd.registry_mirrors.{registry}");
+        fields.push((field.clone(), registry, Kind::Name));
+        for (i, m) in mirrors.iter().enumerate() {
+            fields.push((format!("{field}[{i}].url"), &m.url, Kind::Path));
+            if let Some(f) = &m.ca_file {
+                fields.push((format!("{field}[{i}].ca_file"), f, Kind::Path));
+            }
+            if let Some(f) = &m.auth_file {
+                fields.push((format!("{field}[{i}].auth_file"), f, Kind::Path));
+            }
+        }
+    }
     for (signal, value) in &cl.kubelet.eviction_hard {
         // An unknown signal (the key) is refused by the kubelet check, escaped.
         if schema::EVICTION_SIGNALS.contains(&signal.as_str()) {

@@ -16,6 +16,7 @@ mod names;
 mod network;
 mod parse;
 mod ports;
+mod registries;
 mod settings;
 mod ssh;
 
@@ -25,6 +26,7 @@ use super::net::Cidr;
 use super::schema::Inventory;
 use crate::versions::VersionProfile;
 use checker::Checker;
+pub use registries::mirror_url;
 use std::path::Path;
 
 pub(super) fn validate(file: &Path, source: &str) -> Result<Cluster, InventoryError> {
@@ -71,6 +73,7 @@ fn check(c: &mut Checker, inventory: &Inventory) -> Option<Derived> {
     settings::check_kube_proxy(c, cl, profile);
     network::check_dns_upstreams(c, cl, &ranges);
     settings::check_kubelet(c, cl);
+    registries::check_registry_mirrors(c, cl);
     let roles = hosts::check_hosts(c, inventory, &ranges);
     files::check_file_names(c, &inventory.hosts);
     let api_endpoint = network::api_endpoint(c, cl, &ranges, &inventory.hosts);
