@@ -475,6 +475,46 @@ fn whole_install_on_six_lab_hosts() {
     );
     assert!(!apiserver.contains("insecure"), "{apiserver}");
 
+    step("registry mirrors: nodes pull through the lab registry (the hosts reach no other)");
+    // `crictl pull` asks the registry even for an image the node has: without the mirror
+    // (hosts.toml under /etc/containerd/certs.d) these fail, as the hosts have no internet.
+    let mirrored = c.lab.sh(W[0], "ls /etc/containerd/certs.d");
+    assert_eq!(mirrored, "docker.io\nghcr.io\nquay.io\nregistry.k8s.io");
+    for image in [
+        "registry.k8s.io/pause:3.10.2",
+        "ghcr.io/flannel-io/flannel:v0.28.10",
+        "docker.io/library/node:24-bookworm-slim",
+    ] {
+        let out = c.lab.sh(W[0], &format!("crictl pull {image}"));
+        assert!(out.contains("Image is up to date"), "{image}: {out}");
+    }
+    // A pod whose image is pulled every time, as the conformance tests that say `Always`.
+    c.k(&[
+        "run",
+        "pull-always",
+        "--image=docker.io/library/node:24-bookworm-slim",
+        "--image-pull-policy=Always",
+        "--restart=Never",
+        "--overrides={\"spec\":{\"nodeName\":\"w2\"}}",
+        "--",
+        "node",
+        "-e",
+        "console.log('pulled')",
+    ]);
+    let (two_minutes, second) = (Duration::from_secs(120), Duration::from_secs(1));
+    wait_for("the Always pod to succeed", two_minutes, second, || {
+        let phase = c.k(&[
+            "get",
+            "pod",
+            "pull-always",
+            "-o",
+            "jsonpath={.status.phase}",
+        ]);
+        (phase == "Succeeded").then_some(()).ok_or(phase)
+    });
+    assert_eq!(c.k(&["logs", "pull-always"]), "pulled");
+    c.k(&["delete", "pod", "pull-always", "--wait=false"]);
+
     step("chat: on workers only, two clients through the LB, one straight to a NodePort");
     ready_pods_now(&c, "chat", "app=chat", 1);
     let pods = c.json(&["-n", "chat", "get", "pods", "-l", "app=chat"]);
@@ -727,11 +767,19 @@ fn whole_install_on_six_lab_hosts() {
 /// tests/data/conformance/ci-subset.txt, every test of which must run and pass.
 fn conformance(c: &Cluster) {
     let lab = c.lab.dir.to_str().unwrap();
-    // The conformance programs and images, built up front by tests/run-all.sh (cached).
-    let build = c
+    // The conformance programs and images, built up front by tests/run-all.sh (cached); `lab
+    // up` again (the hosts keep running) puts them into the lab registry too, for the tests
+    // that pull with policy `Always`.
+    let up = c
         .lab
-        .k8s_boot(&["lab", "build", "--dir", lab, "--conformance"]);
-    assert!(build.status.success(), "{}", describe(&build));
+        .k8s_boot(&["lab", "up", "--dir", lab, "--hosts", "6", "--conformance"]);
+    assert!(up.status.success(), "{}", describe(&up));
+    let said = String::from_utf8_lossy(&up.stdout);
+    assert_eq!(said.matches("(already running)").count(), 6, "{said}");
+    assert!(
+        said.contains("lab registry on 10.77.0.11:5000: 14 image(s)"),
+        "{said}"
+    );
     let run = |extra: &[&str]| -> Value {
         let inv = c.lab.inventory();
         let results = c.lab.dir.join("conformance-results");

@@ -70,6 +70,16 @@ fn up(hosts: usize, build: LabBuildArgs) -> Result<i32> {
         };
         outln!("{:<6} {}{note}", h.name, h.address)?;
     }
+    if let Some(filled) = &report.registry {
+        outln!(
+            "lab registry on {}:{}: {} image(s), {} blob(s) uploaded ({})",
+            report.hosts[0].address,
+            lab::registry::PORT,
+            filled.images,
+            filled.blobs,
+            k8s_boot::fetch::human(filled.bytes)
+        )?;
+    }
     outln!(
         "{} lab host(s) up in {:.1} s; inventory: {}",
         report.hosts.len(),

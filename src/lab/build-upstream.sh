@@ -5,7 +5,7 @@
 #   build-upstream.sh COMPONENT VERSION BINARIES_DIR CACHE_DIR
 #
 # COMPONENT is one of: kubernetes kubernetes-test etcd containerd runc cni-plugins cni-flannel crictl coredns
-# flannel metrics-server. BINARIES_DIR `-` installs nothing (programs that go into images); the
+# flannel metrics-server registry. BINARIES_DIR `-` installs nothing (programs that go into images); the
 # last line printed on stdout is the cache directory holding the built programs. Each build happens in a generated wrapper module (the upstream modules cannot
 # be `go install`ed: their go.mod files replace modules with local paths). Results are cached in
 # CACHE_DIR/<component>-<version>-<go version>-<flags hash>/, so a second run only copies.
@@ -112,6 +112,12 @@ flannel)
     # The Go module proxy serves no archive of the Tencent Cloud VPC SDK release flannel pins
     # (only of older ones); its backend (unused by the vxlan backend) builds against this one.
     pins=(github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/vpc@v1.0.1000)
+    ;;
+registry)
+    # The CNCF distribution registry: the lab's nodes pull through it (their registry mirror).
+    module=github.com/distribution/distribution/v3
+    ldx="-X github.com/distribution/distribution/v3/version.version=$version"
+    packages=(cmd/registry)
     ;;
 metrics-server)
     module=sigs.k8s.io/metrics-server

@@ -5,6 +5,7 @@
 //! under [`default_cache`] (or `$K8S_BOOT_BUILD_CACHE`). See docs/LAB.md.
 
 use super::error::{io_err, LabError};
+use super::registry;
 use super::sys;
 use super::tools::require_program;
 use crate::fetch;
@@ -31,6 +32,8 @@ pub enum Target {
     Binaries,
     /// Only into the cache: the program is packed into an image (see images/).
     Image,
+    /// Into the lab directory's `tools/`: a program the lab itself runs (its registry).
+    Lab,
 }
 
 /// One upstream build: a component of `build-upstream.sh` at a version.
@@ -75,6 +78,7 @@ fn plan(kubernetes_version: &str, profile: &VersionProfile) -> Vec<Build> {
             tag_of(versions::IMAGES.metrics_server),
             Image,
         ),
+        b(registry::COMPONENT, registry::VERSION.into(), Lab),
     ]
 }
 
@@ -88,6 +92,11 @@ pub fn conformance_build(kubernetes_version: &str) -> Build {
         version: kubernetes_version.to_string(),
         target: Target::Image,
     }
+}
+
+/// `<lab>/tools`, beside the lab's `binaries` directory.
+fn lab_tools(binaries: &Path) -> PathBuf {
+    binaries.parent().unwrap_or(Path::new(".")).join("tools")
 }
 
 /// The build cache: `$K8S_BOOT_BUILD_CACHE` (made absolute), else /var/cache/k8s-boot/build.
@@ -137,6 +146,7 @@ pub fn build_all(
         let dest = match b.target {
             Target::Binaries => binaries.as_os_str().to_owned(),
             Target::Image => "-".into(),
+            Target::Lab => lab_tools(binaries).into_os_string(),
         };
         let mut cmd = Command::new("bash");
         cmd.arg(&script)

@@ -42,6 +42,9 @@ pub enum LabError {
     },
     #[error("invalid lab options: {0}")]
     Options(String),
+    /// The lab's registry could not be made, started or filled.
+    #[error("lab registry: {0}")]
+    Registry(String),
     #[error("lab host {name} stopped while booting{}", indent_tail(console_tail))]
     HostExited { name: String, console_tail: String },
     #[error("lab host {name} booted but systemd reports `{state}` instead of `running`; failed units:{}", indent_tail(failed_units))]

@@ -88,6 +88,7 @@ pub fn inventory_yaml(
     kubernetes_version: &str,
     key: &Path,
     known_hosts: &Path,
+    registry: Option<IpAddr>,
 ) -> String {
     let mut y = String::new();
     y.push_str(
@@ -102,10 +103,21 @@ pub fn inventory_yaml(
            imagefs.available: 1Gi           # of it say nothing about one host (docs/LAB.md)\n      \
            nodefs.available: 1Gi\n  \
          kube_proxy:\n    conntrack_max_per_core: 0          # the conntrack limit is the machine's (docs/LAB.md)\n  \
-         containerd:\n    restrict_oom_score_adj: true       # no CAP_SYS_RESOURCE in lab hosts (docs/LAB.md)\n  \
-         dns_upstreams: []                    # lab hosts reach no DNS server\n",
+         containerd:\n    restrict_oom_score_adj: true       # no CAP_SYS_RESOURCE in lab hosts (docs/LAB.md)\n",
         yaml_str(kubernetes_version)
     );
+    if let Some(address) = registry {
+        y.push_str("    registry_mirrors:                  # the lab registry on the first host (docs/LAB.md)\n");
+        for r in super::registry::MIRRORED {
+            let _ = writeln!(
+                y,
+                "      {r}: [{{url: {}, ca_file: {}}}]",
+                yaml_str(&super::registry::mirror_url(address, r)),
+                super::registry::CA_FILE
+            );
+        }
+    }
+    y.push_str("  dns_upstreams: []                    # lab hosts reach no DNS server\n\n");
     let _ = writeln!(
         y,
         "ssh:\n  user: root\n  key: {}\n  known_hosts: {}\n",
@@ -181,11 +193,14 @@ mod tests {
     fn every_size_is_a_valid_inventory() {
         for n in 1..=MAX_HOSTS {
             let hosts = plan(n);
+            // With the registry on the first host when there are several, without otherwise.
+            let registry = (n > 1).then(|| hosts[0].address);
             let y = inventory_yaml(
                 &hosts,
                 "v1.36.0",
                 Path::new("/lab/id_ed25519"),
                 Path::new("/lab dir/known_hosts"),
+                registry,
             );
             let c = Cluster::from_source(Path::new("/lab/hosts.yaml"), &y)
                 .unwrap_or_else(|e| panic!("{n} hosts:\n{y}\n{e}"));
@@ -198,6 +213,16 @@ mod tests {
             assert!(errors_or_etcd_warnings.is_empty(), "{n}: {:?}", c.warnings);
             assert_eq!(c.inventory.ssh.known_hosts, "/lab dir/known_hosts");
             assert_eq!(c.inventory.cluster.name, "lab");
+            let mirrors = &c.inventory.cluster.containerd.registry_mirrors;
+            match registry {
+                Some(_) => {
+                    assert_eq!(mirrors.len(), 4);
+                    let k8s = &mirrors["registry.k8s.io"][0];
+                    assert_eq!(k8s.url, "https://10.77.0.11:5000/registry.k8s.io");
+                    assert_eq!(k8s.ca_file.as_deref(), Some("registry/ca.crt"));
+                }
+                None => assert!(mirrors.is_empty()),
+            }
         }
     }
 

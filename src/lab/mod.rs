@@ -28,6 +28,8 @@ mod key;
 mod layout;
 mod machine;
 mod options;
+pub mod push;
+pub mod registry;
 pub mod release;
 mod report;
 mod rootfs;

@@ -25,6 +25,8 @@ pub struct LabReport {
     pub rootfs_cached: bool,
     /// Hosts that were already running and were left alone.
     pub already_running: Vec<String>,
+    /// What went into the lab registry; `None`: the lab has none (built with `--fetch`).
+    pub registry: Option<super::registry::Filled>,
 }
 
 /// A host as `status_detailed` sees it.

@@ -12,7 +12,7 @@ use super::options::LabOptions;
 use super::report::LabReport;
 use super::state::{self, HostState, PidLock, State};
 use super::tools::{all_programs, Tools};
-use super::{key, rootfs};
+use super::{key, registry, rootfs};
 use crate::fsutil::write_atomic;
 use crate::inventory::Cluster;
 use std::fs;
@@ -33,6 +33,7 @@ fn check_options(opts: &LabOptions) -> Result<(), LabError> {
         &opts.kubernetes_version,
         &opts.dir.join(KEY_FILE),
         &opts.dir.join(KNOWN_HOSTS_FILE),
+        Some(layout::host_address(0)),
     );
     Cluster::from_source(&opts.dir.join(INVENTORY_FILE), &text)?;
     Ok(())
@@ -50,11 +51,15 @@ pub fn up(opts: &LabOptions) -> Result<LabReport, LabError> {
     let plan = layout::plan(opts.hosts);
     let known_hosts = dir.join(KNOWN_HOSTS_FILE);
     let inventory = dir.join(INVENTORY_FILE);
+    // The registry runs on the first host, when the lab build made its program.
+    let registry_program = registry::program(&dir);
+    let registry_address = registry_program.as_ref().map(|_| plan[0].address);
     let inventory_text = layout::inventory_yaml(
         &plan,
         &opts.kubernetes_version,
         &dir.join(KEY_FILE),
         &known_hosts,
+        registry_address,
     );
     Cluster::from_source(&inventory, &inventory_text)?;
 
@@ -71,19 +76,33 @@ pub fn up(opts: &LabOptions) -> Result<LabReport, LabError> {
     let binaries = dir.join("binaries");
     fs::create_dir_all(&binaries).map_err(io_err("cannot create", &binaries))?;
     clear_stale_hosts(&dir, previous.as_ref(), &plan)?;
+    if let Some(address) = registry_address {
+        registry::ensure_tls(&dir, address)?;
+    }
 
-    let (st, already_running) =
-        start_hosts(&dir, &rootfs, &plan, &running, &authorized_key, &tools)?;
+    let (st, already_running) = start_hosts(
+        &dir,
+        &rootfs,
+        &plan,
+        &running,
+        &authorized_key,
+        registry_program.as_deref(),
+        &tools,
+    )?;
     write_known_hosts(&dir, &plan, &known_hosts)?;
     write_atomic(&inventory, inventory_text.as_bytes(), 0o644)
         .map_err(io_err("cannot write", &inventory))?;
     wait_all_ready(&dir, &plan, &st, &tools, started)?;
+    let registry = registry_address
+        .map(|address| registry::fill(&dir, &format!("{address}:{}", registry::PORT), &binaries))
+        .transpose()?;
     Ok(LabReport {
         hosts: st.hosts.iter().map(Into::into).collect(),
         inventory,
         elapsed: started.elapsed(),
         rootfs_cached,
         already_running,
+        registry,
     })
 }
 
@@ -173,6 +192,7 @@ fn start_hosts(
     plan: &[PlannedHost],
     running: &[HostState],
     authorized_key: &str,
+    registry_program: Option<&Path>,
     tools: &Tools,
 ) -> Result<(State, Vec<String>), LabError> {
     let mut st = State {
@@ -189,6 +209,9 @@ fn start_hosts(
             continue;
         }
         host::create(dir, rootfs, p, plan, authorized_key, tools)?;
+        if let Some(program) = registry_program.filter(|_| p.name == plan[0].name) {
+            registry::install_into(&HostPaths::new(dir, &p.name).root, dir, program)?;
+        }
         // Recorded before it boots, so `down` finds it even if this run fails later.
         let pid = host::start(dir, p, tools)?;
         st.hosts.push(HostState {
