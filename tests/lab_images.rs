@@ -484,6 +484,25 @@ fn conformance_images_of_the_lab_build_run_their_tools() {
         "echo hi | wc -c; env | grep -c PATH; nslookup 2>&1 | head -1; wget --help 2>&1 | head -1",
     );
     assert!(out.starts_with("3\n1\n"), "{out}");
+    // Variables named from ConfigMap keys reach the commands of `sh -c` (the conformance
+    // tests' `sh -c env`), names that are no shell identifiers too.
+    let env = in_image(
+        &root,
+        &config,
+        None,
+        &[
+            "/bin/env",
+            "data-1=value-1",
+            "#@!data-1=x",
+            "/bin/sh",
+            "-c",
+            "env",
+        ],
+    );
+    assert!(
+        env.lines().any(|l| l == "data-1=value-1") && env.lines().any(|l| l == "#@!data-1=x"),
+        "{env}"
+    );
 
     // nginx: its configuration is valid and names the welcome page's root.
     for reference in [&names.nginx, &names.nginx_new] {

@@ -6,7 +6,7 @@
 //! |-------|----------|------|
 //! | conformance | debian-base + e2e.test, ginkgo, kubectl, go-runner | busybox + the same four programs, built at the cluster's version |
 //! | agnhost (both tags) | alpine + bind-tools, curl, netcat-openbsd, iproute2, bash, socat, CoreDNS as `/coredns`, porter's test certificate, user 1000 and group 50000 | busybox + Debian's dig/nslookup, curl, nc, ip, bash, socat; the lab's CoreDNS; the same certificate, user and group |
-//! | busybox | busybox 1.37 | Debian's busybox-static, every applet linked in /bin |
+//! | busybox | busybox 1.37 | Debian's busybox-static, every applet linked in /bin; bash as `/bin/sh` (busybox 1.35's shell drops `data-1`-style variables) |
 //! | nginx (both tags) | the official nginx image | Debian's nginx serving /usr/share/nginx/html on port 80, logs to stdout/stderr, busybox for a shell |
 //! | etcd | etcd + etcdctl at /usr/local/bin | the lab's etcd build (the profile's etcd: the tag's version) |
 //! | sample-apiserver | alpine + /sample-apiserver | busybox + the sample-apiserver built from its staging module at the cluster's version |
@@ -26,6 +26,8 @@ use std::path::Path;
 use std::process::Command;
 
 const BUSYBOX: &[&str] = &["busybox-static"];
+/// The busybox image's shell: bash (see `contents`) with its libraries.
+const BUSYBOX_IMAGE_PACKAGES: &[&str] = &["busybox-static", "bash", "libc6", "libtinfo6"];
 
 /// agnhost's tools and every library package they need (`apt-cache depends --recurse`).
 const AGNHOST_PACKAGES: &[&str] = &[
@@ -151,7 +153,8 @@ pub(super) fn packages(image: Image) -> &'static [&'static str] {
         // A superset of what glibc-dns-testing needs (libc-bin: getent).
         Image::Agnhost | Image::AgnhostPrev | Image::GlibcDnsTesting => AGNHOST_PACKAGES,
         Image::Nginx | Image::NginxNew => NGINX_PACKAGES,
-        Image::Conformance | Image::Busybox | Image::SampleApiserver | Image::Etcd => BUSYBOX,
+        Image::Busybox => BUSYBOX_IMAGE_PACKAGES,
+        Image::Conformance | Image::SampleApiserver | Image::Etcd => BUSYBOX,
         _ => &[],
     }
 }
@@ -282,7 +285,14 @@ pub(super) fn contents(
             config.entrypoint = vec!["/agnhost".into()];
             config.cmd = vec!["pause".into()];
         }
-        Image::Busybox => config.cmd = vec!["sh".into()],
+        Image::Busybox => {
+            // Debian's busybox 1.35 shell leaves environment variables whose names are no
+            // shell identifiers (`data-1`, from a ConfigMap) out of what its commands get;
+            // the tests run `sh -c env` and look for them. bash passes them on.
+            closure.add("bin/bash")?;
+            put(Entry::symlink("/bin/sh", "bash"));
+            config.cmd = vec!["sh".into()];
+        }
         Image::Nginx | Image::NginxNew => {
             closure.add("usr/sbin/nginx")?;
             for f in ["etc/nginx/mime.types", "usr/share/nginx/html/index.html"] {
