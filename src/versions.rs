@@ -32,6 +32,10 @@ pub struct E2eImages {
     pub nginx: &'static str,
     pub nginx_new: &'static str,
     pub sample_apiserver: &'static str,
+    /// agnhost's test-webserver serving a picture and `data.json` (kubectl's Update Demo, the
+    /// image volume test); two images that differ only in the picture.
+    pub kitten: &'static str,
+    pub nautilus: &'static str,
     /// The glibc resolver's DNS querier (`None`: the minor's DNS tests do not use one).
     pub glibc_dns_testing: Option<&'static str>,
 }
@@ -65,6 +69,8 @@ pub const PROFILES: &[VersionProfile] = &[
             nginx: "registry.k8s.io/e2e-test-images/nginx:1.14-4",
             nginx_new: "registry.k8s.io/e2e-test-images/nginx:1.15-4",
             sample_apiserver: "registry.k8s.io/e2e-test-images/sample-apiserver:1.29.2",
+            kitten: "registry.k8s.io/e2e-test-images/kitten:1.7",
+            nautilus: "registry.k8s.io/e2e-test-images/nautilus:1.7",
             glibc_dns_testing: None,
         },
     },
@@ -82,6 +88,8 @@ pub const PROFILES: &[VersionProfile] = &[
             nginx: "registry.k8s.io/e2e-test-images/nginx:1.15-4",
             nginx_new: "registry.k8s.io/e2e-test-images/nginx:1.27-0",
             sample_apiserver: "registry.k8s.io/e2e-test-images/sample-apiserver:1.29.2",
+            kitten: "registry.k8s.io/e2e-test-images/kitten:1.8",
+            nautilus: "registry.k8s.io/e2e-test-images/nautilus:1.8",
             glibc_dns_testing: Some("registry.k8s.io/e2e-test-images/glibc-dns-testing:2.0.0"),
         },
     },
@@ -99,6 +107,8 @@ pub const PROFILES: &[VersionProfile] = &[
             nginx: "registry.k8s.io/e2e-test-images/nginx:1.27.0-2",
             nginx_new: "registry.k8s.io/e2e-test-images/nginx:1.28.0-2",
             sample_apiserver: "registry.k8s.io/e2e-test-images/sample-apiserver:1.29.2",
+            kitten: "registry.k8s.io/e2e-test-images/kitten:1.8",
+            nautilus: "registry.k8s.io/e2e-test-images/nautilus:1.8",
             glibc_dns_testing: Some("registry.k8s.io/e2e-test-images/glibc-dns-testing:2.1.1"),
         },
     },

@@ -417,6 +417,8 @@ fn conformance_images_of_the_lab_build_run_their_tools() {
         &names.nginx_new,
         &names.etcd,
         &names.sample_apiserver,
+        &names.kitten,
+        &names.nautilus,
         &profile.pause_image.to_string(),
         names.glibc_dns_testing.as_ref().unwrap(),
     ] {
@@ -474,6 +476,32 @@ fn conformance_images_of_the_lab_build_run_their_tools() {
         ] {
             assert!(out.contains(needle), "{reference}: no {needle} in:\n{out}");
         }
+    }
+
+    // kitten and nautilus: agnhost's web server over their picture and data.json.
+    for (reference, picture) in [
+        (&names.kitten, "kitten.jpg"),
+        (&names.nautilus, "nautilus.jpg"),
+    ] {
+        let (root, config) = unpack(reference);
+        assert_eq!(
+            config["config"]["Entrypoint"],
+            serde_json::json!(["/agnhost"])
+        );
+        assert_eq!(
+            config["config"]["Cmd"],
+            serde_json::json!(["test-webserver"])
+        );
+        let data = sh(
+            &root,
+            &config,
+            "cat /data.json; /agnhost --help | grep -o test-webserver",
+        );
+        assert!(
+            data.contains(picture) && data.contains("test-webserver"),
+            "{data}"
+        );
+        assert!(root.join(picture).is_file(), "{picture}");
     }
 
     // busybox: a shell and the applets the tests use.

@@ -18,6 +18,8 @@ pub struct ConformanceNames {
     /// `registry.k8s.io/etcd:<the profile's etcd>-0`.
     pub etcd: String,
     pub sample_apiserver: String,
+    pub kitten: String,
+    pub nautilus: String,
     /// `None` when the minor's tests use none.
     pub glibc_dns_testing: Option<String>,
 }
@@ -34,6 +36,8 @@ impl ConformanceNames {
             nginx_new: e.nginx_new.into(),
             etcd: format!("registry.k8s.io/etcd:{}-0", profile.etcd),
             sample_apiserver: e.sample_apiserver.into(),
+            kitten: e.kitten.into(),
+            nautilus: e.nautilus.into(),
             glibc_dns_testing: e.glibc_dns_testing.map(String::from),
         }
     }
@@ -49,6 +53,8 @@ impl ConformanceNames {
             &self.nginx_new,
             &self.etcd,
             &self.sample_apiserver,
+            &self.kitten,
+            &self.nautilus,
         ];
         all.extend(self.glibc_dns_testing.as_deref());
         all

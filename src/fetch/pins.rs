@@ -140,6 +140,26 @@ pub const IMAGE_PINS: &[Pin] = &[
         source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-e2e-test-images/images.yaml",
     },
     Pin {
+        image: "registry.k8s.io/e2e-test-images/kitten:1.7",
+        digest: Some("sha256:03446e7dc02d04378c747bc731fb44249b13bcd836c7ae83aa7690b9e6e57b29"),
+        source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-e2e-test-images/images.yaml",
+    },
+    Pin {
+        image: "registry.k8s.io/e2e-test-images/kitten:1.8",
+        digest: Some("sha256:e122d064bcccffaa662f800ea6982cb90de0b5d5d309273e2f99fef6b99c865d"),
+        source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-e2e-test-images/images.yaml",
+    },
+    Pin {
+        image: "registry.k8s.io/e2e-test-images/nautilus:1.7",
+        digest: Some("sha256:80ba6c8c44f9623f06e868a1aa66026c8ec438ad814f9ec95e9333b415fe3550"),
+        source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-e2e-test-images/images.yaml",
+    },
+    Pin {
+        image: "registry.k8s.io/e2e-test-images/nautilus:1.8",
+        digest: Some("sha256:f2e26351c2132bf496376a780cb5985805d8f53b71e55571a759292c3325b718"),
+        source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-e2e-test-images/images.yaml",
+    },
+    Pin {
         image: "registry.k8s.io/e2e-test-images/glibc-dns-testing:2.0.0",
         digest: Some("sha256:5017306bb8d1d4c34b7678e69c26b6d6c44168bbe600829c4cae5534c7d0324a"),
         source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-e2e-test-images/images.yaml",

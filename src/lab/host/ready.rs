@@ -153,11 +153,9 @@ fn system_state(ssh: &Ssh, host: &PlannedHost, limit: Duration) -> Result<Boot, 
         _ => {
             // The failed units and the last lines each logged: why, without a second look.
             // (ssh hands the one string to the host's shell.)
-            let mut failed = ssh.command(&[
-                "systemctl --failed --no-legend --plain; \
+            let mut failed = ssh.command(&["systemctl --failed --no-legend --plain; \
                  for u in $(systemctl --failed --no-legend --plain | cut -d' ' -f1); do \
-                 echo \"--- journal of $u:\"; journalctl -u \"$u\" -n 15 --no-pager -o cat; done",
-            ]);
+                 echo \"--- journal of $u:\"; journalctl -u \"$u\" -n 15 --no-pager -o cat; done"]);
             let detail = match sys::run_with_timeout(&mut failed, Duration::from_secs(10)) {
                 Ok(Some(o)) => String::from_utf8_lossy(&o.stdout).trim().to_string(),
                 _ => String::new(),

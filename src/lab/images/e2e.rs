@@ -9,6 +9,7 @@
 //! | busybox | busybox 1.37 | Debian's busybox-static, every applet linked in /bin; bash as `/bin/sh` (busybox 1.35's shell drops `data-1`-style variables) |
 //! | nginx (both tags) | the official nginx image | Debian's nginx serving /usr/share/nginx/html on port 80, logs to stdout/stderr, busybox for a shell |
 //! | etcd | etcd + etcdctl at /usr/local/bin | the lab's etcd build (the profile's etcd: the tag's version) |
+//! | kitten, nautilus | agnhost + their picture and data.json, `test-webserver` | our agnhost + the same two files from the Kubernetes module |
 //! | sample-apiserver | alpine + /sample-apiserver | busybox + the sample-apiserver built from its staging module at the cluster's version |
 //! | glibc-dns-testing | debian-slim + dnsutils, CoreDNS as `/coredns` | busybox + bash as `/bin/sh`, Debian's `dig`, `nslookup`, `host` and glibc's `getent`; the lab's CoreDNS |
 //!
@@ -152,6 +153,7 @@ pub(super) fn packages(image: Image) -> &'static [&'static str] {
     match image {
         // A superset of what glibc-dns-testing needs (libc-bin: getent).
         Image::Agnhost | Image::AgnhostPrev | Image::GlibcDnsTesting => AGNHOST_PACKAGES,
+        Image::Kitten | Image::Nautilus => AGNHOST_PACKAGES,
         Image::Nginx | Image::NginxNew => NGINX_PACKAGES,
         Image::Busybox => BUSYBOX_IMAGE_PACKAGES,
         Image::Conformance | Image::SampleApiserver | Image::Etcd => BUSYBOX,
@@ -179,7 +181,7 @@ fn built_programs(
             ("/usr/local/bin/kubectl".into(), p.kubectl.clone()),
             ("/usr/local/bin/kubeconformance".into(), t("go-runner")),
         ],
-        Image::Agnhost | Image::AgnhostPrev => vec![
+        Image::Agnhost | Image::AgnhostPrev | Image::Kitten | Image::Nautilus => vec![
             ("/agnhost".into(), t("agnhost")),
             ("/coredns".into(), opts.coredns.clone()),
         ],
@@ -191,6 +193,25 @@ fn built_programs(
         ],
         _ => Vec::new(),
     })
+}
+
+/// What kitten and nautilus add to agnhost (upstream's Dockerfiles copy them from
+/// test/images/<name>/html into the working directory, `/`): the picture and `data.json`.
+fn web_files(image: Image, opts: &ImageInputs) -> Vec<(String, std::path::PathBuf)> {
+    let name = match image {
+        Image::Kitten => "kitten",
+        Image::Nautilus => "nautilus",
+        _ => return Vec::new(),
+    };
+    let html = opts
+        .kubernetes_src
+        .join("test/images")
+        .join(name)
+        .join("html");
+    vec![
+        (format!("/{name}.jpg"), html.join(format!("{name}.jpg"))),
+        ("/data.json".into(), html.join("data.json")),
+    ]
 }
 
 /// Porter's test certificate and key, which agnhost's `porter` serves with.
@@ -205,9 +226,13 @@ fn porter_files(opts: &ImageInputs) -> [(String, std::path::PathBuf); 2] {
 pub(super) fn inputs(image: Image, opts: &ImageInputs) -> Result<Vec<String>, LabError> {
     let mut lines = Vec::new();
     let mut files = built_programs(image, opts)?;
-    if matches!(image, Image::Agnhost | Image::AgnhostPrev) {
+    if matches!(
+        image,
+        Image::Agnhost | Image::AgnhostPrev | Image::Kitten | Image::Nautilus
+    ) {
         files.extend(porter_files(opts));
     }
+    files.extend(web_files(image, opts));
     for (name, file) in files {
         lines.push(format!("file {name} {}", sha256_file(&file, &name)?));
     }
@@ -260,7 +285,7 @@ pub(super) fn contents(
                 .map(String::from),
             );
         }
-        Image::Agnhost | Image::AgnhostPrev => {
+        Image::Agnhost | Image::AgnhostPrev | Image::Kitten | Image::Nautilus => {
             for tool in AGNHOST_TOOLS.iter().chain(DNS_TOOLS) {
                 closure.add(tool)?;
             }
@@ -283,7 +308,17 @@ pub(super) fn contents(
             );
             group.push_str("user-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n");
             config.entrypoint = vec!["/agnhost".into()];
-            config.cmd = vec!["pause".into()];
+            // kitten and nautilus: agnhost serving their picture and data.json from `/`.
+            let web = web_files(image, opts);
+            let cmd = if web.is_empty() {
+                "pause"
+            } else {
+                "test-webserver"
+            };
+            config.cmd = vec![cmd.into()];
+            for (name, file) in web {
+                put(Entry::file(&name, file, 0o644));
+            }
         }
         Image::Busybox => {
             // Debian's busybox 1.35 shell leaves environment variables whose names are no

@@ -97,6 +97,8 @@ pub enum Image {
     NginxNew,
     Etcd,
     SampleApiserver,
+    Kitten,
+    Nautilus,
     GlibcDnsTesting,
 }
 
@@ -111,7 +113,7 @@ impl Image {
     ];
 
     /// The conformance suite's (only with `names.conformance`).
-    pub const CONFORMANCE: [Image; 9] = [
+    pub const CONFORMANCE: [Image; 11] = [
         Image::Conformance,
         Image::Agnhost,
         Image::AgnhostPrev,
@@ -120,6 +122,8 @@ impl Image {
         Image::NginxNew,
         Image::Etcd,
         Image::SampleApiserver,
+        Image::Kitten,
+        Image::Nautilus,
         Image::GlibcDnsTesting,
     ];
 
@@ -145,6 +149,8 @@ impl Image {
             Image::NginxNew => c.map(|c| c.nginx_new.as_str()),
             Image::Etcd => c.map(|c| c.etcd.as_str()),
             Image::SampleApiserver => c.map(|c| c.sample_apiserver.as_str()),
+            Image::Kitten => c.map(|c| c.kitten.as_str()),
+            Image::Nautilus => c.map(|c| c.nautilus.as_str()),
             Image::GlibcDnsTesting => c.and_then(|c| c.glibc_dns_testing.as_deref()),
         }
     }
