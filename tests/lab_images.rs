@@ -461,7 +461,8 @@ fn conformance_images_of_the_lab_build_run_their_tools() {
             &config,
             "set -e; /agnhost --help | grep -o netexec | head -1; dig -v 2>&1; nslookup -version 2>&1 | head -1; \
              curl --version | head -1; nc -h 2>&1 | head -1; ip -V; bash --version | head -1; \
-             socat -V | head -2 | tail -1; /coredns -version | head -1; id user-defined-in-image",
+             socat -V | head -2 | tail -1; /coredns -version | head -1; id user-defined-in-image; \
+             getent passwd user-defined-in-image",
         );
         for needle in [
             "netexec",
@@ -473,6 +474,7 @@ fn conformance_images_of_the_lab_build_run_their_tools() {
             "socat version",
             "CoreDNS-",
             "group-defined-in-image",
+            "user-defined-in-image:x:1000:1000:",
         ] {
             assert!(out.contains(needle), "{reference}: no {needle} in:\n{out}");
         }

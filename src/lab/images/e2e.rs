@@ -105,8 +105,11 @@ const AGNHOST_PACKAGES: &[&str] = &[
 ];
 /// The DNS tools of agnhost and glibc-dns-testing.
 const DNS_TOOLS: &[&str] = &["usr/bin/dig", "usr/bin/nslookup", "usr/bin/host"];
+/// agnhost's tools besides the DNS ones; `getent` answers the DNS tests' `getent hosts`
+/// (upstream's Alpine base has musl's).
 const AGNHOST_TOOLS: &[&str] = &[
     "bin/bash",
+    "usr/bin/getent",
     "usr/bin/curl",
     "bin/nc.openbsd",
     "bin/ip",
@@ -231,6 +234,8 @@ pub(super) fn inputs(image: Image, opts: &ImageInputs) -> Result<Vec<String>, La
         Image::Agnhost | Image::AgnhostPrev | Image::Kitten | Image::Nautilus
     ) {
         files.extend(porter_files(opts));
+        // The tools are part of the recipe: adding one makes the image again.
+        lines.push(format!("tools {}", AGNHOST_TOOLS.join(" ")));
     }
     files.extend(web_files(image, opts));
     for (name, file) in files {
