@@ -36,6 +36,8 @@ pub struct E2eImages {
     /// image volume test); two images that differ only in the picture.
     pub kitten: &'static str,
     pub nautilus: &'static str,
+    /// A setuid-root program that prints its effective uid (the no-new-privileges test).
+    pub nonewprivs: &'static str,
     /// The glibc resolver's DNS querier (`None`: the minor's DNS tests do not use one).
     pub glibc_dns_testing: Option<&'static str>,
 }
@@ -71,6 +73,7 @@ pub const PROFILES: &[VersionProfile] = &[
             sample_apiserver: "registry.k8s.io/e2e-test-images/sample-apiserver:1.29.2",
             kitten: "registry.k8s.io/e2e-test-images/kitten:1.7",
             nautilus: "registry.k8s.io/e2e-test-images/nautilus:1.7",
+            nonewprivs: "registry.k8s.io/e2e-test-images/nonewprivs:1.3",
             glibc_dns_testing: None,
         },
     },
@@ -90,6 +93,7 @@ pub const PROFILES: &[VersionProfile] = &[
             sample_apiserver: "registry.k8s.io/e2e-test-images/sample-apiserver:1.29.2",
             kitten: "registry.k8s.io/e2e-test-images/kitten:1.8",
             nautilus: "registry.k8s.io/e2e-test-images/nautilus:1.8",
+            nonewprivs: "registry.k8s.io/e2e-test-images/nonewprivs:1.4",
             glibc_dns_testing: Some("registry.k8s.io/e2e-test-images/glibc-dns-testing:2.0.0"),
         },
     },
@@ -109,6 +113,7 @@ pub const PROFILES: &[VersionProfile] = &[
             sample_apiserver: "registry.k8s.io/e2e-test-images/sample-apiserver:1.29.2",
             kitten: "registry.k8s.io/e2e-test-images/kitten:1.8",
             nautilus: "registry.k8s.io/e2e-test-images/nautilus:1.8",
+            nonewprivs: "registry.k8s.io/e2e-test-images/nonewprivs:1.4",
             glibc_dns_testing: Some("registry.k8s.io/e2e-test-images/glibc-dns-testing:2.1.1"),
         },
     },

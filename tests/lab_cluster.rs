@@ -777,7 +777,7 @@ fn conformance(c: &Cluster) {
     let said = String::from_utf8_lossy(&up.stdout);
     assert_eq!(said.matches("(already running)").count(), 6, "{said}");
     assert!(
-        said.contains("lab registry on 10.77.0.11:5000: 16 image(s)"),
+        said.contains("lab registry on 10.77.0.11:5000: 17 image(s)"),
         "{said}"
     );
     let run = |extra: &[&str]| -> Value {

@@ -225,7 +225,7 @@ fn lab_build_fetch_conformance_puts_the_test_images_apart() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     let bin = f.binaries();
     let wanted = k8s_boot::fetch::conformance_images(K8S).unwrap();
-    assert_eq!(wanted.len(), 11);
+    assert_eq!(wanted.len(), 12);
     assert_eq!(
         wanted[0].reference,
         format!("registry.k8s.io/conformance:{K8S}")
@@ -253,7 +253,7 @@ fn lab_build_fetch_conformance_puts_the_test_images_apart() {
         .collect();
     assert_eq!(apart, expected);
     let manifest = read_manifest(&bin).unwrap();
-    assert_eq!(manifest.images.len(), 5 + 11);
+    assert_eq!(manifest.images.len(), 5 + 12);
     for spec in &wanted {
         let entry = &manifest.images[&spec.reference];
         assert!(

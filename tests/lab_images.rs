@@ -419,6 +419,7 @@ fn conformance_images_of_the_lab_build_run_their_tools() {
         &names.sample_apiserver,
         &names.kitten,
         &names.nautilus,
+        &names.nonewprivs,
         &profile.pause_image.to_string(),
         names.glibc_dns_testing.as_ref().unwrap(),
     ] {
@@ -505,6 +506,21 @@ fn conformance_images_of_the_lab_build_run_their_tools() {
         );
         assert!(root.join(picture).is_file(), "{picture}");
     }
+
+    // nonewprivs: its program is setuid root; as another user it runs with euid 0 (the test
+    // checks that no_new_privs keeps the caller's uid instead).
+    let (root, config) = unpack(&names.nonewprivs);
+    assert_eq!(config["config"]["Cmd"], serde_json::json!(["nnp"]));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(root.join("usr/local/bin/nnp"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o4755);
+    }
+    let euid = in_image(&root, &config, Some("1000:1000"), &["/usr/local/bin/nnp"]);
+    assert_eq!(euid, "Effective uid: 0\n");
 
     // busybox: a shell and the applets the tests use.
     let (root, config) = unpack(&names.busybox);

@@ -20,6 +20,7 @@ pub struct ConformanceNames {
     pub sample_apiserver: String,
     pub kitten: String,
     pub nautilus: String,
+    pub nonewprivs: String,
     /// `None` when the minor's tests use none.
     pub glibc_dns_testing: Option<String>,
 }
@@ -38,6 +39,7 @@ impl ConformanceNames {
             sample_apiserver: e.sample_apiserver.into(),
             kitten: e.kitten.into(),
             nautilus: e.nautilus.into(),
+            nonewprivs: e.nonewprivs.into(),
             glibc_dns_testing: e.glibc_dns_testing.map(String::from),
         }
     }
@@ -55,6 +57,7 @@ impl ConformanceNames {
             &self.sample_apiserver,
             &self.kitten,
             &self.nautilus,
+            &self.nonewprivs,
         ];
         all.extend(self.glibc_dns_testing.as_deref());
         all

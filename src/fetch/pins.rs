@@ -160,6 +160,16 @@ pub const IMAGE_PINS: &[Pin] = &[
         source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-e2e-test-images/images.yaml",
     },
     Pin {
+        image: "registry.k8s.io/e2e-test-images/nonewprivs:1.3",
+        digest: Some("sha256:8ac1264691820febacf3aea5d152cbde6d10685731ec14966a9401c6f47a68ac"),
+        source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-e2e-test-images/images.yaml",
+    },
+    Pin {
+        image: "registry.k8s.io/e2e-test-images/nonewprivs:1.4",
+        digest: Some("sha256:176bf4c0e3555b7be45fb0922a463de6019746cbbb27fa74bd0e97a6dad6af9c"),
+        source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-e2e-test-images/images.yaml",
+    },
+    Pin {
         image: "registry.k8s.io/e2e-test-images/glibc-dns-testing:2.0.0",
         digest: Some("sha256:5017306bb8d1d4c34b7678e69c26b6d6c44168bbe600829c4cae5534c7d0324a"),
         source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-e2e-test-images/images.yaml",

@@ -54,11 +54,11 @@ kubernetes-test)
     # The conformance suite's programs, from the same module and cache as `kubernetes`:
     # e2e.test (a test binary, built with `go test -c` below), ginkgo at the version
     # Kubernetes' go.mod requires, go-runner (the conformance image's entry point), and the
-    # programs of the test images: agnhost and the sample-apiserver (a staging module, so
-    # pinned to this release like the others).
+    # programs of the test images: agnhost, nonewprivs and the sample-apiserver (a staging
+    # module, so pinned to this release like the others).
     module=k8s.io/kubernetes
     ldx=$(kubernetes_version_ldflags)
-    packages=(test/images/agnhost test/conformance/image/go-runner)
+    packages=(test/images/agnhost test/images/nonewprivs test/conformance/image/go-runner)
     extra_tools=(github.com/onsi/ginkgo/v2/ginkgo k8s.io/sample-apiserver)
     test_binaries=(test/e2e)
     ;;

@@ -96,6 +96,6 @@ mod tests {
             })
             .collect();
         assert_eq!(conformance[0], "registry.k8s.io/conformance:v1.37.2");
-        assert_eq!(conformance.len(), 11, "{conformance:?}");
+        assert_eq!(conformance.len(), 12, "{conformance:?}");
     }
 }

@@ -10,6 +10,7 @@
 //! | nginx (both tags) | the official nginx image | Debian's nginx serving /usr/share/nginx/html on port 80, logs to stdout/stderr, busybox for a shell |
 //! | etcd | etcd + etcdctl at /usr/local/bin | the lab's etcd build (the profile's etcd: the tag's version) |
 //! | kitten, nautilus | agnhost + their picture and data.json, `test-webserver` | our agnhost + the same two files from the Kubernetes module |
+//! | nonewprivs | alpine + `nnp` (prints its effective uid), setuid root | busybox + the same program built from the Kubernetes module, setuid root |
 //! | sample-apiserver | alpine + /sample-apiserver | busybox + the sample-apiserver built from its staging module at the cluster's version |
 //! | glibc-dns-testing | debian-slim + dnsutils, CoreDNS as `/coredns` | busybox + bash as `/bin/sh`, Debian's `dig`, `nslookup`, `host` and glibc's `getent`; the lab's CoreDNS |
 //!
@@ -159,7 +160,7 @@ pub(super) fn packages(image: Image) -> &'static [&'static str] {
         Image::Kitten | Image::Nautilus => AGNHOST_PACKAGES,
         Image::Nginx | Image::NginxNew => NGINX_PACKAGES,
         Image::Busybox => BUSYBOX_IMAGE_PACKAGES,
-        Image::Conformance | Image::SampleApiserver | Image::Etcd => BUSYBOX,
+        Image::Conformance | Image::SampleApiserver | Image::Etcd | Image::Nonewprivs => BUSYBOX,
         _ => &[],
     }
 }
@@ -189,6 +190,7 @@ fn built_programs(
             ("/coredns".into(), opts.coredns.clone()),
         ],
         Image::SampleApiserver => vec![("/sample-apiserver".into(), t("sample-apiserver"))],
+        Image::Nonewprivs => vec![("/usr/local/bin/nnp".into(), t("nonewprivs"))],
         Image::GlibcDnsTesting => vec![("/coredns".into(), opts.coredns.clone())],
         Image::Etcd => vec![
             ("/usr/local/bin/etcd".into(), p.etcd.join("server")),
@@ -347,6 +349,7 @@ pub(super) fn contents(
             config.cmd = ["nginx", "-g", "daemon off;"].map(String::from).to_vec();
         }
         Image::SampleApiserver => config.entrypoint = vec!["/sample-apiserver".into()],
+        Image::Nonewprivs => config.cmd = vec!["nnp".into()],
         Image::GlibcDnsTesting => {
             // The DNS tests' probe scripts: dig, getent (glibc's resolver), seq, sleep.
             for tool in DNS_TOOLS.iter().chain(&["bin/bash", "usr/bin/getent"]) {
@@ -365,7 +368,13 @@ pub(super) fn contents(
         put(e);
     }
     for (name, file) in built_programs(image, opts)? {
-        put(Entry::file(&name, file, 0o755));
+        // nonewprivs' program is setuid root, as upstream's Dockerfile makes it.
+        let mode = if image == Image::Nonewprivs {
+            0o4755
+        } else {
+            0o755
+        };
+        put(Entry::file(&name, file, mode));
     }
     put(Entry::bytes("/etc/passwd", passwd, 0o644));
     put(Entry::bytes("/etc/group", group, 0o644));

@@ -99,6 +99,7 @@ pub enum Image {
     SampleApiserver,
     Kitten,
     Nautilus,
+    Nonewprivs,
     GlibcDnsTesting,
 }
 
@@ -113,7 +114,7 @@ impl Image {
     ];
 
     /// The conformance suite's (only with `names.conformance`).
-    pub const CONFORMANCE: [Image; 11] = [
+    pub const CONFORMANCE: [Image; 12] = [
         Image::Conformance,
         Image::Agnhost,
         Image::AgnhostPrev,
@@ -124,6 +125,7 @@ impl Image {
         Image::SampleApiserver,
         Image::Kitten,
         Image::Nautilus,
+        Image::Nonewprivs,
         Image::GlibcDnsTesting,
     ];
 
@@ -151,6 +153,7 @@ impl Image {
             Image::SampleApiserver => c.map(|c| c.sample_apiserver.as_str()),
             Image::Kitten => c.map(|c| c.kitten.as_str()),
             Image::Nautilus => c.map(|c| c.nautilus.as_str()),
+            Image::Nonewprivs => c.map(|c| c.nonewprivs.as_str()),
             Image::GlibcDnsTesting => c.and_then(|c| c.glibc_dns_testing.as_deref()),
         }
     }
