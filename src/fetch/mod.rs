@@ -69,6 +69,6 @@ pub use pins::{
     pinned_digest, Pin, CNI_PLUGINS_VERSION, CONTAINERD_VERSION, CRICTL_VERSION,
     FLANNEL_CNI_PLUGIN_VERSION, IMAGE_PINS, RUNC_VERSION,
 };
-pub use registry::ImageRef;
+pub use registry::{origin as registry_origin, ImageRef};
 pub use report::{human, FetchReport, Outcome};
 pub use shown_url::RedactedUrl;

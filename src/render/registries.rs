@@ -103,7 +103,7 @@ fn registry(
     let mut out = Registry {
         view: RegistryView {
             host: host.to_string(),
-            server: upstream_server(host),
+            server: crate::fetch::registry_origin(host),
             mirrors: Vec::new(),
         },
         auth: Vec::new(),
@@ -153,14 +153,6 @@ fn registry(
         out.auth.push(auth);
     }
     Ok(out)
-}
-
-/// The registry API endpoint of an upstream registry host: Docker Hub answers on its own.
-fn upstream_server(host: &str) -> String {
-    match host {
-        "docker.io" => "https://registry-1.docker.io".into(),
-        _ => format!("https://{host}"),
-    }
 }
 
 fn input(cluster: &Cluster, field: &str, message: String) -> RenderError {
@@ -255,15 +247,5 @@ mod tests {
         ] {
             assert!(basic_auth(bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn upstream_servers() {
-        assert_eq!(upstream_server("docker.io"), "https://registry-1.docker.io");
-        assert_eq!(upstream_server("quay.io"), "https://quay.io");
-        assert_eq!(
-            upstream_server("registry.corp:5000"),
-            "https://registry.corp:5000"
-        );
     }
 }

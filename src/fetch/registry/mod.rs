@@ -19,5 +19,5 @@ pub use media::{
     is_index, is_manifest, platforms, select_platform, ConfigPlatform, Descriptor, ImageManifest,
     Index,
 };
-pub use reference::{endpoint, ImageRef};
+pub use reference::{endpoint, origin, ImageRef};
 pub use session::Session;

@@ -120,6 +120,16 @@ fn is_registry_host(registry: &str) -> bool {
     host_ok && port_ok
 }
 
+/// The registry API's own base URL of a registry host: Docker Hub answers on
+/// `registry-1.docker.io`, every other registry on its name.
+pub fn origin(registry: &str) -> String {
+    if registry == DOCKER_HUB {
+        DOCKER_HUB_API.to_string()
+    } else {
+        format!("https://{registry}")
+    }
+}
+
 /// Where the registry API of `registry` is answered: `(origin, repository prefix)`. A mirror
 /// from `mirrors` wins; its URL path, if any, goes in front of the repository name.
 pub fn endpoint(
@@ -127,12 +137,7 @@ pub fn endpoint(
     mirrors: &BTreeMap<String, String>,
 ) -> Result<(String, String), FetchError> {
     let Some(base) = mirrors.get(registry) else {
-        let origin = if registry == DOCKER_HUB {
-            DOCKER_HUB_API.to_string()
-        } else {
-            format!("https://{registry}")
-        };
-        return Ok((origin, String::new()));
+        return Ok((origin(registry), String::new()));
     };
     let bad = || FetchError::Mirror {
         component: format!("registry {registry}"),
