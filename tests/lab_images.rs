@@ -549,6 +549,21 @@ fn conformance_images_of_the_lab_build_run_their_tools() {
         env.lines().any(|l| l == "data-1=value-1") && env.lines().any(|l| l == "#@!data-1=x"),
         "{env}"
     );
+    // The shell is busybox's ash: the read-only root filesystem test expects its message.
+    let refused = in_image(
+        &root,
+        &config,
+        None,
+        &[
+            "/bin/sh",
+            "-c",
+            "{ echo test > /no/such/file; } 2>&1; readlink /bin/sh",
+        ],
+    );
+    assert_eq!(
+        refused,
+        "/bin/sh: can't create /no/such/file: nonexistent directory\nbusybox\n"
+    );
 
     // nginx: its configuration is valid and names the welcome page's root.
     for reference in [&names.nginx, &names.nginx_new] {

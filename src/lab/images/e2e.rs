@@ -6,7 +6,7 @@
 //! |-------|----------|------|
 //! | conformance | debian-base + e2e.test, ginkgo, kubectl, go-runner | busybox + the same four programs, built at the cluster's version |
 //! | agnhost (both tags) | alpine + bind-tools, curl, netcat-openbsd, iproute2, bash, socat, CoreDNS as `/coredns`, porter's test certificate, user 1000 and group 50000 | busybox + Debian's dig/nslookup, curl, nc, ip, bash, socat; the lab's CoreDNS; the same certificate, user and group |
-//! | busybox | busybox 1.37 | Debian's busybox-static, every applet linked in /bin; bash as `/bin/sh` (busybox 1.35's shell drops `data-1`-style variables) |
+//! | busybox | busybox 1.37 | busybox built from Debian's source package, static, every applet linked in /bin (see [`super::busybox`]) |
 //! | nginx (both tags) | the official nginx image | Debian's nginx serving /usr/share/nginx/html on port 80, logs to stdout/stderr, busybox for a shell |
 //! | etcd | etcd + etcdctl at /usr/local/bin | the lab's etcd build (the profile's etcd: the tag's version) |
 //! | kitten, nautilus | agnhost + their picture and data.json, `test-webserver` | our agnhost + the same two files from the Kubernetes module |
@@ -18,18 +18,16 @@
 //! Kubernetes module and Debian hold, which are what the tests call, not the tag's versions.
 
 use super::base::{ca_bundle, NSSWITCH, PATH_ENV};
+use super::busybox::applet_entries;
 use super::closure::Closure;
 use super::inputs_digest::sha256_file;
 use super::spec::{ConformancePrograms, Image, ImageInputs};
-use crate::lab::error::{io_err, LabError};
+use crate::lab::error::LabError;
 use crate::oci::{Entry, ImageConfig};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 const BUSYBOX: &[&str] = &["busybox-static"];
-/// The busybox image's shell: bash (see `contents`) with its libraries.
-const BUSYBOX_IMAGE_PACKAGES: &[&str] = &["busybox-static", "bash", "libc6", "libtinfo6"];
 
 /// agnhost's tools and every library package they need (`apt-cache depends --recurse`).
 const AGNHOST_PACKAGES: &[&str] = &[
@@ -159,7 +157,6 @@ pub(super) fn packages(image: Image) -> &'static [&'static str] {
         Image::Agnhost | Image::AgnhostPrev | Image::GlibcDnsTesting => AGNHOST_PACKAGES,
         Image::Kitten | Image::Nautilus => AGNHOST_PACKAGES,
         Image::Nginx | Image::NginxNew => NGINX_PACKAGES,
-        Image::Busybox => BUSYBOX_IMAGE_PACKAGES,
         Image::Conformance | Image::SampleApiserver | Image::Etcd | Image::Nonewprivs => BUSYBOX,
         _ => &[],
     }
@@ -263,7 +260,7 @@ pub(super) fn contents(
     let mut put = |e: Entry| {
         entries.insert(e.path.trim_start_matches('/').to_string(), e);
     };
-    for e in busybox(root)? {
+    for e in applet_entries(&root.join("bin/busybox"))? {
         put(e);
     }
     let mut closure = Closure::new(root, &what);
@@ -327,14 +324,6 @@ pub(super) fn contents(
                 put(Entry::file(&name, file, 0o644));
             }
         }
-        Image::Busybox => {
-            // Debian's busybox 1.35 shell leaves environment variables whose names are no
-            // shell identifiers (`data-1`, from a ConfigMap) out of what its commands get;
-            // the tests run `sh -c env` and look for them. bash passes them on.
-            closure.add("bin/bash")?;
-            put(Entry::symlink("/bin/sh", "bash"));
-            config.cmd = vec!["sh".into()];
-        }
         Image::Nginx | Image::NginxNew => {
             closure.add("usr/sbin/nginx")?;
             for f in ["etc/nginx/mime.types", "usr/share/nginx/html/index.html"] {
@@ -382,29 +371,4 @@ pub(super) fn contents(
     put(Entry::dir("/tmp", 0o1777));
     put(Entry::dir("/root", 0o700));
     Ok((entries.into_values().collect(), config))
-}
-
-/// Debian's static busybox as `/bin/busybox` and a link in /bin for each of its applets (the
-/// list it prints itself: the program is static, nothing of the machine's is used).
-fn busybox(root: &Path) -> Result<Vec<Entry>, LabError> {
-    let program = root.join("bin/busybox");
-    let out = Command::new(&program)
-        .arg("--list")
-        .output()
-        .map_err(io_err("cannot run", &program))?;
-    if !out.status.success() {
-        return Err(LabError::State {
-            path: program,
-            message: "`busybox --list` failed".into(),
-        });
-    }
-    let mut entries = vec![Entry::file("/bin/busybox", &program, 0o755)];
-    for applet in String::from_utf8_lossy(&out.stdout).lines() {
-        let applet = applet.trim();
-        if applet.is_empty() || applet == "busybox" || applet.contains('/') {
-            continue;
-        }
-        entries.push(Entry::symlink(&format!("/bin/{applet}"), "busybox"));
-    }
-    Ok(entries)
 }

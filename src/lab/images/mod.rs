@@ -34,6 +34,7 @@
 
 mod archive;
 mod base;
+mod busybox;
 mod chat;
 mod closure;
 mod coredns;

@@ -85,7 +85,7 @@ fn pause_version(opts: &ImageInputs) -> Result<String, LabError> {
     ))
 }
 
-fn compiler_version() -> Result<String, LabError> {
+pub(super) fn compiler_version() -> Result<String, LabError> {
     require_program("gcc", "gcc")?;
     let out = sys::run(Command::new("gcc").arg("--version"))?;
     Ok(String::from_utf8_lossy(&out.stdout)

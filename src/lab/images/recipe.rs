@@ -3,7 +3,7 @@
 
 use super::debian::{debian_versions, extract_debian};
 use super::spec::{Image, ImageInputs};
-use super::{chat, coredns, e2e, flannel, metrics_server, pause};
+use super::{busybox, chat, coredns, e2e, flannel, metrics_server, pause};
 use crate::lab::error::LabError;
 use crate::lab::tools::require_program;
 use crate::oci::{self, Entry, ImageConfig};
@@ -15,7 +15,7 @@ const RECIPE_FORMAT: &str = "k8s-boot lab image recipe 2";
 /// The Debian packages `image` takes files from.
 fn debian_packages(image: Image) -> &'static [&'static str] {
     match image {
-        Image::Pause => &[],
+        Image::Pause | Image::Busybox => &[],
         Image::Coredns | Image::MetricsServer => super::base::CA_PACKAGES,
         Image::Flannel => flannel::PACKAGES,
         Image::Chat => chat::PACKAGES,
@@ -40,6 +40,7 @@ pub(super) fn recipe(
         Image::MetricsServer => metrics_server::inputs(opts)?,
         Image::Flannel => flannel::inputs(opts)?,
         Image::Chat => chat::inputs(reference)?,
+        Image::Busybox => busybox::inputs()?,
         conformance => e2e::inputs(conformance, opts)?,
     });
     let packages = debian_packages(image);
@@ -79,7 +80,7 @@ fn contents_in(
     work: &Path,
     root: Option<&Path>,
 ) -> Result<(Vec<Entry>, ImageConfig), LabError> {
-    // Every image but pause has packages, so `contents` extracted a root.
+    // Every image but pause and busybox has packages, so `contents` extracted a root.
     let root = || root.expect("the image's Debian packages are extracted");
     match image {
         Image::Pause => pause::contents(opts, work),
@@ -87,6 +88,7 @@ fn contents_in(
         Image::MetricsServer => metrics_server::contents(opts, root()),
         Image::Flannel => flannel::contents(opts, root()),
         Image::Chat => chat::contents(opts, work, root()),
+        Image::Busybox => busybox::contents(work),
         conformance => e2e::contents(conformance, opts, root()),
     }
 }
