@@ -178,7 +178,9 @@ pub fn write_phase_files(
         .collect();
     let written = write_files(&puts, &mut work.state, ex)?;
     for f in mine.iter().filter(|f| written.contains(&f.path)) {
-        work.restart.extend(f.restarts.iter().cloned());
+        work.state
+            .pending_restarts
+            .extend(f.restarts.iter().cloned());
     }
     remove_unplanned(cx, phase, &mut work.state, ex)?;
     Ok(written)
@@ -252,7 +254,8 @@ pub fn install_binaries(
     }
     for path in write_files(&puts, &mut work.state, ex)? {
         let phase = phases::get(phase_of[path.as_str()]);
-        work.restart
+        work.state
+            .pending_restarts
             .extend(phase.components().map(|c| c.service.to_string()));
     }
     Ok(())

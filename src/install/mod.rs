@@ -35,7 +35,7 @@ use crate::ssh::{SshError, Timeouts};
 use phases::{PhaseId, PHASES};
 use remote::{Connector, Remote, SshConnector};
 use state::HostState;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -206,12 +206,11 @@ struct HostRun<'a> {
     failed: bool,
 }
 
-/// What the phases of one host build up as they go.
+/// What the phases of one host build up as they go: its state (which also holds the
+/// services that must restart).
 #[derive(Default)]
 struct HostWork {
     state: HostState,
-    /// Services whose files changed in this run and must restart.
-    restart: BTreeSet<String>,
 }
 
 /// What every phase of a run shares.

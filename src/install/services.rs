@@ -30,7 +30,7 @@ pub fn start(
     let service = component.service;
     let active = is(ex.read(), "active", service)?;
     let enabled = is(ex.read(), "enabled", service)?;
-    let restart = work.restart.contains(service) || !active;
+    let restart = work.state.pending_restarts.contains(service) || !active;
     if daemon_reload {
         ex.effect(|r| Ok(r.run("systemctl daemon-reload").map(drop)?))?;
     }
@@ -54,9 +54,13 @@ pub fn start(
         })?;
     }
     work.state.services.insert(service.to_string());
-    work.restart.remove(service);
     // A dry run started nothing to wait for.
-    ex.effect(|r| wait_healthy(cx, component, r))?;
+    if ex.effect(|r| wait_healthy(cx, component, r))?.is_some() {
+        work.state.pending_restarts.remove(service);
+        work.state
+            .versions
+            .insert(service.to_string(), cx.run.cluster.version().to_string());
+    }
     Ok(())
 }
 

@@ -30,6 +30,15 @@ pub struct HostState {
     /// still matches is not hashed again on the next run.
     #[serde(default)]
     pub stamps: BTreeMap<String, String>,
+    /// Services whose files or binaries changed and that have not restarted since: kept
+    /// across runs, so that a run stopped between writing a file and restarting its service
+    /// still restarts it next time.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub pending_restarts: BTreeSet<String>,
+    /// The Kubernetes version whose plan each service last started (or was found running)
+    /// with: service -> `v1.37.2`. `install` refuses another version; `upgrade` reads it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub versions: BTreeMap<String, String>,
 }
 
 /// The state file on a host cannot be read back.

@@ -206,6 +206,44 @@ fn only_new_content_restarts_a_service_and_a_mode_fix_restarts_nothing() {
 }
 
 #[test]
+fn a_restart_owed_by_a_stopped_run_is_made_by_the_next_one() {
+    let w = world();
+    assert!(!w.install(false).failed());
+    let state = |w: &World| {
+        HostState::parse(&String::from_utf8_lossy(
+            &w.fake.host("m1").files[STATE_FILE].0,
+        ))
+        .unwrap()
+    };
+    // Every service started records the version it runs, and owes no restart.
+    assert_eq!(state(&w).versions["etcd"], "v1.37.2");
+    assert_eq!(state(&w).versions["kube-apiserver"], "v1.37.2");
+    assert!(!state(&w).pending_restarts.contains("etcd"));
+
+    // A run that writes etcd's new certificate (the pki phase) and ends before the etcd
+    // phase, as an interrupted one does...
+    let plan = w.plan.hosts.iter().find(|h| h.name == "m1").unwrap();
+    let cert = plan
+        .files
+        .iter()
+        .find(|f| f.path.starts_with(crate::catalog::PKI_DIR) && f.restarts == ["etcd"])
+        .expect("etcd has a certificate of its own");
+    w.fake.host("m1").files.get_mut(&cert.path).unwrap().0 = b"old\n".to_vec();
+    let stopped = w.install_phases(false, &[PhaseId::Pki]);
+    assert_eq!(
+        changes(&stopped, "m1", PhaseId::Pki),
+        [format!("write {}", cert.path)]
+    );
+    assert!(state(&w).pending_restarts.contains("etcd"));
+    // ...leaves the restart to the next run, whose files are all unchanged.
+    let next = w.install_phases(false, &[PhaseId::Etcd]);
+    assert_eq!(changes(&next, "m1", PhaseId::Etcd), ["restart etcd"]);
+    assert!(!state(&w).pending_restarts.contains("etcd"));
+    let after = w.install_phases(false, &[PhaseId::Etcd]);
+    assert!(changes(&after, "m1", PhaseId::Etcd).is_empty());
+}
+
+#[test]
 fn a_dry_run_records_what_would_change_and_changes_nothing() {
     let w = world();
     let report = w.install(true);
