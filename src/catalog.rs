@@ -125,13 +125,19 @@ pub fn url_address(ip: IpAddr) -> String {
     }
 }
 
-fn etcd_health(_: &Cluster, host: &Host) -> String {
+/// etcdctl on an etcd host, against its own member, with the health-check client's
+/// certificate.
+pub fn etcdctl(host: &Host) -> String {
     let (pki, addr) = (PKI_DIR, url_address(host.address));
     format!(
         "{BIN_DIR}/etcdctl --endpoints=https://{addr}:2379 --cacert={pki}/etcd/ca.crt \
          --cert={pki}/etcd/healthcheck-client.crt --key={pki}/etcd/healthcheck-client.key \
-         --command-timeout=3s endpoint health"
+         --command-timeout=3s"
     )
+}
+
+fn etcd_health(_: &Cluster, host: &Host) -> String {
+    format!("{} endpoint health", etcdctl(host))
 }
 
 fn apiserver_health(cluster: &Cluster, _: &Host) -> String {

@@ -22,6 +22,7 @@ pub mod pki;
 pub mod render;
 pub mod shown;
 pub mod ssh;
+pub mod upgrade;
 pub mod versions;
 
 /// The annotated example inventory (`k8s-boot init`), the same as `inventory/hosts.yaml`.

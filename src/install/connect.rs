@@ -1,16 +1,22 @@
 //! The `connect` phase: open the host, read what an earlier run left there, and note which
 //! directories this run may create (those are the ones `reset` may remove again).
 
+use super::remote::Remote;
 use super::state::{HostState, STATE_FILE};
 use super::{files, HostRun, Run, StepError};
 use crate::ssh;
 use std::collections::BTreeSet;
 use std::path::Path;
 
+/// What an earlier run left on the host (empty when nothing).
+pub fn read_state(remote: &dyn Remote) -> Result<HostState, StepError> {
+    let out = remote.exec(&format!("cat {STATE_FILE} 2>/dev/null || true"))?;
+    Ok(HostState::parse(&out.stdout)?)
+}
+
 pub fn connect(run: &Run, h: &mut HostRun) -> Result<(), StepError> {
     let remote = run.connector.connect(h.host)?;
-    let out = remote.exec(&format!("cat {STATE_FILE} 2>/dev/null || true"))?;
-    let mut state = HostState::parse(&out.stdout)?;
+    let mut state = read_state(remote.as_ref())?;
     let cluster = &run.cluster.inventory.cluster.name;
     if state.cluster.is_empty() {
         state.cluster = cluster.clone();

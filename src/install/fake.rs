@@ -102,6 +102,12 @@ impl FakeHost {
                 self.files.insert(to.to_string(), file);
                 ok(String::new())
             }
+            ["chmod", mode, from, "&&", "mv", "-f", _, to] => {
+                let mut file = self.files.remove(*from).expect("mv of a file that exists");
+                file.1 = u32::from_str_radix(mode, 8).expect("an octal mode");
+                self.files.insert(to.to_string(), file);
+                ok(String::new())
+            }
             ["systemctl", "disable", "--now", s, ..] => {
                 self.enabled.remove(*s);
                 self.active.remove(*s);

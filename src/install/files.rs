@@ -8,7 +8,7 @@ use super::phases::{self, PhaseId};
 use super::remote::{FileToPut, KnownFiles};
 use super::state::{HostState, BACKUP_SUFFIX, STATE_DIR, STATE_FILE};
 use super::steps::HostCtx;
-use super::{HostWork, InstallError, Options, StepError};
+use super::{HostWork, InstallError, Options, Purpose, StepError};
 use crate::catalog::{self, Binary, Component, BIN_DIR, CNI_BIN_DIR};
 use crate::inventory::{Cluster, Host};
 use crate::ssh::{self, plan_upload, Source, Upload};
@@ -36,7 +36,9 @@ pub fn check_binaries(
 ) -> Result<(), InstallError> {
     use std::os::unix::fs::PermissionsExt;
     let mut missing = BTreeSet::new();
-    for (component, b) in catalog::binaries().filter(|(c, _)| selected.contains(&c.phase)) {
+    let stage = opts.purpose == Purpose::UpgradeStage;
+    for (component, b) in catalog::binaries().filter(|(c, _)| stage || selected.contains(&c.phase))
+    {
         let needed = cluster
             .inventory
             .hosts
@@ -223,40 +225,93 @@ fn remove_unplanned(
     Ok(())
 }
 
+/// Suffix of a binary staged beside its target by an upgrade's first step: installed later
+/// by a rename, when its host's turn comes.
+pub const STAGED_SUFFIX: &str = ".k8s-boot-staged";
+
 /// The binaries of the host's components in the selected phases; a new one restarts its
 /// component (and the other services of its phase, which share its binaries' versions).
+/// A copy staged beside the target with the wanted content is renamed into place instead
+/// of sent again. With [`Purpose::UpgradeStage`] the binaries are only staged.
 pub fn install_binaries(
     cx: &HostCtx,
     work: &mut HostWork,
     ex: &mut Executor,
 ) -> Result<(), StepError> {
-    let mut puts = Vec::new();
-    let mut phase_of = BTreeMap::new();
-    for (component, b) in host_binaries(cx.host).filter(|(c, _)| cx.run.selected(c.phase)) {
+    let stage = cx.run.opts.purpose == Purpose::UpgradeStage;
+    let mut wanted = Vec::new();
+    // Staging takes the binaries of every phase; installing, those of the selected ones.
+    let wanted_phase = |phase| stage || cx.run.selected(phase);
+    for (component, b) in host_binaries(cx.host).filter(|(c, _)| wanted_phase(c.phase)) {
         let local = cx.run.binaries.dir.join(b.file);
         let sha256 = cx.run.binaries.sha256(&local)?;
-        phase_of.insert(b.target, component.phase);
-        puts.push((local, b.target, sha256));
+        wanted.push((local, b.target, sha256, component.phase));
+    }
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    ex.effect(|r| Ok(r.run(&format!("mkdir -p {BIN_DIR} {CNI_BIN_DIR}"))?))?;
+    let staged_path = |target: &str| format!("{target}{STAGED_SUFFIX}");
+    // What the host has at each target and staged beside it: one round trip.
+    let mut paths: Vec<String> = Vec::new();
+    for (_, target, _, _) in &wanted {
+        paths.push(target.to_string());
+        paths.push(staged_path(target));
+    }
+    let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let have = ex.read().stat_files_known(&paths, &KnownFiles::new())?;
+    let mut puts = Vec::new();
+    let mut phase_of = BTreeMap::new();
+    for (local, target, sha256, phase) in &wanted {
+        let installed = have.get(*target).is_some_and(|f| &f.sha256 == sha256);
+        let staged = staged_path(target);
+        if stage {
+            // Staging what is installed already would only waste a copy.
+            if !installed {
+                puts.push((local, staged, sha256));
+            }
+            continue;
+        }
+        if !installed && have.get(&staged).is_some_and(|f| &f.sha256 == sha256) {
+            let (from, to) = (ssh::shell_quote(&staged), ssh::shell_quote(target));
+            let state = &mut work.state;
+            ex.change(Change::Write(target.to_string()), |r| {
+                r.run(&format!("chmod 755 {from} && mv -f {from} {to}"))?;
+                state.files.remove(&staged);
+                state.stamps.remove(&staged);
+                state.files.insert(target.to_string(), sha256.clone());
+                Ok(())
+            })?;
+            work.state.pending_restarts.extend(
+                phases::get(*phase)
+                    .components()
+                    .map(|c| c.service.to_string()),
+            );
+            continue;
+        }
+        phase_of.insert(target.to_string(), *phase);
+        puts.push((local, target.to_string(), sha256));
     }
     let puts: Vec<FileToPut> = puts
-        .iter()
-        .map(|(local, target, sha256)| FileToPut {
-            path: target.to_string(),
+        .into_iter()
+        .map(|(local, path, sha256)| FileToPut {
+            path,
             source: Source::File(local),
             sha256: sha256.clone(),
-            mode: 0o755,
+            // A staged copy cannot be run until it is renamed into place.
+            mode: if stage { 0o600 } else { 0o755 },
             owner: ROOT,
             check: None,
         })
         .collect();
-    if !puts.is_empty() {
-        ex.effect(|r| Ok(r.run(&format!("mkdir -p {BIN_DIR} {CNI_BIN_DIR}"))?))?;
-    }
     for path in write_files(&puts, &mut work.state, ex)? {
-        let phase = phases::get(phase_of[path.as_str()]);
-        work.state
-            .pending_restarts
-            .extend(phase.components().map(|c| c.service.to_string()));
+        if let Some(phase) = phase_of.get(&path) {
+            work.state.pending_restarts.extend(
+                phases::get(*phase)
+                    .components()
+                    .map(|c| c.service.to_string()),
+            );
+        }
     }
     Ok(())
 }

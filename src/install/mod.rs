@@ -13,7 +13,7 @@ pub mod change;
 mod connect;
 pub mod executor;
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 mod files;
 mod images;
 pub mod maintain;
@@ -27,7 +27,7 @@ mod services;
 pub mod state;
 mod steps;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use crate::inventory::{Cluster, Host};
 use crate::render::{self, HostPlan, Plan};
@@ -40,6 +40,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+pub use connect::read_state;
 pub use images::{archives, import_missing, ImageArchive, IMAGES_DIR};
 pub use report::{HostReport, PhaseResult, Report};
 
@@ -53,6 +54,15 @@ pub enum InstallError {
     MissingBinaries { dir: PathBuf, missing: String },
     #[error(transparent)]
     Render(#[from] render::RenderError),
+    #[error(
+        "{} (the inventory's cluster.kubernetes_version is {wanted}): changing the version \
+         is an upgrade; run `k8s-boot upgrade` (docs/UPGRADE.md)",
+        running.iter().map(|(h, v)| format!("{h} runs {v}")).collect::<Vec<_>>().join(", ")
+    )]
+    VersionChange {
+        wanted: String,
+        running: Vec<(String, String)>,
+    },
     #[error("image archive {}: {source}", path.display())]
     Image {
         path: PathBuf,
@@ -67,7 +77,9 @@ impl InstallError {
     pub fn fault(&self) -> crate::fault::Fault {
         use crate::fault::Fault;
         match self {
-            InstallError::UnknownPhase(..) | InstallError::UnknownHost(..) => Fault::Input,
+            InstallError::UnknownPhase(..)
+            | InstallError::UnknownHost(..)
+            | InstallError::VersionChange { .. } => Fault::Input,
             InstallError::MissingBinaries { .. } | InstallError::Image { .. } => Fault::Runtime,
             InstallError::Render(e) => e.fault(),
         }
@@ -137,6 +149,20 @@ pub struct Options {
     pub timeouts: Timeouts,
     /// How long the cluster phases together wait for what they applied to become ready.
     pub ready_timeout: Duration,
+    pub purpose: Purpose,
+}
+
+/// Why the phases run: an install refuses hosts that run another Kubernetes version; an
+/// upgrade's steps expect them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Purpose {
+    #[default]
+    Install,
+    /// An upgrade's first step: the binaries phase stages the new binaries beside their
+    /// targets; nothing else changes and nothing restarts.
+    UpgradeStage,
+    /// An upgrade's step over some hosts and phases.
+    Upgrade,
 }
 
 /// [`Options::ready_timeout`] unless set: the images are on the nodes already (the runtime
@@ -153,6 +179,7 @@ impl Default for Options {
             accept_new_host_keys: false,
             timeouts: Timeouts::default(),
             ready_timeout: READY_TIMEOUT,
+            purpose: Purpose::Install,
         }
     }
 }
@@ -336,6 +363,10 @@ pub fn install_with(
             });
         }
         phase_ms.insert(phase.id, phase_started.elapsed().as_millis());
+        if phase.id == PhaseId::Connect && opts.purpose == Purpose::Install {
+            // Every host's state is read and nothing has changed yet.
+            refuse_version_change(cluster, &hosts)?;
+        }
     }
     let hosts = hosts
         .into_iter()
@@ -354,6 +385,28 @@ pub fn install_with(
         elapsed_ms: started.elapsed().as_millis(),
         phase_ms,
     })
+}
+
+/// An install onto hosts whose services run another Kubernetes version is an upgrade:
+/// refused before any phase changes anything.
+fn refuse_version_change(cluster: &Cluster, hosts: &[Mutex<HostRun>]) -> Result<(), InstallError> {
+    let wanted = cluster.version();
+    let running: Vec<(String, String)> = hosts
+        .iter()
+        .filter_map(|cell| {
+            let h = cell.lock().expect("host lock");
+            let other = h.work.state.versions.values().find(|v| *v != wanted)?;
+            Some((h.host.name.clone(), other.clone()))
+        })
+        .collect();
+    if running.is_empty() {
+        Ok(())
+    } else {
+        Err(InstallError::VersionChange {
+            wanted: wanted.to_string(),
+            running,
+        })
+    }
 }
 
 impl Run<'_> {

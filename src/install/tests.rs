@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-struct Quiet;
+pub(crate) struct Quiet;
 impl Progress for Quiet {
     fn host(&self, _: &str, _: &str) {}
     fn phase_done(&self, _: &str, _: PhaseId, _: &PhaseResult) {}
@@ -275,7 +275,7 @@ fn a_dry_run_records_what_would_change_and_changes_nothing() {
 }
 
 /// A node list as `kubectl get nodes -o json` prints it: each node with its labels.
-fn node_list(nodes: &[(&str, &[&str])]) -> String {
+pub(crate) fn node_list(nodes: &[(&str, &[&str])]) -> String {
     let items: Vec<serde_json::Value> = nodes
         .iter()
         .map(|(name, labels)| {
@@ -504,16 +504,16 @@ fn reset_removes_exactly_what_the_state_file_lists_and_restores_a_backup() {
 /// What the cluster phase asks to see whether what it applied is ready: the kinds of the
 /// rendered manifests that become ready (flannel's DaemonSet, the CoreDNS and metrics-server
 /// Deployments, the metrics APIService), in one call; and the workloads phase (the chat).
-const CLUSTER_OBJECTS: &str =
+pub(crate) const CLUSTER_OBJECTS: &str =
     "get apiservices.apiregistration.k8s.io,daemonsets.apps,deployments.apps --all-namespaces";
-const WORKLOAD_OBJECTS: &str = "get deployments.apps --all-namespaces";
+pub(crate) const WORKLOAD_OBJECTS: &str = "get deployments.apps --all-namespaces";
 
 fn count(log: &[String], part: &str) -> usize {
     log.iter().filter(|c| c.contains(part)).count()
 }
 
 /// A Deployment of two replicas as the API returns it, `available` of them available.
-fn deployment(namespace: &str, name: &str, available: u32) -> Value {
+pub(crate) fn deployment(namespace: &str, name: &str, available: u32) -> Value {
     json!({"kind": "Deployment",
            "metadata": {"namespace": namespace, "name": name, "generation": 1},
            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}}},
@@ -530,7 +530,7 @@ fn api_service(name: &str, available: bool) -> Value {
 
 /// The cluster phase's objects: CoreDNS with `coredns_available` of 2 replicas available,
 /// the metrics API available or not, the rest ready.
-fn cluster_objects(coredns_available: u32, metrics_api: bool) -> String {
+pub(crate) fn cluster_objects(coredns_available: u32, metrics_api: bool) -> String {
     let flannel = json!({"kind": "DaemonSet",
         "metadata": {"namespace": "kube-flannel", "name": "kube-flannel-ds", "generation": 1},
         "status": {"observedGeneration": 1, "desiredNumberScheduled": 3,
@@ -545,7 +545,7 @@ fn cluster_objects(coredns_available: u32, metrics_api: bool) -> String {
 }
 
 /// What `kubectl api-versions` prints: the metrics API's group version or not.
-fn discovery(metrics_api: bool) -> String {
+pub(crate) fn discovery(metrics_api: bool) -> String {
     let mut versions = "apps/v1\nv1\n".to_string();
     if metrics_api {
         versions.push_str("metrics.k8s.io/v1beta1\n");
@@ -553,7 +553,7 @@ fn discovery(metrics_api: bool) -> String {
     versions
 }
 
-const DISCOVERY: &str = "api-versions";
+pub(crate) const DISCOVERY: &str = "api-versions";
 
 fn every_node_registered(w: &World) {
     w.fake.host("m1").replies.push((

@@ -135,7 +135,7 @@ fn build_images(
         fs::create_dir_all(parent).map_err(io_err("cannot create", parent))?;
         copy_if_changed(&archive, &to)?;
     }
-    Ok(())
+    images::prune(binaries, &inputs.names, progress)
 }
 
 /// Copies `from` to `to` (crash-safe: [`crate::fsutil::write_atomic_with`]) unless `to`

@@ -3,7 +3,7 @@
 
 use super::recipe::{contents, recipe};
 use super::scratch::WorkDir;
-use super::spec::{archive_file_name, normalize, Image, ImageInputs};
+use super::spec::{archive_file_name, normalize, Image, ImageInputs, ImageNames};
 use crate::fetch;
 use crate::fsutil::write_atomic;
 use crate::lab::error::{io_err, LabError};
@@ -20,18 +20,26 @@ fn inputs_file(images: &Path, archive: &str) -> PathBuf {
 /// Removes archives this module built for images that are no longer in `opts.names` (those
 /// with an inputs record; archives from `fetch` are left alone). A directory none of whose
 /// images is wanted (the conformance images when they are not asked for) is left as it is.
-pub(super) fn prune(opts: &ImageInputs, progress: &mut dyn FnMut(String)) -> Result<(), LabError> {
+/// Removes the archives under `binaries_dir` (and their inputs records) of images no longer
+/// wanted: another tag, another version. Not for the build cache, which every lab directory
+/// and version shares.
+pub fn prune(
+    binaries_dir: &Path,
+    names: &ImageNames,
+    progress: &mut dyn FnMut(String),
+) -> Result<(), LabError> {
     let mut wanted: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     for image in Image::all() {
-        if let Some(reference) = image.reference(&opts.names) {
+        if let Some(reference) = image.reference(names) {
             wanted
                 .entry(image.dir())
                 .or_default()
                 .insert(archive_file_name(reference)?);
         }
     }
-    for (dir, wanted) in wanted {
-        prune_dir(&opts.binaries_dir.join(dir), &wanted, progress)?;
+    for dir in [super::IMAGES_DIR, crate::conformance::IMAGES_DIR] {
+        let wanted = wanted.remove(dir).unwrap_or_default();
+        prune_dir(&binaries_dir.join(dir), &wanted, progress)?;
     }
     Ok(())
 }
@@ -46,23 +54,22 @@ fn prune_dir(
     };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(archive) = name
+        // An archive, or the record of what one was built from.
+        let archive = match name
             .strip_prefix('.')
             .and_then(|n| n.strip_suffix(".inputs"))
-        else {
-            continue;
+        {
+            Some(archive) => archive.to_string(),
+            None if name.ends_with(".tar") => name.clone(),
+            None => continue,
         };
-        if wanted.contains(archive) {
+        if wanted.contains(&archive) {
             continue;
-        }
-        let path = images.join(archive);
-        if let Err(e) = fs::remove_file(&path) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                return Err(io_err("cannot remove", &path)(e));
-            }
         }
         fs::remove_file(e.path()).map_err(io_err("cannot remove", &e.path()))?;
-        progress(format!("image archive {archive}: removed (no longer used)"));
+        if archive == name {
+            progress(format!("image archive {archive}: removed (no longer used)"));
+        }
     }
     Ok(())
 }
@@ -216,7 +223,7 @@ mod tests {
         older.names.pause = "registry.k8s.io/pause:3.10.1".into();
         build(Image::Pause, &older, &mut |_| {}).unwrap();
         lines.clear();
-        prune(&opts, &mut |l| lines.push(l)).unwrap();
+        prune(&opts.binaries_dir, &opts.names, &mut |l| lines.push(l)).unwrap();
         assert_eq!(
             lines,
             ["image archive registry.k8s.io_pause_3.10.1.tar: removed (no longer used)"]

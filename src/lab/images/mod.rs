@@ -51,7 +51,7 @@ mod spec;
 #[cfg(test)]
 mod testing;
 
-pub use archive::build;
+pub use archive::{build, prune};
 pub use chat::NODE_WHEEL_VERSION;
 pub use pause::{kubernetes_module_dir, PAUSE_SOURCE};
 pub use spec::{
@@ -74,6 +74,5 @@ pub fn build_all(
             out.push(build(image, opts, progress)?);
         }
     }
-    archive::prune(opts, progress)?;
     Ok(out)
 }
