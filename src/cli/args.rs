@@ -69,6 +69,10 @@ pub enum Command {
     Install(InstallArgs),
     /// Apply the cluster manifests and the chat workload, update the LB upstreams
     Deploy(DeployArgs),
+    /// Upgrade the cluster to the inventory's kubernetes_version: one minor at a time, one
+    /// host at a time, nodes drained (resumable; docs/UPGRADE.md)
+    #[command(after_help = examples::UPGRADE)]
+    Upgrade(UpgradeArgs),
     /// Health of every component on every host
     #[command(after_help = examples::STATUS)]
     Status(StatusArgs),
@@ -212,6 +216,32 @@ pub struct DeployArgs {
     pub accept_new_host_keys: bool,
     #[command(flatten)]
     pub ready: ReadyTimeoutArg,
+}
+
+// `k8s-boot upgrade`.
+#[derive(Args)]
+pub struct UpgradeArgs {
+    #[command(flatten)]
+    pub pki: PkiArgs,
+    #[command(flatten)]
+    pub templates: TemplatesArg,
+    /// Show the steps and what each would change on each host, without changing anything
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Trust and record host keys not yet in known_hosts (never a changed key)
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// Seconds a node's drain may take (PodDisruptionBudgets respected) before the upgrade
+    /// stops, naming the pods that block it
+    #[arg(long = "drain-timeout", value_name = "SECONDS",
+          default_value_t = k8s_boot::upgrade::DRAIN_TIMEOUT.as_secs(),
+          value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..))]
+    pub drain_timeout: u64,
+    #[command(flatten)]
+    pub ready: ReadyTimeoutArg,
+    /// Result format
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
 }
 
 // `k8s-boot status`.
@@ -400,6 +430,7 @@ impl Cli {
     pub fn json_command(&self) -> Option<&'static str> {
         match &self.command {
             Command::Install(a) if a.output.is_json() => Some("install"),
+            Command::Upgrade(a) if a.output.is_json() => Some("upgrade"),
             Command::Status(a) if a.output.is_json() => Some("status"),
             Command::Conformance(a) if a.output.is_json() => Some("conformance"),
             Command::Certs(CertsArgs {

@@ -33,6 +33,13 @@ Examples:
   k8s-boot install -i hosts.yaml --output json > report.json   # the result as JSON on stdout
   k8s-boot install -i hosts.yaml -q                       # print only failures and the summary";
 
+    pub const UPGRADE: &str = "\
+Examples:
+  k8s-boot upgrade -i hosts.yaml --dry-run     # after raising cluster.kubernetes_version: the steps, what each changes
+  k8s-boot upgrade -i hosts.yaml               # stage, etcd, load balancers, control planes, drained nodes, add-ons
+  k8s-boot upgrade -i hosts.yaml               # again after a failure: continues with the first step not done
+  k8s-boot upgrade -i hosts.yaml --drain-timeout 600 --output json > upgrade.json";
+
     pub const RENDER: &str = "\
 Examples:
   k8s-boot render -i hosts.yaml --out out/                # every file for every host, plus out/plan.json

@@ -8,6 +8,7 @@ use super::console::errln;
 use super::docs::ManError;
 use super::output::print_json;
 use k8s_boot::conformance::ConformanceError;
+use k8s_boot::upgrade::UpgradeError;
 use k8s_boot::{fault::Fault, lab::LabError, pki::PkiError, render::RenderError};
 use k8s_boot::{fetch::FetchError, install::InstallError, inventory::InventoryError};
 use std::process::ExitCode;
@@ -44,7 +45,8 @@ fn known_code(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
         InstallError,
         FetchError,
         LabError,
-        ConformanceError
+        ConformanceError,
+        UpgradeError
     );
     None
 }

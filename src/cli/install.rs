@@ -115,7 +115,7 @@ fn write_admin_kubeconfig(plan: &render::Plan, pki_dir: &Path, silent: bool) -> 
 
 /// The PKI of a dry run: what the real run's PKI step would create or re-issue is computed
 /// in memory and listed on stderr; nothing is written (the directory is not even created).
-fn dry_run_pki(cluster: &Cluster, pki_dir: &Path, quiet: bool) -> Result<Pki> {
+pub(super) fn dry_run_pki(cluster: &Cluster, pki_dir: &Path, quiet: bool) -> Result<Pki> {
     let pki = Pki::dry_run(pki_dir)
         .hold_lock(k8s_boot::fsutil::LockMode::Shared)
         .with_context(|| format!("PKI in {}", pki_dir.display()))?;

@@ -5,7 +5,7 @@
 //! values escaped), `args` (clap types) over `docs` (help examples, completions, man
 //! pages) and `exit` (exit codes, JSON error); `output`, `progress` and
 //! `inventory` are shared by the command files (`check`, `certs`, `render`, `install`,
-//! `status`, `conformance`, `reset`, `fetch`, `lab`); this file dispatches.
+//! `status`, `upgrade`, `conformance`, `reset`, `fetch`, `lab`); this file dispatches.
 
 mod args;
 mod certs;
@@ -23,6 +23,7 @@ mod progress;
 mod render;
 mod reset;
 mod status;
+mod upgrade;
 
 pub use args::Cli;
 pub use console::write_stdout;
@@ -49,6 +50,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Render(a) => render::run(&a, quiet),
         Command::Install(a) => install::install(a, quiet),
         Command::Deploy(a) => install::deploy(a, quiet),
+        Command::Upgrade(a) => upgrade::run(a, quiet),
         Command::Status(a) => status::run(&a),
         Command::Conformance(a) => conformance::run(&a, quiet),
         Command::Reset(a) => reset::run(&a, quiet),

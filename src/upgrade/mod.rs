@@ -138,6 +138,10 @@ impl UpgradeError {
             _ => Fault::Runtime,
         }
     }
+
+    pub fn exit_code(&self) -> u8 {
+        self.fault().exit_code()
+    }
 }
 
 /// How a step ended.
