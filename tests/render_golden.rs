@@ -180,6 +180,46 @@ fn chat_without_lb_hosts_has_no_proxy_port() {
     );
 }
 
+/// The chat's YAML documents as rendered from `src`.
+fn chat_documents(src: &str, pki_dir: &Path) -> Vec<serde_yaml::Value> {
+    let plan = plan_for(src, pki_dir);
+    let chat = plan
+        .cluster_files
+        .iter()
+        .find(|f| f.path.ends_with("30-chat.yaml"))
+        .unwrap();
+    serde_yaml::Deserializer::from_slice(&chat.bytes)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_chat_of_several_replicas_spreads_them_and_keeps_one_through_a_drain() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = chat_documents(EXAMPLE, dir.path());
+    assert!(one.iter().all(|d| d["kind"] != "PodDisruptionBudget"));
+    let src = EXAMPLE.replace("  replicas: 1 ", "  replicas: 2 ");
+    assert_ne!(src, EXAMPLE, "the example's chat section changed");
+    let two = chat_documents(&src, dir.path());
+    let deployment = two.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let selector = &deployment["spec"]["selector"]["matchLabels"];
+    let spread = &deployment["spec"]["template"]["spec"]["topologySpreadConstraints"][0];
+    assert_eq!(spread["topologyKey"], "kubernetes.io/hostname");
+    assert_eq!(&spread["labelSelector"]["matchLabels"], selector);
+    let pdb = two
+        .iter()
+        .find(|d| d["kind"] == "PodDisruptionBudget")
+        .unwrap();
+    assert_eq!(pdb["apiVersion"], "policy/v1");
+    assert_eq!(
+        pdb["metadata"]["namespace"],
+        deployment["metadata"]["namespace"]
+    );
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+    assert_eq!(&pdb["spec"]["selector"]["matchLabels"], selector);
+}
+
 #[test]
 fn golden_example_per_supported_minor() {
     for profile in PROFILES {
