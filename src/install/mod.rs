@@ -227,6 +227,9 @@ pub trait Progress: Sync {
 struct HostRun<'a> {
     host: &'a Host,
     plan: &'a HostPlan,
+    /// A host not selected but needed by those that are: it takes part only in these host
+    /// phases (and `connect`), e.g. a load balancer whose upstreams list a new worker.
+    only: Option<&'static [PhaseId]>,
     remote: Option<Box<dyn Remote>>,
     work: HostWork,
     results: BTreeMap<PhaseId, PhaseResult>,
@@ -340,11 +343,18 @@ pub fn install_with(
         .hosts
         .iter()
         .zip(&plan.hosts)
-        .filter(|(h, _)| opts.selects(h))
-        .map(|(host, plan)| {
+        .filter_map(
+            |(h, p)| match helper_phases(cluster, &run.selected, opts, h) {
+                _ if opts.selects(h) => Some((h, p, None)),
+                Some(only) => Some((h, p, Some(only))),
+                None => None,
+            },
+        )
+        .map(|(host, plan, only)| {
             Mutex::new(HostRun {
                 host,
                 plan,
+                only,
                 remote: None,
                 work: HostWork::default(),
                 results: BTreeMap::new(),
@@ -387,6 +397,37 @@ pub fn install_with(
     })
 }
 
+/// The host phases an unselected `host` takes part in because selected hosts need it:
+/// the load balancers' `lb` phase (their upstreams list control planes and workers), and a
+/// control-plane host for the cluster phases (which label and taint new nodes) when none is
+/// selected. `None`: the host is left alone.
+fn helper_phases(
+    cluster: &Cluster,
+    selected: &[PhaseId],
+    opts: &Options,
+    host: &Host,
+) -> Option<&'static [PhaseId]> {
+    use crate::inventory::Role;
+    let chosen = || cluster.inventory.hosts.iter().filter(|h| opts.selects(h));
+    if host.has(Role::Lb)
+        && selected.contains(&PhaseId::Lb)
+        && chosen().any(|h| h.has_any(&[Role::ControlPlane, Role::Worker]))
+    {
+        return Some(&[PhaseId::Lb]);
+    }
+    let cluster_phases = selected.iter().any(|p| phases::get(*p).cluster_level);
+    let first_control_plane = cluster
+        .inventory
+        .hosts
+        .iter()
+        .find(|h| h.has(Role::ControlPlane))
+        .is_some_and(|h| h.name == host.name);
+    if cluster_phases && first_control_plane && !chosen().any(|h| h.has(Role::ControlPlane)) {
+        return Some(&[]);
+    }
+    None
+}
+
 /// An install onto hosts whose services run another Kubernetes version is an upgrade:
 /// refused before any phase changes anything.
 fn refuse_version_change(cluster: &Cluster, hosts: &[Mutex<HostRun>]) -> Result<(), InstallError> {
@@ -412,7 +453,8 @@ fn refuse_version_change(cluster: &Cluster, hosts: &[Mutex<HostRun>]) -> Result<
 impl Run<'_> {
     /// One phase on one host: skipped after an earlier failure, else run and recorded.
     fn host_phase(&self, phase: &phases::Phase, h: &mut HostRun) {
-        if !phase.applies_to(h.host) {
+        let helps = |only: &[PhaseId]| phase.id == PhaseId::Connect || only.contains(&phase.id);
+        if !phase.applies_to(h.host) || h.only.is_some_and(|only| !helps(only)) {
             return;
         }
         if h.failed {

@@ -291,6 +291,83 @@ const CP: &str = "node-role.kubernetes.io/control-plane";
 const WORKER: &str = "node-role.kubernetes.io/worker";
 
 #[test]
+fn a_new_worker_is_installed_alone_with_the_lb_upstreams_and_its_labels() {
+    let mut w = world();
+    assert!(!w.install(false).failed());
+    // The inventory gains w1; the cluster answers as one where w1 has registered.
+    let src = format!("{INVENTORY}  - {{name: w1, address: 10.0.0.21, roles: [worker]}}\n");
+    let cluster = Cluster::from_source(Path::new("hosts.yaml"), &src).unwrap();
+    let pki = Pki::dry_run("/nonexistent/pki");
+    pki.ensure(&cluster, Default::default()).unwrap();
+    let plan = render::plan(&cluster, &pki, &Templates::load(None).unwrap()).unwrap();
+    w.fake.hosts.insert("w1".into(), Shared::default());
+    {
+        let mut m1 = w.fake.host("m1");
+        m1.replies.push((
+            "get nodes -o json".into(),
+            node_list(&[
+                ("m1", &[CP, WORKER]),
+                ("m2", &[CP, WORKER]),
+                ("m3", &[CP, WORKER]),
+                ("w1", &[]),
+            ]),
+        ));
+        m1.replies
+            .push((CLUSTER_OBJECTS.into(), cluster_objects(2, true)));
+        m1.replies.push((DISCOVERY.into(), discovery(true)));
+    }
+    for h in ["lb1", "m1", "m2", "m3"] {
+        w.fake.host(h).log.clear();
+    }
+    let opts = Options {
+        hosts: vec!["w1".into()],
+        phases: vec![
+            PhaseId::Prepare,
+            PhaseId::Pki,
+            PhaseId::Lb,
+            PhaseId::Node,
+            PhaseId::Cluster,
+            PhaseId::Verify,
+        ],
+        ..Default::default()
+    };
+    let report = install_with(&cluster, &plan, &opts, &Quiet, &w.fake).unwrap();
+    assert!(!report.failed(), "{report:#?}");
+    // w1 got everything; the load balancer only its new upstream list; m1 only the cluster
+    // phase (w1's label); m2 and m3 nothing.
+    assert!(changes(&report, "w1", PhaseId::Node).contains(&"start kubelet".to_string()));
+    let lb = changes(&report, "lb1", PhaseId::Lb);
+    assert!(
+        lb.contains(&"write /etc/nginx/nginx.conf".to_string()),
+        "{lb:#?}"
+    );
+    let nginx =
+        String::from_utf8(w.fake.host("lb1").files["/etc/nginx/nginx.conf"].0.clone()).unwrap();
+    assert!(nginx.contains("10.0.0.21:"), "{nginx}");
+    let lb1 = report.hosts.iter().find(|h| h.host == "lb1").unwrap();
+    assert_eq!(
+        lb1.phases.keys().copied().collect::<Vec<_>>(),
+        [PhaseId::Connect, PhaseId::Lb]
+    );
+    // (the manifests are written too: the first install above left out the cluster phase)
+    let labels: Vec<String> = changes(&report, "m1", PhaseId::Cluster)
+        .into_iter()
+        .filter(|c| c.starts_with("label"))
+        .collect();
+    assert_eq!(labels, [format!("label node w1 {WORKER}=")]);
+    let m1 = report.hosts.iter().find(|h| h.host == "m1").unwrap();
+    assert_eq!(
+        m1.phases.keys().copied().collect::<Vec<_>>(),
+        [PhaseId::Connect, PhaseId::Cluster]
+    );
+    assert!(!report
+        .hosts
+        .iter()
+        .any(|h| h.host == "m2" || h.host == "m3"));
+    assert!(mutating(&w.fake.host("m2").log).is_empty());
+}
+
+#[test]
 fn a_dry_run_of_the_cluster_phase_asks_the_api_server_and_labels_nothing() {
     let w = world();
     {
