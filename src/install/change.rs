@@ -26,6 +26,8 @@ pub enum Change {
         node: String,
         taints: String,
     },
+    /// The host added to the running etcd cluster as a member (before its etcd starts).
+    EtcdMemberAdd(String),
 }
 
 impl Change {
@@ -51,6 +53,7 @@ impl fmt::Display for Change {
             Change::Kubectl(line) => write!(f, "kubectl: {line}"),
             Change::Label { node, labels } => write!(f, "label node {node} {labels}"),
             Change::Taint { node, taints } => write!(f, "taint node {node} {taints}"),
+            Change::EtcdMemberAdd(name) => write!(f, "add etcd member {name}"),
         }
     }
 }

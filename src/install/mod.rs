@@ -11,6 +11,7 @@
 
 pub mod change;
 mod connect;
+mod etcd_member;
 pub mod executor;
 #[cfg(test)]
 pub(crate) mod fake;

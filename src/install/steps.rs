@@ -4,7 +4,7 @@
 
 use super::executor::Executor;
 use super::phases::{self, PhaseId};
-use super::{files, images, manifests, preflight, services, HostWork, Run, StepError};
+use super::{etcd_member, files, images, manifests, preflight, services, HostWork, Run, StepError};
 use crate::inventory::{Host, Role};
 use crate::render::HostPlan;
 
@@ -117,7 +117,12 @@ impl Step for Components {
         let units_changed = written.iter().any(|p| p.ends_with(".service"));
         for component in phases::get(self.0).components() {
             if cx.plan.services.iter().any(|s| s == component.service) {
-                services::start(cx, component, units_changed, work, ex)?;
+                // A member joining a running etcd cluster is added before it starts.
+                let joins = component.service == "etcd" && etcd_member::prepare_join(cx, ex)?;
+                services::start(cx, component, units_changed || joins, work, ex)?;
+                if joins {
+                    etcd_member::finish_join(ex)?;
+                }
             }
         }
         if self.0 == PhaseId::Runtime {

@@ -368,6 +368,85 @@ fn a_new_worker_is_installed_alone_with_the_lb_upstreams_and_its_labels() {
 }
 
 #[test]
+fn an_etcd_host_without_data_joins_the_running_cluster_as_a_new_member() {
+    let w = world();
+    assert!(!w.install(false).failed());
+    // m3 comes back empty (removed, reset): m1 answers for the running cluster.
+    let member =
+        |name: &str, ip: &str| json!({"name": name, "peerURLs": [format!("https://{ip}:2380")]});
+    let two = json!({"members": [member("m1", "10.0.0.11"), member("m2", "10.0.0.12")]});
+    let three = json!({"members": [member("m1", "10.0.0.11"), member("m2", "10.0.0.12"), member("", "10.0.0.13")]});
+    // Two members, then (after the add) three.
+    let answer = || {
+        w.fake.host("m1").reply_sequences = vec![(
+            "member list -w json".into(),
+            VecDeque::from([two.to_string(), three.to_string()]),
+        )]
+    };
+    answer();
+    {
+        let mut m3 = w.fake.host("m3");
+        m3.failing.push("test -d /var/lib/etcd/member".into());
+        m3.active.remove("etcd");
+        m3.log.clear();
+    }
+    // The dry run says so and adds nothing.
+    let dry = w.install_phases(true, &[PhaseId::Etcd]);
+    assert_eq!(
+        changes(&dry, "m3", PhaseId::Etcd),
+        ["add etcd member m3", "start etcd"]
+    );
+    assert!(!w
+        .fake
+        .host("m1")
+        .log
+        .iter()
+        .any(|c| c.contains("member add")));
+
+    answer();
+    let report = w.install_phases(false, &[PhaseId::Etcd]);
+    assert!(!report.failed(), "{report:#?}");
+    assert_eq!(
+        changes(&report, "m3", PhaseId::Etcd),
+        ["add etcd member m3", "start etcd"]
+    );
+    let m1_log = w.fake.host("m1").log.clone();
+    assert!(m1_log
+        .iter()
+        .any(|c| c.contains(" member add 'm3' --peer-urls='https://10.0.0.13:2380'")));
+    // m3's first start read the one-time configuration, removed once it was healthy.
+    let m3 = w.fake.host("m3");
+    let put = m3
+        .log
+        .iter()
+        .position(|c| c == "put /etc/etcd/etcd-join.yaml")
+        .unwrap();
+    let start = m3
+        .log
+        .iter()
+        .position(|c| c == "systemctl restart --no-block etcd")
+        .unwrap();
+    let removed = m3
+        .log
+        .iter()
+        .position(|c| c.starts_with("rm -f /etc/etcd/etcd-join.yaml"))
+        .unwrap();
+    assert!(put < start && start < removed, "{:#?}", m3.log);
+    assert!(m3
+        .log
+        .iter()
+        .any(|c| c == "put /etc/systemd/system/etcd.service.d/k8s-boot-join.conf"));
+    let join = String::from_utf8_lossy(&m3.files["/etc/etcd/etcd-join.yaml"].0).into_owned();
+    assert!(join.contains("initial-cluster-state: existing\n"), "{join}");
+    assert!(
+        join.contains("initial-cluster: \"m1=https://10.0.0.11:2380,m2=https://10.0.0.12:2380,m3=https://10.0.0.13:2380\""),
+        "{join}"
+    );
+    // The others were not touched.
+    assert!(changes(&report, "m1", PhaseId::Etcd).is_empty());
+}
+
+#[test]
 fn a_dry_run_of_the_cluster_phase_asks_the_api_server_and_labels_nothing() {
     let w = world();
     {
