@@ -66,7 +66,11 @@ fn running_members(
                 command: "etcdctl member list".into(),
                 source,
             })?;
-        return Ok(Some((remote, etcdctl(other), list)));
+        return Ok(Some(Running {
+            remote,
+            etcdctl: etcdctl(other),
+            list,
+        }));
     }
     Ok(None)
 }
@@ -79,7 +83,12 @@ pub fn prepare_join(cx: &HostCtx, ex: &mut Executor) -> Result<bool, StepError> 
     if has_data {
         return Ok(false);
     }
-    let Some((member, etcdctl, mut list)) = running_members(cx)? else {
+    let Some(Running {
+        remote: member,
+        etcdctl,
+        mut list,
+    }) = running_members(cx)?
+    else {
         return Ok(false);
     };
     let url = peer_url(cx.host);
