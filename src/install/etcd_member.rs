@@ -40,11 +40,17 @@ pub fn peer_url(host: &Host) -> String {
     format!("https://{}:2380", url_address(host.address))
 }
 
-/// The member list as a running member other than `cx.host` answers it, with the remote
-/// to it; `None` when none answers.
-fn running_members(
-    cx: &HostCtx,
-) -> Result<Option<(Box<dyn Remote>, String, MemberList)>, StepError> {
+/// A running member other than the joining host, and the member list it gave.
+struct Running {
+    remote: Box<dyn Remote>,
+    /// etcdctl on that member's host.
+    etcdctl: String,
+    list: MemberList,
+}
+
+/// The member list as a running member other than `cx.host` answers it; `None` when none
+/// answers.
+fn running_members(cx: &HostCtx) -> Result<Option<Running>, StepError> {
     let others = cx
         .run
         .cluster
