@@ -70,6 +70,9 @@ pub struct Component {
     pub health: Health,
     /// A shell command printing its version (for `status`).
     pub version: &'static str,
+    /// A changed configuration is applied with `systemctl reload` (open connections
+    /// survive) instead of a restart; a changed unit still restarts it.
+    pub reloads: bool,
 }
 
 use Role::{ControlPlane as Cp, Etcd, Lb, Worker};
@@ -172,6 +175,7 @@ pub const COMPONENTS: &[Component] = &[
             bin_path!("etcd"),
             " --version 2>/dev/null | sed -n 's/^etcd Version: //p'"
         ),
+        reloads: false,
     },
     Component {
         service: "nginx",
@@ -193,6 +197,7 @@ pub const COMPONENTS: &[Component] = &[
             wait_secs: 30,
         },
         version: "nginx -v 2>&1 | sed 's|.*/||'",
+        reloads: true,
     },
     Component {
         service: "kube-apiserver",
@@ -226,6 +231,7 @@ pub const COMPONENTS: &[Component] = &[
             wait_secs: 180,
         },
         version: last_word_version!("kube-apiserver"),
+        reloads: false,
     },
     Component {
         service: "kube-controller-manager",
@@ -243,6 +249,7 @@ pub const COMPONENTS: &[Component] = &[
             wait_secs: 90,
         },
         version: last_word_version!("kube-controller-manager"),
+        reloads: false,
     },
     Component {
         service: "kube-scheduler",
@@ -267,6 +274,7 @@ pub const COMPONENTS: &[Component] = &[
             wait_secs: 90,
         },
         version: last_word_version!("kube-scheduler"),
+        reloads: false,
     },
     Component {
         service: "containerd",
@@ -301,6 +309,7 @@ pub const COMPONENTS: &[Component] = &[
             bin_path!("containerd"),
             " --version 2>/dev/null | awk '{print $3}'"
         ),
+        reloads: false,
     },
     Component {
         service: "kubelet",
@@ -321,6 +330,7 @@ pub const COMPONENTS: &[Component] = &[
             wait_secs: 120,
         },
         version: last_word_version!("kubelet"),
+        reloads: false,
     },
     Component {
         service: "kube-proxy",
@@ -345,6 +355,7 @@ pub const COMPONENTS: &[Component] = &[
             wait_secs: 120,
         },
         version: last_word_version!("kube-proxy"),
+        reloads: false,
     },
 ];
 

@@ -14,6 +14,8 @@ pub enum Change {
     Enable(String),
     Start(String),
     Restart(String),
+    /// A changed configuration applied in place (`systemctl reload`).
+    Reload(String),
     /// Image references imported into containerd.
     ImportImages(Vec<String>),
     /// A line of `kubectl apply` output that is not `unchanged`.
@@ -49,6 +51,7 @@ impl fmt::Display for Change {
             Change::Enable(service) => write!(f, "enable {service}"),
             Change::Start(service) => write!(f, "start {service}"),
             Change::Restart(service) => write!(f, "restart {service}"),
+            Change::Reload(service) => write!(f, "reload {service}"),
             Change::ImportImages(refs) => write!(f, "import image {}", refs.join(", ")),
             Change::Kubectl(line) => write!(f, "kubectl: {line}"),
             Change::Label { node, labels } => write!(f, "label node {node} {labels}"),

@@ -40,7 +40,11 @@ pub fn start(
                 .map(drop)?)
         })?;
     }
-    if restart {
+    if restart && active && component.reloads && !daemon_reload {
+        ex.change(Change::Reload(service.into()), |r| {
+            Ok(r.run(&format!("systemctl reload {service}")).map(drop)?)
+        })?;
+    } else if restart {
         let change = if active {
             Change::Restart(service.into())
         } else {
