@@ -18,6 +18,7 @@ pub mod install;
 pub mod inventory;
 pub mod lab;
 pub mod oci;
+pub mod operation;
 pub mod pki;
 pub mod render;
 pub mod shown;

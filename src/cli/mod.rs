@@ -18,6 +18,7 @@ mod fetch;
 mod install;
 mod inventory;
 mod lab;
+mod operation;
 mod output;
 mod progress;
 mod render;

@@ -2,7 +2,7 @@
 //! continues, a dry run, the skew policy, `install` refusing a version change. (On real
 //! hosts: tests/lab_cluster.rs.)
 
-use super::{upgrade_with, Observer, Options, Outcome, Report, StepReport, UpgradeError};
+use super::{upgrade_with, Options, Report, UpgradeError};
 use crate::install::fake::{FakeConnector, Shared};
 use crate::install::phases::PhaseId;
 use crate::install::state::{HostState, STATE_FILE};
@@ -12,6 +12,7 @@ use crate::install::tests::{
 };
 use crate::install::{self, InstallError};
 use crate::inventory::Cluster;
+use crate::operation::Outcome;
 use crate::pki::Pki;
 use crate::render::{self, Plan, Templates};
 use std::os::unix::fs::PermissionsExt;
@@ -19,12 +20,6 @@ use std::path::Path;
 use std::time::Duration;
 
 const HOSTS: [&str; 5] = ["lb1", "m1", "m2", "m3", "w1"];
-
-impl Observer for Quiet {
-    fn planned(&self, _: &str, _: &[super::Step]) {}
-    fn step_started(&self, _: usize, _: usize, _: &super::Step) {}
-    fn step_done(&self, _: &StepReport) {}
-}
 
 /// The hosts, and binaries of two releases on this machine.
 struct World {

@@ -1,7 +1,7 @@
 //! The etcd cluster during an upgrade: which member leads (it goes last) and whether every
 //! member is healthy (before the next one restarts).
 
-use super::UpgradeError;
+use super::OperationError;
 use crate::catalog::{etcdctl, url_address};
 use crate::install::remote::Remote;
 use crate::inventory::{Cluster, Role};
@@ -13,10 +13,10 @@ pub fn leader(
     r: &dyn Remote,
     cluster: &Cluster,
     host: &crate::inventory::Host,
-) -> Result<Option<String>, UpgradeError> {
+) -> Result<Option<String>, OperationError> {
     let command = format!("{} endpoint status --cluster -w json", etcdctl(host));
     let out = r.run(&command)?;
-    let status: Value = serde_json::from_str(&out).map_err(|e| UpgradeError::Kubectl {
+    let status: Value = serde_json::from_str(&out).map_err(|e| OperationError::Kubectl {
         command: "etcdctl endpoint status".into(),
         message: e.to_string(),
     })?;
@@ -43,7 +43,7 @@ pub fn wait_healthy(
     r: &dyn Remote,
     host: &crate::inventory::Host,
     timeout: Duration,
-) -> Result<(), UpgradeError> {
+) -> Result<(), OperationError> {
     let command = format!("{} endpoint health --cluster 2>&1", etcdctl(host));
     let deadline = Instant::now() + timeout;
     loop {
@@ -52,7 +52,7 @@ pub fn wait_healthy(
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(UpgradeError::EtcdUnhealthy {
+            return Err(OperationError::EtcdUnhealthy {
                 secs: timeout.as_secs(),
                 output: crate::ssh::tail(&out.stdout, 4),
             });

@@ -2,7 +2,7 @@
 //! (remembering who cordoned it), drain with PodDisruptionBudgets respected, wait for the
 //! node to be Ready on the new version, uncordon.
 
-use super::UpgradeError;
+use super::OperationError;
 use crate::install::admin_kubectl;
 use crate::install::remote::Remote;
 use crate::ssh::{shell_quote, tail};
@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 pub const CORDONED_BY: &str = "k8s-boot.io/cordoned-by";
 const CORDONED_BY_UPGRADE: &str = "upgrade";
 
-fn kubectl(r: &dyn Remote, args: &str) -> Result<String, UpgradeError> {
+fn kubectl(r: &dyn Remote, args: &str) -> Result<String, OperationError> {
     Ok(r.run(&format!("{} {args}", admin_kubectl()))?)
 }
 
-fn node_json(r: &dyn Remote, node: &str) -> Result<Value, UpgradeError> {
+fn node_json(r: &dyn Remote, node: &str) -> Result<Value, OperationError> {
     let out = kubectl(r, &format!("get node {} -o json", shell_quote(node)))?;
-    serde_json::from_str(&out).map_err(|e| UpgradeError::Kubectl {
+    serde_json::from_str(&out).map_err(|e| OperationError::Kubectl {
         command: format!("kubectl get node {node}"),
         message: e.to_string(),
     })
@@ -34,7 +34,7 @@ fn cordon_state(node: &Value) -> (bool, bool) {
 }
 
 /// Cordons `node` (marked as the upgrade's), unless its operator had cordoned it already.
-pub fn cordon(r: &dyn Remote, node: &str) -> Result<(), UpgradeError> {
+pub fn cordon(r: &dyn Remote, node: &str) -> Result<(), OperationError> {
     let (cordoned, ours) = cordon_state(&node_json(r, node)?);
     if cordoned && !ours {
         return Ok(());
@@ -49,7 +49,7 @@ pub fn cordon(r: &dyn Remote, node: &str) -> Result<(), UpgradeError> {
 }
 
 /// Uncordons `node` if the upgrade cordoned it.
-pub fn uncordon(r: &dyn Remote, node: &str) -> Result<bool, UpgradeError> {
+pub fn uncordon(r: &dyn Remote, node: &str) -> Result<bool, OperationError> {
     let (_, ours) = cordon_state(&node_json(r, node)?);
     if !ours {
         return Ok(false);
@@ -61,9 +61,9 @@ pub fn uncordon(r: &dyn Remote, node: &str) -> Result<bool, UpgradeError> {
 }
 
 /// The nodes an earlier, interrupted upgrade cordoned.
-pub fn cordoned_by_upgrade(r: &dyn Remote) -> Result<Vec<String>, UpgradeError> {
+pub fn cordoned_by_upgrade(r: &dyn Remote) -> Result<Vec<String>, OperationError> {
     let out = kubectl(r, "get nodes -o json")?;
-    let list: Value = serde_json::from_str(&out).map_err(|e| UpgradeError::Kubectl {
+    let list: Value = serde_json::from_str(&out).map_err(|e| OperationError::Kubectl {
         command: "kubectl get nodes".into(),
         message: e.to_string(),
     })?;
@@ -78,7 +78,7 @@ pub fn cordoned_by_upgrade(r: &dyn Remote) -> Result<Vec<String>, UpgradeError> 
 
 /// Evicts every pod of `node` but DaemonSet ones, PodDisruptionBudgets respected, within
 /// `timeout`; when it runs out, the error names each pod that could not go and why.
-pub fn drain(r: &dyn Remote, node: &str, timeout: Duration) -> Result<(), UpgradeError> {
+pub fn drain(r: &dyn Remote, node: &str, timeout: Duration) -> Result<(), OperationError> {
     let command = format!(
         "{} drain {} --ignore-daemonsets --delete-emptydir-data --timeout={}s 2>&1",
         admin_kubectl(),
@@ -89,7 +89,7 @@ pub fn drain(r: &dyn Remote, node: &str, timeout: Duration) -> Result<(), Upgrad
     if out.code == 0 {
         return Ok(());
     }
-    Err(UpgradeError::Drain {
+    Err(OperationError::Drain {
         node: node.to_string(),
         secs: timeout.as_secs(),
         blockers: drain_blockers(&out.stdout),
@@ -131,7 +131,7 @@ pub fn wait_ready(
     node: &str,
     version: &str,
     deadline: Instant,
-) -> Result<(), UpgradeError> {
+) -> Result<(), OperationError> {
     loop {
         let json = node_json(r, node)?;
         let ready = json["status"]["conditions"]
@@ -147,7 +147,7 @@ pub fn wait_ready(
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(UpgradeError::NodeNotReady {
+            return Err(OperationError::NodeNotReady {
                 node: node.to_string(),
                 ready,
                 kubelet,
