@@ -20,6 +20,7 @@ pub mod lab;
 pub mod oci;
 pub mod operation;
 pub mod pki;
+pub mod remove_node;
 pub mod render;
 pub mod shown;
 pub mod ssh;

@@ -76,6 +76,10 @@ pub enum Command {
     /// Health of every component on every host
     #[command(after_help = examples::STATUS)]
     Status(StatusArgs),
+    /// Take a host out of the cluster: drain, delete its Node, remove its etcd member,
+    /// update the LB upstreams and the other members, reset it (docs/OPERATIONS.md)
+    #[command(name = "remove-node", after_help = examples::REMOVE_NODE)]
+    RemoveNode(RemoveNodeArgs),
     /// Stop and remove what install made (etcd data kept unless --purge-data)
     #[command(after_help = examples::RESET)]
     Reset(ResetArgs),
@@ -239,6 +243,36 @@ pub struct UpgradeArgs {
     pub drain_timeout: u64,
     #[command(flatten)]
     pub ready: ReadyTimeoutArg,
+    /// Result format
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+// `k8s-boot remove-node`.
+#[derive(Args)]
+pub struct RemoveNodeArgs {
+    #[command(flatten)]
+    pub pki: PkiArgs,
+    #[command(flatten)]
+    pub templates: TemplatesArg,
+    /// The host to remove, as the inventory names it (delete it from the inventory after)
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Show the steps and what each would change, without changing anything
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation (the host is reset, its etcd data deleted)
+    #[arg(long)]
+    pub yes: bool,
+    /// Trust and record host keys not yet in known_hosts (never a changed key)
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// Seconds the node's drain may take (PodDisruptionBudgets respected) before the
+    /// removal stops, naming the pods that block it
+    #[arg(long = "drain-timeout", value_name = "SECONDS",
+          default_value_t = k8s_boot::operation::DRAIN_TIMEOUT.as_secs(),
+          value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..))]
+    pub drain_timeout: u64,
     /// Result format
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -431,6 +465,7 @@ impl Cli {
         match &self.command {
             Command::Install(a) if a.output.is_json() => Some("install"),
             Command::Upgrade(a) if a.output.is_json() => Some("upgrade"),
+            Command::RemoveNode(a) if a.output.is_json() => Some("remove-node"),
             Command::Status(a) if a.output.is_json() => Some("status"),
             Command::Conformance(a) if a.output.is_json() => Some("conformance"),
             Command::Certs(CertsArgs {

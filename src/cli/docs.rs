@@ -40,6 +40,12 @@ Examples:
   k8s-boot upgrade -i hosts.yaml               # again after a failure: continues with the first step not done
   k8s-boot upgrade -i hosts.yaml --drain-timeout 600 --output json > upgrade.json";
 
+    pub const REMOVE_NODE: &str = "\
+Examples:
+  k8s-boot remove-node -i hosts.yaml w2 --dry-run   # the steps: drain, delete the Node, LB upstreams, reset
+  k8s-boot remove-node -i hosts.yaml m3             # an etcd member too: refused if etcd would lose quorum
+  k8s-boot remove-node -i hosts.yaml w2 --yes       # no prompt (scripts); then delete w2 from hosts.yaml";
+
     pub const RENDER: &str = "\
 Examples:
   k8s-boot render -i hosts.yaml --out out/                # every file for every host, plus out/plan.json

@@ -8,9 +8,9 @@ use super::console::errln;
 use super::docs::ManError;
 use super::output::print_json;
 use k8s_boot::conformance::ConformanceError;
-use k8s_boot::upgrade::UpgradeError;
 use k8s_boot::{fault::Fault, lab::LabError, pki::PkiError, render::RenderError};
 use k8s_boot::{fetch::FetchError, install::InstallError, inventory::InventoryError};
+use k8s_boot::{operation::OperationError, upgrade::UpgradeError};
 use std::process::ExitCode;
 
 /// Exit code for invalid input or usage.
@@ -46,7 +46,8 @@ fn known_code(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
         FetchError,
         LabError,
         ConformanceError,
-        UpgradeError
+        UpgradeError,
+        OperationError
     );
     None
 }

@@ -5,7 +5,7 @@
 //! values escaped), `args` (clap types) over `docs` (help examples, completions, man
 //! pages) and `exit` (exit codes, JSON error); `output`, `progress` and
 //! `inventory` are shared by the command files (`check`, `certs`, `render`, `install`,
-//! `status`, `upgrade`, `conformance`, `reset`, `fetch`, `lab`); this file dispatches.
+//! `status`, `upgrade`, `remove-node`, `conformance`, `reset`, `fetch`, `lab`); this file dispatches.
 
 mod args;
 mod certs;
@@ -21,6 +21,7 @@ mod lab;
 mod operation;
 mod output;
 mod progress;
+mod remove_node;
 mod render;
 mod reset;
 mod status;
@@ -54,6 +55,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Upgrade(a) => upgrade::run(a, quiet),
         Command::Status(a) => status::run(&a),
         Command::Conformance(a) => conformance::run(&a, quiet),
+        Command::RemoveNode(a) => remove_node::run(a, quiet),
         Command::Reset(a) => reset::run(&a, quiet),
         Command::Fetch(a) => fetch::run(a, quiet),
         Command::Lab { action } => lab::run(action),

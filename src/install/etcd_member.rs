@@ -22,18 +22,33 @@ const JOIN_CONFIG: &str = "/etc/etcd/etcd-join.yaml";
 const DROP_IN_DIR: &str = "/etc/systemd/system/etcd.service.d";
 const DROP_IN: &str = "/etc/systemd/system/etcd.service.d/k8s-boot-join.conf";
 
+/// `etcdctl member list -w json`.
 #[derive(Debug, Deserialize)]
-struct MemberList {
+pub struct MemberList {
     #[serde(default)]
-    members: Vec<Member>,
+    pub members: Vec<Member>,
 }
 
 #[derive(Debug, Deserialize)]
-struct Member {
+pub struct Member {
+    #[serde(rename = "ID", default)]
+    pub id: u64,
+    /// Empty for a member added but not started yet.
     #[serde(default)]
-    name: String,
+    pub name: String,
     #[serde(rename = "peerURLs", default)]
-    peer_urls: Vec<String>,
+    pub peer_urls: Vec<String>,
+    #[serde(rename = "clientURLs", default)]
+    pub client_urls: Vec<String>,
+}
+
+impl MemberList {
+    pub fn parse(json: &str) -> Result<MemberList, StepError> {
+        serde_json::from_str(json).map_err(|source| StepError::KubectlOutput {
+            command: "etcdctl member list".into(),
+            source,
+        })
+    }
 }
 
 pub fn peer_url(host: &Host) -> String {
@@ -67,11 +82,7 @@ fn running_members(cx: &HostCtx) -> Result<Option<Running>, StepError> {
         if out.code != 0 {
             continue;
         }
-        let list: MemberList =
-            serde_json::from_str(&out.stdout).map_err(|source| StepError::KubectlOutput {
-                command: "etcdctl member list".into(),
-                source,
-            })?;
+        let list = MemberList::parse(&out.stdout)?;
         return Ok(Some(Running {
             remote,
             etcdctl: etcdctl(other),
@@ -110,11 +121,7 @@ pub fn prepare_join(cx: &HostCtx, ex: &mut Executor) -> Result<bool, StepError> 
             Ok(member.run(&add).map(drop)?)
         })?;
         let relisted = ex.effect(|_| {
-            let out = member.run(&format!("{etcdctl} member list -w json"))?;
-            serde_json::from_str::<MemberList>(&out).map_err(|source| StepError::KubectlOutput {
-                command: "etcdctl member list".into(),
-                source,
-            })
+            MemberList::parse(&member.run(&format!("{etcdctl} member list -w json"))?)
         })?;
         match relisted {
             Some(l) => list = l,

@@ -41,7 +41,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+pub use crate::catalog::NODE_ROLES;
 pub use connect::read_state;
+pub use etcd_member::{
+    peer_url as etcd_peer_url, Member as EtcdMember, MemberList as EtcdMemberList,
+};
 pub use images::{archives, import_missing, ImageArchive, IMAGES_DIR};
 pub use report::{HostReport, PhaseResult, Report};
 

@@ -5,6 +5,8 @@
 
 pub mod etcd;
 pub mod node;
+#[cfg(test)]
+pub mod testing;
 
 use crate::install::remote::{Connector, Remote};
 use crate::install::{self, phases::PhaseId, InstallError, PhaseResult, Purpose};
@@ -103,6 +105,10 @@ impl OperationError {
             OperationError::Refused(_) => Fault::Input,
             _ => Fault::Runtime,
         }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        self.fault().exit_code()
     }
 }
 

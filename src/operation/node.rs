@@ -125,6 +125,39 @@ fn drain_blockers(output: &str) -> Vec<String> {
     found
 }
 
+/// `Some(ready)` for a registered node, `None` for one the API does not know.
+pub fn registered(r: &dyn Remote, node: &str) -> Result<Option<bool>, OperationError> {
+    let out = kubectl(
+        r,
+        &format!("get node {} --ignore-not-found -o json", shell_quote(node)),
+    )?;
+    if out.trim().is_empty() {
+        return Ok(None);
+    }
+    let json: Value = serde_json::from_str(&out).map_err(|e| OperationError::Kubectl {
+        command: format!("kubectl get node {node}"),
+        message: e.to_string(),
+    })?;
+    Ok(Some(is_ready(&json)))
+}
+
+fn is_ready(node: &Value) -> bool {
+    node["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+/// Deletes the Node object (its pods go with it).
+pub fn delete(r: &dyn Remote, node: &str) -> Result<(), OperationError> {
+    kubectl(
+        r,
+        &format!("delete node {} --ignore-not-found", shell_quote(node)),
+    )
+    .map(drop)
+}
+
 /// Waits until `node` is Ready and its kubelet reports `version`, until `deadline`.
 pub fn wait_ready(
     r: &dyn Remote,
@@ -134,11 +167,7 @@ pub fn wait_ready(
 ) -> Result<(), OperationError> {
     loop {
         let json = node_json(r, node)?;
-        let ready = json["status"]["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        let ready = is_ready(&json);
         let kubelet = json["status"]["nodeInfo"]["kubeletVersion"]
             .as_str()
             .unwrap_or("")

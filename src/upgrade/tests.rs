@@ -2,169 +2,17 @@
 //! continues, a dry run, the skew policy, `install` refusing a version change. (On real
 //! hosts: tests/lab_cluster.rs.)
 
-use super::{upgrade_with, Options, Report, UpgradeError};
-use crate::install::fake::{FakeConnector, Shared};
-use crate::install::phases::PhaseId;
-use crate::install::state::{HostState, STATE_FILE};
-use crate::install::tests::{
-    cluster_objects, deployment, discovery, node_list, Quiet, CLUSTER_OBJECTS, DISCOVERY,
-    WORKLOAD_OBJECTS,
-};
+use super::{upgrade_with, Report, UpgradeError};
+use crate::install::state::STATE_FILE;
+use crate::install::tests::Quiet;
 use crate::install::{self, InstallError};
-use crate::inventory::Cluster;
+use crate::operation::testing::{cluster_at, options, World, HOSTS, HOST_PHASES};
 use crate::operation::Outcome;
-use crate::pki::Pki;
-use crate::render::{self, Plan, Templates};
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::time::Duration;
 
-const HOSTS: [&str; 5] = ["lb1", "m1", "m2", "m3", "w1"];
-
-/// The hosts, and binaries of two releases on this machine.
-struct World {
-    fake: FakeConnector,
-    dir: tempfile::TempDir,
+fn upgrade(w: &World, version: &str, dry_run: bool) -> Result<Report, UpgradeError> {
+    let (cluster, plan) = cluster_at(w.dir.path(), version);
+    upgrade_with(&cluster, &plan, &options(dry_run), &Quiet, &w.fake)
 }
-
-/// The cluster at `version`, its binaries (files that name their version) in `dir/<version>`.
-fn cluster_at(dir: &Path, version: &str) -> (Cluster, Plan) {
-    let binaries = dir.join(version);
-    for (_, b) in crate::catalog::binaries() {
-        let path = binaries.join(b.file);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, format!("{} {version}\n", b.file)).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let inventory = format!(
-        "cluster: {{name: t, kubernetes_version: {version}}}
-binaries: {{dir: {}}}
-hosts:
-  - {{name: lb1, address: 10.0.0.10, roles: [lb]}}
-  - {{name: m1, address: 10.0.0.11, roles: [etcd, control-plane, worker]}}
-  - {{name: m2, address: 10.0.0.12, roles: [etcd, control-plane, worker]}}
-  - {{name: m3, address: 10.0.0.13, roles: [etcd, control-plane, worker]}}
-  - {{name: w1, address: 10.0.0.21, roles: [worker]}}
-",
-        binaries.display()
-    );
-    let cluster = Cluster::from_source(&dir.join("hosts.yaml"), &inventory).unwrap();
-    // One PKI for both versions, as on the machine that installed the cluster.
-    let pki = Pki::new(dir.join("pki"));
-    pki.ensure(&cluster, Default::default()).unwrap();
-    let plan = render::plan(&cluster, &pki, &Templates::load(None).unwrap()).unwrap();
-    (cluster, plan)
-}
-
-/// A node as the API returns it: Ready, its kubelet at `version`.
-fn node(version: &str) -> String {
-    serde_json::json!({
-        "metadata": {"name": "n", "annotations": {super::CORDONED_BY: "upgrade"}},
-        "spec": {},
-        "status": {"conditions": [{"type": "Ready", "status": "True"}],
-                   "nodeInfo": {"kubeletVersion": version}},
-    })
-    .to_string()
-}
-
-impl World {
-    /// Hosts with v1.36.3 installed (every host phase), answering kubectl and etcdctl as a
-    /// healthy cluster on `target` would.
-    fn installed(target: &str) -> World {
-        let mut fake = FakeConnector::default();
-        for h in HOSTS {
-            fake.hosts.insert(h.into(), Shared::default());
-        }
-        let w = World {
-            fake,
-            dir: tempfile::tempdir().unwrap(),
-        };
-        let (cluster, plan) = cluster_at(w.dir.path(), "v1.36.3");
-        let opts = install::Options {
-            phases: HOST_PHASES.to_vec(),
-            ..Default::default()
-        };
-        let report = install::install_with(&cluster, &plan, &opts, &Quiet, &w.fake).unwrap();
-        assert!(!report.failed(), "{report:#?}");
-        // Registered and labelled as the plan wants them.
-        let (cp, worker) = (
-            "node-role.kubernetes.io/control-plane",
-            "node-role.kubernetes.io/worker",
-        );
-        let nodes = node_list(&[
-            ("m1", &[cp, worker]),
-            ("m2", &[cp, worker]),
-            ("m3", &[cp, worker]),
-            ("w1", &[worker]),
-        ]);
-        let chat = serde_json::json!({"items": [deployment("chat", "chat", 2)]}).to_string();
-        // m2 leads etcd.
-        let status = serde_json::json!([
-            {"Endpoint": "https://10.0.0.11:2379", "Status": {"header": {"member_id": 1}, "leader": 2}},
-            {"Endpoint": "https://10.0.0.12:2379", "Status": {"header": {"member_id": 2}, "leader": 2}},
-            {"Endpoint": "https://10.0.0.13:2379", "Status": {"header": {"member_id": 3}, "leader": 2}},
-        ])
-        .to_string();
-        for m in ["m1", "m2", "m3"] {
-            let mut host = w.fake.host(m);
-            host.replies.extend([
-                ("get node '".to_string(), node(target)),
-                ("get nodes -o json".to_string(), nodes.clone()),
-                (CLUSTER_OBJECTS.to_string(), cluster_objects(2, true)),
-                (DISCOVERY.to_string(), discovery(true)),
-                (WORKLOAD_OBJECTS.to_string(), chat.clone()),
-                ("endpoint status --cluster".to_string(), status.clone()),
-            ]);
-            host.log.clear();
-        }
-        w
-    }
-
-    fn upgrade(&self, version: &str, dry_run: bool) -> Result<Report, UpgradeError> {
-        let (cluster, plan) = cluster_at(self.dir.path(), version);
-        let opts = Options {
-            dry_run,
-            drain_timeout: Duration::from_secs(5),
-            ready_timeout: Duration::from_secs(5),
-            ..Default::default()
-        };
-        upgrade_with(&cluster, &plan, &opts, &Quiet, &self.fake)
-    }
-
-    fn state(&self, host: &str) -> HostState {
-        HostState::parse(&String::from_utf8_lossy(
-            &self.fake.host(host).files[STATE_FILE].0,
-        ))
-        .unwrap()
-    }
-
-    fn files(&self) -> Vec<(String, Vec<u8>)> {
-        HOSTS
-            .iter()
-            .flat_map(|h| {
-                self.fake
-                    .host(h)
-                    .files
-                    .iter()
-                    .map(|(p, f)| (format!("{h}:{p}"), f.0.clone()))
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    }
-}
-
-/// Every phase that works on hosts (the cluster phases need an API server).
-const HOST_PHASES: &[PhaseId] = &[
-    PhaseId::Prepare,
-    PhaseId::Pki,
-    PhaseId::Binaries,
-    PhaseId::Etcd,
-    PhaseId::Lb,
-    PhaseId::ControlPlane,
-    PhaseId::Runtime,
-    PhaseId::Node,
-    PhaseId::Verify,
-];
 
 fn steps(report: &Report) -> Vec<String> {
     report.steps.iter().map(|s| s.step.clone()).collect()
@@ -181,7 +29,7 @@ fn changes(report: &Report, step: &str) -> Vec<String> {
 #[test]
 fn an_upgrade_goes_etcd_leader_last_then_control_planes_then_drained_nodes() {
     let w = World::installed("v1.37.2");
-    let report = w.upgrade("v1.37.2", false).unwrap();
+    let report = upgrade(&w, "v1.37.2", false).unwrap();
     assert!(!report.incomplete(), "{report:#?}");
     assert_eq!(
         steps(&report),
@@ -267,7 +115,7 @@ fn an_upgrade_goes_etcd_leader_last_then_control_planes_then_drained_nodes() {
     assert_eq!(kubelet.1, 0o755);
 
     // Done: a second run has nothing but the add-ons to look at, and changes nothing.
-    let again = w.upgrade("v1.37.2", false).unwrap();
+    let again = upgrade(&w, "v1.37.2", false).unwrap();
     assert_eq!(steps(&again), ["add-ons"]);
     assert!(changes(&again, "add-ons").is_empty(), "{again:#?}");
 }
@@ -279,7 +127,7 @@ fn a_failed_step_stops_the_upgrade_and_the_next_run_continues_from_it() {
         .host("m2")
         .failing
         .push("systemctl restart --no-block kube-apiserver".into());
-    let report = w.upgrade("v1.37.2", false).unwrap();
+    let report = upgrade(&w, "v1.37.2", false).unwrap();
     assert!(report.incomplete());
     let failed = report
         .steps
@@ -302,7 +150,7 @@ fn a_failed_step_stops_the_upgrade_and_the_next_run_continues_from_it() {
 
     // Fixed: the same command continues with m2's control plane.
     w.fake.host("m2").failing.clear();
-    let resumed = w.upgrade("v1.37.2", false).unwrap();
+    let resumed = upgrade(&w, "v1.37.2", false).unwrap();
     assert!(!resumed.incomplete(), "{resumed:#?}");
     let steps = steps(&resumed);
     // m1 still runs its old kubelet.
@@ -319,7 +167,7 @@ fn a_failed_step_stops_the_upgrade_and_the_next_run_continues_from_it() {
 fn a_dry_run_shows_every_step_and_changes_nothing() {
     let w = World::installed("v1.37.2");
     let before = w.files();
-    let report = w.upgrade("v1.37.2", true).unwrap();
+    let report = upgrade(&w, "v1.37.2", true).unwrap();
     assert!(report.dry_run && !report.incomplete(), "{report:#?}");
     assert_eq!(report.steps.len(), 13);
     assert!(changes(&report, "control-plane m3")
@@ -341,7 +189,7 @@ fn skew_is_checked_before_anything_changes() {
     let w = World::installed("v1.37.2");
     let before = w.files();
     // Down a minor.
-    let e = w.upgrade("v1.35.2", false).unwrap_err();
+    let e = upgrade(&w, "v1.35.2", false).unwrap_err();
     assert!(e.to_string().starts_with("no downgrade: "), "{e}");
     assert_eq!(e.fault(), crate::fault::Fault::Input);
     assert_eq!(w.files(), before);
@@ -350,7 +198,7 @@ fn skew_is_checked_before_anything_changes() {
     let mut state = w.state("w1");
     state.versions.insert("kubelet".into(), "v1.35.2".into());
     w.fake.host("w1").files.get_mut(STATE_FILE).unwrap().0 = state.to_json();
-    let e = w.upgrade("v1.37.2", false).unwrap_err();
+    let e = upgrade(&w, "v1.37.2", false).unwrap_err();
     assert!(
         e.to_string()
             .contains("one minor at a time: w1 runs v1.35.2 (kubelet)"),
@@ -382,19 +230,19 @@ fn install_refuses_a_version_change_and_points_to_upgrade() {
 fn a_worker_that_is_down_is_left_for_the_next_run() {
     let w = World::installed("v1.37.2");
     w.fake.host("w1").unreachable = true;
-    let report = w.upgrade("v1.37.2", false).unwrap();
+    let report = upgrade(&w, "v1.37.2", false).unwrap();
     assert_eq!(report.unreachable, ["w1"]);
     assert!(report.incomplete());
     assert!(!steps(&report).iter().any(|s| s.contains("w1")));
     assert_eq!(w.state("m3").versions["kubelet"], "v1.37.2");
     // Back: the next run upgrades it alone.
     w.fake.host("w1").unreachable = false;
-    let next = w.upgrade("v1.37.2", false).unwrap();
+    let next = upgrade(&w, "v1.37.2", false).unwrap();
     assert!(!next.incomplete());
     assert_eq!(steps(&next), ["stage w1", "node w1", "add-ons"]);
 
     // A control plane that is down stops the upgrade before it starts.
     w.fake.host("m3").unreachable = true;
-    let e = w.upgrade("v1.37.2", false).unwrap_err();
+    let e = upgrade(&w, "v1.37.2", false).unwrap_err();
     assert!(e.to_string().starts_with("m3 cannot be reached"), "{e}");
 }

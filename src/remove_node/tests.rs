@@ -1,0 +1,188 @@
+//! remove-node against in-memory hosts: the steps each role needs, what the others get, the
+//! refusals, a dry run. (On real hosts: tests/lab_cluster.rs.)
+
+use super::{remove_node_with, without, Report};
+use crate::install::state::STATE_FILE;
+use crate::install::tests::Quiet;
+use crate::operation::testing::{cluster_at, options, plan_for, World};
+use crate::operation::{OperationError, Outcome};
+
+fn remove(w: &World, name: &str, dry_run: bool) -> Result<Report, OperationError> {
+    let (cluster, _) = cluster_at(w.dir.path(), "v1.36.3");
+    let after = without(&cluster, name)?;
+    let plan_after = plan_for(w.dir.path(), &after);
+    remove_node_with(
+        &cluster,
+        &after,
+        &plan_after,
+        name,
+        &options(dry_run),
+        &Quiet,
+        &w.fake,
+    )
+}
+
+fn steps(report: &Report) -> Vec<String> {
+    report.steps.iter().map(|s| s.step.clone()).collect()
+}
+
+fn changes(report: &Report, step: &str) -> Vec<String> {
+    let s = report.steps.iter().find(|s| s.step == step).unwrap();
+    match &s.outcome {
+        Outcome::Done { changes } => changes.clone(),
+        other => panic!("{step}: {other:?}"),
+    }
+}
+
+fn nginx(w: &World) -> String {
+    String::from_utf8(w.fake.host("lb1").files["/etc/nginx/nginx.conf"].0.clone()).unwrap()
+}
+
+#[test]
+fn a_worker_leaves_with_a_drain_and_the_lb_upstreams_only() {
+    let w = World::installed("v1.36.3");
+    assert!(nginx(&w).contains("10.0.0.21:"));
+    let report = remove(&w, "w1", false).unwrap();
+    assert!(!report.incomplete(), "{report:#?}");
+    assert_eq!(
+        steps(&report),
+        [
+            "cordon and drain w1",
+            "delete node w1",
+            "lb lb1",
+            "reset w1"
+        ]
+    );
+    assert_eq!(
+        changes(&report, "lb lb1"),
+        [
+            "lb1: lb: write /etc/nginx/nginx.conf",
+            "lb1: lb: reload nginx"
+        ]
+    );
+    assert!(!nginx(&w).contains("10.0.0.21:"));
+    // kubectl on the first control-plane host.
+    let m1 = w.fake.host("m1").log.clone();
+    let drain = m1
+        .iter()
+        .position(|c| c.contains(" drain 'w1' --ignore-daemonsets"))
+        .unwrap();
+    let delete = m1
+        .iter()
+        .position(|c| c.contains(" delete node 'w1'"))
+        .unwrap();
+    assert!(drain < delete);
+    // w1 is reset; no control plane or etcd member restarted.
+    assert!(!w.fake.host("w1").files.contains_key(STATE_FILE));
+    for m in ["m1", "m2", "m3"] {
+        let log = w.fake.host(m).log.clone();
+        assert!(
+            !log.iter().any(|c| c.contains("systemctl restart")),
+            "{m}: {log:#?}"
+        );
+    }
+}
+
+#[test]
+fn an_etcd_member_leaves_and_the_others_learn_it_one_at_a_time() {
+    let w = World::installed("v1.36.3");
+    let report = remove(&w, "m3", false).unwrap();
+    assert!(!report.incomplete(), "{report:#?}");
+    assert_eq!(
+        steps(&report),
+        [
+            "cordon and drain m3",
+            "delete node m3",
+            "remove etcd member m3",
+            "lb lb1",
+            "etcd m1",
+            "etcd m2",
+            "control-plane m1",
+            "control-plane m2",
+            "reset m3",
+        ]
+    );
+    // The member goes by its id (13 = d), asked of another member.
+    assert_eq!(
+        changes(&report, "remove etcd member m3"),
+        ["m3: etcd member d removed"]
+    );
+    assert!(w
+        .fake
+        .host("m1")
+        .log
+        .iter()
+        .any(|c| c.ends_with(" member remove d")));
+    // etcd's member list and the API servers' etcd endpoints lose m3, each host restarting.
+    let etcd = changes(&report, "etcd m1");
+    assert!(etcd.contains(&"m1: etcd: restart etcd".into()), "{etcd:#?}");
+    assert!(
+        etcd.contains(&"m1: etcd: every member healthy".into()),
+        "{etcd:#?}"
+    );
+    let etcd_yaml =
+        String::from_utf8(w.fake.host("m2").files["/etc/etcd/etcd.yaml"].0.clone()).unwrap();
+    assert!(!etcd_yaml.contains("10.0.0.13"), "{etcd_yaml}");
+    let cp = changes(&report, "control-plane m2");
+    assert!(
+        cp.contains(&"m2: control-plane: restart kube-apiserver".into()),
+        "{cp:#?}"
+    );
+    // The API endpoint no longer goes to m3.
+    assert!(!nginx(&w).contains("10.0.0.13:"));
+}
+
+#[test]
+fn a_removal_that_would_break_the_cluster_changes_nothing() {
+    let w = World::installed("v1.36.3");
+    let before = w.files();
+    // m2 is down: without m3, one healthy member of two is no quorum.
+    let health = serde_json::json!([
+        {"endpoint": "https://10.0.0.11:2379", "health": true},
+        {"endpoint": "https://10.0.0.12:2379", "health": false},
+        {"endpoint": "https://10.0.0.13:2379", "health": true},
+    ])
+    .to_string();
+    for m in ["m1", "m2", "m3"] {
+        w.fake.host(m).replies.insert(
+            0,
+            ("endpoint health --cluster -w json".into(), health.clone()),
+        );
+    }
+    let e = remove(&w, "m3", false).unwrap_err();
+    assert_eq!(e.fault(), crate::fault::Fault::Input);
+    assert!(
+        e.to_string()
+            .contains("1 of the 2 remaining etcd members are healthy"),
+        "{e}"
+    );
+    // The only load balancer carries the API endpoint.
+    let e = remove(&w, "lb1", false).unwrap_err();
+    assert!(e.to_string().contains("the last load balancer"), "{e}");
+    assert!(matches!(
+        remove(&w, "nope", false),
+        Err(OperationError::Install(_))
+    ));
+    assert_eq!(w.files(), before);
+}
+
+#[test]
+fn a_dry_run_lists_the_steps_and_changes_nothing() {
+    let w = World::installed("v1.36.3");
+    let before = w.files();
+    let report = remove(&w, "m3", true).unwrap();
+    assert!(report.dry_run && !report.incomplete());
+    assert_eq!(report.steps.len(), 9);
+    assert!(changes(&report, "lb lb1").contains(&"lb1: lb: reload nginx".into()));
+    assert!(changes(&report, "etcd m2").contains(&"m2: etcd: restart etcd".into()));
+    assert_eq!(w.files(), before);
+    for m in ["m1", "m2"] {
+        let log = w.fake.host(m).log.clone();
+        assert!(
+            !log.iter().any(|c| c.contains("member remove")
+                || c.contains(" drain ")
+                || c.contains(" delete node")),
+            "{m}: {log:#?}"
+        );
+    }
+}
