@@ -73,6 +73,10 @@ pub struct Component {
     /// A changed configuration is applied with `systemctl reload` (open connections
     /// survive) instead of a restart; a changed unit still restarts it.
     pub reloads: bool,
+    /// A running instance restarts on one host at a time, healthy again before the next
+    /// (etcd keeps its quorum, the LB an API server); first starts stay parallel (etcd
+    /// members only become healthy together).
+    pub rolling: bool,
 }
 
 use Role::{ControlPlane as Cp, Etcd, Lb, Worker};
@@ -143,11 +147,13 @@ fn etcd_health(_: &Cluster, host: &Host) -> String {
     format!("{} endpoint health", etcdctl(host))
 }
 
-fn apiserver_health(cluster: &Cluster, _: &Host) -> String {
+/// The host's own API server (not the endpoint, which another one answers while this one
+/// restarts).
+fn apiserver_health(_: &Cluster, host: &Host) -> String {
     let pki = PKI_DIR;
     format!(
-        "curl -sf --max-time 5 --cacert {pki}/ca.crt --cert {pki}/admin.crt --key {pki}/admin.key https://{}/readyz",
-        cluster.api_endpoint
+        "curl -sf --max-time 5 --cacert {pki}/ca.crt --cert {pki}/admin.crt --key {pki}/admin.key https://{}:{APISERVER_PORT}/readyz",
+        url_address(host.address)
     )
 }
 
@@ -176,6 +182,7 @@ pub const COMPONENTS: &[Component] = &[
             " --version 2>/dev/null | sed -n 's/^etcd Version: //p'"
         ),
         reloads: false,
+        rolling: true,
     },
     Component {
         service: "nginx",
@@ -198,6 +205,7 @@ pub const COMPONENTS: &[Component] = &[
         },
         version: "nginx -v 2>&1 | sed 's|.*/||'",
         reloads: true,
+        rolling: false,
     },
     Component {
         service: "kube-apiserver",
@@ -232,6 +240,7 @@ pub const COMPONENTS: &[Component] = &[
         },
         version: last_word_version!("kube-apiserver"),
         reloads: false,
+        rolling: true,
     },
     Component {
         service: "kube-controller-manager",
@@ -250,6 +259,7 @@ pub const COMPONENTS: &[Component] = &[
         },
         version: last_word_version!("kube-controller-manager"),
         reloads: false,
+        rolling: false,
     },
     Component {
         service: "kube-scheduler",
@@ -275,6 +285,7 @@ pub const COMPONENTS: &[Component] = &[
         },
         version: last_word_version!("kube-scheduler"),
         reloads: false,
+        rolling: false,
     },
     Component {
         service: "containerd",
@@ -310,6 +321,7 @@ pub const COMPONENTS: &[Component] = &[
             " --version 2>/dev/null | awk '{print $3}'"
         ),
         reloads: false,
+        rolling: false,
     },
     Component {
         service: "kubelet",
@@ -331,6 +343,7 @@ pub const COMPONENTS: &[Component] = &[
         },
         version: last_word_version!("kubelet"),
         reloads: false,
+        rolling: false,
     },
     Component {
         service: "kube-proxy",
@@ -356,6 +369,7 @@ pub const COMPONENTS: &[Component] = &[
         },
         version: last_word_version!("kube-proxy"),
         reloads: false,
+        rolling: false,
     },
 ];
 

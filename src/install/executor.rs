@@ -29,6 +29,10 @@ impl<'r> Executor<'r> {
         }
     }
 
+    pub fn is_dry(&self) -> bool {
+        self.dry
+    }
+
     /// The host, for reads (they change nothing, so a dry run makes them too).
     pub fn read(&self) -> &'r dyn Remote {
         self.remote

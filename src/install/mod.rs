@@ -262,6 +262,8 @@ struct Run<'a> {
     /// When waiting for applied objects to become ready ends: one deadline for the run,
     /// set when the first cluster phase starts waiting.
     ready_deadline: OnceLock<Instant>,
+    /// Held by the restart of a running `rolling` service until it is healthy again.
+    rolling: Mutex<()>,
 }
 
 impl Run<'_> {
@@ -342,6 +344,7 @@ pub fn install_with(
         progress,
         connector,
         ready_deadline: OnceLock::new(),
+        rolling: Mutex::new(()),
     };
     let hosts: Vec<Mutex<HostRun>> = cluster
         .inventory

@@ -40,6 +40,9 @@ pub fn start(
                 .map(drop)?)
         })?;
     }
+    // One host at a time, from its restart until it is healthy again.
+    let _one_at_a_time = (restart && active && component.rolling && !ex.is_dry())
+        .then(|| cx.run.rolling.lock().unwrap_or_else(|e| e.into_inner()));
     if restart && active && component.reloads && !daemon_reload {
         ex.change(Change::Reload(service.into()), |r| {
             Ok(r.run(&format!("systemctl reload {service}")).map(drop)?)
