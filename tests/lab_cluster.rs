@@ -12,6 +12,9 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpStream};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 const LB: &str = "10.77.0.11";
@@ -28,6 +31,8 @@ const ALL: [&str; 6] = [
 /// What a chat client that came through the LB is named after: the machine's bridge address.
 const MACHINE: &str = "10.77.0.1";
 const CHAT_PORT: u16 = 30000;
+const PREVIOUS: &str = k8s_boot::lab::PREVIOUS_KUBERNETES_VERSION;
+const CURRENT: &str = k8s_boot::lab::DEFAULT_KUBERNETES_VERSION;
 
 struct Cluster {
     lab: TestLab,
@@ -60,6 +65,29 @@ impl Cluster {
         let started = Instant::now();
         let (code, report) = self.lab.install(extra);
         (code, report, started.elapsed())
+    }
+
+    /// The lab inventory's chat replicas (`lab up` writes 1).
+    fn set_chat_replicas(&self, n: u32) {
+        let path = self.lab.dir.join("hosts.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let at = text
+            .find("  replicas: ")
+            .expect("the lab inventory sets chat replicas");
+        let end = at + text[at..].find('\n').unwrap();
+        let changed = format!("{}  replicas: {n}{}", &text[..at], &text[end..]);
+        std::fs::write(&path, changed).unwrap();
+    }
+
+    /// A k8s-boot command on the lab inventory with `--output json`: (exit code, JSON).
+    fn json_command(&self, command: &[&str]) -> (i32, Value) {
+        let inv = self.lab.inventory();
+        let mut args = command.to_vec();
+        args.extend(["-i", &inv, "--output", "json"]);
+        let out = self.lab.k8s_boot(&args);
+        let v = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{command:?} printed no JSON ({e}):\n{}", describe(&out)));
+        (out.status.code().unwrap_or(-1), v)
     }
 
     /// Snapshot of what a host has that install could have left behind.
@@ -242,8 +270,10 @@ fn ready_pods_now(c: &Cluster, namespace: &str, selector: &str, count: usize) {
 
 #[test]
 fn whole_install_on_six_lab_hosts() {
-    let lab = TestLab::up("lab-cluster", 6);
+    // The previous minor first: the test upgrades it (two chat replicas through the upgrade).
+    let lab = TestLab::up_with("lab-cluster", 6, &["--version", PREVIOUS]);
     let c = Cluster { lab };
+    c.set_chat_replicas(2);
     let names = ["m1", "m2", "m3", "w1", "w2"];
     let baseline: Vec<BTreeSet<String>> = ALL.iter().map(|a| c.footprint(a)).collect();
 
@@ -354,6 +384,22 @@ fn whole_install_on_six_lab_hosts() {
             assert!(!cp_taint, "{n}: {taints:?}");
         }
     }
+
+    upgrade_to_current(&c);
+    step("the chat back to one replica (the checks below talk to one server)");
+    c.set_chat_replicas(1);
+    let (code, scaled, _) = c.install(&[]);
+    assert_eq!(code, 0, "{scaled:#}");
+    wait_for(
+        "one chat pod left",
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+        || {
+            let pods = c.json(&["-n", "chat", "get", "pods", "-l", "app=chat"]);
+            let n = pods["items"].as_array().unwrap().len();
+            (n == 1).then_some(()).ok_or(format!("{n} pods"))
+        },
+    );
 
     step("system pods: flannel on every node, two CoreDNS, metrics-server, all Ready");
     ready_pods_now(&c, "kube-flannel", "app=flannel", 5);
@@ -761,6 +807,8 @@ fn whole_install_on_six_lab_hosts() {
 
     step("conformance --quick: upstream's conformance image runs one test in the cluster");
     conformance(&c);
+
+    remove_and_add_back(&c);
 }
 
 /// The conformance suite from k8s-boot on the cluster: `--quick`, then the fixed CI subset of
@@ -870,4 +918,391 @@ fn go_regexp_quote(s: &str) -> String {
         out.push(ch);
     }
     out
+}
+
+/// What a probe saw: when it looked and whether the service answered.
+type Samples = Vec<(Instant, bool)>;
+
+/// A thread looking at a service every half second until stopped.
+struct Probe {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<Samples>,
+}
+
+impl Probe {
+    fn start(look: impl Fn() -> bool + Send + 'static) -> Probe {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut samples = Vec::new();
+            while !stopped.load(Ordering::Relaxed) {
+                let at = Instant::now();
+                samples.push((at, look()));
+                std::thread::sleep(Duration::from_millis(500).saturating_sub(at.elapsed()));
+            }
+            samples
+        });
+        Probe { stop, handle }
+    }
+
+    /// Stops it; the longest time the service did not answer (from the first failed look
+    /// to the next answered one) and how many looks there were.
+    fn finish(self) -> (Duration, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        let samples = self.handle.join().unwrap();
+        (longest_outage(&samples), samples.len())
+    }
+}
+
+fn longest_outage(samples: &[(Instant, bool)]) -> Duration {
+    let mut longest = Duration::ZERO;
+    let mut down_since = None;
+    for (at, up) in samples {
+        match (up, down_since) {
+            (false, None) => down_since = Some(*at),
+            (true, Some(since)) => {
+                longest = longest.max(at.duration_since(since));
+                down_since = None;
+            }
+            _ => {}
+        }
+    }
+    if let (Some(since), Some((last, _))) = (down_since, samples.last()) {
+        longest = longest.max(last.duration_since(since));
+    }
+    longest
+}
+
+/// The API through the LB (`/readyz` with the admin kubeconfig, a new connection each time).
+fn api_probe(c: &Cluster) -> Probe {
+    let kubectl = c.lab.dir.join("binaries/kubectl");
+    let kubeconfig = c.lab.dir.join("pki/admin.kubeconfig");
+    Probe::start(move || {
+        Command::new(&kubectl)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--request-timeout=2s", "get", "--raw", "/readyz"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// The chat through the LB as a client that reconnects whenever its connection closes: a
+/// look is answered while a connection stays open (nginx closes a client's connection at
+/// once when no chat server takes it).
+fn chat_probe() -> Probe {
+    let conn: std::sync::Mutex<Option<BufReader<TcpStream>>> = std::sync::Mutex::new(None);
+    Probe::start(move || {
+        let mut conn = conn.lock().unwrap();
+        if conn.is_none() {
+            let addr = format!("{LB}:{CHAT_PORT}").parse().unwrap();
+            let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+                return false;
+            };
+            *conn = Some(BufReader::new(stream));
+        }
+        let reader = conn.as_mut().unwrap();
+        reader
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        // Drain what the server said; a close (or a reset) means it is gone.
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) => {
+                    *conn = None;
+                    return false;
+                }
+                Ok(_) => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return true
+                }
+                Err(_) => {
+                    *conn = None;
+                    return false;
+                }
+            }
+        }
+    })
+}
+
+/// What each node's kubelet reports.
+fn kubelet_versions(c: &Cluster) -> Vec<(String, String)> {
+    c.json(&["get", "nodes"])["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["metadata"]["name"].as_str().unwrap().to_string(),
+                n["status"]["nodeInfo"]["kubeletVersion"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+fn step_names(report: &Value) -> Vec<String> {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The previous minor to the current one with `upgrade`, the API and the chat watched.
+fn upgrade_to_current(c: &Cluster) {
+    step("upgrade: the lab's binaries and inventory of the current minor; install refuses");
+    let lab = c.lab.dir.to_str().unwrap();
+    let up = c.lab.k8s_boot(&["lab", "up", "--dir", lab, "--hosts", "6"]);
+    assert!(up.status.success(), "{}", describe(&up));
+    c.set_chat_replicas(2);
+    let inv = std::fs::read_to_string(c.lab.dir.join("hosts.yaml")).unwrap();
+    assert!(inv.contains(CURRENT), "{inv}");
+    let (code, refused) = c.json_command(&["install"]);
+    assert_eq!(code, 2, "{refused:#}");
+    let error = refused["error"].to_string();
+    assert!(
+        error.contains("k8s-boot upgrade") && error.contains(PREVIOUS),
+        "{refused:#}"
+    );
+
+    step("upgrade --dry-run: every step and what it would change; nothing changes");
+    let pids = |addr: &str| {
+        c.lab.sh(
+            addr,
+            "for s in etcd kube-apiserver kubelet containerd; do \
+             systemctl show -p MainPID --value $s 2>/dev/null; done | tr '\\n' ' '",
+        )
+    };
+    let before: Vec<String> = ALL.iter().map(|a| pids(a)).collect();
+    let (code, dry) = c.json_command(&["upgrade", "--dry-run"]);
+    assert_eq!(code, 0, "{dry:#}");
+    let planned = step_names(&dry);
+    assert_eq!(
+        planned.first().unwrap(),
+        "stage lb1, m1, m2, m3, w1, w2",
+        "{planned:#?}"
+    );
+    assert_eq!(planned.iter().filter(|s| s.starts_with("etcd ")).count(), 3);
+    assert_eq!(planned.iter().filter(|s| s.starts_with("node ")).count(), 5);
+    assert_eq!(planned.last().unwrap(), "add-ons");
+    let after: Vec<String> = ALL.iter().map(|a| pids(a)).collect();
+    assert_eq!(before, after, "a dry run restarted a service");
+
+    step("upgrade: the API polled through the LB every 0.5 s, the chat by a reconnecting client");
+    let api = api_probe(c);
+    let chat = chat_probe();
+    let started = Instant::now();
+    let (code, report) = c.json_command(&["upgrade"]);
+    let took = started.elapsed();
+    let (api_down, api_looks) = api.finish();
+    let (chat_down, chat_looks) = chat.finish();
+    eprintln!(
+        "upgrade {PREVIOUS} -> {CURRENT}: {:.0} s, {} steps; API longest unavailable {:.1} s \
+         ({api_looks} looks), chat longest unavailable {:.1} s ({chat_looks} looks)",
+        took.as_secs_f64(),
+        report["steps"].as_array().map_or(0, Vec::len),
+        api_down.as_secs_f64(),
+        chat_down.as_secs_f64()
+    );
+    for s in report["steps"].as_array().unwrap() {
+        eprintln!("  {} {} ({} ms)", s["step"], s["status"], s["elapsed_ms"]);
+    }
+    assert_eq!(code, 0, "{report:#}");
+    assert!(
+        api_down <= Duration::from_secs(2),
+        "the API was unavailable for {api_down:?}"
+    );
+    // Never entirely down: a reconnecting client finds a replica within a few looks (a new
+    // pod takes far longer to start than that).
+    assert!(
+        chat_down <= Duration::from_secs(3),
+        "the chat was unavailable for {chat_down:?}"
+    );
+
+    step("every node on the current minor; upgrading again has nothing but the add-ons");
+    for (node, version) in kubelet_versions(c) {
+        assert_eq!(version, CURRENT, "{node}");
+    }
+    let (code, again) = c.json_command(&["upgrade"]);
+    assert_eq!(code, 0, "{again:#}");
+    assert_eq!(step_names(&again), ["add-ons"], "{again:#}");
+    assert_eq!(
+        again["steps"][0]["changes"],
+        serde_json::json!([]),
+        "{again:#}"
+    );
+    let (code, install) = c.json_command(&["install"]);
+    assert_eq!(code, 0, "{install:#}");
+    assert!(changes(&install).is_empty(), "{:#?}", changes(&install));
+}
+
+/// The etcd members as m1 lists them.
+fn etcd_members(c: &Cluster) -> Vec<String> {
+    let out = c.lab.sh(
+        M[0],
+        "/usr/local/bin/etcdctl --endpoints=https://10.77.0.12:2379 \
+         --cacert=/etc/kubernetes/pki/etcd/ca.crt \
+         --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt \
+         --key=/etc/kubernetes/pki/etcd/healthcheck-client.key member list -w json",
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let mut names: Vec<String> = v["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap_or("").to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+fn etcd_healthy(c: &Cluster) -> bool {
+    c.lab
+        .ssh(
+            M[0],
+            "/usr/local/bin/etcdctl --endpoints=https://10.77.0.12:2379 \
+             --cacert=/etc/kubernetes/pki/etcd/ca.crt \
+             --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt \
+             --key=/etc/kubernetes/pki/etcd/healthcheck-client.key endpoint health --cluster",
+        )
+        .status
+        .success()
+}
+
+/// `remove-node NAME`, then `install --hosts NAME`, the API watched throughout.
+fn remove_and_add(c: &Cluster, name: &str, addr: &str) -> (Value, Value, Duration) {
+    let api = api_probe(c);
+    let (code, removed) = c.json_command(&["remove-node", name, "--yes"]);
+    assert_eq!(code, 0, "{removed:#}");
+    let nodes = c.k(&["get", "nodes", "-o", "name"]);
+    assert!(!nodes.contains(&format!("node/{name}")), "{nodes}");
+    let nginx = c.lab.sh(LB, "cat /etc/nginx/nginx.conf");
+    assert!(!nginx.contains(&format!("{addr}:")), "{nginx}");
+    assert!(
+        !c.lab
+            .ssh(addr, "test -e /var/lib/k8s-boot/state.json")
+            .status
+            .success(),
+        "{name} was not reset"
+    );
+    let (code, added) = c.json_command(&["install", "--hosts", name]);
+    assert_eq!(code, 0, "{added:#}");
+    let (down, _) = api.finish();
+    (removed, added, down)
+}
+
+/// A worker and an etcd + control-plane host leave and come back, the others untouched.
+fn remove_and_add_back(c: &Cluster) {
+    step(
+        "remove-node w2 and add it back: drained, deleted, LB reloaded, reset; install --hosts w2",
+    );
+    let nginx_pid = c.lab.sh(LB, "systemctl show -p MainPID --value nginx");
+    let etcd_pid = c.lab.sh(M[0], "systemctl show -p MainPID --value etcd");
+    let (removed, added, api_down) = remove_and_add(c, "w2", W[1]);
+    assert_eq!(
+        step_names(&removed),
+        [
+            "cordon and drain w2",
+            "delete node w2",
+            "lb lb1",
+            "reset w2"
+        ],
+        "{removed:#}"
+    );
+    assert_eq!(
+        c.lab.sh(LB, "systemctl show -p MainPID --value nginx"),
+        nginx_pid
+    );
+    assert_eq!(
+        c.lab.sh(M[0], "systemctl show -p MainPID --value etcd"),
+        etcd_pid
+    );
+    // w2's labels came with the same install.
+    assert_eq!(phase_status(&added, "lb1", "lb"), "changed", "{added:#}");
+    let labels = c.k(&["get", "node", "w2", "-o", "jsonpath={.metadata.labels}"]);
+    assert!(
+        labels.contains("node-role.kubernetes.io/worker"),
+        "{labels}"
+    );
+    eprintln!(
+        "w2 out and back: API longest unavailable {:.1} s",
+        api_down.as_secs_f64()
+    );
+    assert!(api_down <= Duration::from_secs(2), "{api_down:?}");
+
+    step("remove-node m3 and add it back: etcd 3 -> 2 -> 3 members, healthy throughout");
+    assert_eq!(etcd_members(c), ["m1", "m2", "m3"]);
+    // etcd writes through m1's and m2's members, which stay.
+    let etcd = Probe::start({
+        let dir = c.lab.dir.clone();
+        move || {
+            common::lab_ssh(
+                &dir,
+                M[0],
+                "/usr/local/bin/etcdctl --endpoints=https://10.77.0.12:2379,https://10.77.0.13:2379 \
+                 --cacert=/etc/kubernetes/pki/etcd/ca.crt \
+                 --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt \
+                 --key=/etc/kubernetes/pki/etcd/healthcheck-client.key --command-timeout=2s \
+                 put k8s-boot-probe ok",
+            )
+            .status
+            .success()
+        }
+    });
+    let (removed, added, api_down) = remove_and_add(c, "m3", M[2]);
+    let (etcd_down, _) = etcd.finish();
+    let names = step_names(&removed);
+    assert!(
+        names.contains(&"remove etcd member m3".to_string()),
+        "{names:#?}"
+    );
+    assert_eq!(etcd_members(c), ["m1", "m2", "m3"]);
+    assert!(etcd_healthy(c));
+    let m3_changes = added["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == "m3")
+        .map(|h| h["phases"]["etcd"]["changes"].to_string())
+        .unwrap_or_default();
+    assert!(m3_changes.contains("add etcd member m3"), "{added:#}");
+    eprintln!(
+        "m3 out and back: API longest unavailable {:.1} s, etcd writes longest unavailable {:.1} s",
+        api_down.as_secs_f64(),
+        etcd_down.as_secs_f64()
+    );
+    assert!(api_down <= Duration::from_secs(2), "{api_down:?}");
+    assert!(etcd_down <= Duration::from_secs(2), "{etcd_down:?}");
+
+    step("a full install teaches the others about m3 (one etcd member, one API server at a time)");
+    let api = api_probe(c);
+    let (code, full, _) = c.install(&[]);
+    let (api_down, _) = api.finish();
+    assert_eq!(code, 0, "{full:#}");
+    eprintln!(
+        "full install after m3's return: API longest unavailable {:.1} s",
+        api_down.as_secs_f64()
+    );
+    assert!(api_down <= Duration::from_secs(2), "{api_down:?}");
+    assert!(etcd_healthy(c));
+
+    step("the end: every node Ready on the current minor, the chat answering through the LB");
+    for (node, version) in kubelet_versions(c) {
+        assert_eq!(version, CURRENT, "{node}");
+    }
+    ready_pods(c, "chat", "app=chat", 1);
+    let mut a = Client::connect(LB, CHAT_PORT);
+    a.wait_registered(LB, CHAT_PORT);
 }

@@ -13,5 +13,7 @@ cargo clippy --all-targets -- -D warnings
 # them from /var/cache/k8s-boot/build) up front, with progress, instead of inside a test.
 # Tests that run an upstream program themselves (kubectl) take it from here.
 cargo run -q -- lab build --dir target/lab-build --conformance
+# The previous minor, which tests/lab_cluster.rs installs and then upgrades.
+cargo run -q -- lab build --dir target/lab-build-previous --version v1.36.3
 cargo test --all-targets
 node --test tests/chat/

@@ -42,7 +42,9 @@ mod up;
 pub use down::down;
 pub use error::LabError;
 pub use layout::{BRIDGE, BRIDGE_ADDRESS, INVENTORY_FILE, KEY_FILE, KNOWN_HOSTS_FILE, MAX_HOSTS};
-pub use options::{LabOptions, CACHE_ENV, DEFAULT_HOSTS, DEFAULT_KUBERNETES_VERSION};
+pub use options::{
+    LabOptions, CACHE_ENV, DEFAULT_HOSTS, DEFAULT_KUBERNETES_VERSION, PREVIOUS_KUBERNETES_VERSION,
+};
 pub use report::{HostStatus, LabHost, LabReport};
 pub use rootfs::{MIRROR, PACKAGES, SUITE};
 pub use status::{status, status_detailed};

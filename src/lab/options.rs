@@ -6,6 +6,8 @@ use std::path::PathBuf;
 pub const CACHE_ENV: &str = "K8S_BOOT_LAB_CACHE";
 pub const DEFAULT_HOSTS: usize = 4;
 pub const DEFAULT_KUBERNETES_VERSION: &str = "v1.37.2";
+/// The previous minor's release the upgrade test starts from (tests/run-all.sh builds it).
+pub const PREVIOUS_KUBERNETES_VERSION: &str = "v1.36.3";
 
 #[derive(Debug, Clone)]
 pub struct LabOptions {
@@ -63,5 +65,23 @@ mod tests {
         if std::env::var_os(CACHE_ENV).is_none() {
             assert_eq!(o.cache_dir(), Path::new("/l/.cache"));
         }
+    }
+}
+
+#[cfg(test)]
+mod previous_version_tests {
+    use super::*;
+
+    #[test]
+    fn the_previous_version_is_the_minor_before_and_the_test_script_builds_it() {
+        let minor = |v: &str| crate::versions::profile_for(v).unwrap().minor;
+        let (prev, cur) = (
+            minor(PREVIOUS_KUBERNETES_VERSION),
+            minor(DEFAULT_KUBERNETES_VERSION),
+        );
+        let n = |m: &str| m.split('.').nth(1).unwrap().parse::<u32>().unwrap();
+        assert_eq!(n(prev) + 1, n(cur));
+        let script = include_str!("../../tests/run-all.sh");
+        assert!(script.contains(&format!("--version {PREVIOUS_KUBERNETES_VERSION}\n")));
     }
 }

@@ -400,6 +400,11 @@ pub struct TestLab {
 
 impl TestLab {
     pub fn up(name: &str, hosts: usize) -> TestLab {
+        TestLab::up_with(name, hosts, &[])
+    }
+
+    /// [`TestLab::up`] with more `lab up` arguments (`--version`).
+    pub fn up_with(name: &str, hosts: usize, extra: &[&str]) -> TestLab {
         let status = fs::read_to_string("/proc/self/status").unwrap();
         assert!(
             status
@@ -414,7 +419,9 @@ impl TestLab {
         };
         let hosts = hosts.to_string();
         let dir = lab.dir.to_str().unwrap().to_string();
-        let up = lab.k8s_boot(&["lab", "up", "--dir", &dir, "--hosts", &hosts]);
+        let mut args = vec!["lab", "up", "--dir", &dir, "--hosts", &hosts];
+        args.extend_from_slice(extra);
+        let up = lab.k8s_boot(&args);
         assert!(up.status.success(), "{}", describe(&up));
         lab
     }
@@ -447,17 +454,7 @@ impl TestLab {
 
     /// Real OpenSSH as root on a lab host, host key checked against the lab's known_hosts.
     pub fn ssh(&self, addr: &str, command: &str) -> Output {
-        run(Command::new(require_program("ssh", "openssh-client"))
-            .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
-            .args(["-o", "ConnectTimeout=5", "-o"])
-            .arg(format!(
-                "UserKnownHostsFile={}",
-                self.dir.join("known_hosts").display()
-            ))
-            .arg("-i")
-            .arg(self.dir.join("id_ed25519"))
-            .arg(format!("root@{addr}"))
-            .arg(command))
+        lab_ssh(&self.dir, addr, command)
     }
 
     /// `ssh` that must succeed; its trimmed stdout.
@@ -470,6 +467,21 @@ impl TestLab {
         );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
+}
+
+/// [`TestLab::ssh`] for the lab in `dir` (from a thread that does not own the lab).
+pub fn lab_ssh(dir: &Path, addr: &str, command: &str) -> Output {
+    run(Command::new(require_program("ssh", "openssh-client"))
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+        .args(["-o", "ConnectTimeout=5", "-o"])
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            dir.join("known_hosts").display()
+        ))
+        .arg("-i")
+        .arg(dir.join("id_ed25519"))
+        .arg(format!("root@{addr}"))
+        .arg(command))
 }
 
 impl Drop for TestLab {
