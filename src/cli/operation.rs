@@ -87,9 +87,32 @@ pub fn print_steps(steps: &[StepReport], dry_run: bool) -> Result<(), StdoutErro
 }
 
 /// How many steps were done.
-pub fn done(steps: &[StepReport]) -> usize {
+fn done(steps: &[StepReport]) -> usize {
     steps
         .iter()
         .filter(|s| matches!(s.outcome, Outcome::Done { .. }))
         .count()
+}
+
+/// The last line: `upgrade to v1.37.2 in 312.4 s: 13 of 13 step(s) done`.
+pub fn summary(
+    what: &str,
+    steps: &[StepReport],
+    dry_run: bool,
+    elapsed_ms: u128,
+    incomplete: bool,
+) -> String {
+    format!(
+        "{}{what} in {:.1} s: {} of {} step(s) {}{}",
+        if dry_run { "dry run of " } else { "" },
+        elapsed_ms as f64 / 1000.0,
+        done(steps),
+        steps.len(),
+        if dry_run { "planned" } else { "done" },
+        if incomplete {
+            "; INCOMPLETE: run it again once fixed"
+        } else {
+            ""
+        }
+    )
 }

@@ -7,7 +7,7 @@ use super::console::{self, errln, outln, StdoutError};
 use super::exit::UsageError;
 use super::install::dry_run_pki;
 use super::inventory::load;
-use super::operation::{done, print_steps, StepLines};
+use super::operation::{print_steps, summary, StepLines};
 use super::output::print_json;
 use anyhow::Result;
 use k8s_boot::remove_node::{self, Report};
@@ -74,23 +74,16 @@ fn print_report(
     if !quiet || report.incomplete() {
         print_steps(&report.steps, report.dry_run)?;
     }
+    let what = format!("the removal of {}", report.host);
     outln!(
-        "{} of {} in {:.1} s: {} of {} step(s) {}{}",
-        if report.dry_run {
-            "dry run of the removal"
-        } else {
-            "removal"
-        },
-        report.host,
-        report.elapsed_ms as f64 / 1000.0,
-        done(&report.steps),
-        report.steps.len(),
-        if report.dry_run { "planned" } else { "done" },
-        if report.incomplete() {
-            "; INCOMPLETE: run it again once fixed"
-        } else {
-            ""
-        }
+        "{}",
+        summary(
+            &what,
+            &report.steps,
+            report.dry_run,
+            report.elapsed_ms,
+            report.incomplete()
+        )
     )?;
     if !report.dry_run && !report.incomplete() {
         outln!(

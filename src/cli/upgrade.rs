@@ -6,7 +6,7 @@ use super::certs::ensure_pki;
 use super::console::{outln, StdoutError};
 use super::install::dry_run_pki;
 use super::inventory::load;
-use super::operation::{done, print_steps, StepLines};
+use super::operation::{print_steps, summary, StepLines};
 use super::output::print_json;
 use anyhow::Result;
 use k8s_boot::render;
@@ -52,22 +52,15 @@ fn print_report(report: &Report, quiet: bool) -> Result<(), StdoutError> {
             )?;
         }
     }
+    let what = format!("the upgrade to {}", report.target);
     outln!(
-        "{} to {} in {:.1} s: {} of {} step(s) {}{}",
-        if report.dry_run {
-            "dry run of the upgrade"
-        } else {
-            "upgrade"
-        },
-        report.target,
-        report.elapsed_ms as f64 / 1000.0,
-        done(&report.steps),
-        report.steps.len(),
-        if report.dry_run { "planned" } else { "done" },
-        if report.incomplete() {
-            "; INCOMPLETE: run it again once fixed"
-        } else {
-            ""
-        }
+        "{}",
+        summary(
+            &what,
+            &report.steps,
+            report.dry_run,
+            report.elapsed_ms,
+            report.incomplete()
+        )
     )
 }

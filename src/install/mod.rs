@@ -308,9 +308,12 @@ pub fn install(
     opts: &Options,
     progress: &dyn Progress,
 ) -> Result<Report, InstallError> {
-    let mut connector = SshConnector::new(cluster, opts.accept_new_host_keys, opts.timeouts);
-    // A dry run trusts a new key for that run only.
-    connector.keys.record_new = !opts.dry_run;
+    let connector = SshConnector::for_run(
+        cluster,
+        opts.accept_new_host_keys,
+        opts.timeouts,
+        opts.dry_run,
+    );
     install_with(cluster, plan, opts, progress, &connector)
 }
 

@@ -113,6 +113,21 @@ impl<'a> SshConnector<'a> {
     }
 }
 
+impl<'a> SshConnector<'a> {
+    /// [`SshConnector::new`] for a run that is `dry_run` or not: a dry run trusts a new key
+    /// for that run only (it records nothing).
+    pub fn for_run(
+        cluster: &'a Cluster,
+        accept_new: bool,
+        timeouts: Timeouts,
+        dry_run: bool,
+    ) -> Self {
+        let mut connector = SshConnector::new(cluster, accept_new, timeouts);
+        connector.keys.record_new = !dry_run;
+        connector
+    }
+}
+
 impl Connector for SshConnector<'_> {
     fn connect(&self, host: &Host) -> Result<Box<dyn Remote>, SshError> {
         let target = Target::of(self.cluster, host);

@@ -187,3 +187,10 @@ pub const HOST_PHASES: &[PhaseId] = &[
     PhaseId::Node,
     PhaseId::Verify,
 ];
+
+/// Where the first command of `log` containing `part` is (a panic naming it when none).
+pub fn position(log: &[String], part: &str) -> usize {
+    log.iter()
+        .position(|c| c.contains(part))
+        .unwrap_or_else(|| panic!("no `{part}` in {log:#?}"))
+}

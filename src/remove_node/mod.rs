@@ -88,16 +88,12 @@ pub fn without(cluster: &Cluster, name: &str) -> Result<Cluster, OperationError>
 }
 
 fn unknown_host(cluster: &Cluster, name: &str) -> OperationError {
-    let names: Vec<&str> = cluster
-        .inventory
-        .hosts
-        .iter()
-        .map(|h| h.name.as_str())
-        .collect();
-    OperationError::Install(install::InstallError::UnknownHost(
-        name.to_string(),
-        names.join(", "),
-    ))
+    install::require_known_hosts(cluster, &[name.to_string()])
+        .err()
+        .map_or_else(
+            || OperationError::Refused(format!("{name} is not in the inventory")),
+            OperationError::Install,
+        )
 }
 
 /// Removes `name` (a host of `cluster`) over SSH; `after`/`plan_after`: the inventory
@@ -110,8 +106,12 @@ pub fn remove_node(
     opts: &Options,
     observer: &dyn Observer,
 ) -> Result<Report, OperationError> {
-    let mut connector = SshConnector::new(cluster, opts.accept_new_host_keys, opts.timeouts);
-    connector.keys.record_new = !opts.dry_run;
+    let connector = SshConnector::for_run(
+        cluster,
+        opts.accept_new_host_keys,
+        opts.timeouts,
+        opts.dry_run,
+    );
     remove_node_with(cluster, after, plan_after, name, opts, observer, &connector)
 }
 

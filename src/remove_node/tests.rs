@@ -4,7 +4,7 @@
 use super::{remove_node_with, without, Report};
 use crate::install::state::STATE_FILE;
 use crate::install::tests::Quiet;
-use crate::operation::testing::{cluster_at, options, plan_for, World};
+use crate::operation::testing::{cluster_at, options, plan_for, position, World};
 use crate::operation::{OperationError, Outcome};
 
 fn remove(w: &World, name: &str, dry_run: bool) -> Result<Report, OperationError> {
@@ -63,14 +63,8 @@ fn a_worker_leaves_with_a_drain_and_the_lb_upstreams_only() {
     assert!(!nginx(&w).contains("10.0.0.21:"));
     // kubectl on the first control-plane host.
     let m1 = w.fake.host("m1").log.clone();
-    let drain = m1
-        .iter()
-        .position(|c| c.contains(" drain 'w1' --ignore-daemonsets"))
-        .unwrap();
-    let delete = m1
-        .iter()
-        .position(|c| c.contains(" delete node 'w1'"))
-        .unwrap();
+    let drain = position(&m1, " drain 'w1' --ignore-daemonsets");
+    let delete = position(&m1, " delete node 'w1'");
     assert!(drain < delete);
     // w1 is reset; no control plane or etcd member restarted.
     assert!(!w.fake.host("w1").files.contains_key(STATE_FILE));

@@ -103,8 +103,12 @@ pub fn upgrade(
     opts: &Options,
     observer: &dyn Observer,
 ) -> Result<Report, UpgradeError> {
-    let mut connector = SshConnector::new(cluster, opts.accept_new_host_keys, opts.timeouts);
-    connector.keys.record_new = !opts.dry_run;
+    let connector = SshConnector::for_run(
+        cluster,
+        opts.accept_new_host_keys,
+        opts.timeouts,
+        opts.dry_run,
+    );
     upgrade_with(cluster, plan, opts, observer, &connector)
 }
 

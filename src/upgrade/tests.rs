@@ -6,7 +6,7 @@ use super::{upgrade_with, Report, UpgradeError};
 use crate::install::state::STATE_FILE;
 use crate::install::tests::Quiet;
 use crate::install::{self, InstallError};
-use crate::operation::testing::{cluster_at, options, World, HOSTS, HOST_PHASES};
+use crate::operation::testing::{cluster_at, options, position, World, HOSTS, HOST_PHASES};
 use crate::operation::Outcome;
 
 fn upgrade(w: &World, version: &str, dry_run: bool) -> Result<Report, UpgradeError> {
@@ -83,14 +83,8 @@ fn an_upgrade_goes_etcd_leader_last_then_control_planes_then_drained_nodes() {
     );
     assert_eq!(node.last().unwrap(), "m1: Ready on v1.37.2, uncordoned");
     let m2_log = w.fake.host("m2").log.clone();
-    let drain = m2_log
-        .iter()
-        .position(|c| c.contains(" drain 'm1'"))
-        .unwrap();
-    let uncordon = m2_log
-        .iter()
-        .position(|c| c.contains(" uncordon 'm1'"))
-        .unwrap();
+    let drain = position(&m2_log, " drain 'm1'");
+    let uncordon = position(&m2_log, " uncordon 'm1'");
     assert!(drain < uncordon);
     assert!(m2_log[drain].contains("--ignore-daemonsets"));
     // Every host now runs v1.37.2, nothing staged is left.
