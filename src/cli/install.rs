@@ -67,18 +67,18 @@ fn run(args: Run) -> Result<i32> {
     let cluster = load(args.pki.inventory())?;
     // Bad input (a host or override name) is refused before the PKI step writes anything.
     install::require_known_hosts(&cluster, &args.options.hosts)?;
-    let templates = render::Templates::load(args.templates.as_deref())?;
-    let pki = if args.options.dry_run {
-        dry_run_pki(&cluster, &pki_dir, args.quiet)?
-    } else {
-        ensure_pki(&cluster, &pki_dir, args.quiet)?
-    };
+    let plan = plan_with_pki(
+        &cluster,
+        &pki_dir,
+        args.templates.as_deref(),
+        args.options.dry_run,
+        args.quiet,
+    )?;
     let progress = InstallProgress::new(
         &cluster,
         &args.options,
         Mode::detect(args.quiet || args.json),
     );
-    let plan = render::plan(&cluster, &pki, &templates)?;
     let report = install::install(&cluster, &plan, &args.options, &progress)?;
     progress.finish();
     if !args.options.dry_run {
@@ -92,6 +92,24 @@ fn run(args: Run) -> Result<i32> {
         outln!("{}", summary(&report))?;
     }
     Ok(if report.failed() { 1 } else { 0 })
+}
+
+/// The plan of `cluster` with its PKI: ensured (created or re-issued where needed), or for a
+/// dry run computed in memory with what would change listed on stderr.
+pub(super) fn plan_with_pki(
+    cluster: &Cluster,
+    pki_dir: &Path,
+    templates: Option<&Path>,
+    dry_run: bool,
+    quiet: bool,
+) -> Result<render::Plan> {
+    let templates = render::Templates::load(templates)?;
+    let pki = if dry_run {
+        dry_run_pki(cluster, pki_dir, quiet)?
+    } else {
+        ensure_pki(cluster, pki_dir, quiet)?
+    };
+    Ok(render::plan(cluster, &pki, &templates)?)
 }
 
 /// kubectl on this machine: the admin kubeconfig (via the API endpoint), owner-only, next
@@ -115,7 +133,7 @@ fn write_admin_kubeconfig(plan: &render::Plan, pki_dir: &Path, silent: bool) -> 
 
 /// The PKI of a dry run: what the real run's PKI step would create or re-issue is computed
 /// in memory and listed on stderr; nothing is written (the directory is not even created).
-pub(super) fn dry_run_pki(cluster: &Cluster, pki_dir: &Path, quiet: bool) -> Result<Pki> {
+fn dry_run_pki(cluster: &Cluster, pki_dir: &Path, quiet: bool) -> Result<Pki> {
     let pki = Pki::dry_run(pki_dir)
         .hold_lock(k8s_boot::fsutil::LockMode::Shared)
         .with_context(|| format!("PKI in {}", pki_dir.display()))?;

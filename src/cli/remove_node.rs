@@ -2,16 +2,14 @@
 //! the inventory without NAME), the removal's steps, the report.
 
 use super::args::RemoveNodeArgs;
-use super::certs::ensure_pki;
 use super::console::{self, errln, outln, StdoutError};
 use super::exit::UsageError;
-use super::install::dry_run_pki;
+use super::install::plan_with_pki;
 use super::inventory::load;
 use super::operation::{print_steps, summary, StepLines};
 use super::output::print_json;
 use anyhow::Result;
 use k8s_boot::remove_node::{self, Report};
-use k8s_boot::render;
 use std::io::IsTerminal;
 use std::time::Duration;
 
@@ -24,14 +22,13 @@ pub fn run(args: RemoveNodeArgs, quiet: bool) -> Result<i32> {
         errln!("nothing changed");
         return Ok(1);
     }
-    let templates = render::Templates::load(args.templates.templates.as_deref())?;
-    let pki_dir = args.pki.dir();
-    let pki = if args.dry_run {
-        dry_run_pki(&after, &pki_dir, quiet || json)?
-    } else {
-        ensure_pki(&after, &pki_dir, quiet || json)?
-    };
-    let plan_after = render::plan(&after, &pki, &templates)?;
+    let plan_after = plan_with_pki(
+        &after,
+        &args.pki.dir(),
+        args.templates.templates.as_deref(),
+        args.dry_run,
+        quiet || json,
+    )?;
     let opts = remove_node::Options {
         dry_run: args.dry_run,
         accept_new_host_keys: args.accept_new_host_keys,

@@ -2,14 +2,12 @@
 //! steps with a line per step and per host phase, and the report.
 
 use super::args::UpgradeArgs;
-use super::certs::ensure_pki;
 use super::console::{outln, StdoutError};
-use super::install::dry_run_pki;
+use super::install::plan_with_pki;
 use super::inventory::load;
 use super::operation::{print_steps, summary, StepLines};
 use super::output::print_json;
 use anyhow::Result;
-use k8s_boot::render;
 use k8s_boot::upgrade::{self, Report};
 use std::time::Duration;
 
@@ -17,14 +15,13 @@ use std::time::Duration;
 pub fn run(args: UpgradeArgs, quiet: bool) -> Result<i32> {
     let json = args.output.is_json();
     let cluster = load(args.pki.inventory())?;
-    let templates = render::Templates::load(args.templates.templates.as_deref())?;
-    let pki_dir = args.pki.dir();
-    let pki = if args.dry_run {
-        dry_run_pki(&cluster, &pki_dir, quiet || json)?
-    } else {
-        ensure_pki(&cluster, &pki_dir, quiet || json)?
-    };
-    let plan = render::plan(&cluster, &pki, &templates)?;
+    let plan = plan_with_pki(
+        &cluster,
+        &args.pki.dir(),
+        args.templates.templates.as_deref(),
+        args.dry_run,
+        quiet || json,
+    )?;
     let opts = upgrade::Options {
         dry_run: args.dry_run,
         accept_new_host_keys: args.accept_new_host_keys,

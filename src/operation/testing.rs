@@ -194,3 +194,20 @@ pub fn position(log: &[String], part: &str) -> usize {
         .position(|c| c.contains(part))
         .unwrap_or_else(|| panic!("no `{part}` in {log:#?}"))
 }
+
+/// The names of `steps`, in order.
+pub fn step_names(steps: &[super::StepReport]) -> Vec<String> {
+    steps.iter().map(|s| s.step.clone()).collect()
+}
+
+/// The changes of the step named `name`, which must be done.
+pub fn step_changes(steps: &[super::StepReport], name: &str) -> Vec<String> {
+    let s = steps
+        .iter()
+        .find(|s| s.step == name)
+        .unwrap_or_else(|| panic!("no step {name}"));
+    match &s.outcome {
+        super::Outcome::Done { changes } => changes.clone(),
+        other => panic!("{name}: {other:?}"),
+    }
+}

@@ -4,8 +4,10 @@
 use super::{remove_node_with, without, Report};
 use crate::install::state::STATE_FILE;
 use crate::install::tests::Quiet;
-use crate::operation::testing::{cluster_at, options, plan_for, position, World};
-use crate::operation::{OperationError, Outcome};
+use crate::operation::testing::{
+    cluster_at, options, plan_for, position, step_changes, step_names, World,
+};
+use crate::operation::OperationError;
 
 fn remove(w: &World, name: &str, dry_run: bool) -> Result<Report, OperationError> {
     let (cluster, _) = cluster_at(w.dir.path(), "v1.36.3");
@@ -23,15 +25,11 @@ fn remove(w: &World, name: &str, dry_run: bool) -> Result<Report, OperationError
 }
 
 fn steps(report: &Report) -> Vec<String> {
-    report.steps.iter().map(|s| s.step.clone()).collect()
+    step_names(&report.steps)
 }
 
 fn changes(report: &Report, step: &str) -> Vec<String> {
-    let s = report.steps.iter().find(|s| s.step == step).unwrap();
-    match &s.outcome {
-        Outcome::Done { changes } => changes.clone(),
-        other => panic!("{step}: {other:?}"),
-    }
+    step_changes(&report.steps, step)
 }
 
 fn nginx(w: &World) -> String {

@@ -6,7 +6,9 @@ use super::{upgrade_with, Report, UpgradeError};
 use crate::install::state::STATE_FILE;
 use crate::install::tests::Quiet;
 use crate::install::{self, InstallError};
-use crate::operation::testing::{cluster_at, options, position, World, HOSTS, HOST_PHASES};
+use crate::operation::testing::{
+    cluster_at, options, position, step_changes, step_names, World, HOSTS, HOST_PHASES,
+};
 use crate::operation::Outcome;
 
 fn upgrade(w: &World, version: &str, dry_run: bool) -> Result<Report, UpgradeError> {
@@ -15,15 +17,11 @@ fn upgrade(w: &World, version: &str, dry_run: bool) -> Result<Report, UpgradeErr
 }
 
 fn steps(report: &Report) -> Vec<String> {
-    report.steps.iter().map(|s| s.step.clone()).collect()
+    step_names(&report.steps)
 }
 
 fn changes(report: &Report, step: &str) -> Vec<String> {
-    let s = report.steps.iter().find(|s| s.step == step).unwrap();
-    match &s.outcome {
-        Outcome::Done { changes } => changes.clone(),
-        other => panic!("{step}: {other:?}"),
-    }
+    step_changes(&report.steps, step)
 }
 
 #[test]
