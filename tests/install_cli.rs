@@ -107,3 +107,31 @@ fn ready_timeout_takes_whole_seconds_of_at_least_one() {
         "{help}"
     );
 }
+
+#[test]
+fn remove_node_checks_its_host_and_confirmation_before_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("hosts.yaml"), INVENTORY).unwrap();
+    // An unknown host: exit 2, the hosts named; nothing written (no PKI created).
+    let out = k8s_boot(dir.path(), &["remove-node", "m9", "--yes"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown host `m9`") && err.contains("lb1, m1"),
+        "{err}"
+    );
+    // No terminal and no --yes: refused before any host is contacted.
+    let out = Command::new(env!("CARGO_BIN_EXE_k8s-boot"))
+        .args(["remove-node", "m1", "--inventory"])
+        .arg(dir.path().join("hosts.yaml"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("confirm with --yes"));
+    for flag in ["--drain-timeout=0", "--drain-timeout=2m"] {
+        let out = k8s_boot(dir.path(), &["upgrade", flag]);
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+    }
+    assert!(!dir.path().join("pki").exists());
+}
