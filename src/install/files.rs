@@ -88,7 +88,8 @@ impl LocalBinaries {
 }
 
 /// Writes those of `files` that differ from the host; returns the paths whose content it
-/// wrote (or, dry, would write). A mode or owner fix is a [`Change::Mode`] and not listed.
+/// wrote (or, dry, would write), each file's restarts owed in `state` as it is written. A
+/// mode or owner fix is a [`Change::Mode`], not listed and restarting nothing.
 pub fn write_files(
     files: &[FileToPut],
     state: &mut HostState,
@@ -143,6 +144,9 @@ pub fn write_files(
             touched.push(path.as_str());
             Ok(())
         })?;
+        if written.last() == Some(path) {
+            state.pending_restarts.extend(file.restarts.iter().cloned());
+        }
     }
     if let Some(stamps) = ex.effect(|r| Ok(r.stamps(&touched)?))? {
         state.stamps.extend(stamps);
@@ -176,14 +180,13 @@ pub fn write_phase_files(
                 .path
                 .starts_with("/etc/nginx/")
                 .then_some("nginx -t -q -c {}"),
+            restarts: f.restarts.clone(),
         })
         .collect();
-    let written = write_files(&puts, &mut work.state, ex)?;
-    for f in mine.iter().filter(|f| written.contains(&f.path)) {
-        work.state
-            .pending_restarts
-            .extend(f.restarts.iter().cloned());
-    }
+    let written = write_files(&puts, &mut work.state, ex).inspect_err(|_| {
+        // What was written before the failure owes its restarts: keep that on the host.
+        let _ = save_state(&work.state, ex);
+    })?;
     remove_unplanned(cx, phase, &mut work.state, ex)?;
     Ok(written)
 }
@@ -229,8 +232,7 @@ fn remove_unplanned(
 /// by a rename, when its host's turn comes.
 pub const STAGED_SUFFIX: &str = ".k8s-boot-staged";
 
-/// The binaries of the host's components in the selected phases; a new one restarts its
-/// component (and the other services of its phase, which share its binaries' versions).
+/// The binaries of the host's components in the selected phases.
 /// A copy staged beside the target with the wanted content is renamed into place instead
 /// of sent again. With [`Purpose::UpgradeStage`] the binaries are only staged.
 pub fn install_binaries(
@@ -260,15 +262,23 @@ pub fn install_binaries(
     }
     let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
     let have = ex.read().stat_files_known(&paths, &KnownFiles::new())?;
+    // A new binary restarts its component and the other services of its phase, which share
+    // its binaries' versions.
+    let services_of = |phase: PhaseId| -> Vec<String> {
+        phases::get(phase)
+            .components()
+            .map(|c| c.service.to_string())
+            .collect()
+    };
     let mut puts = Vec::new();
-    let mut phase_of = BTreeMap::new();
     for (local, target, sha256, phase) in &wanted {
         let installed = have.get(*target).is_some_and(|f| &f.sha256 == sha256);
         let staged = staged_path(target);
         if stage {
-            // Staging what is installed already would only waste a copy.
+            // Staging what is installed already would only waste a copy; a staged copy
+            // restarts nothing yet.
             if !installed {
-                puts.push((local, staged, sha256));
+                puts.push((local, staged, sha256, Vec::new()));
             }
             continue;
         }
@@ -282,19 +292,14 @@ pub fn install_binaries(
                 state.files.insert(target.to_string(), sha256.clone());
                 Ok(())
             })?;
-            work.state.pending_restarts.extend(
-                phases::get(*phase)
-                    .components()
-                    .map(|c| c.service.to_string()),
-            );
+            work.state.pending_restarts.extend(services_of(*phase));
             continue;
         }
-        phase_of.insert(target.to_string(), *phase);
-        puts.push((local, target.to_string(), sha256));
+        puts.push((local, target.to_string(), sha256, services_of(*phase)));
     }
     let puts: Vec<FileToPut> = puts
         .into_iter()
-        .map(|(local, path, sha256)| FileToPut {
+        .map(|(local, path, sha256, restarts)| FileToPut {
             path,
             source: Source::File(local),
             sha256: sha256.clone(),
@@ -302,17 +307,12 @@ pub fn install_binaries(
             mode: if stage { 0o600 } else { 0o755 },
             owner: ROOT,
             check: None,
+            restarts,
         })
         .collect();
-    for path in write_files(&puts, &mut work.state, ex)? {
-        if let Some(phase) = phase_of.get(&path) {
-            work.state.pending_restarts.extend(
-                phases::get(*phase)
-                    .components()
-                    .map(|c| c.service.to_string()),
-            );
-        }
-    }
+    write_files(&puts, &mut work.state, ex).inspect_err(|_| {
+        let _ = save_state(&work.state, ex);
+    })?;
     Ok(())
 }
 

@@ -100,6 +100,7 @@ impl ImageArchive {
             mode: 0o600,
             owner: ROOT,
             check: None,
+            restarts: Vec::new(),
         };
         r.run(&format!("mkdir -p {REMOTE_IMAGES_DIR}"))?;
         r.put(&upload, None)?;

@@ -50,6 +50,7 @@ pub fn apply(
             mode: 0o600,
             owner: ROOT,
             check: None,
+            restarts: Vec::new(),
         })
         .collect();
     ex.effect(|r| {

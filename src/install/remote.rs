@@ -15,6 +15,8 @@ pub struct FileToPut<'a> {
     pub mode: u32,
     pub owner: &'static str,
     pub check: Option<&'static str>,
+    /// Services that new content restarts: owed in the host's state as soon as it is written.
+    pub restarts: Vec<String>,
 }
 
 /// `path -> (stamp, sha256)` as recorded when a file was last hashed or written.

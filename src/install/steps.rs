@@ -114,6 +114,11 @@ struct Components(PhaseId);
 impl Step for Components {
     fn apply(&self, cx: &HostCtx, work: &mut HostWork, ex: &mut Executor) -> Result<(), StepError> {
         let written = files::write_phase_files(cx, self.0, work, ex)?;
+        // The restarts these files owe are on the host before any is tried: a failed or
+        // interrupted restart is made by the next run.
+        if !written.is_empty() {
+            files::save_state(&work.state, ex)?;
+        }
         let units_changed = written.iter().any(|p| p.ends_with(".service"));
         for component in phases::get(self.0).components() {
             if cx.plan.services.iter().any(|s| s == component.service) {

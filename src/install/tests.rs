@@ -244,6 +244,26 @@ fn a_restart_owed_by_a_stopped_run_is_made_by_the_next_one() {
 }
 
 #[test]
+fn a_restart_that_failed_is_made_by_the_next_run() {
+    let w = world();
+    assert!(!w.install(false).failed());
+    w.fake
+        .host("m1")
+        .files
+        .get_mut("/etc/etcd/etcd.yaml")
+        .unwrap()
+        .0 = b"edited by hand\n".to_vec();
+    let restart = "systemctl restart --no-block etcd";
+    w.fake.host("m1").failing.push(restart.into());
+    let failed = w.install_phases(false, &[PhaseId::Etcd]);
+    assert!(failed.failed());
+    // The file is back as planned, so only the state remembers the restart it owes.
+    w.fake.host("m1").failing.clear();
+    let next = w.install_phases(false, &[PhaseId::Etcd]);
+    assert_eq!(changes(&next, "m1", PhaseId::Etcd), ["restart etcd"]);
+}
+
+#[test]
 fn a_dry_run_records_what_would_change_and_changes_nothing() {
     let w = world();
     let report = w.install(true);

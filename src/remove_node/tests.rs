@@ -178,3 +178,48 @@ fn a_dry_run_lists_the_steps_and_changes_nothing() {
         );
     }
 }
+
+#[test]
+fn a_removal_stopped_by_a_failure_continues_where_it_stopped() {
+    let w = World::installed("v1.36.3");
+    w.fake
+        .host("lb1")
+        .failing
+        .push("systemctl reload nginx".into());
+    let report = remove(&w, "w1", false).unwrap();
+    assert!(report.incomplete());
+    let status: Vec<(String, bool)> = report
+        .steps
+        .iter()
+        .map(|s| {
+            (
+                s.step.clone(),
+                matches!(s.outcome, crate::operation::Outcome::Done { .. }),
+            )
+        })
+        .collect();
+    assert_eq!(
+        status,
+        [
+            ("cordon and drain w1".to_string(), true),
+            ("delete node w1".to_string(), true),
+            ("lb lb1".to_string(), false),
+            ("reset w1".to_string(), false),
+        ]
+    );
+    // w1 is not reset yet.
+    assert!(w.fake.host("w1").files.contains_key(STATE_FILE));
+
+    // Fixed; the Node is gone now: the next run does only what is left.
+    w.fake.host("lb1").failing.clear();
+    w.fake.host("m1").replies.insert(
+        0,
+        ("get node 'w1' --ignore-not-found".into(), String::new()),
+    );
+    let report = remove(&w, "w1", false).unwrap();
+    assert!(!report.incomplete(), "{report:#?}");
+    assert_eq!(steps(&report), ["lb lb1", "reset w1"]);
+    // The configuration was written by the first run; the reload it owed is made now.
+    assert_eq!(changes(&report, "lb lb1"), ["lb1: lb: reload nginx"]);
+    assert!(!w.fake.host("w1").files.contains_key(STATE_FILE));
+}
