@@ -16,7 +16,8 @@
 //! 4. the load balancers' upstreams (nginx reloads, no connection dropped);
 //! 5. each remaining etcd member's configuration (`initial-cluster`), one at a time, the
 //!    cluster healthy after each;
-//! 6. each remaining API server's configuration (`--etcd-servers`), one at a time;
+//! 6. each remaining API server's configuration (`--etcd-servers`) and certificate (its
+//!    SANs lose a control plane's name and address), one at a time;
 //! 7. reset the host, etcd data included (a member added back must start empty).
 //!
 //! Steps 5 and 6 restart etcd and the API servers only when their rendered configuration
@@ -252,8 +253,13 @@ fn run_step(
         }
         Step::LoadBalancers(hosts) => op.install(hosts, &[PhaseId::Lb], Purpose::Install),
         Step::EtcdConfig(h) => {
-            let mut changes =
-                op.install(std::slice::from_ref(h), &[PhaseId::Etcd], Purpose::Install)?;
+            // The certificates too: what the host's removal re-issues (the API server's SANs)
+            // is owed here and made in the host's control-plane step.
+            let mut changes = op.install(
+                std::slice::from_ref(h),
+                &[PhaseId::Pki, PhaseId::Etcd],
+                Purpose::Install,
+            )?;
             if !dry && !changes.is_empty() {
                 let member = op.host(h);
                 let r = op.connector.connect(member)?;
@@ -264,7 +270,7 @@ fn run_step(
         }
         Step::ControlPlaneConfig(h) => op.install(
             std::slice::from_ref(h),
-            &[PhaseId::ControlPlane],
+            &[PhaseId::Pki, PhaseId::ControlPlane],
             Purpose::Install,
         ),
         Step::Reset(_) => {
