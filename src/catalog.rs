@@ -157,6 +157,34 @@ fn apiserver_health(_: &Cluster, host: &Host) -> String {
     )
 }
 
+/// Settings a running service never reads again: a file whose content changes only in
+/// these lines is written without a restart. etcd reads its `initial-*` settings only while
+/// its data directory is empty, so a member joining or leaving does not restart the others.
+pub const BOOTSTRAP_ONLY: &[(&str, &[&str])] = &[(
+    "/etc/etcd/etcd.yaml",
+    &[
+        "initial-cluster:",
+        "initial-cluster-state:",
+        "initial-cluster-token:",
+    ],
+)];
+
+/// Whether `old` and `new` (the contents of `path`) differ only in lines
+/// [`BOOTSTRAP_ONLY`] lists for it.
+pub fn differs_only_in_bootstrap_settings(path: &str, old: &[u8], new: &[u8]) -> bool {
+    let Some((_, prefixes)) = BOOTSTRAP_ONLY.iter().find(|(p, _)| *p == path) else {
+        return false;
+    };
+    let kept = |text: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(text)
+            .lines()
+            .filter(|l| !prefixes.iter().any(|p| l.starts_with(p)))
+            .map(str::to_string)
+            .collect()
+    };
+    kept(old) == kept(new)
+}
+
 /// Rows in start order: a host starts those it runs in this order.
 pub const COMPONENTS: &[Component] = &[
     Component {
@@ -403,6 +431,22 @@ pub fn binaries() -> impl Iterator<Item = (&'static Component, &'static Binary)>
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn only_bootstrap_settings_changing_restarts_nothing() {
+        let path = "/etc/etcd/etcd.yaml";
+        let old = b"name: m1\ninitial-cluster: \"m1=a,m2=b,m3=c\"\ndata-dir: /var/lib/etcd\n";
+        let fewer = b"name: m1\ninitial-cluster: \"m1=a,m2=b\"\ndata-dir: /var/lib/etcd\n";
+        let moved = b"name: m1\ninitial-cluster: \"m1=a,m2=b\"\ndata-dir: /srv/etcd\n";
+        assert!(differs_only_in_bootstrap_settings(path, old, fewer));
+        assert!(!differs_only_in_bootstrap_settings(path, old, moved));
+        assert!(!differs_only_in_bootstrap_settings(
+            "/etc/nginx/nginx.conf",
+            old,
+            fewer
+        ));
+    }
+
     use super::*;
     use std::collections::BTreeSet;
 

@@ -169,26 +169,50 @@ pub fn write_phase_files(
         .collect();
     let puts: Vec<FileToPut> = mine
         .iter()
-        .map(|f| FileToPut {
-            path: f.path.clone(),
-            source: Source::Bytes(&f.bytes),
-            sha256: f.sha256.clone(),
-            mode: f.mode,
-            owner: f.owner,
-            // nginx validates its new configuration before it replaces the old one.
-            check: f
-                .path
-                .starts_with("/etc/nginx/")
-                .then_some("nginx -t -q -c {}"),
-            restarts: f.restarts.clone(),
+        .map(|f| {
+            Ok(FileToPut {
+                path: f.path.clone(),
+                source: Source::Bytes(&f.bytes),
+                sha256: f.sha256.clone(),
+                mode: f.mode,
+                owner: f.owner,
+                // nginx validates its new configuration before it replaces the old one.
+                check: f
+                    .path
+                    .starts_with("/etc/nginx/")
+                    .then_some("nginx -t -q -c {}"),
+                restarts: if bootstrap_only_change(f, &work.state, ex.read())? {
+                    Vec::new()
+                } else {
+                    f.restarts.clone()
+                },
+            })
         })
-        .collect();
+        .collect::<Result<_, StepError>>()?;
     let written = write_files(&puts, &mut work.state, ex).inspect_err(|_| {
         // What was written before the failure owes its restarts: keep that on the host.
         let _ = save_state(&work.state, ex);
     })?;
     remove_unplanned(cx, phase, &mut work.state, ex)?;
     Ok(written)
+}
+
+/// Whether the host's copy of `f` differs from the plan only in settings its service reads
+/// at bootstrap ([`catalog::BOOTSTRAP_ONLY`]): then the new content restarts nothing. Reads
+/// the host's copy only for such a file whose recorded content is not the plan's.
+fn bootstrap_only_change(
+    f: &crate::render::PlannedFile,
+    state: &HostState,
+    remote: &dyn super::remote::Remote,
+) -> Result<bool, StepError> {
+    let listed = catalog::BOOTSTRAP_ONLY.iter().any(|(p, _)| *p == f.path);
+    if !listed || state.files.get(&f.path) == Some(&f.sha256) {
+        return Ok(false);
+    }
+    let out = remote.exec(&format!("cat {} 2>/dev/null", ssh::shell_quote(&f.path)))?;
+    Ok(out.code == 0
+        && out.stdout.as_bytes() != f.bytes.as_slice()
+        && catalog::differs_only_in_bootstrap_settings(&f.path, out.stdout.as_bytes(), &f.bytes))
 }
 
 /// Removes the files of `phase` that an earlier run wrote into one of

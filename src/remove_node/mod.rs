@@ -14,14 +14,13 @@
 //! 2. delete the Node;
 //! 3. `etcdctl member remove` on another member;
 //! 4. the load balancers' upstreams (nginx reloads, no connection dropped);
-//! 5. each remaining etcd member's configuration (`initial-cluster`), one at a time, the
-//!    cluster healthy after each;
+//! 5. each remaining etcd member's configuration (`initial-cluster`, which etcd reads only
+//!    at bootstrap: written without a restart), one at a time, the cluster healthy after each;
 //! 6. each remaining API server's configuration (`--etcd-servers`) and certificate (its
 //!    SANs lose a control plane's name and address), one at a time;
 //! 7. reset the host, etcd data included (a member added back must start empty).
 //!
-//! Steps 5 and 6 restart etcd and the API servers only when their rendered configuration
-//! changes, which it does when an etcd member leaves. Running the command again after a
+//! Step 6 restarts the API servers, one at a time. Running the command again after a
 //! failure skips what is done already (a deleted Node, a removed member).
 
 #[cfg(test)]
