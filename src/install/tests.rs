@@ -850,6 +850,31 @@ fn a_wait_that_runs_out_names_the_pod_its_node_and_its_last_event() {
 }
 
 #[test]
+fn a_disruption_budget_that_kubectl_always_patches_is_no_change_of_a_rerun() {
+    let w = world();
+    every_node_registered(&w);
+    {
+        let mut m1 = w.fake.host("m1");
+        m1.replies.push((
+            " apply -f ".into(),
+            "poddisruptionbudget.policy/chat configured\ndeployment.apps/chat unchanged\n".into(),
+        ));
+        let chat = json!({"items": [deployment("chat", "chat", 2)]});
+        m1.replies.push((WORKLOAD_OBJECTS.into(), chat.to_string()));
+    }
+    let first = w.install_phases(false, &[PhaseId::Workloads]);
+    assert!(changes(&first, "m1", PhaseId::Workloads)
+        .contains(&"kubectl: poddisruptionbudget.policy/chat configured".to_string()));
+    // The manifest is on the host already: kubectl's `configured` is its selector's
+    // `replace` patch, not a change.
+    let again = w.install_phases(false, &[PhaseId::Workloads]);
+    assert!(
+        changes(&again, "m1", PhaseId::Workloads).is_empty(),
+        "{again:#?}"
+    );
+}
+
+#[test]
 fn a_dry_run_of_the_workloads_phase_waits_for_nothing() {
     let w = world();
     // Were it to wait, nothing would ever be ready: the fake lists no objects.
