@@ -82,10 +82,9 @@ pub fn apply(
     )?;
     for line in applied.lines() {
         let line = line.trim_end_matches(" (server dry run)");
-        if !line.is_empty()
-            && !line.ends_with(" unchanged")
-            && !(written.is_empty() && always_patched(line))
-        {
+        // With no manifest changed, an always-patched kind's `configured` is no change.
+        let quirk = written.is_empty() && always_patched(line);
+        if !line.is_empty() && !line.ends_with(" unchanged") && !quirk {
             ex.record(Change::Kubectl(line.to_string()));
         }
     }
