@@ -11,6 +11,7 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpStream};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -97,6 +98,7 @@ impl Cluster {
             "{ find /etc /usr/local /opt /var/lib /run/systemd/system -xdev \
                -not -path '/var/lib/systemd/*' -not -path '/var/lib/dpkg/*' \
                -not -path '/var/lib/apt/*' -not -path '/etc/ssh/*' \
+               -not -path '/var/lib/k8s-boot-lab-registry/*' \
                -not -path '/var/lib/containerd/*' | sed 's/^/file /'; \
                systemctl list-unit-files --no-legend --plain | awk '{print \"unit \" $1}'; \
                systemctl list-units --state=active --no-legend --plain | awk '{print \"active \" $1}' \
@@ -145,6 +147,20 @@ fn services(status: &Value) -> Vec<Value> {
 
 fn step(what: &str) {
     eprintln!("--- {what}");
+}
+
+/// A measured figure: on stderr, and appended to `lab-cluster/figures.txt` under the test's
+/// target directory (kept after the run, for the docs).
+fn figure(line: &str) {
+    eprintln!("{line}");
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lab-cluster/figures.txt");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{line}");
+    }
 }
 
 /// A chat client: lines arrive on a reader with a timeout.
@@ -1108,16 +1124,19 @@ fn upgrade_to_current(c: &Cluster) {
     let took = started.elapsed();
     let (api_down, api_looks) = api.finish();
     let (chat_down, chat_looks) = chat.finish();
-    eprintln!(
+    figure(&format!(
         "upgrade {PREVIOUS} -> {CURRENT}: {:.0} s, {} steps; API longest unavailable {:.1} s \
          ({api_looks} looks), chat longest unavailable {:.1} s ({chat_looks} looks)",
         took.as_secs_f64(),
         report["steps"].as_array().map_or(0, Vec::len),
         api_down.as_secs_f64(),
         chat_down.as_secs_f64()
-    );
+    ));
     for s in report["steps"].as_array().unwrap() {
-        eprintln!("  {} {} ({} ms)", s["step"], s["status"], s["elapsed_ms"]);
+        figure(&format!(
+            "  {} {} ({} ms)",
+            s["step"], s["status"], s["elapsed_ms"]
+        ));
     }
     assert_eq!(code, 0, "{report:#}");
     assert!(
@@ -1236,10 +1255,10 @@ fn remove_and_add_back(c: &Cluster) {
         labels.contains("node-role.kubernetes.io/worker"),
         "{labels}"
     );
-    eprintln!(
+    figure(&format!(
         "w2 out and back: API longest unavailable {:.1} s",
         api_down.as_secs_f64()
-    );
+    ));
     assert!(api_down <= Duration::from_secs(2), "{api_down:?}");
 
     step("remove-node m3 and add it back: etcd 3 -> 2 -> 3 members, healthy throughout");
@@ -1278,11 +1297,11 @@ fn remove_and_add_back(c: &Cluster) {
         .map(|h| h["phases"]["etcd"]["changes"].to_string())
         .unwrap_or_default();
     assert!(m3_changes.contains("add etcd member m3"), "{added:#}");
-    eprintln!(
+    figure(&format!(
         "m3 out and back: API longest unavailable {:.1} s, etcd writes longest unavailable {:.1} s",
         api_down.as_secs_f64(),
         etcd_down.as_secs_f64()
-    );
+    ));
     assert!(api_down <= Duration::from_secs(2), "{api_down:?}");
     assert!(etcd_down <= Duration::from_secs(2), "{etcd_down:?}");
 
@@ -1291,10 +1310,10 @@ fn remove_and_add_back(c: &Cluster) {
     let (code, full, _) = c.install(&[]);
     let (api_down, _) = api.finish();
     assert_eq!(code, 0, "{full:#}");
-    eprintln!(
+    figure(&format!(
         "full install after m3's return: API longest unavailable {:.1} s",
         api_down.as_secs_f64()
-    );
+    ));
     assert!(api_down <= Duration::from_secs(2), "{api_down:?}");
     assert!(etcd_healthy(c));
 
