@@ -191,7 +191,8 @@ pub const COMPONENTS: &[Component] = &[
         service: "etcd",
         phase: PhaseId::Etcd,
         roles: &[Etcd],
-        binaries: &[bin!("etcd"), bin!("etcdctl")],
+        // etcdutl: `backup` checks snapshots and `restore` restores them on the host.
+        binaries: &[bin!("etcd"), bin!("etcdctl"), bin!("etcdutl")],
         templates: &[
             tpl("etcd/etcd.yaml", "/etc/etcd/etcd.yaml", 0o644),
             tpl(

@@ -80,6 +80,14 @@ pub enum Command {
     /// update the LB upstreams and the other members, reset it (docs/OPERATIONS.md)
     #[command(name = "remove-node", after_help = examples::REMOVE_NODE)]
     RemoveNode(RemoveNodeArgs),
+    /// Snapshot etcd from a healthy member into backups/ on this machine, with a manifest
+    /// (docs/OPERATIONS.md)
+    #[command(after_help = examples::BACKUP)]
+    Backup(BackupArgs),
+    /// Put the cluster's etcd back to a backup: stop the control planes and etcd, restore
+    /// every member, start them again (docs/OPERATIONS.md)
+    #[command(after_help = examples::RESTORE)]
+    Restore(RestoreArgs),
     /// Stop and remove what install made (etcd data kept unless --purge-data)
     #[command(after_help = examples::RESET)]
     Reset(ResetArgs),
@@ -278,6 +286,50 @@ pub struct RemoveNodeArgs {
     pub output: OutputFormat,
 }
 
+// `k8s-boot backup`.
+#[derive(Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub pki: PkiArgs,
+    /// Backup directory [default: backups/ next to the inventory]
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Trust and record host keys not yet in known_hosts (never a changed key)
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// Result format
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+// `k8s-boot restore`.
+#[derive(Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub pki: PkiArgs,
+    /// The snapshot (`backups/<cluster>-<time>.db`), with its manifest `.json` beside it
+    #[arg(long, value_name = "FILE")]
+    pub snapshot: PathBuf,
+    /// Restore a snapshot of another cluster (other CAs), or one whose encryption key is not
+    /// the PKI's (its Secrets then cannot be read)
+    #[arg(long)]
+    pub force: bool,
+    /// Show the steps without changing anything (the checks of the snapshot still run)
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation (every write since the snapshot is lost)
+    #[arg(long)]
+    pub yes: bool,
+    /// Trust and record host keys not yet in known_hosts (never a changed key)
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    #[command(flatten)]
+    pub ready: ReadyTimeoutArg,
+    /// Result format
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
 // `k8s-boot status`.
 #[derive(Args)]
 pub struct StatusArgs {
@@ -466,6 +518,8 @@ impl Cli {
             Command::Install(a) if a.output.is_json() => Some("install"),
             Command::Upgrade(a) if a.output.is_json() => Some("upgrade"),
             Command::RemoveNode(a) if a.output.is_json() => Some("remove-node"),
+            Command::Backup(a) if a.output.is_json() => Some("backup"),
+            Command::Restore(a) if a.output.is_json() => Some("restore"),
             Command::Status(a) if a.output.is_json() => Some("status"),
             Command::Conformance(a) if a.output.is_json() => Some("conformance"),
             Command::Certs(CertsArgs {

@@ -46,6 +46,16 @@ Examples:
   k8s-boot remove-node -i hosts.yaml m3             # an etcd member too: refused if etcd would lose quorum
   k8s-boot remove-node -i hosts.yaml w2 --yes       # no prompt (scripts); then delete w2 from hosts.yaml";
 
+    pub const BACKUP: &str = "\
+Examples:
+  k8s-boot backup -i hosts.yaml                  # backups/<cluster>-<UTC time>.db and .json (0600)
+  k8s-boot backup -i hosts.yaml --dir /srv/etcd-backups --output json";
+
+    pub const RESTORE: &str = "\
+Examples:
+  k8s-boot restore -i hosts.yaml --snapshot backups/lab-20261207T120000Z.db --dry-run
+  k8s-boot restore -i hosts.yaml --snapshot backups/lab-20261207T120000Z.db   # asks; --yes in scripts";
+
     pub const RENDER: &str = "\
 Examples:
   k8s-boot render -i hosts.yaml --out out/                # every file for every host, plus out/plan.json

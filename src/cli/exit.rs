@@ -7,6 +7,7 @@
 use super::console::errln;
 use super::docs::ManError;
 use super::output::print_json;
+use k8s_boot::backup::{restore::RestoreError, BackupError};
 use k8s_boot::conformance::ConformanceError;
 use k8s_boot::{fault::Fault, lab::LabError, pki::PkiError, render::RenderError};
 use k8s_boot::{fetch::FetchError, install::InstallError, inventory::InventoryError};
@@ -47,7 +48,9 @@ fn known_code(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
         LabError,
         ConformanceError,
         UpgradeError,
-        OperationError
+        OperationError,
+        BackupError,
+        RestoreError
     );
     None
 }

@@ -5,9 +5,10 @@
 //! values escaped), `args` (clap types) over `docs` (help examples, completions, man
 //! pages) and `exit` (exit codes, JSON error); `output`, `progress` and
 //! `inventory` are shared by the command files (`check`, `certs`, `render`, `install`,
-//! `status`, `upgrade`, `remove-node`, `conformance`, `reset`, `fetch`, `lab`); this file dispatches.
+//! `status`, `upgrade`, `remove-node`, `backup`/`restore`, `conformance`, `reset`, `fetch`, `lab`); this file dispatches.
 
 mod args;
+mod backup;
 mod certs;
 mod check;
 mod conformance;
@@ -56,6 +57,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Status(a) => status::run(&a),
         Command::Conformance(a) => conformance::run(&a, quiet),
         Command::RemoveNode(a) => remove_node::run(a, quiet),
+        Command::Backup(a) => backup::backup(&a, quiet),
+        Command::Restore(a) => backup::restore(a, quiet),
         Command::Reset(a) => reset::run(&a, quiet),
         Command::Fetch(a) => fetch::run(a, quiet),
         Command::Lab { action } => lab::run(action),

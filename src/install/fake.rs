@@ -196,6 +196,20 @@ impl Remote for FakeRemote {
         );
         Ok(Upload::Written)
     }
+    fn download(&self, path: &str, out: &mut dyn std::io::Write) -> Result<u64, SshError> {
+        let mut host = self.0.lock().unwrap();
+        host.log.push(format!("get {path}"));
+        let Some((bytes, _, _)) = host.files.get(path) else {
+            return Err(SshError::Command {
+                host: "fake".into(),
+                command: format!("cat -- {path}"),
+                code: 1,
+                stderr_tail: "No such file or directory".into(),
+            });
+        };
+        out.write_all(bytes).unwrap();
+        Ok(bytes.len() as u64)
+    }
 }
 
 #[derive(Default)]

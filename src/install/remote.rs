@@ -46,6 +46,8 @@ pub trait Remote: Send {
         mode: u32,
         owner: &str,
     ) -> Result<Upload, SshError>;
+    /// Streams the host's file `path` into `out`; the number of bytes.
+    fn download(&self, path: &str, out: &mut dyn std::io::Write) -> Result<u64, SshError>;
 }
 
 impl Remote for Connection {
@@ -84,6 +86,9 @@ impl Remote for Connection {
         owner: &str,
     ) -> Result<Upload, SshError> {
         Connection::upload(self, source, dest, mode, owner)
+    }
+    fn download(&self, path: &str, out: &mut dyn std::io::Write) -> Result<u64, SshError> {
+        Connection::download(self, path, out)
     }
 }
 

@@ -1,6 +1,6 @@
 //! What a lab's binaries directory holds, whichever way it was filled (built from the Go
 //! modules by `binaries`, or downloaded from the official releases by `release`): the
-//! programs the installer pushes, `etcdutl`, and one image archive per image the lab's
+//! programs the installer pushes and one image archive per image the lab's
 //! cluster runs. Both ways end with [`check`], so a directory that lacks something is an
 //! error naming it, never a half-filled directory that `install` trips over later.
 
@@ -11,18 +11,11 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-/// Programs a lab's binaries directory holds besides the catalog's (what `install` pushes):
-/// etcd's `etcdutl`, which every etcd release ships and the lab's etcd build makes.
-const EXTRA_PROGRAMS: [&str; 1] = ["etcdutl"];
-
 /// Every program of a lab's binaries directory, relative to it, with `fetch`'s names: the
-/// catalog's binaries, then [`EXTRA_PROGRAMS`], each once.
+/// catalog's binaries (what `install` pushes), each once.
 pub fn programs() -> Vec<&'static str> {
     let mut out: Vec<&'static str> = Vec::new();
-    for name in crate::catalog::binaries()
-        .map(|(_, b)| b.file)
-        .chain(EXTRA_PROGRAMS)
-    {
+    for name in crate::catalog::binaries().map(|(_, b)| b.file) {
         if !out.contains(&name) {
             out.push(name);
         }
@@ -164,14 +157,17 @@ mod tests {
             LabError::Incomplete { missing, .. } => assert_eq!(
                 missing,
                 &[
-                    "cni/flannel (not an executable file)".to_string(),
                     "etcdutl".to_string(),
+                    "cni/flannel (not an executable file)".to_string(),
                     format!("images/{chat}"),
                 ]
             ),
             other => panic!("{other:?}"),
         }
         let msg = err.to_string();
-        assert!(msg.contains("etcdutl") && msg.contains("fetch"), "{msg}");
+        assert!(
+            msg.contains("cni/flannel") && msg.contains("fetch"),
+            "{msg}"
+        );
     }
 }

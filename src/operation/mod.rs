@@ -150,6 +150,45 @@ pub trait Observer: install::Progress {
     fn step_done(&self, report: &StepReport);
 }
 
+/// Runs `act` for each step in order, reporting each; after a failure the rest are not
+/// run.
+pub fn run_steps<S: ToString>(
+    observer: &dyn Observer,
+    what: &str,
+    steps: &[S],
+    act: impl Fn(&S) -> Result<Vec<String>, OperationError>,
+) -> Vec<StepReport> {
+    let names: Vec<String> = steps.iter().map(ToString::to_string).collect();
+    observer.planned(what, &names);
+    let mut reports = Vec::new();
+    let mut failed = false;
+    for (i, (step, name)) in steps.iter().zip(&names).enumerate() {
+        let started = Instant::now();
+        let outcome = if failed {
+            Outcome::NotRun
+        } else {
+            observer.step_started(i + 1, steps.len(), name);
+            match act(step) {
+                Ok(changes) => Outcome::Done { changes },
+                Err(e) => Outcome::Failed {
+                    error: e.to_string(),
+                },
+            }
+        };
+        failed |= matches!(outcome, Outcome::Failed { .. });
+        let report = StepReport {
+            step: name.clone(),
+            outcome,
+            elapsed_ms: started.elapsed().as_millis(),
+        };
+        if !matches!(report.outcome, Outcome::NotRun) {
+            observer.step_done(&report);
+        }
+        reports.push(report);
+    }
+    reports
+}
+
 /// One operation's run over the cluster.
 pub struct Operation<'a> {
     pub cluster: &'a Cluster,
@@ -160,43 +199,14 @@ pub struct Operation<'a> {
 }
 
 impl Operation<'_> {
-    /// Runs `act` for each step in order, reporting each; after a failure the rest are not
-    /// run.
+    /// [`run_steps`] with this operation's observer.
     pub fn run_steps<S: ToString>(
         &self,
         what: &str,
         steps: &[S],
         act: impl Fn(&S) -> Result<Vec<String>, OperationError>,
     ) -> Vec<StepReport> {
-        let names: Vec<String> = steps.iter().map(ToString::to_string).collect();
-        self.observer.planned(what, &names);
-        let mut reports = Vec::new();
-        let mut failed = false;
-        for (i, (step, name)) in steps.iter().zip(&names).enumerate() {
-            let started = Instant::now();
-            let outcome = if failed {
-                Outcome::NotRun
-            } else {
-                self.observer.step_started(i + 1, steps.len(), name);
-                match act(step) {
-                    Ok(changes) => Outcome::Done { changes },
-                    Err(e) => Outcome::Failed {
-                        error: e.to_string(),
-                    },
-                }
-            };
-            failed |= matches!(outcome, Outcome::Failed { .. });
-            let report = StepReport {
-                step: name.clone(),
-                outcome,
-                elapsed_ms: started.elapsed().as_millis(),
-            };
-            if !matches!(report.outcome, Outcome::NotRun) {
-                self.observer.step_done(&report);
-            }
-            reports.push(report);
-        }
-        reports
+        run_steps(self.observer, what, steps, act)
     }
 
     pub fn host(&self, name: &str) -> &Host {

@@ -157,6 +157,52 @@ impl Connection {
         }
     }
 
+    /// Streams the content of the host's file `path` into `out` (binary-safe); the number of
+    /// bytes. A missing or unreadable file is a [`SshError::Command`] with `cat`'s message.
+    pub fn download(&self, path: &str, out: &mut dyn Write) -> Result<u64, SshError> {
+        let command = format!("cat -- {}", shell_quote(path));
+        let mut channel = self
+            .session
+            .channel_session()
+            .map_err(|e| self.session_err("opening a channel", e))?;
+        channel
+            .exec(&self.wrap(&command))
+            .map_err(|e| self.session_err("starting a command", e))?;
+        channel
+            .send_eof()
+            .map_err(|e| self.session_err("closing input", e))?;
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut total = 0u64;
+        loop {
+            let n = channel
+                .read(&mut buf)
+                .map_err(|e| self.session_err(&format!("reading {path}"), e))?;
+            if n == 0 {
+                break;
+            }
+            out.write_all(&buf[..n])
+                .map_err(|e| self.session_err(&format!("writing the copy of {path}"), e))?;
+            total += n as u64;
+        }
+        let mut stderr = String::new();
+        channel
+            .stderr()
+            .read_to_string(&mut stderr)
+            .map_err(|e| self.session_err("reading stderr", e))?;
+        channel
+            .wait_close()
+            .map_err(|e| self.session_err("closing a channel", e))?;
+        let code = channel
+            .exit_status()
+            .map_err(|e| self.session_err("exit status", e))?;
+        let out = Output {
+            code,
+            stdout: String::new(),
+            stderr,
+        };
+        self.require_success(&command, out).map(|_| total)
+    }
+
     /// Runs a command that must succeed; returns its stdout.
     pub fn run(&self, command: &str) -> Result<String, SshError> {
         let out = self.exec(command)?;
