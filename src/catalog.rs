@@ -58,7 +58,7 @@ pub struct Health {
 }
 
 pub struct Component {
-    /// The systemd unit (without `.service`).
+    /// The systemd unit: a service's name without `.service`, or a `.timer`.
     pub service: &'static str,
     pub phase: PhaseId,
     /// Hosts holding one of these roles run it.
@@ -77,6 +77,17 @@ pub struct Component {
     /// (etcd keeps its quorum, the LB an API server); first starts stay parallel (etcd
     /// members only become healthy together).
     pub rolling: bool,
+    /// Whether the cluster wants it at all (an inventory setting can switch it off); where
+    /// it is off, a host that runs it has it stopped and its files removed.
+    pub wanted: fn(&Cluster) -> bool,
+}
+
+/// The timer of the scheduled etcd snapshots.
+pub const BACKUP_TIMER: &str = "k8s-boot-etcd-backup.timer";
+
+/// [`Component::wanted`] of the components every cluster has.
+fn always(_: &Cluster) -> bool {
+    true
 }
 
 use Role::{ControlPlane as Cp, Etcd, Lb, Worker};
@@ -212,6 +223,41 @@ pub const COMPONENTS: &[Component] = &[
         ),
         reloads: false,
         rolling: true,
+        wanted: always,
+    },
+    Component {
+        // Scheduled snapshots (inventory `etcd.backup`): a timer, started like a service.
+        service: BACKUP_TIMER,
+        phase: PhaseId::Etcd,
+        roles: &[Etcd],
+        binaries: &[],
+        templates: &[
+            tpl(
+                "etcd/etcd-backup.sh",
+                "/usr/local/sbin/k8s-boot-etcd-backup",
+                0o700,
+            ),
+            tpl(
+                "etcd/etcd-backup.service",
+                "/etc/systemd/system/k8s-boot-etcd-backup.service",
+                0o644,
+            ),
+            tpl(
+                "etcd/etcd-backup.timer",
+                "/etc/systemd/system/k8s-boot-etcd-backup.timer",
+                0o644,
+            ),
+        ],
+        ports: |_| vec![],
+        health: Health {
+            command: |_, _| format!("systemctl is-active --quiet {BACKUP_TIMER}"),
+            wait_secs: 30,
+        },
+        // For `status`: when it last ran.
+        version: "echo \"last run $(systemctl show -p LastTriggerUSec --value k8s-boot-etcd-backup.timer)\"",
+        reloads: false,
+        rolling: false,
+        wanted: |c| c.inventory.etcd.backup.enabled,
     },
     Component {
         service: "nginx",
@@ -235,6 +281,7 @@ pub const COMPONENTS: &[Component] = &[
         version: "nginx -v 2>&1 | sed 's|.*/||'",
         reloads: true,
         rolling: false,
+        wanted: always,
     },
     Component {
         service: "kube-apiserver",
@@ -270,6 +317,7 @@ pub const COMPONENTS: &[Component] = &[
         version: last_word_version!("kube-apiserver"),
         reloads: false,
         rolling: true,
+        wanted: always,
     },
     Component {
         service: "kube-controller-manager",
@@ -289,6 +337,7 @@ pub const COMPONENTS: &[Component] = &[
         version: last_word_version!("kube-controller-manager"),
         reloads: false,
         rolling: false,
+        wanted: always,
     },
     Component {
         service: "kube-scheduler",
@@ -315,6 +364,7 @@ pub const COMPONENTS: &[Component] = &[
         version: last_word_version!("kube-scheduler"),
         reloads: false,
         rolling: false,
+        wanted: always,
     },
     Component {
         service: "containerd",
@@ -351,6 +401,7 @@ pub const COMPONENTS: &[Component] = &[
         ),
         reloads: false,
         rolling: false,
+        wanted: always,
     },
     Component {
         service: "kubelet",
@@ -373,6 +424,7 @@ pub const COMPONENTS: &[Component] = &[
         version: last_word_version!("kubelet"),
         reloads: false,
         rolling: false,
+        wanted: always,
     },
     Component {
         service: "kube-proxy",
@@ -399,6 +451,7 @@ pub const COMPONENTS: &[Component] = &[
         version: last_word_version!("kube-proxy"),
         reloads: false,
         rolling: false,
+        wanted: always,
     },
 ];
 
@@ -413,8 +466,8 @@ pub fn of_phase(phase: PhaseId) -> impl Iterator<Item = &'static Component> {
 }
 
 impl Component {
-    pub fn runs_on(&self, host: &Host) -> bool {
-        self.roles.iter().any(|r| host.has(*r))
+    pub fn runs_on(&self, cluster: &Cluster, host: &Host) -> bool {
+        (self.wanted)(cluster) && self.roles.iter().any(|r| host.has(*r))
     }
 
     /// The health command on `host` and how long to wait for it.
@@ -478,11 +531,14 @@ mod tests {
                 c.service,
                 c.version
             );
+            // A service's unit is `<service>.service`; a timer's is its own name.
+            let unit = if c.service.ends_with(".timer") {
+                format!("/etc/systemd/system/{}", c.service)
+            } else {
+                format!("/etc/systemd/system/{}.service", c.service)
+            };
             assert!(
-                c.templates
-                    .iter()
-                    .any(|t| t.target == format!("/etc/systemd/system/{}.service", c.service))
-                    || c.service == "nginx",
+                c.templates.iter().any(|t| t.target == unit) || c.service == "nginx",
                 "{} has no unit template",
                 c.service
             );

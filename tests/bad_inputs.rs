@@ -1086,6 +1086,60 @@ fn cases() -> Vec<Case> {
             &["completions", "tcsh"],
             &["tcsh"],
         ),
+        // --- backups ---
+        case(
+            "backup schedule with a shell command",
+            |d| {
+                edit(
+                    d,
+                    "    schedule: daily ",
+                    "    schedule: \"daily; rm -rf /\" ",
+                )
+            },
+            CHECK,
+            &["hosts.yaml:", "etcd.backup.schedule", "calendar"],
+        ),
+        case(
+            "backup keeping no snapshot",
+            |d| edit(d, "    keep: 7 ", "    keep: 0 "),
+            CHECK,
+            &["hosts.yaml:", "etcd.backup.keep", "enabled: false"],
+        ),
+        case(
+            "backup directory is a file",
+            none,
+            &["backup", "-i", "hosts.yaml", "--dir", "id_test"],
+            &["backup directory", "id_test"],
+        ),
+        case(
+            "restore of a snapshot without its manifest",
+            |d| write(d, "lost.db", "not a snapshot"),
+            &[
+                "restore",
+                "-i",
+                "hosts.yaml",
+                "--snapshot",
+                "lost.db",
+                "--yes",
+            ],
+            &["lost.json", "manifest"],
+        ),
+        case(
+            "restore with a manifest that is not one",
+            |d| {
+                write(d, "odd.db", "not a snapshot");
+                write(d, "odd.json", "{\"format\": 1}");
+            },
+            &[
+                "restore",
+                "-i",
+                "hosts.yaml",
+                "--snapshot",
+                "odd.db",
+                "--yes",
+            ],
+            &["odd.json", "not a backup manifest"],
+        ),
         case(
             "dry run with an invalid inventory",
             |d| edit(d, "node_cidr_mask_size: 24", "node_cidr_mask_size: 8"),

@@ -797,10 +797,21 @@ fn whole_install_on_six_lab_hosts() {
     assert_eq!(code, 0, "{again:#}");
     eprintln!("install after reset: {:.0} s", took.as_secs_f64());
     ready_pods_now(&c, "chat", "app=chat", 1);
-    // Until kube-proxy has programmed the new cluster's NodePorts, nginx's connections to the
-    // workers wait or fail over; the chat answers through the LB within a minute.
+    chat_answers_through_the_lb("after the re-install");
+
+    step("conformance --quick: upstream's conformance image runs one test in the cluster");
+    conformance(&c);
+
+    remove_and_add_back(&c);
+    backup_and_restore(&c);
+}
+
+/// Two chat clients through the LB: one hears the other. Until kube-proxy has programmed the
+/// NodePorts (after a new cluster or a restore), nginx's connections to the workers wait or
+/// fail over; the chat answers within a minute and a half.
+fn chat_answers_through_the_lb(when: &str) {
     wait_for(
-        "the chat through the LB after the re-install",
+        &format!("the chat through the LB {when}"),
         Duration::from_secs(90),
         Duration::from_secs(2),
         || {
@@ -820,11 +831,141 @@ fn whole_install_on_six_lab_hosts() {
             Err("closed".into())
         },
     );
+}
 
-    step("conformance --quick: upstream's conformance image runs one test in the cluster");
-    conformance(&c);
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
 
-    remove_and_add_back(&c);
+/// `backup`, then a namespace deleted and an object created, then `restore`: the namespace
+/// and its Secret are back and readable (the encryption key was kept), the later object is
+/// gone, every node is Ready and the chat answers through the LB.
+fn backup_and_restore(c: &Cluster) {
+    use base64::Engine;
+    use std::os::unix::fs::PermissionsExt;
+    step("backup: a namespace with a ConfigMap and a Secret, then a snapshot on this machine");
+    const SECRET: &str = "s3cret-kept-by-the-backup";
+    c.k(&["create", "namespace", "kept"]);
+    c.k(&[
+        "-n",
+        "kept",
+        "create",
+        "configmap",
+        "settings",
+        "--from-literal=colour=blue",
+    ]);
+    c.k(&[
+        "-n",
+        "kept",
+        "create",
+        "secret",
+        "generic",
+        "token",
+        &format!("--from-literal=value={SECRET}"),
+    ]);
+    let (code, made) = c.json_command(&["backup"]);
+    assert_eq!(code, 0, "{made:#}");
+    let snapshot = made["snapshot"].as_str().unwrap().to_string();
+    let mode = |p: &str| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&snapshot), 0o600);
+    assert_eq!(mode(made["manifest_file"].as_str().unwrap()), 0o600);
+    let manifest = &made["manifest"];
+    assert_eq!(manifest["kubernetes_version"], CURRENT, "{made:#}");
+    assert!(manifest["revision"].as_i64().unwrap() > 0, "{made:#}");
+    assert_eq!(manifest["members"].as_array().unwrap().len(), 3, "{made:#}");
+    let key = std::fs::read_to_string(c.lab.dir.join("pki/encryption.key")).unwrap();
+    assert!(
+        !made.to_string().contains(key.trim()),
+        "the key was printed"
+    );
+    // The ConfigMap is in the snapshot as written; the Secret only encrypted.
+    let bytes = std::fs::read(&snapshot).unwrap();
+    assert!(contains(&bytes, b"/registry/configmaps/kept/settings"));
+    assert!(contains(&bytes, b"k8s:enc:"));
+    assert!(!contains(&bytes, SECRET.as_bytes()));
+    let kept = manifest["encryption_key"]["kept"].as_str().unwrap();
+    assert_eq!(std::fs::read_to_string(kept).unwrap(), key);
+    assert_eq!(mode(kept), 0o600);
+    for m in M {
+        assert_eq!(
+            c.lab
+                .sh(m, "ls -A /var/lib/k8s-boot/backup 2>/dev/null | wc -l"),
+            "0",
+            "a member kept a copy"
+        );
+    }
+
+    step("after the backup: the namespace deleted, another object created");
+    c.k(&["delete", "namespace", "kept", "--timeout=120s"]);
+    c.k(&["-n", "default", "create", "configmap", "after-backup"]);
+
+    step("restore --dry-run, then restore: control planes and etcd stopped, every member restored");
+    let (code, dry) = c.json_command(&["restore", "--snapshot", &snapshot, "--dry-run"]);
+    assert_eq!(code, 0, "{dry:#}");
+    assert_eq!(step_names(&dry).len(), 9, "{dry:#}");
+    assert!(c.kubectl(&["get", "namespace", "kept"]).status.code() != Some(0));
+    let started = Instant::now();
+    let (code, restored) = c.json_command(&["restore", "--snapshot", &snapshot, "--yes"]);
+    assert_eq!(code, 0, "{restored:#}");
+    figure(&format!(
+        "restore of a {} byte snapshot on 3 members: {:.0} s",
+        bytes.len(),
+        started.elapsed().as_secs_f64()
+    ));
+    assert_eq!(
+        c.k(&[
+            "-n",
+            "kept",
+            "get",
+            "configmap",
+            "settings",
+            "-o",
+            "jsonpath={.data.colour}"
+        ]),
+        "blue"
+    );
+    let value = c.k(&[
+        "-n",
+        "kept",
+        "get",
+        "secret",
+        "token",
+        "-o",
+        "jsonpath={.data.value}",
+    ]);
+    let value = base64::engine::general_purpose::STANDARD
+        .decode(value)
+        .unwrap();
+    assert_eq!(String::from_utf8(value).unwrap(), SECRET);
+    let later = c.kubectl(&["-n", "default", "get", "configmap", "after-backup"]);
+    assert!(
+        !later.status.success(),
+        "the later object survived the restore"
+    );
+    for m in M {
+        let aside = c.lab.sh(m, "ls -d /var/lib/etcd.before-restore-* | wc -l");
+        assert_eq!(
+            aside, "1",
+            "{m}: the previous data directory is not kept aside"
+        );
+    }
+    assert!(etcd_healthy(c));
+    let nodes = c.json(&["get", "nodes"]);
+    for n in nodes["items"].as_array().unwrap() {
+        let ready = n["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|cond| cond["type"] == "Ready" && cond["status"] == "True");
+        assert!(
+            ready,
+            "{} not Ready after the restore",
+            n["metadata"]["name"]
+        );
+    }
+    assert_eq!(nodes["items"].as_array().unwrap().len(), 5);
+    ready_pods(c, "chat", "app=chat", 1);
+    chat_answers_through_the_lb("after the restore");
 }
 
 /// The conformance suite from k8s-boot on the cluster: `--quick`, then the fixed CI subset of

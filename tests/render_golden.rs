@@ -451,6 +451,7 @@ fn services_and_restart_links_follow_the_roles() {
         host("m1").services,
         [
             "etcd",
+            "k8s-boot-etcd-backup.timer",
             "kube-apiserver",
             "kube-controller-manager",
             "kube-scheduler",
@@ -665,4 +666,67 @@ fn registry_mirrors_become_a_hosts_toml_per_registry_on_every_node() {
     assert!(holders
         .iter()
         .all(|p| p.ends_with("registry.k8s.io/hosts.toml")));
+}
+
+#[test]
+fn scheduled_etcd_backups_are_a_timer_on_every_etcd_host_unless_switched_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = EXAMPLE
+        .replacen(
+            "    schedule: daily ",
+            "    schedule: \"*-*-* 00/6:00\" ",
+            1,
+        )
+        .replacen("    keep: 7 ", "    keep: 3 ", 1);
+    let plan = plan_for(&src, dir.path());
+    let backup_files = |plan: &Plan, host: &str| -> Vec<(String, u32)> {
+        let h = plan.hosts.iter().find(|h| h.name == host).unwrap();
+        h.files
+            .iter()
+            .filter(|f| f.path.contains("k8s-boot-etcd-backup"))
+            .map(|f| (f.path.clone(), f.mode))
+            .collect()
+    };
+    for host in ["m1", "m2", "m3"] {
+        assert_eq!(
+            backup_files(&plan, host),
+            [
+                (
+                    "/etc/systemd/system/k8s-boot-etcd-backup.service".to_string(),
+                    0o644
+                ),
+                (
+                    "/etc/systemd/system/k8s-boot-etcd-backup.timer".to_string(),
+                    0o644
+                ),
+                ("/usr/local/sbin/k8s-boot-etcd-backup".to_string(), 0o700),
+            ],
+            "{host}"
+        );
+    }
+    for host in ["lb1", "w1", "w2"] {
+        assert!(backup_files(&plan, host).is_empty(), "{host}");
+    }
+    let m1 = plan.hosts.iter().find(|h| h.name == "m1").unwrap();
+    let text = |p: &str| {
+        String::from_utf8(m1.files.iter().find(|f| f.path == p).unwrap().bytes.clone()).unwrap()
+    };
+    let timer = text("/etc/systemd/system/k8s-boot-etcd-backup.timer");
+    assert!(timer.contains("\nOnCalendar=*-*-* 00/6:00\n"), "{timer}");
+    let script = text("/usr/local/sbin/k8s-boot-etcd-backup");
+    assert!(script.contains("head -n -3"), "{script}");
+    assert!(
+        script.contains("--endpoints=https://10.10.10.128:2379"),
+        "{script}"
+    );
+
+    let off = EXAMPLE.replacen(
+        "    enabled: true                     # default true;",
+        "    enabled: false #",
+        1,
+    );
+    let plan = plan_for(&off, tempfile::tempdir().unwrap().path());
+    assert!(backup_files(&plan, "m1").is_empty());
+    let m1 = plan.hosts.iter().find(|h| h.name == "m1").unwrap();
+    assert!(!m1.services.iter().any(|s| s.contains("backup")));
 }

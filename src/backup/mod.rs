@@ -72,6 +72,12 @@ pub enum BackupError {
     Keep(#[from] KeepError),
     #[error(transparent)]
     Lock(#[from] fsutil::LockError),
+    #[error("backup directory {}: {source}", path.display())]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{}: {source}", path.display())]
     Local {
         path: PathBuf,
@@ -107,7 +113,10 @@ impl BackupError {
         use crate::fault::Fault;
         match self {
             BackupError::Operation(e) => e.fault(),
-            BackupError::Pki(_) | BackupError::Keep(_) | BackupError::Exists(_) => Fault::Input,
+            BackupError::Pki(_)
+            | BackupError::Keep(_)
+            | BackupError::Exists(_)
+            | BackupError::Dir { .. } => Fault::Input,
             _ => Fault::Runtime,
         }
     }
@@ -132,19 +141,30 @@ pub fn backup_with(
     now: OffsetDateTime,
 ) -> Result<Backup, BackupError> {
     let started = Instant::now();
-    // What is read locally first: a PKI that cannot say which cluster this is stops here.
+    // Everything local first: a directory that cannot hold backups or a PKI that cannot say
+    // which cluster this is stops here, before any host is asked.
+    let dir_error = |source| BackupError::Dir {
+        path: opts.dir.clone(),
+        source,
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&opts.dir)
+        .map_err(dir_error)?;
+    if !std::fs::symlink_metadata(&opts.dir)
+        .map_err(dir_error)?
+        .is_dir()
+    {
+        return Err(dir_error(std::io::ErrorKind::NotADirectory.into()));
+    }
+    let _lock = fsutil::lock(&opts.dir.join(LOCK_FILE), LockMode::Exclusive)?;
     let ca_fingerprints = manifest::ca_fingerprints(pki)?;
     let encryption_key = manifest::keep_encryption_key(pki)?;
     let local = |path: &Path| {
         let path = path.to_path_buf();
         move |source| BackupError::Local { path, source }
     };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&opts.dir)
-        .map_err(local(&opts.dir))?;
-    let _lock = fsutil::lock(&opts.dir.join(LOCK_FILE), LockMode::Exclusive)?;
     let name = format!("{}-{}", cluster.inventory.cluster.name, utc_stamp(now));
     let snapshot = opts.dir.join(format!("{name}.db"));
     let manifest_file = opts.dir.join(format!("{name}.json"));

@@ -12,7 +12,8 @@
 //!    instead of waiting for revisions that went back in time; the old data directory is
 //!    moved aside (`/var/lib/etcd.before-restore-<time>`), never deleted;
 //! 3. start etcd everywhere and wait until every member is healthy;
-//! 4. start the control planes and wait for each API server;
+//! 4. start the control planes (all at once: the API is down anyway) and wait for each API
+//!    server;
 //! 5. restart the kubelets and kube-proxies, which held the newer state;
 //! 6. verify: every node Ready.
 //!
@@ -362,15 +363,20 @@ impl Run<'_> {
                 Ok(changes)
             }
             Step::StartControlPlanes(hosts) => {
-                let mut changes = Vec::new();
-                for name in hosts {
-                    let cp = host(self.cluster, name);
-                    if !dry {
+                // The API is down anyway: every control plane starts at once, then each API
+                // server is waited for.
+                let mut changes = self.on_each(
+                    hosts,
+                    &format!("systemctl start --no-block {CONTROL_PLANE}"),
+                    &format!("started {CONTROL_PLANE}"),
+                )?;
+                if !dry {
+                    for name in hosts {
+                        let cp = host(self.cluster, name);
                         let r = self.connector.connect(cp)?;
-                        r.run(&format!("systemctl start {CONTROL_PLANE}"))?;
                         self.wait_api_server(r.as_ref(), cp)?;
+                        changes.push(format!("{name}: API server ready"));
                     }
-                    changes.push(format!("{name}: started {CONTROL_PLANE}; API server ready"));
                 }
                 Ok(changes)
             }

@@ -270,7 +270,7 @@ fn restore_stops_the_api_servers_then_etcd_restores_every_member_and_starts_them
         assert!(restore < position(log, "systemctl start --no-block etcd"));
         assert!(
             position(log, "systemctl start --no-block etcd")
-                < position(log, "systemctl start kube-apiserver")
+                < position(log, "systemctl start --no-block kube-apiserver")
         );
         let command = &log[restore];
         for part in [
@@ -289,7 +289,7 @@ fn restore_stops_the_api_servers_then_etcd_restores_every_member_and_starts_them
     let m1 = w.fake.host("m1");
     assert!(
         position(&m1.log, "systemctl restart kubelet kube-proxy")
-            > position(&m1.log, "systemctl start kube-apiserver")
+            > position(&m1.log, "systemctl start --no-block kube-apiserver")
     );
 }
 

@@ -12,6 +12,8 @@ pub enum Change {
     /// A file k8s-boot wrote earlier and no longer renders, removed.
     Remove(String),
     Enable(String),
+    /// A service the plan no longer has, stopped and disabled.
+    Stop(String),
     Start(String),
     Restart(String),
     /// A changed configuration applied in place (`systemctl reload`).
@@ -49,6 +51,7 @@ impl fmt::Display for Change {
             Change::Mode(path) => write!(f, "mode {path}"),
             Change::Remove(path) => write!(f, "remove {path}"),
             Change::Enable(service) => write!(f, "enable {service}"),
+            Change::Stop(service) => write!(f, "stop and disable {service}"),
             Change::Start(service) => write!(f, "start {service}"),
             Change::Restart(service) => write!(f, "restart {service}"),
             Change::Reload(service) => write!(f, "reload {service}"),

@@ -33,7 +33,7 @@ pub fn connect(run: &Run, h: &mut HostRun) -> Result<(), StepError> {
         .files
         .iter()
         .map(|f| f.path.as_str())
-        .chain(files::host_binaries(h.host).map(|(_, b)| b.target));
+        .chain(files::host_binaries(run.cluster, h.host).map(|(_, b)| b.target));
     for t in targets {
         let mut d = Path::new(t).parent();
         while let Some(dir) = d.filter(|d| *d != Path::new("/")) {

@@ -20,10 +20,11 @@ use std::sync::Mutex;
 pub const ROOT: &str = "root:root";
 
 /// The release binaries of the components `host` runs.
-pub fn host_binaries(
-    host: &Host,
-) -> impl Iterator<Item = (&'static Component, &'static Binary)> + use<'_> {
-    catalog::binaries().filter(move |(c, _)| c.runs_on(host))
+pub fn host_binaries<'a>(
+    cluster: &'a Cluster,
+    host: &'a Host,
+) -> impl Iterator<Item = (&'static Component, &'static Binary)> + use<'a> {
+    catalog::binaries().filter(move |(c, _)| c.runs_on(cluster, host))
 }
 
 /// Every binary the selected phases need on the selected hosts must be present and
@@ -43,7 +44,7 @@ pub fn check_binaries(
             .inventory
             .hosts
             .iter()
-            .any(|h| opts.selects(h) && component.runs_on(h));
+            .any(|h| opts.selects(h) && component.runs_on(cluster, h));
         let ok = std::fs::metadata(dir.join(b.file))
             .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
             .unwrap_or(false);
@@ -193,8 +194,34 @@ pub fn write_phase_files(
         // What was written before the failure owes its restarts: keep that on the host.
         let _ = save_state(&work.state, ex);
     })?;
+    retire_services(cx, phase, &mut work.state, ex)?;
     remove_unplanned(cx, phase, &mut work.state, ex)?;
     Ok(written)
+}
+
+/// Stops and disables the services of `phase` that an earlier run started on the host and
+/// the plan no longer has (switched off in the inventory, or a role the host lost); their
+/// files go next ([`remove_unplanned`]).
+fn retire_services(
+    cx: &HostCtx,
+    phase: PhaseId,
+    state: &mut HostState,
+    ex: &mut Executor,
+) -> Result<(), StepError> {
+    for component in catalog::of_phase(phase) {
+        let service = component.service;
+        if !state.services.contains(service) || cx.plan.services.iter().any(|s| s == service) {
+            continue;
+        }
+        ex.change(Change::Stop(service.to_string()), |r| {
+            r.run(&format!("systemctl disable --now {service}"))?;
+            state.services.remove(service);
+            state.pending_restarts.remove(service);
+            state.versions.remove(service);
+            Ok(())
+        })?;
+    }
+    Ok(())
 }
 
 /// Whether the host's copy of `f` differs from the plan only in settings its service reads
@@ -215,39 +242,52 @@ fn bootstrap_only_change(
         && catalog::differs_only_in_bootstrap_settings(&f.path, out.stdout.as_bytes(), &f.bytes))
 }
 
-/// Removes the files of `phase` that an earlier run wrote into one of
-/// [`OWNED_DIRS`](crate::render::rules::OWNED_DIRS) and the plan no longer holds.
+/// Removes the files of `phase` that an earlier run wrote and the plan no longer holds: those
+/// in one of [`OWNED_DIRS`](crate::render::rules::OWNED_DIRS), and those of the phase's
+/// components (a service retired by [`retire_services`]).
 fn remove_unplanned(
     cx: &HostCtx,
     phase: PhaseId,
     state: &mut HostState,
     ex: &mut Executor,
 ) -> Result<(), StepError> {
+    let component_file =
+        |path: &str| catalog::of_phase(phase).any(|c| c.templates.iter().any(|t| t.target == path));
     let unplanned: Vec<String> = state
         .files
         .keys()
         .filter(|path| {
-            crate::render::rules::OWNED_DIRS
+            let owned = crate::render::rules::OWNED_DIRS
                 .iter()
                 .any(|dir| path.starts_with(dir))
-                && phases::phase_of_file(path, &[]) == phase
-                && !cx.plan.files.iter().any(|f| &f.path == *path)
+                && phases::phase_of_file(path, &[]) == phase;
+            (owned || component_file(path)) && !cx.plan.files.iter().any(|f| &f.path == *path)
         })
         .cloned()
         .collect();
+    let units = unplanned
+        .iter()
+        .any(|p| p.ends_with(".service") || p.ends_with(".timer"));
     for path in unplanned {
-        // Its directory (a registry's under certs.d) goes with its last file.
-        let dir = Path::new(&path).parent().unwrap_or(Path::new("/"));
-        ex.change(Change::Remove(path.clone()), |r| {
-            r.run(&format!(
-                "rm -f {} && rmdir --ignore-fail-on-non-empty {}",
-                ssh::shell_quote(&path),
+        let mut command = format!("rm -f {}", ssh::shell_quote(&path));
+        // In an owned directory, a registry's directory under certs.d goes with its last
+        // file (never a directory such as /etc/systemd/system).
+        if !component_file(&path) {
+            let dir = Path::new(&path).parent().unwrap_or(Path::new("/"));
+            command += &format!(
+                " && rmdir --ignore-fail-on-non-empty {}",
                 ssh::shell_quote(&dir.to_string_lossy())
-            ))?;
+            );
+        }
+        ex.change(Change::Remove(path.clone()), |r| {
+            r.run(&command)?;
             state.files.remove(&path);
             state.stamps.remove(&path);
             Ok(())
         })?;
+    }
+    if units {
+        ex.effect(|r| Ok(r.run("systemctl daemon-reload").map(drop)?))?;
     }
     Ok(())
 }
@@ -268,7 +308,9 @@ pub fn install_binaries(
     let mut wanted = Vec::new();
     // Staging takes the binaries of every phase; installing, those of the selected ones.
     let wanted_phase = |phase| stage || cx.run.selected(phase);
-    for (component, b) in host_binaries(cx.host).filter(|(c, _)| wanted_phase(c.phase)) {
+    for (component, b) in
+        host_binaries(cx.run.cluster, cx.host).filter(|(c, _)| wanted_phase(c.phase))
+    {
         let local = cx.run.binaries.dir.join(b.file);
         let sha256 = cx.run.binaries.sha256(&local)?;
         wanted.push((local, b.target, sha256, component.phase));

@@ -100,7 +100,7 @@ pub fn health_command(cluster: &Cluster, host: &Host, service: &str) -> Option<(
 pub fn ports(cluster: &Cluster, host: &Host) -> Vec<(u16, &'static str)> {
     catalog::COMPONENTS
         .iter()
-        .filter(|c| c.runs_on(host))
+        .filter(|c| c.runs_on(cluster, host))
         .flat_map(|c| (c.ports)(cluster).into_iter().map(|p| (p, c.service)))
         .collect()
 }

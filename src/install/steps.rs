@@ -119,7 +119,9 @@ impl Step for Components {
         if !written.is_empty() {
             files::save_state(&work.state, ex)?;
         }
-        let units_changed = written.iter().any(|p| p.ends_with(".service"));
+        let units_changed = written
+            .iter()
+            .any(|p| p.ends_with(".service") || p.ends_with(".timer"));
         for component in phases::get(self.0).components() {
             if cx.plan.services.iter().any(|s| s == component.service) {
                 // A member joining a running etcd cluster is added before it starts.

@@ -637,6 +637,66 @@ fn a_registry_taken_out_of_the_mirrors_loses_its_hosts_toml_and_nothing_else() {
 }
 
 #[test]
+fn a_component_switched_off_is_stopped_and_its_files_removed() {
+    let pki = Pki::dry_run("/nonexistent/pki");
+    let with_backups = |enabled: bool| -> World {
+        let src = INVENTORY.replacen(
+            "hosts:",
+            &format!("etcd: {{backup: {{enabled: {enabled}}}}}\nhosts:"),
+            1,
+        );
+        let cluster = Cluster::from_source(Path::new("hosts.yaml"), &src).unwrap();
+        pki.ensure(&cluster, Default::default()).unwrap();
+        let plan = render::plan(&cluster, &pki, &Templates::load(None).unwrap()).unwrap();
+        World {
+            cluster,
+            plan,
+            fake: FakeConnector::default(),
+        }
+    };
+    let mut on = with_backups(true);
+    for h in &on.cluster.inventory.hosts {
+        on.fake.hosts.insert(h.name.clone(), Shared::default());
+    }
+    let mut off = with_backups(false);
+    off.fake.hosts = on.fake.hosts.clone();
+    let timer = crate::catalog::BACKUP_TIMER;
+    let files = [
+        "/etc/systemd/system/k8s-boot-etcd-backup.service",
+        "/etc/systemd/system/k8s-boot-etcd-backup.timer",
+        "/usr/local/sbin/k8s-boot-etcd-backup",
+    ];
+    assert!(!on.install(false).failed());
+    {
+        let m1 = on.fake.host("m1");
+        assert!(m1.active.contains(timer) && m1.enabled.contains(timer));
+        assert!(files.iter().all(|f| m1.files.contains_key(*f)));
+    }
+    let dry = off.install(true);
+    let mut expected = vec![format!("stop and disable {timer}")];
+    expected.extend(files.iter().map(|f| format!("remove {f}")));
+    assert_eq!(changes(&dry, "m1", PhaseId::Etcd), expected);
+    assert!(off.fake.host("m1").active.contains(timer));
+
+    off.fake.host("m1").log.clear();
+    let report = off.install(false);
+    assert!(!report.failed(), "{report:#?}");
+    assert_eq!(changes(&report, "m1", PhaseId::Etcd), expected);
+    let m1 = off.fake.host("m1");
+    assert!(!m1.active.contains(timer) && !m1.enabled.contains(timer));
+    assert!(files.iter().all(|f| !m1.files.contains_key(*f)));
+    // The units are gone from systemd's view too; etcd itself untouched.
+    let reload = m1.log.iter().position(|c| c == "systemctl daemon-reload");
+    assert!(reload.is_some(), "{:#?}", m1.log);
+    assert!(!m1.log.iter().any(|c| c.contains("restart --no-block etcd")));
+    let state = HostState::parse(&String::from_utf8_lossy(&m1.files[STATE_FILE].0)).unwrap();
+    assert!(!state.services.contains(timer));
+    assert!(files.iter().all(|f| !state.files.contains_key(*f)));
+    drop(m1);
+    assert!(changes(&off.install(false), "m1", PhaseId::Etcd).is_empty());
+}
+
+#[test]
 fn reset_removes_exactly_what_the_state_file_lists_and_restores_a_backup() {
     let w = world();
     let distro = b"# the distribution's nginx.conf\n".to_vec();

@@ -18,7 +18,47 @@ pub struct Inventory {
     pub pki: PkiSettings,
     #[serde(default)]
     pub chat: Chat,
+    #[serde(default)]
+    pub etcd: EtcdSettings,
     pub hosts: Vec<Host>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdSettings {
+    #[serde(default)]
+    pub backup: EtcdBackup,
+}
+
+/// Scheduled snapshots on every etcd host: a systemd timer, the newest `keep` kept.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdBackup {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// A systemd calendar expression (`OnCalendar=`), e.g. `daily` or `*-*-* 00/6:00`.
+    #[serde(default = "default_backup_schedule")]
+    pub schedule: String,
+    #[serde(default = "default_backup_keep")]
+    pub keep: u32,
+}
+
+impl Default for EtcdBackup {
+    fn default() -> Self {
+        EtcdBackup {
+            enabled: true,
+            schedule: default_backup_schedule(),
+            keep: default_backup_keep(),
+        }
+    }
+}
+
+fn default_backup_schedule() -> String {
+    "daily".into()
+}
+
+fn default_backup_keep() -> u32 {
+    7
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -85,6 +85,9 @@ pub struct EtcdValues {
     pub initial_cluster: String,
     /// `https://10.0.0.1:2379,...`
     pub client_urls: String,
+    /// Scheduled snapshots (`OnCalendar=`) and how many a member keeps.
+    pub backup_schedule: String,
+    pub backup_keep: u32,
 }
 
 #[derive(Serialize)]
@@ -149,6 +152,8 @@ impl Shared {
                 .collect::<Vec<_>>()
                 .join(","),
             members,
+            backup_schedule: inv.etcd.backup.schedule.trim().to_string(),
+            backup_keep: inv.etcd.backup.keep,
         };
         let domain = inv.cluster.cluster_domain.clone();
         Shared {

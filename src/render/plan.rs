@@ -123,7 +123,7 @@ impl<'a> Planner<'a> {
     ) -> Result<Vec<PlannedFile>, RenderError> {
         let mut files = Vec::new();
         let secrets = self.host_secrets();
-        for component in COMPONENTS.iter().filter(|c| c.runs_on(host)) {
+        for component in COMPONENTS.iter().filter(|c| c.runs_on(self.cluster, host)) {
             for t in component.templates {
                 let bytes = self.templates.render(t.template, ctx, &secrets)?;
                 let restarts = vec![component.service.to_string()];

@@ -139,6 +139,9 @@ macro_rules! embed {
 pub const EMBEDDED: &[(&str, &str)] = &[
     embed!("etcd/etcd.yaml"),
     embed!("etcd/etcd.service"),
+    embed!("etcd/etcd-backup.sh"),
+    embed!("etcd/etcd-backup.service"),
+    embed!("etcd/etcd-backup.timer"),
     embed!("control-plane/kube-apiserver.service"),
     embed!("control-plane/encryption-config.yaml"),
     embed!("control-plane/audit-policy.yaml"),

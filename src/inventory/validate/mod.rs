@@ -79,6 +79,7 @@ fn check(c: &mut Checker, inventory: &Inventory) -> Option<Derived> {
     let api_endpoint = network::api_endpoint(c, cl, &ranges, &inventory.hosts);
     chat::check_chat(c, inventory, &roles, ranges.node_port_range);
     settings::check_pki(c, &inventory.pki);
+    settings::check_etcd_backup(c, &inventory.etcd.backup);
     ssh::check_ssh(c, &inventory.ssh);
     settings::check_binaries(c, inventory);
     Some(Derived {

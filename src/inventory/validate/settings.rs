@@ -150,6 +150,36 @@ pub(super) fn check_pki(c: &mut Checker, pki: &PkiSettings) {
     }
 }
 
+/// The most snapshots a host keeps: each is as large as etcd's database.
+const MAX_BACKUPS_KEPT: u32 = 1000;
+
+/// The scheduled backups: a calendar expression systemd can read, and a sane retention.
+pub(super) fn check_etcd_backup(c: &mut Checker, backup: &schema::EtcdBackup) {
+    let schedule = backup.schedule.trim();
+    // systemd validates the expression itself (`systemd-analyze calendar`); this keeps out
+    // what would break the unit file: line breaks, quotes and shell or specifier syntax.
+    let allowed = |ch: char| ch.is_ascii_alphanumeric() || " *-:/,.~".contains(ch);
+    if schedule.is_empty() || !schedule.chars().all(allowed) || schedule.len() > 100 {
+        c.error(
+            "etcd.backup.schedule",
+            format!(
+                "`{}` is not a systemd calendar expression such as `daily`, `hourly` or \
+                 `*-*-* 00/6:00:00` (letters, digits, spaces and * - : / , . ~, at most 100)",
+                backup.schedule
+            ),
+        );
+    }
+    if backup.keep == 0 || backup.keep > MAX_BACKUPS_KEPT {
+        c.error(
+            "etcd.backup.keep",
+            format!(
+                "{} snapshots: expected 1 to {MAX_BACKUPS_KEPT} (set `enabled: false` for none)",
+                backup.keep
+            ),
+        );
+    }
+}
+
 pub(super) fn check_binaries(c: &mut Checker, inventory: &Inventory) {
     if inventory.binaries.dir.trim().is_empty() {
         c.error(
