@@ -843,6 +843,53 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 fn backup_and_restore(c: &Cluster) {
     use base64::Engine;
     use std::os::unix::fs::PermissionsExt;
+    step("scheduled snapshots: the timer on every etcd host, the newest `keep` kept");
+    for m in M {
+        assert_eq!(
+            c.lab
+                .sh(m, "systemctl is-active k8s-boot-etcd-backup.timer"),
+            "active"
+        );
+    }
+    let path = c.lab.dir.join("hosts.yaml");
+    let inv = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        !inv.contains("\netcd:"),
+        "the lab inventory sets etcd already"
+    );
+    let inv = inv.replacen("\nhosts:", "\netcd:\n  backup: {keep: 2}\nhosts:", 1);
+    std::fs::write(&path, inv).unwrap();
+    let (code, report, _) = c.install(&["--phases", "etcd"]);
+    assert_eq!(code, 0, "{report:#}");
+    let scheduled = "/var/lib/k8s-boot/backup/scheduled";
+    for _ in 0..3 {
+        c.lab.sh(
+            M[0],
+            "systemctl start k8s-boot-etcd-backup.service && sleep 1",
+        );
+    }
+    let kept = c.lab.sh(M[0], &format!("ls {scheduled}"));
+    let kept: Vec<&str> = kept.lines().collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(
+        kept.iter()
+            .all(|f| f.starts_with("lab-m1-") && f.ends_with(".db")),
+        "{kept:?}"
+    );
+    let status = c.lab.sh(
+        M[0],
+        &format!(
+            "/usr/local/bin/etcdutl snapshot status {scheduled}/{} -w json",
+            kept[1]
+        ),
+    );
+    assert!(status.contains("\"revision\""), "{status}");
+    assert_eq!(
+        c.lab
+            .sh(M[0], &format!("stat -c %a {scheduled}/{}", kept[1])),
+        "600"
+    );
+
     step("backup: a namespace with a ConfigMap and a Secret, then a snapshot on this machine");
     const SECRET: &str = "s3cret-kept-by-the-backup";
     c.k(&["create", "namespace", "kept"]);
