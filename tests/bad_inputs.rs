@@ -1106,6 +1106,18 @@ fn cases() -> Vec<Case> {
             &["hosts.yaml:", "etcd.backup.keep", "enabled: false"],
         ),
         case(
+            "leaf validity of five minutes",
+            |d| {
+                edit(
+                    d,
+                    "  cert_validity_days: 365 ",
+                    "  cert_validity_minutes: 5 ",
+                )
+            },
+            CHECK,
+            &["hosts.yaml:", "pki.cert_validity_minutes", "10 to"],
+        ),
+        case(
             "backup directory is a file",
             none,
             &["backup", "-i", "hosts.yaml", "--dir", "id_test"],

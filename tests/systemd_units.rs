@@ -95,6 +95,10 @@ fn exec_programs(unit: &str) -> Vec<String> {
     out
 }
 
+/// What units run besides the release binaries: the distribution's shell, and the scheduled
+/// backup script k8s-boot renders.
+const OTHER_PROGRAMS: &[&str] = &["/bin/sh", "/usr/local/sbin/k8s-boot-etcd-backup"];
+
 /// A verification root for a set of units: distribution units, our units, stand-ins.
 struct Root {
     dir: PathBuf,
@@ -111,11 +115,14 @@ impl Root {
         for (name, text) in units {
             fs::write(unit_dir.join(name), text).unwrap();
             for program in exec_programs(text) {
-                let Some(binary) = program.strip_prefix(&format!("{BIN_DIR}/")) else {
-                    panic!("{name} runs {program}, outside {BIN_DIR} where release binaries are installed");
-                };
-                // Stand-in for the release binary.
-                let stand_in = bin_dir.join(binary);
+                assert!(
+                    program.starts_with(&format!("{BIN_DIR}/"))
+                        || OTHER_PROGRAMS.contains(&program.as_str()),
+                    "{name} runs {program}, outside {BIN_DIR} where release binaries are installed"
+                );
+                // Stand-in for the release binary (or the shell, or the rendered script).
+                let stand_in = dir.join(program.trim_start_matches('/'));
+                fs::create_dir_all(stand_in.parent().unwrap()).unwrap();
                 fs::write(&stand_in, "#!/bin/sh\nexit 0\n").unwrap();
                 fs::set_permissions(&stand_in, fs::Permissions::from_mode(0o755)).unwrap();
             }
@@ -164,15 +171,18 @@ fn rendered_units(r: &Rendered, host: &str) -> Vec<(String, String)> {
     if !dir.exists() {
         return Vec::new();
     }
-    common::files_under(&dir, &|p| p.extension().is_some_and(|e| e == "service"))
-        .into_iter()
-        .map(|p| {
-            (
-                p.file_name().unwrap().to_string_lossy().into_owned(),
-                fs::read_to_string(&p).unwrap(),
-            )
-        })
-        .collect()
+    common::files_under(&dir, &|p| {
+        p.extension()
+            .is_some_and(|e| e == "service" || e == "timer")
+    })
+    .into_iter()
+    .map(|p| {
+        (
+            p.file_name().unwrap().to_string_lossy().into_owned(),
+            fs::read_to_string(&p).unwrap(),
+        )
+    })
+    .collect()
 }
 
 fn names(units: &[(String, String)]) -> BTreeSet<&str> {
@@ -195,17 +205,16 @@ fn every_rendered_unit_passes_systemd_analyze_verify() {
         "kube-controller-manager.service",
         "kube-scheduler.service",
     ];
+    let etcd = [
+        "etcd.service",
+        "k8s-boot-etcd-backup.service",
+        "k8s-boot-etcd-backup.timer",
+    ];
     let expected: [(&str, Vec<&str>); 5] = [
         ("lb1", vec![]),
-        (
-            "m1",
-            [&node[..], &control_plane[..], &["etcd.service"]].concat(),
-        ),
-        (
-            "m2",
-            [&node[..], &control_plane[..], &["etcd.service"]].concat(),
-        ),
-        ("e1", vec!["etcd.service"]),
+        ("m1", [&node[..], &control_plane[..], &etcd[..]].concat()),
+        ("m2", [&node[..], &control_plane[..], &etcd[..]].concat()),
+        ("e1", etcd.to_vec()),
         ("w1", node.to_vec()),
     ];
     assert_eq!(
@@ -238,7 +247,7 @@ fn every_rendered_unit_passes_systemd_analyze_verify() {
         }
         verified += units.len();
     }
-    assert_eq!(verified, 7 + 7 + 1 + 3);
+    assert_eq!(verified, 9 + 9 + 3 + 3);
 }
 
 #[test]

@@ -142,6 +142,7 @@ mod tests {
         "chat.lb_node_port",
         "chat.image",
         "chat.namespace",
+        "pki.cert_validity_minutes",
         "etcd.backup.enabled",
         "etcd.backup.schedule",
         "etcd.backup.keep",

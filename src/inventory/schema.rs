@@ -295,6 +295,10 @@ pub struct PkiSettings {
     pub ca_validity_days: u32,
     #[serde(default = "default_leaf_days")]
     pub cert_validity_days: u32,
+    /// Leaf validity in minutes instead of days: short-lived certificates, to exercise
+    /// renewal and rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_validity_minutes: Option<u32>,
 }
 
 impl Default for PkiSettings {
@@ -302,6 +306,18 @@ impl Default for PkiSettings {
         PkiSettings {
             ca_validity_days: default_ca_days(),
             cert_validity_days: default_leaf_days(),
+            cert_validity_minutes: None,
+        }
+    }
+}
+
+impl PkiSettings {
+    /// How long a leaf certificate is issued for: `cert_validity_minutes` when set, else
+    /// `cert_validity_days`.
+    pub fn leaf_validity(&self) -> time::Duration {
+        match self.cert_validity_minutes {
+            Some(m) => time::Duration::minutes(m.into()),
+            None => time::Duration::days(self.cert_validity_days.into()),
         }
     }
 }

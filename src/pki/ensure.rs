@@ -31,7 +31,7 @@ impl Pki {
             cluster,
             &cas,
             opts.renew_leaves,
-            days.cert_validity_days,
+            days.leaf_validity(),
             now,
             &mut report,
         )?;
@@ -83,6 +83,46 @@ hosts:
             }
         }
         out
+    }
+
+    fn with_minutes(minutes: u32) -> Cluster {
+        let src = INVENTORY.replacen(
+            "hosts:",
+            &format!("pki: {{cert_validity_minutes: {minutes}}}\nhosts:"),
+            1,
+        );
+        Cluster::from_source(Path::new("hosts.yaml"), &src).unwrap()
+    }
+
+    #[test]
+    fn a_leaf_in_the_last_third_of_its_validity_is_renewed_by_an_ordinary_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pki = Pki::new(tmp.path().join("pki"));
+        let leaves = |r: &crate::pki::Report| -> Vec<Action> {
+            r.actions
+                .iter()
+                .filter(|(f, _)| f.ends_with(".crt") && !f.contains("ca."))
+                .map(|(_, a)| a.clone())
+                .collect()
+        };
+        pki.ensure(&with_minutes(30), Options::default()).unwrap();
+        // 30 minutes left of 30: kept.
+        let again = pki.ensure(&with_minutes(30), Options::default()).unwrap();
+        assert!(leaves(&again).iter().all(|a| *a == Action::Kept));
+        // Certificates of 100 minutes are renewed with less than 33 left: these have 30.
+        let longer = pki.ensure(&with_minutes(100), Options::default()).unwrap();
+        let actions = leaves(&longer);
+        assert!(!actions.is_empty());
+        for a in &actions {
+            assert!(
+                matches!(a, Action::Reissued(why) if why.starts_with("expires ") && why.ends_with(": renewed")),
+                "{a:?}"
+            );
+        }
+        assert_eq!(
+            super::super::leaf::renewal_window(time::Duration::days(365)),
+            time::Duration::days(30)
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ impl Pki {
         cluster: &Cluster,
         cas: &BTreeMap<CaKind, LoadedCa>,
         renew: bool,
-        validity_days: u32,
+        validity: Duration,
         now: OffsetDateTime,
         report: &mut Report,
     ) -> Result<(), PkiError> {
@@ -30,8 +30,11 @@ impl Pki {
             let ca = &cas[&leaf.ca];
             let crt = format!("{}.crt", leaf.file);
             let action = match self.assess(&leaf, &ca.cert_der, now) {
-                Ok(()) if !renew => Action::Kept,
-                Ok(()) => Action::Reissued("renewal requested".into()),
+                Ok(_) if renew => Action::Reissued("renewal requested".into()),
+                Ok(not_after) if not_after - now < renewal_window(validity) => Action::Reissued(
+                    format!("expires {}: renewed", super::verify::utc_minute(not_after)),
+                ),
+                Ok(_) => Action::Kept,
                 Err(Problem::Missing) => Action::Created,
                 // A file that is there but cannot be read is not replaced: it may be a
                 // link, a mount or a permission the owner means.
@@ -50,18 +53,25 @@ impl Pki {
                 Err(p) => Action::Reissued(p.to_string()),
             };
             if action != Action::Kept {
-                self.issue(&leaf, ca, now, validity_days)?;
+                self.issue(&leaf, ca, now, validity)?;
             }
             report.actions.push((crt, action));
         }
         Ok(())
     }
 
-    /// Why a leaf on disk is not acceptable for the current inventory, if it is not.
-    fn assess(&self, leaf: &LeafCert, ca_der: &[u8], now: OffsetDateTime) -> Result<(), Problem> {
+    /// Why a leaf on disk is not acceptable for the current inventory, if it is not; when
+    /// it is, when it expires.
+    fn assess(
+        &self,
+        leaf: &LeafCert,
+        ca_der: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<OffsetDateTime, Problem> {
         let der = self.inspect(&leaf.file)?;
         let (_, cert) = X509Certificate::from_der(&der).map_err(|_| Problem::Unreadable)?;
-        check_leaf(leaf, &cert, ca_profile(leaf.ca).file, ca_der, now)
+        check_leaf(leaf, &cert, ca_profile(leaf.ca).file, ca_der, now)?;
+        Ok(cert.validity().not_after.to_datetime())
     }
 
     fn issue(
@@ -69,12 +79,12 @@ impl Pki {
         leaf: &LeafCert,
         ca: &LoadedCa,
         now: OffsetDateTime,
-        days: u32,
+        validity: Duration,
     ) -> Result<(), PkiError> {
         let mut params = leaf_params(leaf)?;
         params.not_before = now - BACKDATE;
         // A leaf never outlives its CA.
-        params.not_after = (now + Duration::days(days.into())).min(ca.not_after);
+        params.not_after = (now + validity).min(ca.not_after);
         let key_pair = KeyPair::generate()?;
         let cert = params.signed_by(&key_pair, &ca.issuer)?;
         self.write_together(&[
@@ -90,6 +100,13 @@ impl Pki {
             ),
         ])
     }
+}
+
+/// How long before it expires a valid leaf is issued again by an ordinary run (`install`,
+/// `certs`): the last third of its validity, at most 30 days. A cluster that runs `install`
+/// now and then never meets an expired certificate; `certs renew` renews at once.
+pub fn renewal_window(validity: Duration) -> Duration {
+    (validity / 3_i32).min(Duration::days(30))
 }
 
 /// The subject, usages and SANs of `leaf`'s row, with a fresh serial; validity is the

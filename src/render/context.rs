@@ -54,6 +54,9 @@ pub struct ClusterValues {
     pub dns_forward: String,
     /// `cluster.containerd.restrict_oom_score_adj`.
     pub restrict_oom_score_adj: bool,
+    /// The leaf certificates' validity in minutes: also that of the kubelet client
+    /// certificates the controller-manager signs when kubelets rotate theirs.
+    pub cert_validity_minutes: i64,
 }
 
 #[derive(Serialize)]
@@ -176,6 +179,7 @@ impl Shared {
                 conntrack_max_per_core: inv.cluster.kube_proxy.conntrack_max_per_core,
                 allow_cgroup_v1: inv.cluster.kubelet.allow_cgroup_v1,
                 eviction_hard: inv.cluster.kubelet.eviction_hard_rendered(),
+                cert_validity_minutes: inv.pki.leaf_validity().whole_minutes(),
                 dns_forward: match &inv.cluster.dns_upstreams {
                     None => "/etc/resolv.conf".into(),
                     Some(servers) => servers.join(" "),

@@ -136,7 +136,22 @@ fn eviction_threshold(value: &str) -> Result<(), String> {
     }
 }
 
+/// The shortest leaf validity: the Kubernetes API signs no CSR for less (10 minutes).
+const MIN_LEAF_MINUTES: u32 = 10;
+
 pub(super) fn check_pki(c: &mut Checker, pki: &PkiSettings) {
+    if let Some(minutes) = pki.cert_validity_minutes {
+        let ca_minutes = u64::from(pki.ca_validity_days) * 24 * 60;
+        if minutes < MIN_LEAF_MINUTES || u64::from(minutes) > ca_minutes {
+            c.error(
+                "pki.cert_validity_minutes",
+                format!(
+                    "{minutes} minutes: expected {MIN_LEAF_MINUTES} to {ca_minutes} (the CA's \
+                     validity); leave it out to use cert_validity_days"
+                ),
+            );
+        }
+    }
     if pki.cert_validity_days == 0 || pki.ca_validity_days == 0 {
         c.error("pki", "validity periods must be at least one day");
     } else if pki.cert_validity_days > pki.ca_validity_days {
