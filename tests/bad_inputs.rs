@@ -1118,6 +1118,17 @@ fn cases() -> Vec<Case> {
             &["hosts.yaml:", "pki.cert_validity_minutes", "10 to"],
         ),
         case(
+            "new CAs for an installed cluster",
+            |d| write(d, "pki/admin.kubeconfig", "apiVersion: v1\n"),
+            &["certs", "-i", "hosts.yaml", "--rotate-cas"],
+            &[
+                "--rotate-cas",
+                "pki/admin.kubeconfig",
+                "certs renew",
+                "reset",
+            ],
+        ),
+        case(
             "backup directory is a file",
             none,
             &["backup", "-i", "hosts.yaml", "--dir", "id_test"],

@@ -15,7 +15,7 @@ use k8s_boot::render;
 use std::path::{Path, PathBuf};
 
 /// The admin kubeconfig, in the plan's cluster files and in the PKI directory after `install`.
-const ADMIN_KUBECONFIG: &str = "admin.kubeconfig";
+use k8s_boot::pki::ADMIN_KUBECONFIG;
 
 /// What a run needs beyond the inventory.
 struct Run<'a> {

@@ -8,6 +8,7 @@ use anyhow::Result;
 use k8s_boot::install::maintain::HostStatus;
 use k8s_boot::inventory::Cluster;
 use k8s_boot::pki::Pki;
+use k8s_boot::shown::Shown;
 use k8s_boot::{install, render};
 use std::path::Path;
 
@@ -21,9 +22,12 @@ pub fn run(args: &StatusArgs) -> Result<i32> {
     )?;
     let ssh = install::remote::SshConnector::new(&cluster, false, Default::default());
     let hosts = install::maintain::status(&cluster, &plan, &ssh);
-    let bad = hosts
-        .iter()
-        .any(|h| h.error.is_some() || h.services.iter().any(|s| !s.healthy));
+    // An expired certificate is a failure; one that expires soon, a warning.
+    let bad = hosts.iter().any(|h| {
+        h.error.is_some()
+            || h.services.iter().any(|s| !s.healthy)
+            || h.expiring.iter().any(|c| c.hours_left < 0)
+    });
     if args.output.is_json() {
         print_json(
             "status",
@@ -69,6 +73,27 @@ fn print_table(hosts: &[HostStatus]) -> Result<(), StdoutError> {
                 s.version
             )?;
         }
+    }
+    let expiring: Vec<_> = hosts.iter().flat_map(|h| &h.expiring).collect();
+    if !expiring.is_empty() {
+        outln!(
+            "certificates expiring within {} days (`certs renew`, then `install`):",
+            k8s_boot::pki::EXPIRY_WARNING_DAYS
+        )?;
+    }
+    for c in expiring {
+        let when = if c.hours_left < 0 {
+            "EXPIRED".to_string()
+        } else {
+            format!("{} h left", c.hours_left)
+        };
+        outln!(
+            "{:<12} {:<48} {} ({when}) {}",
+            c.host,
+            Shown(&c.path).to_string(),
+            c.not_after,
+            Shown(&c.subject)
+        )?;
     }
     Ok(())
 }

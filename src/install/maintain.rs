@@ -52,22 +52,28 @@ pub struct HostStatus {
     #[serde(serialize_with = "super::report::as_optional_string")]
     pub error: Option<SshError>,
     pub services: Vec<ServiceStatus>,
+    /// Certificates on the host that expire within [`crate::pki::EXPIRY_WARNING_DAYS`]
+    /// days (or have expired), soonest first.
+    pub expiring: Vec<super::expiry::ExpiringCert>,
 }
 
 fn version_command(service: &str) -> &'static str {
     crate::catalog::component(service).map_or("true", |c| c.version)
 }
 
-/// Every planned service on every host: active, healthy, version.
+/// Every planned service on every host: active, healthy, version; and the certificates on
+/// the hosts that expire soon.
 pub fn status(cluster: &Cluster, plan: &Plan, connector: &dyn Connector) -> Vec<HostStatus> {
     let hosts: Vec<&Host> = cluster.inventory.hosts.iter().collect();
+    let now = time::OffsetDateTime::now_utc();
+    let within = time::Duration::days(crate::pki::EXPIRY_WARNING_DAYS);
     each(&hosts, 10, |host: &&Host| {
-        let services = &plan
+        let host_plan = plan
             .hosts
             .iter()
             .find(|p| p.name == host.name)
-            .expect("plan per host")
-            .services;
+            .expect("plan per host");
+        let services = &host_plan.services;
         let conn = match connector.connect(host) {
             Ok(c) => c,
             Err(e) => {
@@ -75,6 +81,7 @@ pub fn status(cluster: &Cluster, plan: &Plan, connector: &dyn Connector) -> Vec<
                     host: host.name.clone(),
                     error: Some(e),
                     services: vec![],
+                    expiring: vec![],
                 }
             }
         };
@@ -100,10 +107,17 @@ pub fn status(cluster: &Cluster, plan: &Plan, connector: &dyn Connector) -> Vec<
                 }
             })
             .collect();
+        let files = super::expiry::certificate_files(host_plan);
+        let (expiring, error) =
+            match super::expiry::expiring(conn.as_ref(), &host.name, &files, now, within) {
+                Ok(found) => (found, None),
+                Err(e) => (Vec::new(), Some(e)),
+            };
         HostStatus {
             host: host.name.clone(),
-            error: None,
+            error,
             services,
+            expiring,
         }
     })
 }

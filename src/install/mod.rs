@@ -13,6 +13,7 @@ pub mod change;
 mod connect;
 mod etcd_member;
 pub mod executor;
+pub mod expiry;
 #[cfg(test)]
 pub(crate) mod fake;
 mod files;

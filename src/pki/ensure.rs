@@ -3,7 +3,7 @@
 
 use super::error::PkiError;
 use super::report::{Options, Report};
-use super::store::{Pki, ENCRYPTION_KEY, SA_KEY};
+use super::store::{Pki, ADMIN_KUBECONFIG, ENCRYPTION_KEY, SA_KEY};
 use crate::fsutil::LockMode;
 use crate::inventory::Cluster;
 use time::OffsetDateTime;
@@ -18,6 +18,9 @@ impl Pki {
             false => LockMode::Exclusive,
         };
         let _lock = self.take_lock(mode)?;
+        if opts.rotate_cas {
+            self.refuse_rotation_of_a_running_cluster()?;
+        }
         let mut report = Report::default();
         let days = &cluster.inventory.pki;
         self.create_private_dir()?;
@@ -42,6 +45,28 @@ impl Pki {
             .actions
             .push((ENCRYPTION_KEY.into(), self.ensure_encryption_key()?));
         Ok(report)
+    }
+}
+
+impl Pki {
+    /// New CAs all at once break a running cluster until every host, kubeconfig and client
+    /// has them: refused once `install` has used this PKI (its admin kubeconfig is here).
+    fn refuse_rotation_of_a_running_cluster(&self) -> Result<(), PkiError> {
+        let marker = self.path(ADMIN_KUBECONFIG);
+        if std::fs::symlink_metadata(&marker).is_err() {
+            return Ok(());
+        }
+        Err(PkiError::Refused(format!(
+            "--rotate-cas replaces every CA at once, and the PKI in {} belongs to an installed \
+             cluster ({} is here): every host, kubeconfig and client would stop trusting the \
+             others until each had the new CAs. A staged rotation (both CAs trusted, leaves \
+             re-issued, the old CA dropped) is not supported yet. A leaf that expires is \
+             renewed with `certs renew` and `install`, which keeps the CAs; to replace the CAs, \
+             `reset` the cluster, remove {}, then run `certs --rotate-cas` and `install`",
+            self.dir.display(),
+            marker.display(),
+            marker.display()
+        )))
     }
 }
 

@@ -39,7 +39,7 @@ pub use pem::{parse_private_key, pem_to_der, KeyFormatError};
 pub use problem::EncryptionKeyError;
 pub use report::{Action, Options, Report, Tidied};
 pub use store::{
-    default_dir, Pki, ENCRYPTION_KEY, ENCRYPTION_KEY_BYTES, KEY_MODE, LOCK_FILE, PKI_FILE_CAP,
-    SA_KEY, SA_PUB,
+    default_dir, Pki, ADMIN_KUBECONFIG, ENCRYPTION_KEY, ENCRYPTION_KEY_BYTES, KEY_MODE, LOCK_FILE,
+    PKI_FILE_CAP, SA_KEY, SA_PUB,
 };
 pub use verify::cert_sans;

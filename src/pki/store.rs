@@ -29,6 +29,9 @@ pub const PKI_FILE_CAP: u64 = 1 << 20;
 /// The lock file in the PKI directory: `certs`, `render`, `install` and `deploy` hold it
 /// exclusively, `certs check`, `status` and dry runs share it.
 pub const LOCK_FILE: &str = ".k8s-boot.lock";
+/// The admin kubeconfig `install` writes into the PKI directory: its presence says that this
+/// PKI is an installed cluster's.
+pub const ADMIN_KUBECONFIG: &str = "admin.kubeconfig";
 /// The subdirectories of the PKI directory (the etcd CA and its leaves).
 pub(super) const SUBDIRS: [&str; 1] = ["etcd"];
 
