@@ -803,7 +803,193 @@ fn whole_install_on_six_lab_hosts() {
     conformance(&c);
 
     remove_and_add_back(&c);
+    short_lived_certificates(&c);
     backup_and_restore(&c);
+}
+
+/// The nodes: (name, address).
+const NODES: [(&str, &str); 5] = [
+    ("m1", M[0]),
+    ("m2", M[1]),
+    ("m3", M[2]),
+    ("w1", W[0]),
+    ("w2", W[1]),
+];
+
+/// The certificate the kubelet on `addr` uses now: (subject, issuer, serial, seconds left).
+fn kubelet_client_cert(c: &Cluster, addr: &str) -> (String, String, String, i64) {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let pem = c.lab.sh(
+        addr,
+        "sed -n '/BEGIN CERTIFICATE/,/END CERTIFICATE/p' /var/lib/kubelet/pki/kubelet-client-current.pem",
+    );
+    let der = k8s_boot::pki::pem_to_der(&pem).expect("a certificate");
+    let (_, cert) = X509Certificate::from_der(&der).unwrap();
+    let left =
+        cert.validity().not_after.timestamp() - time::OffsetDateTime::now_utc().unix_timestamp();
+    (
+        cert.subject().to_string(),
+        cert.issuer().to_string(),
+        cert.raw_serial_as_string(),
+        left,
+    )
+}
+
+/// The serial of the client certificate embedded in the kubelet's kubeconfig on `addr`.
+fn kubeconfig_serial(c: &Cluster, addr: &str) -> String {
+    use base64::Engine;
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let line = c.lab.sh(
+        addr,
+        "grep client-certificate-data /etc/kubernetes/kubelet.kubeconfig",
+    );
+    let b64 = line.split(':').nth(1).unwrap().trim();
+    let pem = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    let der = k8s_boot::pki::pem_to_der(&String::from_utf8(pem).unwrap()).unwrap();
+    let (_, cert) = X509Certificate::from_der(&der).unwrap();
+    cert.raw_serial_as_string()
+}
+
+/// `certs renew`, then `install` with the API polled through the LB: (elapsed, longest gap).
+fn renew_and_install(c: &Cluster) -> (Duration, Duration) {
+    let inv = c.lab.inventory();
+    let renew = c.lab.k8s_boot(&["certs", "renew", "-i", &inv]);
+    assert!(renew.status.success(), "{}", describe(&renew));
+    let api = api_probe(c);
+    let (code, report, took) = c.install(&[]);
+    let (down, _) = api.finish();
+    assert_eq!(code, 0, "{report:#}");
+    (took, down)
+}
+
+/// Kubelet client certificates renewed in the cluster (CSRs approved and signed by the
+/// controller-manager), `certs renew` + `install` with no API gap, `status` naming what
+/// expires: with 30-minute leaves, then back to the default.
+fn short_lived_certificates(c: &Cluster) {
+    step("kubelets renew their own client certificates: a CSR-signed certificate, not the seed");
+    for (name, addr) in NODES {
+        let (subject, issuer, serial, _) = kubelet_client_cert(c, addr);
+        assert_eq!(subject, format!("O=system:nodes, CN=system:node:{name}"));
+        assert_eq!(issuer, "CN=kubernetes-ca");
+        assert_ne!(
+            serial,
+            kubeconfig_serial(c, addr),
+            "{name} still uses the seed"
+        );
+        let link = c.lab.sh(
+            addr,
+            "readlink /var/lib/kubelet/pki/kubelet-client-current.pem",
+        );
+        assert!(link.contains("kubelet-client-2"), "{name}: {link}");
+    }
+
+    step("30-minute leaves: certs renew, then install, the API polled through the LB");
+    let path = c.lab.dir.join("hosts.yaml");
+    let inv = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        !inv.contains("\npki:"),
+        "the lab inventory sets pki already"
+    );
+    std::fs::write(
+        &path,
+        inv.replacen("\nhosts:", "\npki:\n  cert_validity_minutes: 30\nhosts:", 1),
+    )
+    .unwrap();
+    let (took, down) = renew_and_install(c);
+    figure(&format!(
+        "certs renew + install (30-minute leaves): {:.0} s, API longest unavailable {:.1} s",
+        took.as_secs_f64(),
+        down.as_secs_f64()
+    ));
+    assert!(down <= Duration::from_secs(2), "{down:?}");
+    // Every host's certificates expire within 30 days now, and `status` says so.
+    let (code, st) = c.json_command(&["status"]);
+    assert_eq!(code, 0, "{st:#}");
+    for h in st["hosts"].as_array().unwrap() {
+        let expiring: Vec<&str> = h["expiring"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["hours_left"].as_i64().unwrap() < 1)
+            .map(|e| e["path"].as_str().unwrap())
+            .collect();
+        if h["host"] == "m1" {
+            for path in [
+                "/etc/kubernetes/pki/apiserver.crt",
+                "/etc/kubernetes/pki/etcd/server-m1.crt",
+                "/etc/kubernetes/controller-manager.kubeconfig",
+            ] {
+                assert!(expiring.contains(&path), "{path} not in {expiring:?}");
+            }
+        }
+        // lb1 holds no certificate (nginx passes TLS through).
+        assert_eq!(expiring.is_empty(), h["host"] == "lb1", "{h:#}");
+    }
+    // The kubelets started from the renewed kubeconfig and at once asked for a certificate,
+    // which the controller-manager signed for the inventory's 30 minutes.
+    for (name, addr) in NODES {
+        wait_for(
+            &format!("{name}'s kubelet on a certificate signed for 30 minutes"),
+            Duration::from_secs(120),
+            Duration::from_secs(2),
+            || {
+                let (_, issuer, serial, left) = kubelet_client_cert(c, addr);
+                let signed = issuer == "CN=kubernetes-ca"
+                    && serial != kubeconfig_serial(c, addr)
+                    && (25 * 60..=30 * 60).contains(&left);
+                signed
+                    .then_some(())
+                    .ok_or(format!("{left} s left, serial {serial}"))
+            },
+        );
+    }
+    let csrs = c.json(&["get", "csr"]);
+    for (name, _) in NODES {
+        let issued = csrs["items"].as_array().unwrap().iter().any(|csr| {
+            csr["spec"]["username"] == format!("system:node:{name}")
+                && csr["spec"]["signerName"] == "kubernetes.io/kube-apiserver-client-kubelet"
+                && csr["status"]["certificate"]
+                    .as_str()
+                    .is_some_and(|c| !c.is_empty())
+                && csr["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Approved"))
+        });
+        assert!(issued, "no approved and issued CSR of {name}");
+    }
+
+    step("back to the default validity: certs renew, then install, the API polled");
+    let inv = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        inv.replacen("\npki:\n  cert_validity_minutes: 30\n", "\n", 1),
+    )
+    .unwrap();
+    let (took, down) = renew_and_install(c);
+    figure(&format!(
+        "certs renew + install (back to 365 days): {:.0} s, API longest unavailable {:.1} s",
+        took.as_secs_f64(),
+        down.as_secs_f64()
+    ));
+    assert!(down <= Duration::from_secs(2), "{down:?}");
+    wait_for(
+        "no certificate expiring on any host",
+        Duration::from_secs(120),
+        Duration::from_secs(5),
+        || {
+            let (_, st) = c.json_command(&["status"]);
+            let left: Vec<String> = st["hosts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|h| h["expiring"].as_array().unwrap().clone())
+                .map(|e| format!("{} {}", e["host"], e["path"]))
+                .collect();
+            left.is_empty().then_some(()).ok_or(left.join(", "))
+        },
+    );
 }
 
 /// Two chat clients through the LB: one hears the other. Until kube-proxy has programmed the
