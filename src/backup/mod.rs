@@ -369,23 +369,20 @@ impl SnapshotStatus {
 
 /// `20261207T120000Z`: in file names, sorts by time.
 pub fn utc_stamp(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    utc(t, "", "T", "", "Z")
 }
 
 /// `2026-12-07T12:00:00Z`.
 pub fn rfc3339(t: OffsetDateTime) -> String {
+    utc(t, "-", "T", ":", "Z")
+}
+
+/// `t` in UTC as date, `between`, time, `end`; the date's and the time's parts joined by
+/// `date_sep` and `time_sep`.
+fn utc(t: OffsetDateTime, date_sep: &str, between: &str, time_sep: &str, end: &str) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
     format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        "{:04}{date_sep}{:02}{date_sep}{:02}{between}{:02}{time_sep}{:02}{time_sep}{:02}{end}",
         t.year(),
         u8::from(t.month()),
         t.day(),

@@ -5,7 +5,7 @@ use super::args::{BackupArgs, RestoreArgs};
 use super::console::{self, errln, outln, StdoutError};
 use super::exit::UsageError;
 use super::inventory::load;
-use super::operation::{print_steps, summary, StepLines};
+use super::operation::{print_outcome, StepLines};
 use super::output::print_json;
 use anyhow::{Context, Result};
 use k8s_boot::backup::{self, restore};
@@ -110,22 +110,17 @@ fn confirmed(created: &str, cluster: &str) -> Result<bool> {
 }
 
 fn print_report(report: &restore::Report, quiet: bool) -> Result<(), StdoutError> {
-    if !quiet || report.incomplete() {
-        print_steps(&report.steps, report.dry_run)?;
-    }
     let what = format!(
         "the restore of {} ({})",
         report.snapshot.display(),
         report.manifest.created
     );
-    outln!(
-        "{}",
-        summary(
-            &what,
-            &report.steps,
-            report.dry_run,
-            report.elapsed_ms,
-            report.incomplete()
-        )
+    print_outcome(
+        &what,
+        &report.steps,
+        report.dry_run,
+        report.elapsed_ms,
+        report.incomplete(),
+        quiet,
     )
 }

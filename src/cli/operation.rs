@@ -116,3 +116,19 @@ pub fn summary(
         }
     )
 }
+
+/// The report of an operation: a line per step (unless `quiet` and all went well), then the
+/// summary line.
+pub fn print_outcome(
+    what: &str,
+    steps: &[StepReport],
+    dry_run: bool,
+    elapsed_ms: u128,
+    incomplete: bool,
+    quiet: bool,
+) -> Result<(), StdoutError> {
+    if !quiet || incomplete {
+        print_steps(steps, dry_run)?;
+    }
+    outln!("{}", summary(what, steps, dry_run, elapsed_ms, incomplete))
+}

@@ -6,7 +6,7 @@ use super::console::{self, errln, outln, StdoutError};
 use super::exit::UsageError;
 use super::install::plan_with_pki;
 use super::inventory::load;
-use super::operation::{print_steps, summary, StepLines};
+use super::operation::{print_outcome, StepLines};
 use super::output::print_json;
 use anyhow::Result;
 use k8s_boot::remove_node::{self, Report};
@@ -68,19 +68,14 @@ fn print_report(
     quiet: bool,
     inventory: &std::path::Path,
 ) -> Result<(), StdoutError> {
-    if !quiet || report.incomplete() {
-        print_steps(&report.steps, report.dry_run)?;
-    }
     let what = format!("the removal of {}", report.host);
-    outln!(
-        "{}",
-        summary(
-            &what,
-            &report.steps,
-            report.dry_run,
-            report.elapsed_ms,
-            report.incomplete()
-        )
+    print_outcome(
+        &what,
+        &report.steps,
+        report.dry_run,
+        report.elapsed_ms,
+        report.incomplete(),
+        quiet,
     )?;
     if !report.dry_run && !report.incomplete() {
         outln!(

@@ -51,6 +51,19 @@ fn world() -> World {
     }
 }
 
+/// The world of the inventory `src`, its PKI from `pki`, without hosts (the tests share
+/// them between worlds of two inventories).
+fn world_of(src: &str, pki: &Pki) -> World {
+    let cluster = Cluster::from_source(Path::new("hosts.yaml"), src).unwrap();
+    pki.ensure(&cluster, Default::default()).unwrap();
+    let plan = render::plan(&cluster, pki, &Templates::load(None).unwrap()).unwrap();
+    World {
+        cluster,
+        plan,
+        fake: FakeConnector::default(),
+    }
+}
+
 /// The host phases without binaries (which need local files) or kubectl.
 const PHASES: &[PhaseId] = &[
     PhaseId::Preflight,
@@ -588,14 +601,7 @@ fn a_registry_taken_out_of_the_mirrors_loses_its_hosts_toml_and_nothing_else() {
             "cluster:\n  name: t\n  kubernetes_version: v1.37.2\n  containerd:\n    \
              registry_mirrors:\n{list}hosts:{hosts}"
         );
-        let cluster = Cluster::from_source(Path::new("hosts.yaml"), &src).unwrap();
-        pki.ensure(&cluster, Default::default()).unwrap();
-        let plan = render::plan(&cluster, &pki, &Templates::load(None).unwrap()).unwrap();
-        World {
-            cluster,
-            plan,
-            fake: FakeConnector::default(),
-        }
+        world_of(&src, &pki)
     };
     let mut both = mirrors(&["docker.io", "quay.io"]);
     for h in &both.cluster.inventory.hosts {
@@ -645,14 +651,7 @@ fn a_component_switched_off_is_stopped_and_its_files_removed() {
             &format!("etcd: {{backup: {{enabled: {enabled}}}}}\nhosts:"),
             1,
         );
-        let cluster = Cluster::from_source(Path::new("hosts.yaml"), &src).unwrap();
-        pki.ensure(&cluster, Default::default()).unwrap();
-        let plan = render::plan(&cluster, &pki, &Templates::load(None).unwrap()).unwrap();
-        World {
-            cluster,
-            plan,
-            fake: FakeConnector::default(),
-        }
+        world_of(&src, &pki)
     };
     let mut on = with_backups(true);
     for h in &on.cluster.inventory.hosts {

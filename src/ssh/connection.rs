@@ -114,7 +114,6 @@ impl Connection {
             .send_eof()
             .map_err(|e| self.session_err("closing input", e))?;
         let mut stdout = String::new();
-        let mut stderr = String::new();
         channel.read_to_string(&mut stdout).map_err(|e| {
             self.session_err(
                 &format!(
@@ -124,6 +123,17 @@ impl Connection {
                 e,
             )
         })?;
+        let (code, stderr) = self.finish(&mut channel)?;
+        Ok(Output {
+            code,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// A command's stderr and exit status, once its stdout has been read; the channel closed.
+    fn finish(&self, channel: &mut ssh2::Channel) -> Result<(i32, String), SshError> {
+        let mut stderr = String::new();
         channel
             .stderr()
             .read_to_string(&mut stderr)
@@ -134,11 +144,7 @@ impl Connection {
         let code = channel
             .exit_status()
             .map_err(|e| self.session_err("exit status", e))?;
-        Ok(Output {
-            code,
-            stdout,
-            stderr,
-        })
+        Ok((code, stderr))
     }
 
     /// Copies `input` to the command's stdin.
@@ -184,17 +190,7 @@ impl Connection {
                 .map_err(|e| self.session_err(&format!("writing the copy of {path}"), e))?;
             total += n as u64;
         }
-        let mut stderr = String::new();
-        channel
-            .stderr()
-            .read_to_string(&mut stderr)
-            .map_err(|e| self.session_err("reading stderr", e))?;
-        channel
-            .wait_close()
-            .map_err(|e| self.session_err("closing a channel", e))?;
-        let code = channel
-            .exit_status()
-            .map_err(|e| self.session_err("exit status", e))?;
+        let (code, stderr) = self.finish(&mut channel)?;
         let out = Output {
             code,
             stdout: String::new(),
