@@ -885,6 +885,18 @@ fn short_lived_certificates(c: &Cluster) {
         assert!(link.contains("kubelet-client-2"), "{name}: {link}");
     }
 
+    step("certs --rotate-cas on the installed cluster: refused, the PKI untouched");
+    let inv = c.lab.inventory();
+    let ca = std::fs::read(c.lab.dir.join("pki/ca.crt")).unwrap();
+    let rotate = c.lab.k8s_boot(&["certs", "--rotate-cas", "-i", &inv]);
+    assert_eq!(rotate.status.code(), Some(2), "{}", describe(&rotate));
+    let said = String::from_utf8_lossy(&rotate.stderr);
+    assert!(
+        said.contains("admin.kubeconfig") && said.contains("certs renew"),
+        "{said}"
+    );
+    assert_eq!(std::fs::read(c.lab.dir.join("pki/ca.crt")).unwrap(), ca);
+
     step("30-minute leaves: certs renew, then install, the API polled through the LB");
     let path = c.lab.dir.join("hosts.yaml");
     let inv = std::fs::read_to_string(&path).unwrap();
