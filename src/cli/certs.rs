@@ -41,12 +41,6 @@ pub fn run(args: CertsArgs, quiet: bool) -> Result<i32> {
 /// created or re-issued file).
 fn ensure(inventory: &Path, pki_dir: &Path, opts: pki::Options, quiet: bool) -> Result<i32> {
     let cluster = load(inventory)?;
-    if opts.rotate_cas {
-        errln!(
-            "warning: replacing every CA in {}: every leaf certificate is re-issued and every host must receive the new files",
-            pki_dir.display()
-        );
-    }
     let pki = Pki::new(pki_dir)
         .hold_lock(LockMode::Exclusive)
         .with_context(|| format!("PKI in {}", pki_dir.display()))?;
@@ -54,6 +48,12 @@ fn ensure(inventory: &Path, pki_dir: &Path, opts: pki::Options, quiet: bool) -> 
     let report = pki
         .ensure(&cluster, opts)
         .with_context(|| format!("PKI in {}", pki_dir.display()))?;
+    if opts.rotate_cas {
+        errln!(
+            "warning: every CA in {} was replaced: every leaf certificate is re-issued and every host must receive the new files",
+            pki_dir.display()
+        );
+    }
     print_tidied(&report, "");
     for (file, action) in report.actions.iter().filter(|_| !quiet) {
         match action {
