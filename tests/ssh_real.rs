@@ -188,6 +188,12 @@ fn commands_report_exit_codes_and_stderr() {
         err.contains("exited with 1") && err.contains("bad thing"),
         "{err}"
     );
+    // With its stderr on stdout (`2>&1`), what it said is in the error all the same.
+    let err = c
+        .run("{ echo why it failed >&2; false; } 2>&1")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("why it failed"), "{err}");
 
     // Wrong key: authentication error names the user and the key.
     let mut t = sshd.target();

@@ -211,11 +211,17 @@ impl Connection {
         if out.code == 0 {
             return Ok(out.stdout);
         }
+        // A command run with `2>&1` says why it failed on stdout.
+        let said = if out.stderr.trim().is_empty() {
+            &out.stdout
+        } else {
+            &out.stderr
+        };
         Err(SshError::Command {
             host: self.target.name.clone(),
             command: command.to_string(),
             code: out.code,
-            stderr_tail: tail(&out.stderr, 5),
+            stderr_tail: tail(said, 5),
         })
     }
 }
