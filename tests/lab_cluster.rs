@@ -1059,7 +1059,7 @@ fn backup_and_restore(c: &Cluster) {
     std::fs::write(&path, inv).unwrap();
     let (code, report, _) = c.install(&["--phases", "etcd"]);
     assert_eq!(code, 0, "{report:#}");
-    let scheduled = "/var/lib/k8s-boot/backup/scheduled";
+    let scheduled = "/var/backups/k8s-boot-etcd";
     for _ in 0..3 {
         c.lab.sh(
             M[0],

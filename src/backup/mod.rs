@@ -33,6 +33,10 @@ use time::OffsetDateTime;
 /// Where a member writes a snapshot before it is copied (and then removed).
 pub const REMOTE_DIR: &str = "/var/lib/k8s-boot/backup";
 
+/// Where the scheduled snapshots are kept on each etcd host: a data directory, which `reset`
+/// keeps unless `--purge-data` (k8s-boot's state directory goes with every reset).
+pub const SCHEDULED_DIR: &str = "/var/backups/k8s-boot-etcd";
+
 /// The lock file of a backup directory: one backup writes it at a time.
 const LOCK_FILE: &str = ".k8s-boot.lock";
 

@@ -64,10 +64,14 @@ struct Prepare;
 impl Step for Prepare {
     fn apply(&self, cx: &HostCtx, work: &mut HostWork, ex: &mut Executor) -> Result<(), StepError> {
         // File directories are created by the uploads; these are the data directories:
-        // etcd's store and the apiserver's audit log. `reset` keeps them unless asked.
+        // etcd's store, its scheduled snapshots and the apiserver's audit log. `reset` keeps
+        // them unless asked.
         let mut data_dirs = Vec::new();
         if cx.host.has(Role::Etcd) && cx.run.selected(PhaseId::Etcd) {
             data_dirs.push(("/var/lib/etcd", 0o700));
+            if cx.run.cluster.inventory.etcd.backup.enabled {
+                data_dirs.push((crate::backup::SCHEDULED_DIR, 0o700));
+            }
         }
         if cx.host.has(Role::ControlPlane) && cx.run.selected(PhaseId::ControlPlane) {
             data_dirs.push(("/var/log/kubernetes", 0o750));

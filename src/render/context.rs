@@ -91,6 +91,7 @@ pub struct EtcdValues {
     /// Scheduled snapshots (`OnCalendar=`) and how many a member keeps.
     pub backup_schedule: String,
     pub backup_keep: u32,
+    pub backup_dir: &'static str,
 }
 
 #[derive(Serialize)]
@@ -157,6 +158,7 @@ impl Shared {
             members,
             backup_schedule: inv.etcd.backup.schedule.trim().to_string(),
             backup_keep: inv.etcd.backup.keep,
+            backup_dir: crate::backup::SCHEDULED_DIR,
         };
         let domain = inv.cluster.cluster_domain.clone();
         Shared {

@@ -7,7 +7,7 @@
 # manifests, or restore them with `k8s-boot restore`.
 set -eu
 umask 077
-dir=/var/lib/k8s-boot/backup/scheduled
+dir={{ etcd.backup_dir }}
 prefix="{{ cluster.name }}-{{ host.name }}-"
 mkdir -p "$dir"
 # What an interrupted run left.
