@@ -1,5 +1,6 @@
 //! Advisory locks on the directories k8s-boot writes: `flock` on a lock file, never
-//! waiting. A run that finds the lock taken stops at once and names the process holding it
+//! waiting for another process (only, for at most half a second, for a lock this process
+//! itself let go of). A run that finds the lock taken stops at once and names the process holding it
 //! (from `/proc/locks`), so two runs never interleave their writes and none hangs.
 
 use super::read::FileKind;
@@ -81,23 +82,35 @@ fn lock_file(path: &Path, mode: LockMode, create: bool) -> Result<Option<Lock>, 
         LockMode::Shared => libc::LOCK_SH,
         LockMode::Exclusive => libc::LOCK_EX,
     };
-    // SAFETY: flock on a descriptor we own; no memory is shared with the call.
-    if unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) } != 0 {
-        let err = io::Error::last_os_error();
-        if err.kind() == io::ErrorKind::WouldBlock {
-            return Err(LockError::Busy {
-                path: path.to_path_buf(),
-                holder: holders(&meta),
-            });
+    // A lock this process let go of can stay held for a moment by a child another thread
+    // forked just then (the child shares the descriptor until it runs its program): only
+    // such a lock, held by no other process, is tried again, for at most half a second.
+    let mut tries = 0;
+    loop {
+        // SAFETY: flock on a descriptor we own; no memory is shared with the call.
+        if unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) } == 0 {
+            return Ok(Some(Lock { _file: file }));
         }
-        return Err(io_err(err));
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::WouldBlock {
+            return Err(io_err(err));
+        }
+        let others = other_holders(&meta);
+        if others.is_empty() && tries < 50 {
+            tries += 1;
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            continue;
+        }
+        return Err(LockError::Busy {
+            path: path.to_path_buf(),
+            holder: describe(&others),
+        });
     }
-    Ok(Some(Lock { _file: file }))
 }
 
-/// The processes holding a lock on the file of `meta`, as `pid N (command line)`, from
-/// `/proc/locks`; `another process` when they cannot be found (another PID namespace).
-fn holders(meta: &fs::Metadata) -> String {
+/// The other processes holding a lock on the file of `meta`, from `/proc/locks` (none when
+/// they are in another PID namespace, or when the holder is this process).
+fn other_holders(meta: &fs::Metadata) -> Vec<String> {
     let inode = format!(
         "{:02x}:{:02x}:{}",
         libc::major(meta.dev()),
@@ -106,7 +119,7 @@ fn holders(meta: &fs::Metadata) -> String {
     );
     let me = std::process::id().to_string();
     let locks = fs::read_to_string("/proc/locks").unwrap_or_default();
-    let mut pids: Vec<&str> = locks
+    let mut pids: Vec<String> = locks
         .lines()
         .filter(|l| !l.contains("->"))
         .filter_map(|l| {
@@ -117,8 +130,14 @@ fn holders(meta: &fs::Metadata) -> String {
                 .flatten()
         })
         .filter(|pid| *pid != me)
+        .map(String::from)
         .collect();
     pids.dedup();
+    pids
+}
+
+/// `pids` as `pid N (command line)`; `another process` when there are none to name.
+fn describe(pids: &[String]) -> String {
     if pids.is_empty() {
         return "another process".into();
     }
@@ -182,6 +201,29 @@ mod tests {
         let _b = lock(&path, LockMode::Shared).unwrap();
         assert!(lock(&path, LockMode::Exclusive).is_err());
         drop(a);
+    }
+
+    #[test]
+    fn a_lock_a_forked_child_still_shares_for_a_moment_is_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".lock");
+        let held = lock(&path, LockMode::Exclusive).unwrap();
+        // A child forked now would share the descriptor until it runs its program: a copy
+        // of the descriptor stands for it, closed 100 ms after the holder lets go.
+        // SAFETY: dup of a descriptor the lock owns; the copy is closed below.
+        let copy = unsafe { libc::dup(held._file.as_raw_fd()) };
+        assert!(copy >= 0);
+        drop(held);
+        let closer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            // SAFETY: the copy made above, closed once.
+            unsafe { libc::close(copy) };
+        });
+        let started = std::time::Instant::now();
+        let again = lock(&path, LockMode::Exclusive).unwrap();
+        assert!(started.elapsed() >= std::time::Duration::from_millis(90));
+        closer.join().unwrap();
+        drop(again);
     }
 
     #[test]
