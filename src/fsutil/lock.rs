@@ -1,7 +1,7 @@
 //! Advisory locks on the directories k8s-boot writes: `flock` on a lock file, never
 //! waiting for another process (only, for at most half a second, for a lock this process
-//! itself let go of). A run that finds the lock taken stops at once and names the process holding it
-//! (from `/proc/locks`), so two runs never interleave their writes and none hangs.
+//! itself let go of). A run that finds the lock taken stops at once and names the process
+//! holding it (from `/proc/locks`), so two runs never interleave their writes and none hangs.
 
 use super::read::FileKind;
 use std::fs::{self, File};
