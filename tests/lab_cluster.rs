@@ -762,7 +762,8 @@ fn whole_install_on_six_lab_hosts() {
             assert!(!version.is_empty() && version != "-", "{r}");
         }
     }
-    assert_eq!(rows.len(), 1 + 3 * 7 + 2 * 3, "{rows:#?}");
+    // lb1: nginx; m1-m3: etcd, its backup timer, the control plane, the node; w1-w2: the node.
+    assert_eq!(rows.len(), 1 + 3 * 8 + 2 * 3, "{rows:#?}");
 
     step("reset: nothing of ours is left on any host");
     let recorded: Vec<Value> = ALL
