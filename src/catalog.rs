@@ -77,10 +77,18 @@ pub struct Component {
     /// (etcd keeps its quorum, the LB an API server); first starts stay parallel (etcd
     /// members only become healthy together).
     pub rolling: bool,
+    /// Its hosts are the load balancer's upstreams: a rolling restart holds the next host
+    /// back until the LB has forgotten this host's failed connections
+    /// ([`LB_FAIL_TIMEOUT_SECS`]); otherwise the LB can count two hosts down at once.
+    pub lb_upstream: bool,
     /// Whether the cluster wants it at all (an inventory setting can switch it off); where
     /// it is off, a host that runs it has it stopped and its files removed.
     pub wanted: fn(&Cluster) -> bool,
 }
+
+/// How long nginx on the LB hosts skips an upstream after its failed connections
+/// (`fail_timeout`).
+pub const LB_FAIL_TIMEOUT_SECS: u64 = 10;
 
 /// The timer of the scheduled etcd snapshots.
 pub const BACKUP_TIMER: &str = "k8s-boot-etcd-backup.timer";
@@ -223,6 +231,7 @@ pub const COMPONENTS: &[Component] = &[
         ),
         reloads: false,
         rolling: true,
+        lb_upstream: false,
         wanted: always,
     },
     Component {
@@ -257,6 +266,7 @@ pub const COMPONENTS: &[Component] = &[
         version: "echo \"last run $(systemctl show -p LastTriggerUSec --value k8s-boot-etcd-backup.timer)\"",
         reloads: false,
         rolling: false,
+        lb_upstream: false,
         wanted: |c| c.inventory.etcd.backup.enabled,
     },
     Component {
@@ -281,6 +291,7 @@ pub const COMPONENTS: &[Component] = &[
         version: "nginx -v 2>&1 | sed 's|.*/||'",
         reloads: true,
         rolling: false,
+        lb_upstream: false,
         wanted: always,
     },
     Component {
@@ -317,6 +328,7 @@ pub const COMPONENTS: &[Component] = &[
         version: last_word_version!("kube-apiserver"),
         reloads: false,
         rolling: true,
+        lb_upstream: true,
         wanted: always,
     },
     Component {
@@ -337,6 +349,7 @@ pub const COMPONENTS: &[Component] = &[
         version: last_word_version!("kube-controller-manager"),
         reloads: false,
         rolling: false,
+        lb_upstream: false,
         wanted: always,
     },
     Component {
@@ -364,6 +377,7 @@ pub const COMPONENTS: &[Component] = &[
         version: last_word_version!("kube-scheduler"),
         reloads: false,
         rolling: false,
+        lb_upstream: false,
         wanted: always,
     },
     Component {
@@ -401,6 +415,7 @@ pub const COMPONENTS: &[Component] = &[
         ),
         reloads: false,
         rolling: false,
+        lb_upstream: false,
         wanted: always,
     },
     Component {
@@ -424,6 +439,7 @@ pub const COMPONENTS: &[Component] = &[
         version: last_word_version!("kubelet"),
         reloads: false,
         rolling: false,
+        lb_upstream: false,
         wanted: always,
     },
     Component {
@@ -451,6 +467,7 @@ pub const COMPONENTS: &[Component] = &[
         version: last_word_version!("kube-proxy"),
         reloads: false,
         rolling: false,
+        lb_upstream: false,
         wanted: always,
     },
 ];

@@ -18,6 +18,13 @@ fn is(remote: &dyn Remote, state: &str, service: &str) -> Result<bool, StepError
         == 0)
 }
 
+/// How long a rolling restart of an LB upstream holds the next host back: the LB's
+/// `fail_timeout` and a second (the in-memory hosts of the unit tests have no LB to wait for).
+#[cfg(not(test))]
+const LB_SETTLE: Duration = Duration::from_secs(crate::catalog::LB_FAIL_TIMEOUT_SECS + 1);
+#[cfg(test)]
+const LB_SETTLE: Duration = Duration::ZERO;
+
 /// Enables `component`'s service and (re)starts it if its files changed or it is not
 /// running, then waits until it is healthy. `daemon_reload` after new unit files.
 pub fn start(
@@ -41,7 +48,7 @@ pub fn start(
         })?;
     }
     // One host at a time, from its restart until it is healthy again.
-    let _one_at_a_time = (restart && active && component.rolling && !ex.is_dry())
+    let one_at_a_time = (restart && active && component.rolling && !ex.is_dry())
         .then(|| cx.run.rolling.lock().unwrap_or_else(|e| e.into_inner()));
     if restart && active && component.reloads && !daemon_reload {
         ex.change(Change::Reload(service.into()), |r| {
@@ -67,6 +74,17 @@ pub fn start(
         work.state
             .versions
             .insert(service.to_string(), cx.run.cluster.version().to_string());
+        // The LB skips a host for a while after its refused connections: the next host of a
+        // rolling restart goes down only once this one is back in the LB's rotation.
+        let behind_lb = cx
+            .run
+            .cluster
+            .hosts_with(crate::inventory::Role::Lb)
+            .next()
+            .is_some();
+        if one_at_a_time.is_some() && component.lb_upstream && behind_lb {
+            std::thread::sleep(LB_SETTLE);
+        }
     }
     Ok(())
 }

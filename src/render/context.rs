@@ -57,6 +57,8 @@ pub struct ClusterValues {
     /// The leaf certificates' validity in minutes: also that of the kubelet client
     /// certificates the controller-manager signs when kubelets rotate theirs.
     pub cert_validity_minutes: i64,
+    /// nginx's `fail_timeout` for the API servers ([`crate::catalog::LB_FAIL_TIMEOUT_SECS`]).
+    pub lb_fail_timeout_secs: u64,
 }
 
 #[derive(Serialize)]
@@ -182,6 +184,7 @@ impl Shared {
                 allow_cgroup_v1: inv.cluster.kubelet.allow_cgroup_v1,
                 eviction_hard: inv.cluster.kubelet.eviction_hard_rendered(),
                 cert_validity_minutes: inv.pki.leaf_validity().whole_minutes(),
+                lb_fail_timeout_secs: crate::catalog::LB_FAIL_TIMEOUT_SECS,
                 dns_forward: match &inv.cluster.dns_upstreams {
                     None => "/etc/resolv.conf".into(),
                     Some(servers) => servers.join(" "),
