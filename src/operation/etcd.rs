@@ -14,26 +14,38 @@ pub fn leader(
     cluster: &Cluster,
     host: &crate::inventory::Host,
 ) -> Result<Option<String>, OperationError> {
+    Ok(leader_endpoint(r, host)?.and_then(|url| {
+        cluster
+            .inventory
+            .hosts
+            .iter()
+            .filter(|h| h.has(Role::Etcd))
+            .find(|h| url == client_url(h))
+            .map(|h| h.name.clone())
+    }))
+}
+
+/// The client URL of `host`'s member.
+pub fn client_url(host: &crate::inventory::Host) -> String {
+    format!("https://{}:2379", url_address(host.address))
+}
+
+/// The client URL of the leading member, asked on `host` (an etcd host).
+pub fn leader_endpoint(
+    r: &dyn Remote,
+    host: &crate::inventory::Host,
+) -> Result<Option<String>, OperationError> {
     let command = format!("{} endpoint status --cluster -w json", etcdctl(host));
     let out = r.run(&command)?;
     let status: Value = serde_json::from_str(&out).map_err(|e| OperationError::Kubectl {
         command: "etcdctl endpoint status".into(),
         message: e.to_string(),
     })?;
-    let endpoint = status.as_array().into_iter().flatten().find_map(|e| {
+    Ok(status.as_array().into_iter().flatten().find_map(|e| {
         let s = &e["Status"];
         (s["header"]["member_id"] == s["leader"] && !s["leader"].is_null())
             .then(|| e["Endpoint"].as_str().map(String::from))
             .flatten()
-    });
-    Ok(endpoint.and_then(|url| {
-        cluster
-            .inventory
-            .hosts
-            .iter()
-            .filter(|h| h.has(Role::Etcd))
-            .find(|h| url == format!("https://{}:2379", url_address(h.address)))
-            .map(|h| h.name.clone())
     }))
 }
 
@@ -96,6 +108,18 @@ pub fn healthy_endpoints(
         .filter(|e| e["health"] == true)
         .filter_map(|e| e["endpoint"].as_str().map(String::from))
         .collect())
+}
+
+/// Hands the leadership from `leader` (the host of the leading member, asked there) to the
+/// member `to`: a leader that leaves or restarts would otherwise make the others elect a new
+/// one first, and writes wait for that.
+pub fn move_leader(
+    r: &dyn Remote,
+    leader: &crate::inventory::Host,
+    to: u64,
+) -> Result<(), OperationError> {
+    r.run(&format!("{} move-leader {to:x}", etcdctl(leader)))?;
+    Ok(())
 }
 
 /// `etcdctl member remove` of the member `id`, on the etcd host `host`.

@@ -245,10 +245,25 @@ fn run_step(
             let Some(member) = members.iter().find(|m| m.peer_urls.contains(&url)) else {
                 return Ok(Vec::new());
             };
+            let mut changes = Vec::new();
+            // A leading member hands its leadership on first: writes then never wait for an
+            // election.
+            if etcd::leader_endpoint(r.as_ref(), member_host)? == Some(etcd::client_url(host)) {
+                let to = members.iter().find(|m| m.id != member.id).map(|m| m.id);
+                if let (Some(to), false) = (to, dry) {
+                    let leaving = op.connector.connect(host)?;
+                    etcd::move_leader(leaving.as_ref(), host, to)?;
+                }
+                changes.push(format!(
+                    "{name}: etcd leadership handed to member {:x}",
+                    to.unwrap_or(0)
+                ));
+            }
             if !dry {
                 etcd::remove_member(r.as_ref(), member_host, member.id)?;
             }
-            done(format!("etcd member {:x} removed", member.id))
+            changes.push(format!("{name}: etcd member {:x} removed", member.id));
+            Ok(changes)
         }
         Step::LoadBalancers(hosts) => op.install(hosts, &[PhaseId::Lb], Purpose::Install),
         Step::EtcdConfig(h) => {

@@ -238,3 +238,21 @@ fn a_removal_stopped_by_a_failure_continues_where_it_stopped() {
     assert_eq!(changes(&report, "lb lb1"), ["lb1: lb: reload nginx"]);
     assert!(!w.fake.host("w1").files.contains_key(STATE_FILE));
 }
+
+#[test]
+fn a_leading_member_hands_its_leadership_on_before_it_is_removed() {
+    // m2 leads (the world's `endpoint status`).
+    let w = World::installed("v1.36.3");
+    let report = remove(&w, "m2", false).unwrap();
+    assert!(!report.incomplete(), "{report:#?}");
+    assert_eq!(
+        changes(&report, "remove etcd member m2"),
+        [
+            "m2: etcd leadership handed to member b",
+            "m2: etcd member c removed"
+        ]
+    );
+    // Asked of the leader itself (move-leader goes to the leader), the removal of m1.
+    position(&w.fake.host("m2").log, "move-leader b");
+    position(&w.fake.host("m1").log, "member remove c");
+}
