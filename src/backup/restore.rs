@@ -24,7 +24,7 @@ use super::manifest::{self, Manifest};
 use super::{utc_stamp, REMOTE_DIR};
 use crate::catalog::{url_address, BIN_DIR};
 use crate::fsutil::read_regular;
-use crate::install::remote::{Connector, SshConnector};
+use crate::install::remote::{poll_until_ok, Connector, SshConnector};
 use crate::install::{etcd_peer_url, phases};
 use crate::inventory::{Cluster, Host, Role};
 use crate::operation::{self, etcd, node, Observer, OperationError, StepReport};
@@ -35,7 +35,7 @@ use crate::ssh::{shell_quote, Source};
 use serde::Serialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use time::OffsetDateTime;
 
 /// etcd's data directory on a member (templates/etcd/etcd.yaml).
@@ -446,20 +446,13 @@ impl Run<'_> {
     ) -> Result<(), OperationError> {
         let (check, _) = phases::health_command(self.cluster, cp, "kube-apiserver")
             .expect("kube-apiserver has a health check");
-        let deadline = Instant::now() + self.opts.ready_timeout;
-        loop {
-            let out = r.exec(&check)?;
-            if out.code == 0 {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(OperationError::StepFailed(vec![format!(
-                    "{}: the API server is not ready after {} s",
-                    cp.name,
-                    self.opts.ready_timeout.as_secs()
-                )]));
-            }
-            std::thread::sleep(Duration::from_millis(500));
+        match poll_until_ok(r, &check, self.opts.ready_timeout)? {
+            None => Ok(()),
+            Some(_) => Err(OperationError::StepFailed(vec![format!(
+                "{}: the API server is not ready after {} s",
+                cp.name,
+                self.opts.ready_timeout.as_secs()
+            )])),
         }
     }
 }

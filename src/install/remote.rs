@@ -92,6 +92,26 @@ impl Remote for Connection {
     }
 }
 
+/// Runs `command` every half second until it exits 0 (`None`), or until `timeout` has
+/// passed: then its last output (`Some`).
+pub fn poll_until_ok(
+    r: &dyn Remote,
+    command: &str,
+    timeout: std::time::Duration,
+) -> Result<Option<Output>, SshError> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let out = r.exec(command)?;
+        if out.code == 0 {
+            return Ok(None);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(Some(out));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
 /// Opens a [`Remote`] to a host.
 pub trait Connector: Sync {
     fn connect(&self, host: &Host) -> Result<Box<dyn Remote>, SshError>;

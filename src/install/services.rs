@@ -4,12 +4,12 @@
 use super::change::Change;
 use super::executor::Executor;
 use super::phases;
-use super::remote::Remote;
+use super::remote::{poll_until_ok, Remote};
 use super::steps::HostCtx;
 use super::{HostWork, StepError};
 use crate::catalog::Component;
 use crate::ssh;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn is(remote: &dyn Remote, state: &str, service: &str) -> Result<bool, StepError> {
     Ok(remote
@@ -91,29 +91,22 @@ pub fn start(
 
 fn wait_healthy(cx: &HostCtx, component: &Component, r: &dyn Remote) -> Result<(), StepError> {
     let (check, secs) = component.health_command(cx.run.cluster, cx.host);
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let out = r.exec(&check)?;
-        if out.code == 0 {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            let service = component.service;
-            let journal = r
-                .exec(&format!(
-                    "journalctl -u {service} -n 8 --no-pager 2>/dev/null"
-                ))
-                .map(|o| o.stdout)
-                .unwrap_or_default();
-            return Err(StepError::Unhealthy {
-                service: service.to_string(),
-                secs,
-                output: ssh::tail(&format!("{}{}", out.stdout, out.stderr), 3),
-                journal: ssh::tail(&journal, 8),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    let Some(out) = poll_until_ok(r, &check, Duration::from_secs(secs))? else {
+        return Ok(());
+    };
+    let service = component.service;
+    let journal = r
+        .exec(&format!(
+            "journalctl -u {service} -n 8 --no-pager 2>/dev/null"
+        ))
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    Err(StepError::Unhealthy {
+        service: service.to_string(),
+        secs,
+        output: ssh::tail(&format!("{}{}", out.stdout, out.stderr), 3),
+        journal: ssh::tail(&journal, 8),
+    })
 }
 
 /// Every service of the host's plan in the selected phases is active and healthy.

@@ -3,10 +3,10 @@
 
 use super::OperationError;
 use crate::catalog::{etcdctl, url_address};
-use crate::install::remote::Remote;
+use crate::install::remote::{poll_until_ok, Remote};
 use crate::inventory::{Cluster, Role};
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The inventory name of the leading member, asked on `host` (an etcd host).
 pub fn leader(
@@ -57,19 +57,12 @@ pub fn wait_healthy(
     timeout: Duration,
 ) -> Result<(), OperationError> {
     let command = format!("{} endpoint health --cluster 2>&1", etcdctl(host));
-    let deadline = Instant::now() + timeout;
-    loop {
-        let out = r.exec(&command)?;
-        if out.code == 0 {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(OperationError::EtcdUnhealthy {
-                secs: timeout.as_secs(),
-                output: crate::ssh::tail(&out.stdout, 4),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(500));
+    match poll_until_ok(r, &command, timeout)? {
+        None => Ok(()),
+        Some(out) => Err(OperationError::EtcdUnhealthy {
+            secs: timeout.as_secs(),
+            output: crate::ssh::tail(&out.stdout, 4),
+        }),
     }
 }
 
