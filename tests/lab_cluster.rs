@@ -1262,6 +1262,10 @@ fn conformance(c: &Cluster) {
             "name",
         ]);
         assert_eq!(left, "", "the run's namespace is left");
+        // ... and so are the tests' own namespaces, with their pods (which have no
+        // controller: a drain right after would refuse them).
+        let tests_left = c.k(&["get", "namespace", "-l", "e2e-run", "-o", "name"]);
+        assert_eq!(tests_left, "", "namespaces of the tests are left");
         let log = std::fs::read_to_string(c.lab.dir.join("conformance-results/e2e.log")).unwrap();
         assert!(
             log.contains("Ran "),

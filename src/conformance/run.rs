@@ -19,6 +19,8 @@ const POD: &str = "conformance";
 const RUNNER: &str = "conformance";
 const OUTPUT: &str = "output";
 const RESULTS: &str = "/tmp/results";
+/// The label the e2e framework puts on every namespace it creates (`test/e2e/framework/util.go`).
+const E2E_NAMESPACE_LABEL: &str = "e2e-run";
 /// How long removing the run's namespace may take.
 const REMOVE_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long the pod may take to start (images are imported already).
@@ -336,10 +338,17 @@ impl Kubectl<'_> {
         self.remove()
     }
 
-    /// Deletes the namespace (waiting until it is gone) and the ClusterRoleBinding.
+    /// Deletes the run's namespace and the ones the tests made, waiting until they are gone,
+    /// and the ClusterRoleBinding. The e2e framework only asks for its namespaces' deletion:
+    /// their pods would still be terminating (and block a drain: they have no controller).
     fn remove(&self) -> Result<(), ConformanceError> {
         self.run(&format!(
             "delete namespace {NAMESPACE} --ignore-not-found --wait=true --timeout={}s",
+            REMOVE_TIMEOUT.as_secs()
+        ))?;
+        self.run(&format!(
+            "delete namespace --selector={E2E_NAMESPACE_LABEL} --ignore-not-found --wait=true \
+             --timeout={}s",
             REMOVE_TIMEOUT.as_secs()
         ))?;
         self.run(&format!(

@@ -69,10 +69,11 @@ pub enum OperationError {
     },
     #[error("{command}: {message}")]
     Kubectl { command: String, message: String },
-    #[error("drain of {node} did not finish in {secs} s; the node stays cordoned: {}", .blockers.join("; "))]
+    #[error("drain of {node} stopped: {why}; the node stays cordoned: {}", .blockers.join("; "))]
     Drain {
         node: String,
-        secs: u64,
+        /// What ended it: the timeout, or kubectl refusing a pod it would have to lose.
+        why: String,
         blockers: Vec<String>,
     },
     #[error("node {node} not Ready on the new version in time (Ready: {ready}, kubelet: `{kubelet}`); it stays cordoned")]

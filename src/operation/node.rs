@@ -91,9 +91,25 @@ pub fn drain(r: &dyn Remote, node: &str, timeout: Duration) -> Result<(), Operat
     }
     Err(OperationError::Drain {
         node: node.to_string(),
-        secs: timeout.as_secs(),
+        why: drain_stop_reason(&out.stdout, timeout),
         blockers: drain_blockers(&out.stdout),
     })
+}
+
+/// Why kubectl drain gave up: it refuses at once a pod that would be lost for good (no
+/// controller to recreate it elsewhere); only evictions it retries run into the timeout.
+fn drain_stop_reason(output: &str, timeout: Duration) -> String {
+    if output.contains("cannot delete Pods that declare no controller") {
+        "pods without a controller would be lost (nothing recreates them on another node); \
+         delete them, or run them under a Deployment, StatefulSet or Job"
+            .to_string()
+    } else if output.contains("cannot delete") {
+        "kubectl drain refused to delete a pod".to_string()
+    } else if output.contains("global timeout reached") {
+        format!("not finished in {} s", timeout.as_secs())
+    } else {
+        "kubectl drain failed".to_string()
+    }
 }
 
 /// The distinct reasons kubectl drain gave for the pods it could not evict or delete.
@@ -210,6 +226,11 @@ mod tests {
         assert!(drain_blockers(bare)
             .iter()
             .any(|b| b.ends_with("default/bare")));
+        // A refusal is not a timeout: it came at once, and waiting longer would not help.
+        let minute = Duration::from_secs(60);
+        assert!(drain_stop_reason(bare, minute).starts_with("pods without a controller"));
+        assert_eq!(drain_stop_reason(out, minute), "not finished in 60 s");
+        assert_eq!(drain_stop_reason("", minute), "kubectl drain failed");
     }
 
     #[test]
