@@ -86,6 +86,17 @@ pub struct Component {
     pub wanted: fn(&Cluster) -> bool,
 }
 
+/// The TLS cipher suites the API servers and kubelets accept (TLS 1.2; Go chooses TLS 1.3's
+/// itself): forward-secret AEAD suites only.
+pub const TLS_CIPHER_SUITES: &[&str] = &[
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+];
+
 /// How long nginx on the LB hosts skips an upstream after its failed connections
 /// (`fail_timeout`).
 pub const LB_FAIL_TIMEOUT_SECS: u64 = 10;
@@ -167,11 +178,11 @@ fn etcd_health(_: &Cluster, host: &Host) -> String {
 }
 
 /// The host's own API server (not the endpoint, which another one answers while this one
-/// restarts).
+/// restarts), asked anonymously: `/readyz` is one of the few paths anonymous requests may
+/// reach, and no credential is spent on a probe.
 fn apiserver_health(_: &Cluster, host: &Host) -> String {
-    let pki = PKI_DIR;
     format!(
-        "curl -sf --max-time 5 --cacert {pki}/ca.crt --cert {pki}/admin.crt --key {pki}/admin.key https://{}:{APISERVER_PORT}/readyz",
+        "curl -sf --max-time 5 --cacert {PKI_DIR}/ca.crt https://{}:{APISERVER_PORT}/readyz",
         url_address(host.address)
     )
 }
@@ -213,11 +224,11 @@ pub const COMPONENTS: &[Component] = &[
         // etcdutl: `backup` checks snapshots and `restore` restores them on the host.
         binaries: &[bin!("etcd"), bin!("etcdctl"), bin!("etcdutl")],
         templates: &[
-            tpl("etcd/etcd.yaml", "/etc/etcd/etcd.yaml", 0o644),
+            tpl("etcd/etcd.yaml", "/etc/etcd/etcd.yaml", 0o600),
             tpl(
                 "etcd/etcd.service",
                 "/etc/systemd/system/etcd.service",
-                0o644,
+                0o600,
             ),
         ],
         ports: |_| vec![2379, 2380],
@@ -249,12 +260,12 @@ pub const COMPONENTS: &[Component] = &[
             tpl(
                 "etcd/etcd-backup.service",
                 "/etc/systemd/system/k8s-boot-etcd-backup.service",
-                0o644,
+                0o600,
             ),
             tpl(
                 "etcd/etcd-backup.timer",
                 "/etc/systemd/system/k8s-boot-etcd-backup.timer",
-                0o644,
+                0o600,
             ),
         ],
         ports: |_| vec![],
@@ -307,7 +318,7 @@ pub const COMPONENTS: &[Component] = &[
             tpl(
                 "control-plane/kube-apiserver.service",
                 "/etc/systemd/system/kube-apiserver.service",
-                0o644,
+                0o600,
             ),
             tpl(
                 "control-plane/encryption-config.yaml",
@@ -317,7 +328,17 @@ pub const COMPONENTS: &[Component] = &[
             tpl(
                 "control-plane/audit-policy.yaml",
                 "/etc/kubernetes/audit-policy.yaml",
-                0o644,
+                0o600,
+            ),
+            tpl(
+                "control-plane/authentication-config.yaml",
+                "/etc/kubernetes/authentication-config.yaml",
+                0o600,
+            ),
+            tpl(
+                "control-plane/admission-config.yaml",
+                "/etc/kubernetes/admission-config.yaml",
+                0o600,
             ),
         ],
         ports: |_| vec![APISERVER_PORT],
@@ -339,7 +360,7 @@ pub const COMPONENTS: &[Component] = &[
         templates: &[tpl(
             "control-plane/kube-controller-manager.service",
             "/etc/systemd/system/kube-controller-manager.service",
-            0o644,
+            0o600,
         )],
         ports: |_| vec![10257],
         health: Health {
@@ -361,12 +382,12 @@ pub const COMPONENTS: &[Component] = &[
             tpl(
                 "control-plane/kube-scheduler.service",
                 "/etc/systemd/system/kube-scheduler.service",
-                0o644,
+                0o600,
             ),
             tpl(
                 "control-plane/kube-scheduler.yaml",
                 "/etc/kubernetes/kube-scheduler.yaml",
-                0o644,
+                0o600,
             ),
         ],
         ports: |_| vec![10259],
@@ -397,11 +418,11 @@ pub const COMPONENTS: &[Component] = &[
             bin!(cni "portmap"),
         ],
         templates: &[
-            tpl("node/containerd.toml", "/etc/containerd/config.toml", 0o644),
+            tpl("node/containerd.toml", "/etc/containerd/config.toml", 0o600),
             tpl(
                 "node/containerd.service",
                 "/etc/systemd/system/containerd.service",
-                0o644,
+                0o600,
             ),
         ],
         ports: |_| vec![],
@@ -424,11 +445,11 @@ pub const COMPONENTS: &[Component] = &[
         roles: NODE_ROLES,
         binaries: &[bin!("kubelet")],
         templates: &[
-            tpl("node/kubelet.yaml", "/var/lib/kubelet/config.yaml", 0o644),
+            tpl("node/kubelet.yaml", "/var/lib/kubelet/config.yaml", 0o600),
             tpl(
                 "node/kubelet.service",
                 "/etc/systemd/system/kubelet.service",
-                0o644,
+                0o600,
             ),
         ],
         ports: |_| vec![10250],
@@ -451,12 +472,12 @@ pub const COMPONENTS: &[Component] = &[
             tpl(
                 "node/kube-proxy.yaml",
                 "/var/lib/kube-proxy/config.yaml",
-                0o644,
+                0o600,
             ),
             tpl(
                 "node/kube-proxy.service",
                 "/etc/systemd/system/kube-proxy.service",
-                0o644,
+                0o600,
             ),
         ],
         ports: |_| vec![10256],

@@ -502,11 +502,11 @@ fn a_certificate_not_yet_valid_is_a_problem_and_reissued() {
         rcgen::KeyPair::from_pem(&fs::read_to_string(p.pki("ca.key")).unwrap()).unwrap(),
     )
     .unwrap();
-    // admin's row: O=system:masters, CN=kubernetes-admin, client auth, no SAN.
+    // admin's row: O=k8s-boot:cluster-admins, CN=kubernetes-admin, client auth, no SAN.
     let mut params = rcgen::CertificateParams::default();
     params
         .distinguished_name
-        .push(rcgen::DnType::OrganizationName, "system:masters");
+        .push(rcgen::DnType::OrganizationName, "k8s-boot:cluster-admins");
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "kubernetes-admin");

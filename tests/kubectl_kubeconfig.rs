@@ -48,8 +48,13 @@ fn expectation(host: Option<&str>, file: &str, control_plane: bool) -> Expect {
         format!("https://{LB}:6443")
     };
     let (cn, org) = match file {
-        // system:masters is what makes the admin certificate an administrator.
-        "admin.kubeconfig" => ("kubernetes-admin".to_string(), Some("system:masters")),
+        // The everyday admin is a group RBAC binds to cluster-admin (and can unbind).
+        "admin.kubeconfig" => (
+            "kubernetes-admin".to_string(),
+            Some("k8s-boot:cluster-admins"),
+        ),
+        // system:masters, beyond RBAC: only ever in the PKI directory.
+        "super-admin.kubeconfig" => ("kubernetes-super-admin".to_string(), Some("system:masters")),
         "controller-manager.kubeconfig" => ("system:kube-controller-manager".to_string(), None),
         "scheduler.kubeconfig" => ("system:kube-scheduler".to_string(), None),
         "kube-proxy.kubeconfig" => ("system:kube-proxy".to_string(), None),
@@ -302,16 +307,12 @@ fn kubectl_reads_every_rendered_kubeconfig_with_verified_credentials() {
         }
     }
 
-    // The cluster-level admin kubeconfig (used from outside the cluster) goes through the LB.
-    let admin = r.out.join("cluster/admin.kubeconfig");
-    check(
-        &kubectl,
-        &r,
-        &admin,
-        &expectation(None, "admin.kubeconfig", false),
-        &work,
-    );
-    checked.insert(admin);
+    // The cluster-level kubeconfigs (used from outside the cluster) go through the LB.
+    for name in ["admin.kubeconfig", "super-admin.kubeconfig"] {
+        let file = r.out.join("cluster").join(name);
+        check(&kubectl, &r, &file, &expectation(None, name, false), &work);
+        checked.insert(file);
+    }
 
     // Everything named *.kubeconfig in the output was checked.
     let all: BTreeSet<PathBuf> = common::files_under(&r.out, &|p| {
@@ -320,5 +321,5 @@ fn kubectl_reads_every_rendered_kubeconfig_with_verified_credentials() {
     .into_iter()
     .collect();
     assert_eq!(all, checked);
-    assert_eq!(checked.len(), 3 * 5 + 2 * 2 + 1);
+    assert_eq!(checked.len(), 3 * 5 + 2 * 2 + 2);
 }

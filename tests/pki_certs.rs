@@ -104,8 +104,8 @@ fn every_certificate_has_the_right_fields_and_verifies_with_openssl() {
     let leaves = leaf_certs(&c);
     assert_eq!(
         leaves.len(),
-        10 + 3 * 2 + 4 * 2,
-        "10 cluster certs, 2 per etcd member, 2 per node"
+        11 + 3 * 2 + 4 * 2,
+        "11 cluster certs, 2 per etcd member, 2 per node"
     );
     for leaf in &leaves {
         let crt = pki_dir.join(format!("{}.crt", leaf.file));
@@ -200,8 +200,22 @@ fn every_certificate_has_the_right_fields_and_verifies_with_openssl() {
     assert_eq!(kubelet_w1.common_name, "system:node:w1");
     assert_eq!(kubelet_w1.organization.as_deref(), Some("system:nodes"));
     assert_eq!(kubelet_w1.hosts, vec!["w1".to_string()]);
+    // The everyday admin is a group RBAC can unbind; system:masters is the super-admin's
+    // alone, and neither goes to a host as a file.
     let admin = leaves.iter().find(|l| l.file == "admin").unwrap();
-    assert_eq!(admin.organization.as_deref(), Some("system:masters"));
+    assert_eq!(
+        admin.organization.as_deref(),
+        Some("k8s-boot:cluster-admins")
+    );
+    assert!(admin.hosts.is_empty(), "{:?}", admin.hosts);
+    let masters: Vec<&str> = leaves
+        .iter()
+        .filter(|l| l.organization.as_deref() == Some("system:masters"))
+        .map(|l| l.file.as_str())
+        .collect();
+    assert_eq!(masters, ["super-admin"]);
+    let super_admin = leaves.iter().find(|l| l.file == "super-admin").unwrap();
+    assert!(super_admin.hosts.is_empty(), "{:?}", super_admin.hosts);
     let etcd_m3 = leaves.iter().find(|l| l.file == "etcd/server-m3").unwrap();
     assert_eq!(
         etcd_m3.sans,

@@ -693,11 +693,11 @@ fn scheduled_etcd_backups_are_a_timer_on_every_etcd_host_unless_switched_off() {
             [
                 (
                     "/etc/systemd/system/k8s-boot-etcd-backup.service".to_string(),
-                    0o644
+                    0o600
                 ),
                 (
                     "/etc/systemd/system/k8s-boot-etcd-backup.timer".to_string(),
-                    0o644
+                    0o600
                 ),
                 ("/usr/local/sbin/k8s-boot-etcd-backup".to_string(), 0o700),
             ],

@@ -82,7 +82,7 @@ fn run(args: Run) -> Result<i32> {
     let report = install::install(&cluster, &plan, &args.options, &progress)?;
     progress.finish();
     if !args.options.dry_run {
-        write_admin_kubeconfig(&plan, &pki_dir, args.quiet || args.json)?;
+        write_local_kubeconfigs(&plan, &pki_dir, args.quiet || args.json)?;
     }
     if args.json {
         print_json("install", &report)?;
@@ -112,21 +112,19 @@ pub(super) fn plan_with_pki(
     Ok(render::plan(cluster, &pki, &templates)?)
 }
 
-/// kubectl on this machine: the admin kubeconfig (via the API endpoint), owner-only, next
-/// to the certificates it is made of.
-fn write_admin_kubeconfig(plan: &render::Plan, pki_dir: &Path, silent: bool) -> Result<()> {
-    let Some(admin) = plan
-        .cluster_files
-        .iter()
-        .find(|f| f.path == ADMIN_KUBECONFIG)
-    else {
-        return Ok(());
-    };
-    let path = pki_dir.join(ADMIN_KUBECONFIG);
-    k8s_boot::fsutil::write_atomic(&path, &admin.bytes, 0o600)
-        .with_context(|| format!("writing {}", path.display()))?;
-    if !silent {
-        errln!("admin kubeconfig: {}", path.display());
+/// kubectl on this machine: the admin kubeconfig (via the API endpoint), and the
+/// super-admin's for emergencies, owner-only, next to the certificates they are made of.
+fn write_local_kubeconfigs(plan: &render::Plan, pki_dir: &Path, silent: bool) -> Result<()> {
+    for (name, _) in render::rules::CLUSTER_KUBECONFIGS {
+        let Some(file) = plan.cluster_files.iter().find(|f| f.path == *name) else {
+            continue;
+        };
+        let path = pki_dir.join(name);
+        k8s_boot::fsutil::write_atomic(&path, &file.bytes, 0o600)
+            .with_context(|| format!("writing {}", path.display()))?;
+        if !silent && *name == ADMIN_KUBECONFIG {
+            errln!("admin kubeconfig: {}", path.display());
+        }
     }
     Ok(())
 }

@@ -23,6 +23,11 @@ pub struct FakeHost {
     /// `(part, outputs)`: like `replies`, but a command containing `part` prints the next of
     /// `outputs`, the last one from then on (what a poll sees change). Looked at first.
     pub reply_sequences: Vec<(String, VecDeque<String>)>,
+    /// `(command, stdin)` of every command given input.
+    pub inputs: Vec<(String, Vec<u8>)>,
+    /// Whether the admins' group is bound to cluster-admin (what `kubectl auth can-i`
+    /// answers for the admin; creating the binding sets it).
+    pub admins_bound: bool,
 }
 
 pub type Shared = Arc<Mutex<FakeHost>>;
@@ -134,6 +139,14 @@ impl FakeHost {
                 self.active.insert(s.to_string());
                 ok(String::new())
             }
+            _ if command.contains(" auth can-i ") => Output {
+                code: if self.admins_bound { 0 } else { 1 },
+                ..ok(if self.admins_bound { "yes" } else { "no" }.into())
+            },
+            _ if command.contains(" create clusterrolebinding ") => {
+                self.admins_bound = true;
+                ok(String::new())
+            }
             _ if command.contains("echo TIME") => {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -162,6 +175,11 @@ impl Remote for FakeRemote {
             });
         }
         Ok(out.stdout)
+    }
+    fn exec_with_input(&self, command: &str, input: &[u8]) -> Result<Output, SshError> {
+        let mut host = self.0.lock().unwrap();
+        host.inputs.push((command.to_string(), input.to_vec()));
+        Ok(host.exec(command))
     }
     fn stat_files_known(
         &self,

@@ -68,6 +68,9 @@ pub fn apply(
     })?;
     let written = files::write_files(&puts, &mut work.state, ex)?;
     let kubectl = super::admin_kubectl();
+    if !workloads {
+        bind_cluster_admins(cx.run.plan, &cx.host.name, ex, &kubectl)?;
+    }
     // One kubectl for all of the phase's manifests (in file-name order): each kubectl run
     // costs its start and an API discovery. A dry run asks the API server what it would
     // change (`--dry-run=server`); with no cluster to ask yet it lists only the manifests.
@@ -103,6 +106,57 @@ pub fn apply(
         )
     })?;
     Ok(())
+}
+
+/// Binds the admins' group to `cluster-admin` where the admin cannot do everything yet (a
+/// new cluster, or one whose admin was still `system:masters`), as the super-admin. Its
+/// kubeconfig reaches the host on stdin, lives in a root-only file on tmpfs for the one
+/// kubectl command, and is removed when the shell exits, however it exits.
+fn bind_cluster_admins(
+    plan: &Plan,
+    host: &str,
+    ex: &mut Executor,
+    kubectl: &str,
+) -> Result<(), StepError> {
+    let can = ex.read().exec(&format!("{kubectl} auth can-i '*' '*'"))?;
+    if can.code == 0 && can.stdout.trim() == "yes" {
+        return Ok(());
+    }
+    let Some(super_admin) = plan
+        .cluster_files
+        .iter()
+        .find(|f| f.path == crate::pki::SUPER_ADMIN_KUBECONFIG)
+    else {
+        return Ok(());
+    };
+    let group = crate::pki::profiles::CLUSTER_ADMINS_GROUP;
+    let bin = crate::catalog::BIN_DIR;
+    let command = format!(
+        "umask 077; f=$(mktemp /run/k8s-boot-kubeconfig.XXXXXX) || exit 1; \
+         trap 'rm -f \"$f\"' EXIT; cat > \"$f\" && \
+         {bin}/kubectl create clusterrolebinding {group} --clusterrole=cluster-admin \
+         --group={group} --dry-run=client -o yaml | \
+         {bin}/kubectl --kubeconfig=\"$f\" --server=https://127.0.0.1:{port} apply -f -",
+        port = crate::inventory::APISERVER_PORT
+    );
+    ex.change(
+        Change::Kubectl(format!(
+            "clusterrolebinding.rbac.authorization.k8s.io/{group} bound (as the super-admin)"
+        )),
+        |r| {
+            let out = r.exec_with_input(&command, &super_admin.bytes)?;
+            if out.code != 0 {
+                return Err(crate::ssh::SshError::Command {
+                    host: host.to_string(),
+                    command: format!("kubectl create clusterrolebinding {group}"),
+                    code: out.code,
+                    stderr_tail: out.stderr,
+                }
+                .into());
+            }
+            Ok(())
+        },
+    )
 }
 
 /// Gives every node the role labels and taints of its plan that it lacks (kubelets may

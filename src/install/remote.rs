@@ -27,6 +27,9 @@ pub trait Remote: Send {
     fn exec(&self, command: &str) -> Result<Output, SshError>;
     /// Runs `command`; a non-zero exit is an error carrying its stderr.
     fn run(&self, command: &str) -> Result<String, SshError>;
+    /// [`exec`](Remote::exec) with `input` on the command's stdin: how a secret the host
+    /// must not keep reaches a command without touching its disk or its command line.
+    fn exec_with_input(&self, command: &str, input: &[u8]) -> Result<Output, SshError>;
     /// sha256, mode and owner of those of `paths` that exist, trusting `known` for files
     /// whose size and mtime still match.
     fn stat_files_known(
@@ -56,6 +59,9 @@ impl Remote for Connection {
     }
     fn run(&self, command: &str) -> Result<String, SshError> {
         Connection::run(self, command)
+    }
+    fn exec_with_input(&self, command: &str, input: &[u8]) -> Result<Output, SshError> {
+        Connection::exec_with_input(self, command, Some(&mut &input[..]))
     }
     fn stat_files_known(
         &self,

@@ -844,7 +844,7 @@ fn the_cluster_phases_end_when_what_they_applied_is_ready() {
     // Each phase waits after its own apply.
     let at = |part: &str| log.iter().position(|c| c.contains(part)).unwrap();
     let applies: Vec<usize> = (0..log.len())
-        .filter(|i| log[*i].contains(" apply -f "))
+        .filter(|i| log[*i].contains(" apply -f /"))
         .collect();
     assert_eq!(applies.len(), 2, "{log:#?}");
     assert!(applies[0] < at(CLUSTER_OBJECTS) && at(CLUSTER_OBJECTS) < applies[1]);
@@ -946,4 +946,91 @@ fn a_dry_run_of_the_workloads_phase_waits_for_nothing() {
     assert!(!report.failed(), "{report:#?}");
     assert!(started.elapsed() < Duration::from_secs(1));
     assert_eq!(count(&w.fake.host("m1").log, WORKLOAD_OBJECTS), 0);
+}
+
+#[test]
+fn the_admins_group_is_bound_once_as_the_super_admin_whose_kubeconfig_stays_off_disk() {
+    let w = world();
+    every_node_registered(&w);
+    {
+        let mut m1 = w.fake.host("m1");
+        m1.replies
+            .push((CLUSTER_OBJECTS.into(), cluster_objects(2, true)));
+        m1.replies.push((DISCOVERY.into(), discovery(true)));
+    }
+    let first = w.install_phases(false, &[PhaseId::Cluster]);
+    assert!(!first.failed(), "{first:#?}");
+    let bound = "kubectl: clusterrolebinding.rbac.authorization.k8s.io/k8s-boot:cluster-admins bound (as the super-admin)";
+    assert!(
+        changes(&first, "m1", PhaseId::Cluster).contains(&bound.to_string()),
+        "{first:#?}"
+    );
+    let super_admin = &w
+        .plan
+        .cluster_files
+        .iter()
+        .find(|f| f.path == crate::pki::SUPER_ADMIN_KUBECONFIG)
+        .unwrap()
+        .bytes;
+    {
+        let m1 = w.fake.host("m1");
+        // On stdin only: not in a file the host keeps, not on a command line.
+        assert_eq!(m1.inputs.len(), 1, "{:#?}", m1.log);
+        assert_eq!(&m1.inputs[0].1, super_admin);
+        let key = String::from_utf8_lossy(super_admin)
+            .lines()
+            .find(|l| l.contains("client-key-data"))
+            .unwrap()
+            .split_whitespace()
+            .last()
+            .unwrap()
+            .to_string();
+        assert!(m1.log.iter().all(|c| !c.contains(&key)));
+        assert!(m1.files.values().all(|(bytes, _, _)| bytes != super_admin));
+        assert!(m1.inputs[0].0.contains("trap 'rm -f"), "{}", m1.inputs[0].0);
+    }
+    // Bound: the next run asks and leaves it.
+    let again = w.install_phases(false, &[PhaseId::Cluster]);
+    assert!(!changes(&again, "m1", PhaseId::Cluster).contains(&bound.to_string()));
+    assert_eq!(w.fake.host("m1").inputs.len(), 1);
+    // No host gets the super-admin, nor the admin's certificate and key as files.
+    for host in &w.plan.hosts {
+        for f in &host.files {
+            assert!(!f.path.contains("super-admin"), "{}", f.path);
+            assert!(!f.path.contains("/pki/admin."), "{}", f.path);
+        }
+    }
+}
+
+#[test]
+fn a_certificate_an_earlier_version_put_on_a_host_and_the_plan_no_longer_has_is_removed() {
+    let w = world();
+    assert!(!w.install(false).failed());
+    // What an earlier k8s-boot left on the control planes: the admin's pair as files.
+    let old = "/etc/kubernetes/pki/admin.key";
+    {
+        let mut m1 = w.fake.host("m1");
+        let mut state =
+            HostState::parse(&String::from_utf8_lossy(&m1.files[STATE_FILE].0)).unwrap();
+        state.files.insert(old.into(), "0".repeat(64));
+        m1.files.insert(
+            STATE_FILE.into(),
+            (state.to_json(), 0o600, "root:root".into()),
+        );
+        m1.files
+            .insert(old.into(), (b"KEY".to_vec(), 0o600, "root:root".into()));
+    }
+    let report = w.install(false);
+    assert_eq!(
+        changes(&report, "m1", PhaseId::Pki),
+        vec![format!("remove {old}")]
+    );
+    assert!(!w.fake.host("m1").files.contains_key(old));
+    // Only what k8s-boot recorded goes: a file someone else put there stays.
+    w.fake
+        .host("m2")
+        .files
+        .insert(old.into(), (b"THEIRS".to_vec(), 0o600, "root:root".into()));
+    assert!(changes(&w.install(false), "m2", PhaseId::Pki).is_empty());
+    assert!(w.fake.host("m2").files.contains_key(old));
 }

@@ -40,6 +40,6 @@ pub use problem::EncryptionKeyError;
 pub use report::{Action, Options, Report, Tidied};
 pub use store::{
     default_dir, Pki, ADMIN_KUBECONFIG, ENCRYPTION_KEY, ENCRYPTION_KEY_BYTES, KEY_MODE, LOCK_FILE,
-    PKI_FILE_CAP, SA_KEY, SA_PUB,
+    PKI_FILE_CAP, SA_KEY, SA_PUB, SUPER_ADMIN_KUBECONFIG,
 };
 pub use verify::cert_sans;

@@ -114,6 +114,10 @@ pub struct Profile {
 /// File stem of metrics-server's serving certificate (the render step puts it in a Secret).
 pub const METRICS_SERVER_CERT: &str = "metrics-server";
 
+/// The group of the everyday admin certificate, bound to `cluster-admin` by the
+/// ClusterRoleBinding of the same name.
+pub const CLUSTER_ADMINS_GROUP: &str = "k8s-boot:cluster-admins";
+
 pub const LEAVES: &[Profile] = &[
     Profile {
         file: "apiserver",
@@ -185,17 +189,31 @@ pub const LEAVES: &[Profile] = &[
         sans: SanSet::None,
         to: &[Role::ControlPlane],
     },
+    // The everyday admin: a group bound to cluster-admin by RBAC (so a binding can be taken
+    // away), in admin.kubeconfig on this machine and on the control-plane hosts, where the
+    // installer runs kubectl with it.
     Profile {
         file: "admin",
         ca: CaKind::Kubernetes,
         scope: Scope::Cluster,
         common_name: "kubernetes-admin",
+        organization: Some(CLUSTER_ADMINS_GROUP),
+        usage: Usage::Client,
+        sans: SanSet::None,
+        to: &[],
+    },
+    // system:masters, which no RBAC rule can restrict: only in super-admin.kubeconfig in
+    // the PKI directory, never on a host. The installer uses it once, to bind the admins'
+    // group (it reaches the host on a command's stdin, not on disk).
+    Profile {
+        file: "super-admin",
+        ca: CaKind::Kubernetes,
+        scope: Scope::Cluster,
+        common_name: "kubernetes-super-admin",
         organization: Some("system:masters"),
         usage: Usage::Client,
         sans: SanSet::None,
-        // admin.kubeconfig is a cluster-level file; the installer uses it from the first
-        // control-plane host.
-        to: &[Role::ControlPlane],
+        to: &[],
     },
     Profile {
         file: "controller-manager",

@@ -32,6 +32,8 @@ pub const LOCK_FILE: &str = ".k8s-boot.lock";
 /// The admin kubeconfig `install` writes into the PKI directory: its presence says that this
 /// PKI is an installed cluster's.
 pub const ADMIN_KUBECONFIG: &str = "admin.kubeconfig";
+/// The `system:masters` kubeconfig: only in the PKI directory (docs/SECURITY.md).
+pub const SUPER_ADMIN_KUBECONFIG: &str = "super-admin.kubeconfig";
 /// The subdirectories of the PKI directory (the etcd CA and its leaves).
 pub(super) const SUBDIRS: [&str; 1] = ["etcd"];
 

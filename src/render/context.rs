@@ -59,6 +59,8 @@ pub struct ClusterValues {
     pub cert_validity_minutes: i64,
     /// nginx's `fail_timeout` for the API servers ([`crate::catalog::LB_FAIL_TIMEOUT_SECS`]).
     pub lb_fail_timeout_secs: u64,
+    /// [`crate::catalog::TLS_CIPHER_SUITES`].
+    pub tls_cipher_suites: &'static [&'static str],
 }
 
 #[derive(Serialize)]
@@ -185,6 +187,7 @@ impl Shared {
                 eviction_hard: inv.cluster.kubelet.eviction_hard_rendered(),
                 cert_validity_minutes: inv.pki.leaf_validity().whole_minutes(),
                 lb_fail_timeout_secs: crate::catalog::LB_FAIL_TIMEOUT_SECS,
+                tls_cipher_suites: crate::catalog::TLS_CIPHER_SUITES,
                 dns_forward: match &inv.cluster.dns_upstreams {
                     None => "/etc/resolv.conf".into(),
                     Some(servers) => servers.join(" "),

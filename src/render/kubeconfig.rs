@@ -3,7 +3,6 @@
 use super::context::Secret;
 use super::error::RenderError;
 use super::pki_files::PkiFiles;
-use super::rules::KubeconfigRule;
 use super::templates::Templates;
 use crate::pki::profiles::LeafCert;
 
@@ -30,12 +29,8 @@ pub(super) fn kubeconfig(
 }
 
 /// The leaf certificate a kubeconfig rule names, for `host`.
-pub(super) fn leaf_of<'a>(
-    leaves: &'a [LeafCert],
-    rule: &KubeconfigRule,
-    host: &str,
-) -> &'a LeafCert {
-    let stem = rule.cert.replace("{host}", host);
+pub(super) fn leaf_of<'a>(leaves: &'a [LeafCert], cert: &str, host: &str) -> &'a LeafCert {
+    let stem = cert.replace("{host}", host);
     leaves
         .iter()
         .find(|l| l.file == stem)

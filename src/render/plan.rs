@@ -192,7 +192,7 @@ impl<'a> Planner<'a> {
                     Server::LocalOnControlPlane => context::api_server_url(values, host),
                     Server::Endpoint => values.api_endpoint_url.clone(),
                 };
-                let leaf = leaf_of(&self.leaves, rule, &host.name);
+                let leaf = leaf_of(&self.leaves, rule.cert, &host.name);
                 let bytes = kubeconfig(
                     self.templates,
                     self.pki,
@@ -207,16 +207,16 @@ impl<'a> Planner<'a> {
             .collect()
     }
 
-    /// The certificates and keys the host receives, under `PKI_DIR`; keys owner-only.
+    /// The certificates and keys the host receives, under `PKI_DIR`; owner-only, the
+    /// certificates too (only root's processes read them; CIS 4.1.7 asks it of the CA).
     fn pki_files(&self, host: &Host) -> Result<Vec<PlannedFile>, RenderError> {
         pki_deliveries(host, &self.leaves)
             .into_iter()
             .map(|path| {
                 let bytes = self.pki.read(&path)?;
-                let mode = if path.ends_with(".key") { 0o600 } else { 0o644 };
                 Ok(PlannedFile::new(
                     format!("{PKI_DIR}/{path}"),
-                    mode,
+                    0o600,
                     bytes,
                     vec![],
                 ))
@@ -227,24 +227,19 @@ impl<'a> Planner<'a> {
     /// `admin.kubeconfig` and the manifests (the chat's only when it is enabled).
     fn cluster_files(&self) -> Result<Vec<PlannedFile>, RenderError> {
         let ctx = self.cluster_context()?;
-        let admin = KUBECONFIGS
-            .iter()
-            .find(|k| k.cert == "admin")
-            .expect("admin kubeconfig rule");
         let values = &self.shared.cluster;
-        let mut files = vec![PlannedFile::new(
-            "admin.kubeconfig",
-            0o600,
-            kubeconfig(
+        let mut files = Vec::new();
+        for (file, cert) in rules::CLUSTER_KUBECONFIGS {
+            let bytes = kubeconfig(
                 self.templates,
                 self.pki,
                 &values.name,
-                leaf_of(&self.leaves, admin, ""),
+                leaf_of(&self.leaves, cert, ""),
                 &values.api_endpoint_url,
                 &self.ca_b64,
-            )?,
-            vec![],
-        )];
+            )?;
+            files.push(PlannedFile::new(*file, 0o600, bytes, vec![]));
+        }
         let secrets = self.cluster_secrets()?;
         for name in MANIFESTS {
             if *name == rules::CHAT_MANIFEST && !self.cluster.inventory.chat.enabled {

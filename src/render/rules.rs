@@ -38,7 +38,7 @@ pub const FILES: &[FileRule] = &[
     file(
         "node/10-flannel.conflist",
         "/etc/cni/net.d/10-flannel.conflist",
-        0o644,
+        0o600,
         NODE,
     ),
     file(
@@ -56,8 +56,9 @@ pub const FILES: &[FileRule] = &[
 ];
 
 /// Directories whose every file k8s-boot renders from the inventory: a file it wrote there
-/// that the plan no longer holds (a registry taken out of the mirrors) is removed.
-pub const OWNED_DIRS: &[&str] = &["/etc/containerd/certs.d/"];
+/// that the plan no longer holds (a registry taken out of the mirrors, a certificate a host
+/// no longer needs) is removed.
+pub const OWNED_DIRS: &[&str] = &["/etc/containerd/certs.d/", "/etc/kubernetes/pki/"];
 
 /// Which API server address a kubeconfig points at.
 #[derive(Clone, Copy)]
@@ -118,6 +119,14 @@ pub const KUBECONFIGS: &[KubeconfigRule] = &[
     },
 ];
 
+/// Cluster-level kubeconfigs (file, certificate), through the API endpoint: the admin's
+/// (also on the control-plane hosts, by the rule above) and the super-admin's, which stays in
+/// the PKI directory.
+pub const CLUSTER_KUBECONFIGS: &[(&str, &str)] = &[
+    (crate::pki::ADMIN_KUBECONFIG, "admin"),
+    (crate::pki::SUPER_ADMIN_KUBECONFIG, "super-admin"),
+];
+
 pub const CHAT_MANIFEST: &str = "manifests/30-chat.yaml";
 
 /// Cluster-level manifests, applied in file-name order.
@@ -145,6 +154,8 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     embed!("control-plane/kube-apiserver.service"),
     embed!("control-plane/encryption-config.yaml"),
     embed!("control-plane/audit-policy.yaml"),
+    embed!("control-plane/authentication-config.yaml"),
+    embed!("control-plane/admission-config.yaml"),
     embed!("control-plane/kube-controller-manager.service"),
     embed!("control-plane/kube-scheduler.service"),
     embed!("control-plane/kube-scheduler.yaml"),

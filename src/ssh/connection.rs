@@ -95,7 +95,7 @@ impl Connection {
     }
 
     /// [`exec`](Self::exec), with `input` streamed to the command's stdin.
-    pub(super) fn exec_with_input(
+    pub fn exec_with_input(
         &self,
         command: &str,
         input: Option<&mut dyn Read>,
