@@ -473,10 +473,7 @@ fn cases() -> Vec<Case> {
             "no control-plane host",
             |d| {
                 let text = fs::read_to_string(d.join("hosts.yaml")).unwrap();
-                let text = text.replace(
-                    "roles: [etcd, control-plane, worker]",
-                    "roles: [etcd, worker]",
-                );
+                let text = text.replace("roles: [etcd, control-plane]", "roles: [etcd, worker]");
                 fs::write(d.join("hosts.yaml"), text).unwrap();
             },
             CHECK,

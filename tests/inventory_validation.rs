@@ -964,6 +964,26 @@ fn even_etcd_count_is_a_warning_not_an_error() {
 }
 
 #[test]
+fn an_untainted_control_plane_beside_dedicated_workers_is_a_warning() {
+    let src = BASE.replacen(
+        "    address: 10.0.0.12\n    roles: [etcd, control-plane]",
+        "    address: 10.0.0.12\n    roles: [etcd, control-plane, worker]",
+        1,
+    );
+    let c = load(&src).expect("a warning, not an error");
+    let warned: Vec<_> = c.warnings.iter().map(|w| w.field.as_str()).collect();
+    assert_eq!(warned, ["hosts[2].roles"], "{:?}", c.warnings);
+    assert!(c.warnings[0]
+        .message
+        .contains("`m2` is a control plane and a worker"));
+    // With no dedicated worker, workloads have nowhere else to go: nothing to say.
+    let all_in_one = "cluster:\n  name: t\n  kubernetes_version: v1.35.2\nhosts:\n  \
+                      - {name: m1, address: 10.0.0.11, roles: [etcd, control-plane, worker]}\n";
+    let c = load(all_in_one).unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
 fn eviction_thresholds_are_rendered_over_the_kubelets_defaults() {
     let c = load(BASE).unwrap();
     assert!(c

@@ -210,6 +210,24 @@ fn check_etcd_family(c: &mut Checker, hosts: &[Host]) {
 
 /// At least one control-plane host, and an odd number of etcd members.
 fn check_role_counts(c: &mut Checker, hosts: &[Host], counts: &RoleCounts) {
+    // A control plane that is also a worker gets no taint: any pod may run beside the
+    // cluster's keys. Where dedicated workers exist, that is a choice worth a word.
+    let dedicated_workers = hosts
+        .iter()
+        .any(|h| h.has(Role::Worker) && !h.has(Role::ControlPlane));
+    for (i, h) in hosts.iter().enumerate() {
+        if dedicated_workers && h.has(Role::ControlPlane) && h.has(Role::Worker) {
+            c.warn(
+                &format!("hosts[{i}].roles"),
+                format!(
+                    "`{}` is a control plane and a worker: its kubelet gets no control-plane \
+                     taint, so any pod may run beside the CA and service-account keys; drop \
+                     `worker` unless that is meant",
+                    h.name
+                ),
+            );
+        }
+    }
     if counts.control_planes == 0 && !hosts.is_empty() {
         c.error(
             "hosts",
