@@ -43,6 +43,7 @@ nginx             | -                | tests | the rendered load balancer config
 libnginx-mod-stream | -              | tests | the stream module the L4 load balancer needs
 openssh-server    | -                | tests | a real sshd behind every SSH path
 openssl           | -                | tests | certificates and keys checked with openssl
+nftables          | nft              | tests | the rendered node firewall is checked with nft
 nodejs            | node             | tests | the chat server tests (node --test)
 groff-base        | -                | tests | renders the generated man pages
 man-db            | -                | tests | man reads them

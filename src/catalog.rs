@@ -101,6 +101,9 @@ pub const TLS_CIPHER_SUITES: &[&str] = &[
 /// (`fail_timeout`).
 pub const LB_FAIL_TIMEOUT_SECS: u64 = 10;
 
+/// The unit of the nftables rules guarding the chat's PROXY protocol NodePort.
+pub const NODEPORT_FILTER: &str = "k8s-boot-nodeport-filter";
+
 /// The timer of the scheduled etcd snapshots.
 pub const BACKUP_TIMER: &str = "k8s-boot-etcd-backup.timer";
 
@@ -440,6 +443,36 @@ pub const COMPONENTS: &[Component] = &[
         wanted: always,
     },
     Component {
+        // Only the load balancers reach the chat's PROXY protocol NodePort, where the server
+        // believes the header's client address (nftables, before kube-proxy's DNAT).
+        service: NODEPORT_FILTER,
+        phase: PhaseId::Node,
+        roles: NODE_ROLES,
+        binaries: &[], // the distribution's nft
+        templates: &[
+            tpl(
+                "node/nodeport-filter.nft",
+                "/etc/k8s-boot/nodeport-filter.nft",
+                0o600,
+            ),
+            tpl(
+                "node/nodeport-filter.service",
+                "/etc/systemd/system/k8s-boot-nodeport-filter.service",
+                0o600,
+            ),
+        ],
+        ports: |_| vec![],
+        health: Health {
+            command: |_, _| "nft list table inet k8s_boot >/dev/null".into(),
+            wait_secs: 10,
+        },
+        version: "nft --version | awk '{print $2}'",
+        reloads: false,
+        rolling: false,
+        lb_upstream: false,
+        wanted: |c| c.inventory.chat.enabled && c.hosts_with(Role::Lb).next().is_some(),
+    },
+    Component {
         service: "kubelet",
         phase: PhaseId::Node,
         roles: NODE_ROLES,
@@ -564,7 +597,8 @@ mod tests {
         assert_eq!(unique.len(), templates.len(), "a template appears twice");
         for c in COMPONENTS {
             assert!(
-                c.version.contains(c.service) || c.service == "nginx",
+                // The distribution's programs (nginx, nft) are asked by their own name.
+                c.version.contains(c.service) || c.binaries.is_empty(),
                 "{}: version command {}",
                 c.service,
                 c.version

@@ -446,7 +446,15 @@ fn services_and_restart_links_follow_the_roles() {
     let plan = plan_for(EXAMPLE, dir.path());
     let host = |n: &str| plan.hosts.iter().find(|h| h.name == n).unwrap();
     assert_eq!(host("lb1").services, ["nginx"]);
-    assert_eq!(host("w1").services, ["containerd", "kubelet", "kube-proxy"]);
+    assert_eq!(
+        host("w1").services,
+        [
+            "containerd",
+            "k8s-boot-nodeport-filter",
+            "kubelet",
+            "kube-proxy"
+        ]
+    );
     assert_eq!(
         host("m1").services,
         [
@@ -456,6 +464,7 @@ fn services_and_restart_links_follow_the_roles() {
             "kube-controller-manager",
             "kube-scheduler",
             "containerd",
+            "k8s-boot-nodeport-filter",
             "kubelet",
             "kube-proxy"
         ]

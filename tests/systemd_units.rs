@@ -95,9 +95,13 @@ fn exec_programs(unit: &str) -> Vec<String> {
     out
 }
 
-/// What units run besides the release binaries: the distribution's shell, and the scheduled
-/// backup script k8s-boot renders.
-const OTHER_PROGRAMS: &[&str] = &["/bin/sh", "/usr/local/sbin/k8s-boot-etcd-backup"];
+/// What units run besides the release binaries: the distribution's shell and nft, and the
+/// scheduled backup script k8s-boot renders.
+const OTHER_PROGRAMS: &[&str] = &[
+    "/bin/sh",
+    "/usr/sbin/nft",
+    "/usr/local/sbin/k8s-boot-etcd-backup",
+];
 
 /// A verification root for a set of units: distribution units, our units, stand-ins.
 struct Root {
@@ -197,6 +201,8 @@ fn every_rendered_unit_passes_systemd_analyze_verify() {
 
     let node = [
         "containerd.service",
+        // The chat runs behind an LB: its PROXY protocol NodePort is filtered.
+        "k8s-boot-nodeport-filter.service",
         "kubelet.service",
         "kube-proxy.service",
     ];
@@ -247,7 +253,7 @@ fn every_rendered_unit_passes_systemd_analyze_verify() {
         }
         verified += units.len();
     }
-    assert_eq!(verified, 9 + 9 + 3 + 3);
+    assert_eq!(verified, 10 + 10 + 3 + 4);
 }
 
 #[test]

@@ -111,6 +111,9 @@ pub struct ChatValues {
     /// There is an `lb` host: the pod also listens on `lb_node_port`, where nginx sends a PROXY
     /// protocol header so the server sees real client addresses.
     pub proxy_protocol: bool,
+    /// The `lb` hosts' addresses by family: the only sources nodes accept on `lb_node_port`.
+    pub lb_addresses_v4: Vec<String>,
+    pub lb_addresses_v6: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -206,6 +209,8 @@ impl Shared {
                 image: inv.chat.image.clone(),
                 namespace: inv.chat.namespace.clone(),
                 proxy_protocol: c.hosts_with(Role::Lb).next().is_some(),
+                lb_addresses_v4: lb_addresses(c, true),
+                lb_addresses_v6: lb_addresses(c, false),
             },
         }
     }
@@ -230,6 +235,13 @@ impl Shared {
             host: host.map(|h| this_host(&self.cluster, h)),
         }
     }
+}
+
+fn lb_addresses(c: &Cluster, v4: bool) -> Vec<String> {
+    c.hosts_with(Role::Lb)
+        .filter(|h| h.address.is_ipv4() == v4)
+        .map(|h| h.address.to_string())
+        .collect()
 }
 
 pub fn api_server_url(cluster: &ClusterValues, h: &Host) -> String {

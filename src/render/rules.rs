@@ -154,6 +154,8 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     embed!("control-plane/kube-apiserver.service"),
     embed!("control-plane/encryption-config.yaml"),
     embed!("control-plane/audit-policy.yaml"),
+    embed!("node/nodeport-filter.nft"),
+    embed!("node/nodeport-filter.service"),
     embed!("control-plane/authentication-config.yaml"),
     embed!("control-plane/admission-config.yaml"),
     embed!("control-plane/kube-controller-manager.service"),
