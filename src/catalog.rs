@@ -101,6 +101,23 @@ pub const TLS_CIPHER_SUITES: &[&str] = &[
 /// (`fail_timeout`).
 pub const LB_FAIL_TIMEOUT_SECS: u64 = 10;
 
+/// Connection limits of nginx on the LB hosts: the API's and the chat's are separate, so a
+/// chat flood leaves the API its share of `worker_connections` (8192 per worker).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct LbLimits {
+    /// API connections through one LB host at once.
+    pub api_connections: u32,
+    /// Chat connections through one LB host at once, and from one client address.
+    pub chat_connections: u32,
+    pub chat_connections_per_client: u32,
+}
+
+pub const LB_LIMITS: LbLimits = LbLimits {
+    api_connections: 4096,
+    chat_connections: 1024,
+    chat_connections_per_client: 16,
+};
+
 /// The unit of the nftables rules guarding the chat's PROXY protocol NodePort.
 pub const NODEPORT_FILTER: &str = "k8s-boot-nodeport-filter";
 

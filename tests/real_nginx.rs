@@ -215,6 +215,11 @@ fn serve(name: &str, stream: TcpStream, proxy_protocol: bool, received: &Mutex<V
 
 /// Sends one line through `addr` and returns the reply line and the client's local address.
 fn exchange(addr: &str, msg: &str) -> Result<(String, SocketAddr), String> {
+    exchange_and_hold(addr, msg).map(|(reply, local, _)| (reply, local))
+}
+
+/// [`exchange`], keeping the connection open.
+fn exchange_and_hold(addr: &str, msg: &str) -> Result<(String, SocketAddr, TcpStream), String> {
     let sa: SocketAddr = addr.parse().unwrap();
     let mut s = TcpStream::connect_timeout(&sa, Duration::from_secs(1))
         .map_err(|e| format!("connect {addr}: {e}"))?;
@@ -230,7 +235,7 @@ fn exchange(addr: &str, msg: &str) -> Result<(String, SocketAddr), String> {
     if reply.is_empty() {
         return Err(format!("{addr} closed the connection without a reply"));
     }
-    Ok((reply.trim_end().to_string(), local))
+    Ok((reply.trim_end().to_string(), local, s))
 }
 
 #[test]
@@ -370,6 +375,28 @@ fn nginx_balances_apiservers_with_failover_and_sends_proxy_protocol_to_chat() {
         .received()
         .iter()
         .all(|r| r.header.is_none() && !r.payload.starts_with("PROXY")));
+
+    // 5. One client address holds at most its share of chat connections at once: the next
+    //    is closed at once, while the API still answers that client.
+    let per_client = k8s_boot::catalog::LB_LIMITS.chat_connections_per_client;
+    let held: Vec<TcpStream> = (0..per_client)
+        .map(|i| {
+            exchange_and_hold(&chat_addr, &format!("held{i}"))
+                .unwrap_or_else(|e| panic!("chat connection {i} of {per_client}: {e}"))
+                .2
+        })
+        .collect();
+    let refused = exchange(&chat_addr, "one too many").expect_err("over the per-client limit");
+    assert!(refused.contains("without a reply"), "{refused}");
+    let api = exchange(&format!("127.0.0.1:{APISERVER_PORT}"), "api meanwhile");
+    assert!(api.is_ok(), "{api:?}");
+    drop(held);
+    wait_for(
+        "a chat connection once the held ones are closed",
+        Duration::from_secs(5),
+        Duration::from_millis(50),
+        || exchange(&chat_addr, "room again"),
+    );
 
     procs.assert_running();
     let errors = procs.log("nginx");

@@ -132,6 +132,8 @@ pub struct Context<'a> {
     pub control_planes: &'a [HostRef],
     pub workers: &'a [HostRef],
     pub chat: &'a ChatValues,
+    /// [`crate::catalog::LB_LIMITS`].
+    pub lb: crate::catalog::LbLimits,
     /// Absent in the cluster-level context.
     pub host: Option<ThisHost>,
 }
@@ -232,6 +234,7 @@ impl Shared {
             control_planes: &self.control_planes,
             workers: &self.workers,
             chat: &self.chat,
+            lb: crate::catalog::LB_LIMITS,
             host: host.map(|h| this_host(&self.cluster, h)),
         }
     }

@@ -44,6 +44,9 @@ const PROXY_PORT = isSet('CHAT_PROXY_PORT') ? intEnv('CHAT_PROXY_PORT', 0, 0, 65
 const HOST = (process.env.CHAT_HOST || '').trim() || '0.0.0.0';
 const MAX_LINE = intEnv('CHAT_MAX_LINE_BYTES', 4096, 1, 16 * 1024 * 1024);
 const MAX_QUEUE = intEnv('CHAT_MAX_QUEUE_BYTES', 1024 * 1024, 1, 1024 * 1024 * 1024);
+// Connections held at once (clients, and proxied ones still owing their header): one more
+// is told the server is full and closed, so a flood costs the pod a bounded amount.
+const MAX_CLIENTS = intEnv('CHAT_MAX_CLIENTS', 1000, 1, 1000000);
 // On shutdown, how long a client gets to close after the goodbye line before
 // its connection is cut; also the bound for the whole shutdown.
 const GRACE_MS = intEnv('CHAT_SHUTDOWN_GRACE_MS', 1000, 0, 3600 * 1000);
@@ -390,6 +393,10 @@ function onConnection(sock, proxied) {
     sock.destroy(); // draining, or the peer is already gone
     return;
   }
+  if (conns.size >= MAX_CLIENTS) {
+    refuseFull(sock);
+    return;
+  }
   sock.setNoDelay(true);
   sock.setKeepAlive(true, 60000);
   const c = {
@@ -437,6 +444,26 @@ function onConnection(sock, proxied) {
   }
 }
 
+// A connection over MAX_CLIENTS: one line, then closed; never a client, never announced.
+// The refusals are counted and logged at most every 10 s (a flood must not flood the log).
+const FULL_MSG = Buffer.from(`error: server full (max ${MAX_CLIENTS} connections)\n`);
+let refused = 0;
+let refusedTimer = null;
+function refuseFull(sock) {
+  sock.on('error', () => {});
+  sock.end(FULL_MSG);
+  // A peer that never closes its side is cut after a second.
+  sock.setTimeout(1000, () => sock.destroy());
+  refused++;
+  if (refusedTimer) return;
+  refusedTimer = setTimeout(() => {
+    log(`refused ${refused} connection(s): server full (max_clients=${MAX_CLIENTS})`);
+    refused = 0;
+    refusedTimer = null;
+  }, 10000);
+  refusedTimer.unref();
+}
+
 function listen(port, proxied) {
   const srv = net.createServer({ noDelay: true }, (sock) => onConnection(sock, proxied));
   srv.on('error', (err) => {
@@ -464,7 +491,7 @@ Promise.all([listen(PORT, false), PROXY_PORT === null ? null : listen(PROXY_PORT
   log(
     `chat server listening on ${addr(plain)}` +
       (proxy ? `, PROXY protocol on ${addr(proxy)}` : '') +
-      ` (max_line_bytes=${MAX_LINE} max_queue_bytes=${MAX_QUEUE} shutdown_grace_ms=${GRACE_MS})`,
+      ` (max_line_bytes=${MAX_LINE} max_queue_bytes=${MAX_QUEUE} max_clients=${MAX_CLIENTS} shutdown_grace_ms=${GRACE_MS})`,
   );
 });
 
