@@ -5,6 +5,7 @@
 //! it, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod cis;
 pub mod registry;
 pub mod releases;
 
