@@ -125,6 +125,15 @@ impl ConfigFile {
             _ => "--config",
         }
     }
+
+    /// Copies of the file the process may be given instead: the systemd credential
+    /// (`LoadCredential=`) a service not run as root reads, copied from the file when it starts.
+    pub fn copies(self) -> &'static [&'static str] {
+        match self {
+            ConfigFile::Etcd => &[ETCD_CONFIG_CREDENTIAL],
+            _ => &[],
+        }
+    }
 }
 
 /// What a flag's or a key's value must be.
@@ -136,6 +145,8 @@ pub enum Test {
     Unset,
     /// This value (booleans as Go reads them: `true`, `True`, `1`...).
     Equals(&'static str),
+    /// One of these values.
+    OneOf(&'static [&'static str]),
     NotEquals(&'static str),
     /// A comma-separated list (or a YAML list) including this item.
     Has(&'static str),
@@ -325,6 +336,11 @@ pub const CNI_CONFIG_DIR: &str = "/etc/cni/net.d";
 /// host-local IPAM's reservations (the CNI plugins write them).
 pub const CNI_IPAM_DIR: &str = "/var/lib/cni/networks";
 pub const ETCD_DATA_DIR: &str = "/var/lib/etcd";
+/// Where systemd puts etcd's credentials (`%d` of its unit) when it loads them.
+pub const ETCD_CREDENTIALS: &str = "/run/credentials/etcd.service";
+pub const ETCD_CONFIG_CREDENTIAL: &str = "/run/credentials/etcd.service/etcd.yaml";
+/// The etcd CA, or its copy among etcd's credentials.
+const ETCD_CA_FILES: &[&str] = &[ETCD_CA, "/run/credentials/etcd.service/ca.crt"];
 
 /// The API server's "pod specification": its unit and the configuration files it names.
 const APISERVER_FILES: &[&str] = &[
@@ -476,7 +492,7 @@ const fn denied(verb: &'static str, resource: &'static str) -> Audit {
 }
 
 use Absent::{Default as Defaults, Fail as Required, Pass as Optional};
-use Test::{AtLeast, Equals, Has, HasNot, NotEquals, NotZero, OnlyFrom, Set, Unset};
+use Test::{AtLeast, Equals, Has, HasNot, NotEquals, NotZero, OneOf, OnlyFrom, Set, Unset};
 
 /// Every control of the benchmark, in its order (laid out by hand, one row per control).
 #[rustfmt::skip]
@@ -641,8 +657,8 @@ pub const CONTROLS: &[Control] = &[
         &[etcd("peer-transport-security.auto-tls", Equals("false"), Defaults("false"))]),
     row("2.7", "etcd: a CA of its own, not the cluster's", ETCD_HOSTS,
         &[
-            etcd("client-transport-security.trusted-ca-file", Equals(ETCD_CA), Required),
-            etcd("peer-transport-security.trusted-ca-file", Equals(ETCD_CA), Required),
+            etcd("client-transport-security.trusted-ca-file", OneOf(ETCD_CA_FILES), Required),
+            etcd("peer-transport-security.trusted-ca-file", OneOf(ETCD_CA_FILES), Required),
             Audit::Distinct { file: ETCD_CA, from: KUBERNETES_CA },
         ]),
     // 3.1 Authentication and authorization
@@ -1114,6 +1130,7 @@ impl Needs {
                     },
                     Audit::Key { config, .. } => {
                         needs.configs.insert(config.path());
+                        needs.configs.extend(config.copies().iter().copied());
                     }
                     Audit::Distinct { file, from } => {
                         needs.digests.insert(file);
@@ -1594,20 +1611,21 @@ fn check_key(
     test: Test,
     absent: Absent,
 ) -> Result<(), String> {
-    let (process, path, given_by) = (config.process(), config.path(), config.flag());
+    let (process, source, given_by) = (config.process(), config.path(), config.flag());
     for args in running(facts, process)? {
-        match flag_value(args, given_by) {
-            Some(p) if p == path => {}
-            Some(p) => return Err(format!("{process} reads {given_by}={p}, not {path}")),
-            None => return Err(format!("{process} runs without {given_by}={path}")),
-        }
+        // The file it reads: the source, or a copy of it.
+        let path = match flag_value(args, given_by) {
+            Some(p) if p == source || config.copies().contains(&p.as_str()) => p,
+            Some(p) => return Err(format!("{process} reads {given_by}={p}, not {source}")),
+            None => return Err(format!("{process} runs without {given_by}={source}")),
+        };
         if let Some(value) = flag.and_then(|f| flag_value(args, f)) {
             let f = flag.expect("checked");
             test.check(&value)
                 .map_err(|e| format!("{process} {f} (over {path}) {e}"))?;
             continue;
         }
-        let Some(text) = facts.files.get(path) else {
+        let Some(text) = facts.files.get(&path) else {
             return Err(format!("{path} is missing"));
         };
         let root: Yaml =
@@ -1772,6 +1790,8 @@ impl Test {
             Test::Unset => Err(format!("is set (to {value})")),
             Test::Equals(wanted) if same(value, wanted) => Ok(()),
             Test::Equals(wanted) => Err(format!("is {value}, not {wanted}")),
+            Test::OneOf(wanted) if wanted.iter().any(|w| same(value, w)) => Ok(()),
+            Test::OneOf(wanted) => Err(format!("is {value}, not one of {}", wanted.join(", "))),
             Test::NotEquals(unwanted) if same(value, unwanted) => Err(format!("is {value}")),
             Test::NotEquals(_) => Ok(()),
             Test::Has(item) if items(value).contains(&item) => Ok(()),
