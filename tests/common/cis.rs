@@ -248,8 +248,9 @@ pub enum Audit {
         absent: Absent,
     },
     /// A key (dotted path; `*` for every list item or map value, a number for one item) of a
-    /// configuration file, which the running process must have been given. When `flag` is on
-    /// the process's command line it wins over the file, as it does in the kubelet.
+    /// configuration file, which the running process must have been given (the file, or one
+    /// of its [`ConfigFile::copies`]: then the copy is read). When `flag` is on the process's
+    /// command line it wins over the file, as it does in the kubelet.
     Key {
         config: ConfigFile,
         key: &'static str,
