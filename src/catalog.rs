@@ -84,6 +84,8 @@ pub struct Component {
     /// Whether the cluster wants it at all (an inventory setting can switch it off); where
     /// it is off, a host that runs it has it stopped and its files removed.
     pub wanted: fn(&Cluster) -> bool,
+    /// The system user it runs as, created by the prepare phase; `None`: root.
+    pub user: Option<&'static str>,
 }
 
 /// The TLS cipher suites the API servers and kubelets accept (TLS 1.2; Go chooses TLS 1.3's
@@ -120,6 +122,13 @@ pub const LB_LIMITS: LbLimits = LbLimits {
 
 /// The unit of the nftables rules guarding the chat's PROXY protocol NodePort.
 pub const NODEPORT_FILTER: &str = "k8s-boot-nodeport-filter";
+
+/// The user etcd runs as (its data directory is this user's, CIS 1.1.12).
+pub const ETCD_USER: &str = "etcd";
+
+/// Where systemd puts etcd's credentials (`LoadCredential=`): its configuration, keys and
+/// certificates, readable by [`ETCD_USER`] while the files they come from stay root's.
+pub const ETCD_CREDENTIALS_DIR: &str = "/run/credentials/etcd.service";
 
 /// The timer of the scheduled etcd snapshots.
 pub const BACKUP_TIMER: &str = "k8s-boot-etcd-backup.timer";
@@ -264,6 +273,8 @@ pub const COMPONENTS: &[Component] = &[
         rolling: true,
         lb_upstream: false,
         wanted: always,
+        // Its keys reach it as systemd credentials; the data directory is its own.
+        user: Some(ETCD_USER),
     },
     Component {
         // Scheduled snapshots (inventory `etcd.backup`): a timer, started like a service.
@@ -299,6 +310,7 @@ pub const COMPONENTS: &[Component] = &[
         rolling: false,
         lb_upstream: false,
         wanted: |c| c.inventory.etcd.backup.enabled,
+        user: None,
     },
     Component {
         service: "nginx",
@@ -324,6 +336,7 @@ pub const COMPONENTS: &[Component] = &[
         rolling: false,
         lb_upstream: false,
         wanted: always,
+        user: None,
     },
     Component {
         service: "kube-apiserver",
@@ -371,6 +384,7 @@ pub const COMPONENTS: &[Component] = &[
         rolling: true,
         lb_upstream: true,
         wanted: always,
+        user: None,
     },
     Component {
         service: "kube-controller-manager",
@@ -392,6 +406,7 @@ pub const COMPONENTS: &[Component] = &[
         rolling: false,
         lb_upstream: false,
         wanted: always,
+        user: None,
     },
     Component {
         service: "kube-scheduler",
@@ -420,6 +435,7 @@ pub const COMPONENTS: &[Component] = &[
         rolling: false,
         lb_upstream: false,
         wanted: always,
+        user: None,
     },
     Component {
         service: "containerd",
@@ -458,6 +474,7 @@ pub const COMPONENTS: &[Component] = &[
         rolling: false,
         lb_upstream: false,
         wanted: always,
+        user: None,
     },
     Component {
         // Only the load balancers reach the chat's PROXY protocol NodePort, where the server
@@ -488,6 +505,7 @@ pub const COMPONENTS: &[Component] = &[
         rolling: false,
         lb_upstream: false,
         wanted: |c| c.inventory.chat.enabled && c.hosts_with(Role::Lb).next().is_some(),
+        user: None,
     },
     Component {
         service: "kubelet",
@@ -512,6 +530,7 @@ pub const COMPONENTS: &[Component] = &[
         rolling: false,
         lb_upstream: false,
         wanted: always,
+        user: None,
     },
     Component {
         service: "kube-proxy",
@@ -540,6 +559,7 @@ pub const COMPONENTS: &[Component] = &[
         rolling: false,
         lb_upstream: false,
         wanted: always,
+        user: None,
     },
 ];
 

@@ -9,8 +9,9 @@
 //! so this test exercises the same configuration.
 //!
 //! The members run side by side on 127.0.0.11-13 (127.0.0.1 is avoided in case something
-//! else listens on 2379). Only host paths are rewritten: the PKI prefix points at the
-//! rendered host tree and the data directory at a temporary directory.
+//! else listens on 2379). Only host paths are rewritten: each credential the unit loads
+//! (`LoadCredential=`) points at the PKI file of the rendered host tree it copies, and the
+//! data directory at a temporary directory.
 
 mod common;
 
@@ -40,6 +41,9 @@ fn inventory() -> String {
     )
 }
 
+/// Where systemd puts etcd's credentials on a host.
+const CREDENTIALS_DIR: &str = "/run/credentials/etcd.service";
+
 /// The rendered etcd.yaml of `member` with only its host paths replaced.
 fn rewrite_config(r: &Rendered, member: &str, data_dir: &Path) -> String {
     let rendered_path = r.host_file(member, "/etc/etcd/etcd.yaml");
@@ -50,17 +54,32 @@ fn rewrite_config(r: &Rendered, member: &str, data_dir: &Path) -> String {
         rendered.contains(data_line),
         "rendered etcd.yaml of {member} has no `data-dir: /var/lib/etcd` line:\n{rendered}"
     );
-    assert!(
-        rendered.contains("/etc/kubernetes/pki/etcd/"),
-        "rendered etcd.yaml of {member} does not use the PKI directory:\n{rendered}"
+    // etcd reads its keys and certificates as systemd credentials: the unit's
+    // `LoadCredential=NAME:PATH` lines say which PKI file each `%d/NAME` is a copy of.
+    let unit_path = r.host_file(member, "/etc/systemd/system/etcd.service");
+    let unit = fs::read_to_string(&unit_path).unwrap();
+    let credentials: Vec<(String, PathBuf)> = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("LoadCredential="))
+        .map(|c| {
+            let (name, path) = c.split_once(':').unwrap();
+            (
+                format!("{CREDENTIALS_DIR}/{name}"),
+                r.host_file(member, path),
+            )
+        })
+        .collect();
+    let mut config = rendered.replace(
+        data_line,
+        &format!("\ndata-dir: {}\n", data_dir.to_str().unwrap()),
     );
-    let pki = r.host_file(member, "/etc/kubernetes/pki");
-    let config = rendered
-        .replace(
-            data_line,
-            &format!("\ndata-dir: {}\n", data_dir.to_str().unwrap()),
-        )
-        .replace("/etc/kubernetes/pki", pki.to_str().unwrap());
+    for (credential, file) in &credentials {
+        config = config.replace(credential.as_str(), file.to_str().unwrap());
+    }
+    assert!(
+        !config.contains(CREDENTIALS_DIR),
+        "etcd.yaml of {member} names a credential its unit does not load:\n{config}\n{unit}"
+    );
     // Nothing else may point at the real host filesystem.
     for line in config.lines().filter(|l| !l.trim_start().starts_with('#')) {
         for root in [" /etc/", " /var/"] {

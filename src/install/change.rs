@@ -32,6 +32,8 @@ pub enum Change {
     },
     /// The host added to the running etcd cluster as a member (before its etcd starts).
     EtcdMemberAdd(String),
+    /// A system user a component runs as.
+    CreateUser(String),
 }
 
 impl Change {
@@ -60,6 +62,7 @@ impl fmt::Display for Change {
             Change::Label { node, labels } => write!(f, "label node {node} {labels}"),
             Change::Taint { node, taints } => write!(f, "taint node {node} {taints}"),
             Change::EtcdMemberAdd(name) => write!(f, "add etcd member {name}"),
+            Change::CreateUser(user) => write!(f, "create system user {user}"),
         }
     }
 }

@@ -159,24 +159,26 @@ pub fn prepare_join(cx: &HostCtx, ex: &mut Executor) -> Result<bool, StepError> 
                  adapt for joining a running cluster"
             )])
         })?;
+    // Like the plan's configuration, the one-time one reaches etcd as a credential.
     let drop_in = format!(
         "# Written by k8s-boot for etcd's first start on a host joining a running cluster;\n\
-         # removed once the member is healthy.\n[Service]\nExecStart=\n\
-         ExecStart={}/etcd --config-file={JOIN_CONFIG}\n",
+         # removed once the member is healthy.\n[Service]\n\
+         LoadCredential=etcd-join.yaml:{JOIN_CONFIG}\nExecStart=\n\
+         ExecStart={}/etcd --config-file=%d/etcd-join.yaml\n",
         crate::catalog::BIN_DIR
     );
     ex.effect(|r| {
         r.upload(
             Source::Bytes(join.as_bytes()),
             JOIN_CONFIG,
-            0o644,
+            0o600,
             "root:root",
         )?;
         r.run(&format!("mkdir -p {DROP_IN_DIR}"))?;
         r.upload(
             Source::Bytes(drop_in.as_bytes()),
             DROP_IN,
-            0o644,
+            0o600,
             "root:root",
         )?;
         r.run("systemctl daemon-reload")?;

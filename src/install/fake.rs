@@ -28,6 +28,8 @@ pub struct FakeHost {
     /// Whether the admins' group is bound to cluster-admin (what `kubectl auth can-i`
     /// answers for the admin; creating the binding sets it).
     pub admins_bound: bool,
+    /// System users (`id -u` answers for them, `useradd` adds one).
+    pub users: BTreeSet<String>,
 }
 
 pub type Shared = Arc<Mutex<FakeHost>>;
@@ -137,6 +139,18 @@ impl FakeHost {
             }
             ["systemctl", "restart", "--no-block", s] => {
                 self.active.insert(s.to_string());
+                ok(String::new())
+            }
+            ["id", "-u", user, ..] => Output {
+                code: if self.users.contains(*user) { 0 } else { 1 },
+                ..ok(String::new())
+            },
+            ["useradd", .., user] => {
+                self.users.insert(user.to_string());
+                ok(String::new())
+            }
+            ["userdel", user, ..] => {
+                self.users.remove(*user);
                 ok(String::new())
             }
             _ if command.contains(" auth can-i ") => Output {

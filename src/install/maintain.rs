@@ -196,6 +196,13 @@ fn reset_host(
             removed.push(d.clone());
         }
     }
+    for user in &state.created_users {
+        run(&format!(
+            "userdel {} 2>/dev/null || true",
+            ssh::shell_quote(user)
+        ))?;
+        removed.push(format!("user {user}"));
+    }
     run("systemctl daemon-reload && systemctl reset-failed")?;
     run(&format!("rm -rf {STATE_DIR}"))?;
     Ok(())

@@ -26,6 +26,9 @@ pub struct HostState {
     /// once empty (and no other directory).
     #[serde(default)]
     pub created_dirs: BTreeSet<String>,
+    /// System users k8s-boot created (a component runs as one); `reset` removes them.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub created_users: BTreeSet<String>,
     /// `size:mtime` of each file of `files` when its sha256 was last established: a file that
     /// still matches is not hashed again on the next run.
     #[serde(default)]

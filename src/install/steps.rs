@@ -2,6 +2,7 @@
 //! `apply` brings the host to the plan through the executor (which a dry run makes record
 //! instead of act). Which hosts a phase applies to is its row in [`super::phases::PHASES`].
 
+use super::change::Change;
 use super::executor::Executor;
 use super::phases::{self, PhaseId};
 use super::{etcd_member, files, images, manifests, preflight, services, HostWork, Run, StepError};
@@ -57,6 +58,35 @@ impl Step for Files {
     }
 }
 
+/// The system users of the host's components in the selected phases (etcd's), where the
+/// host has none of that name yet.
+fn create_users(cx: &HostCtx, work: &mut HostWork, ex: &mut Executor) -> Result<(), StepError> {
+    let users: std::collections::BTreeSet<&str> = crate::catalog::COMPONENTS
+        .iter()
+        .filter(|c| cx.run.selected(c.phase) && c.runs_on(cx.run.cluster, cx.host))
+        .filter_map(|c| c.user)
+        .collect();
+    for user in users {
+        if ex
+            .read()
+            .exec(&format!("id -u {user} >/dev/null 2>&1"))?
+            .code
+            == 0
+        {
+            continue;
+        }
+        ex.change(Change::CreateUser(user.to_string()), |r| {
+            r.run(&format!(
+                "useradd --system --user-group --no-create-home --home-dir /nonexistent \
+                 --shell /usr/sbin/nologin {user}"
+            ))?;
+            work.state.created_users.insert(user.to_string());
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
 /// Host-wide files (sysctl, kernel modules, CNI config, admin kubeconfig), applied at once,
 /// and the data directories of the roles selected.
 struct Prepare;
@@ -66,6 +96,7 @@ impl Step for Prepare {
         // File directories are created by the uploads; these are the data directories:
         // etcd's store, its scheduled snapshots and the apiserver's audit log. `reset` keeps
         // them unless asked.
+        create_users(cx, work, ex)?;
         let mut data_dirs = Vec::new();
         if cx.host.has(Role::Etcd) && cx.run.selected(PhaseId::Etcd) {
             data_dirs.push(("/var/lib/etcd", 0o700));

@@ -1034,3 +1034,37 @@ fn a_certificate_an_earlier_version_put_on_a_host_and_the_plan_no_longer_has_is_
     assert!(changes(&w.install(false), "m2", PhaseId::Pki).is_empty());
     assert!(w.fake.host("m2").files.contains_key(old));
 }
+
+#[test]
+fn etcd_hosts_get_the_etcd_user_once_and_reset_takes_it_away() {
+    let w = world();
+    w.fake.host("m2").users.insert("etcd".into());
+    let first = w.install(false);
+    assert!(!first.failed(), "{first:#?}");
+    let created = "create system user etcd".to_string();
+    for (host, creates) in [("m1", true), ("m2", false), ("m3", true), ("lb1", false)] {
+        assert_eq!(
+            changes(&first, host, PhaseId::Prepare).contains(&created),
+            creates,
+            "{host}"
+        );
+        let h = w.fake.host(host);
+        assert_eq!(h.users.contains("etcd"), host != "lb1", "{host}");
+        if h.files.contains_key(STATE_FILE) {
+            let state = HostState::parse(&String::from_utf8_lossy(&h.files[STATE_FILE].0));
+            // Only a user k8s-boot made is k8s-boot's to remove.
+            assert_eq!(
+                state.unwrap().created_users.contains("etcd"),
+                creates,
+                "{host}"
+            );
+        }
+    }
+    assert!(!changes(&w.install(false), "m1", PhaseId::Prepare).contains(&created));
+    let hosts: Vec<&crate::inventory::Host> = w.cluster.inventory.hosts.iter().collect();
+    for result in maintain::reset(&hosts, false, &w.fake) {
+        assert!(result.error.is_none(), "{:?}", result.error);
+    }
+    assert!(!w.fake.host("m1").users.contains("etcd"));
+    assert!(w.fake.host("m2").users.contains("etcd"), "not ours: kept");
+}

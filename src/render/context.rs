@@ -96,6 +96,9 @@ pub struct EtcdValues {
     pub backup_schedule: String,
     pub backup_keep: u32,
     pub backup_dir: &'static str,
+    /// The user etcd runs as, and where its credentials are while it runs.
+    pub user: &'static str,
+    pub credentials_dir: &'static str,
 }
 
 #[derive(Serialize)]
@@ -168,6 +171,8 @@ impl Shared {
             backup_schedule: inv.etcd.backup.schedule.trim().to_string(),
             backup_keep: inv.etcd.backup.keep,
             backup_dir: crate::backup::SCHEDULED_DIR,
+            user: crate::catalog::ETCD_USER,
+            credentials_dir: crate::catalog::ETCD_CREDENTIALS_DIR,
         };
         let domain = inv.cluster.cluster_domain.clone();
         Shared {
