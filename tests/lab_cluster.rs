@@ -2,9 +2,12 @@
 //! needs root and the lab's upstream builds): `lb1` the nginx LB, `m1`-`m3` etcd +
 //! control-plane (tainted kubelets), `w1`-`w2` workers. One plain `install` with every phase,
 //! checked with the real `kubectl` the lab built: nodes, system pods, pod network, DNS, logs and
-//! exec, metrics, the chat behind the LB, HA, idempotence, dry run, status and reset.
+//! exec, metrics, the chat behind the LB, HA, idempotence, dry run, status and reset; then the
+//! day-2 operations and the secure defaults (the CIS audit, a chat flood; `lab_cluster/`).
 
 mod common;
+#[path = "lab_cluster/security.rs"]
+mod security;
 
 use common::{describe, run, wait_for, TestLab};
 use serde_json::Value;
@@ -762,8 +765,9 @@ fn whole_install_on_six_lab_hosts() {
             assert!(!version.is_empty() && version != "-", "{r}");
         }
     }
-    // lb1: nginx; m1-m3: etcd, its backup timer, the control plane, the node; w1-w2: the node.
-    assert_eq!(rows.len(), 1 + 3 * 8 + 2 * 3, "{rows:#?}");
+    // lb1: nginx; m1-m3: etcd, its backup timer, the control plane, the node (with the
+    // PROXY protocol NodePort filter); w1-w2: the node.
+    assert_eq!(rows.len(), 1 + 3 * 9 + 2 * 4, "{rows:#?}");
 
     step("reset: nothing of ours is left on any host");
     let recorded: Vec<Value> = ALL
@@ -806,6 +810,7 @@ fn whole_install_on_six_lab_hosts() {
     remove_and_add_back(&c);
     short_lived_certificates(&c);
     backup_and_restore(&c);
+    security::security_defaults(&c);
 }
 
 /// The nodes: (name, address).
