@@ -338,7 +338,7 @@ ssh: {{key: id_test, known_hosts: known_hosts, port: {}}}
 binaries: {{dir: bin}}
 hosts:
   - {{name: lb1, address: 127.0.0.1, roles: [lb]}}
-  - {{name: m1, address: 127.0.0.2, roles: [etcd, control-plane, worker]}}
+  - {{name: m1, address: 127.0.0.2, roles: [etcd, control-plane]}}
   - {{name: w1, address: 127.0.0.3, roles: [worker]}}
 ",
             closed_port()
