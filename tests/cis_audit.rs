@@ -2036,3 +2036,28 @@ fn the_rendered_example_meets_the_benchmark_but_for_what_docs_security_md_explai
         .count();
     assert_eq!(m1, host_controls);
 }
+
+/// The audit against a 6-host lab already installed (`k8s-boot lab up --dir DIR --hosts 6`,
+/// then `install`), for working on a control without the whole lab test:
+/// `K8S_BOOT_CIS_LAB=DIR cargo test --test cis_audit -- --ignored --nocapture`. The lab test
+/// (`lab_cluster`, its secure-defaults scenario) runs the same audit in CI.
+#[test]
+#[ignore = "needs an installed 6-host lab: K8S_BOOT_CIS_LAB=<lab dir>"]
+fn audit_an_installed_six_host_lab() {
+    let dir = std::path::PathBuf::from(
+        std::env::var("K8S_BOOT_CIS_LAB").expect("K8S_BOOT_CIS_LAB=<lab dir>"),
+    );
+    let kubectl = |args: &[&str]| -> String {
+        let out = common::run(
+            std::process::Command::new(dir.join("binaries/kubectl"))
+                .arg("--kubeconfig")
+                .arg(dir.join("pki/admin.kubeconfig"))
+                .args(args),
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let findings = audit(&six_host_lab(&dir), &kubectl);
+    let report = report(&findings);
+    eprintln!("{report}");
+    assert!(!failed(&findings), "{report}");
+}

@@ -134,8 +134,8 @@ fn bind_cluster_admins(
     let command = format!(
         "umask 077; f=$(mktemp /run/k8s-boot-kubeconfig.XXXXXX) || exit 1; \
          trap 'rm -f \"$f\"' EXIT; cat > \"$f\" && \
-         {bin}/kubectl create clusterrolebinding {group} --clusterrole=cluster-admin \
-         --group={group} --dry-run=client -o yaml | \
+         {bin}/kubectl --kubeconfig=\"$f\" create clusterrolebinding {group} \
+         --clusterrole=cluster-admin --group={group} --dry-run=client -o yaml | \
          {bin}/kubectl --kubeconfig=\"$f\" --server=https://127.0.0.1:{port} apply -f -",
         port = crate::inventory::APISERVER_PORT
     );

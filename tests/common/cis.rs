@@ -873,6 +873,40 @@ pub const CLUSTER_HOST: &str = "cluster";
 /// The host name of the findings about docs/SECURITY.md itself.
 pub const DOC_HOST: &str = "docs/SECURITY.md";
 
+/// The hosts of a lab `k8s-boot lab up --hosts 6` started in `dir` (lb1, m1-m3 etcd and
+/// control plane, w1-w2 workers), audited over the lab's SSH as root.
+pub fn six_host_lab(dir: &std::path::Path) -> Vec<CisHost> {
+    let roles = |control_plane: bool, node: bool| Roles {
+        control_plane,
+        etcd: control_plane,
+        node,
+    };
+    [
+        ("lb1", "10.77.0.11", roles(false, false)),
+        ("m1", "10.77.0.12", roles(true, true)),
+        ("m2", "10.77.0.13", roles(true, true)),
+        ("m3", "10.77.0.14", roles(true, true)),
+        ("w1", "10.77.0.15", roles(false, true)),
+        ("w2", "10.77.0.16", roles(false, true)),
+    ]
+    .into_iter()
+    .map(|(name, addr, roles)| {
+        let (dir, addr) = (dir.to_path_buf(), addr.to_string());
+        CisHost {
+            name: name.to_string(),
+            roles,
+            exec: Box::new(move |command: &str| {
+                let out = super::lab_ssh(&dir, &addr, command);
+                (
+                    out.status.code().unwrap_or(-1),
+                    String::from_utf8_lossy(&out.stdout).into_owned(),
+                )
+            }),
+        }
+    })
+    .collect()
+}
+
 /// Whether any finding is a failure.
 pub fn failed(findings: &[Finding]) -> bool {
     findings.iter().any(|f| matches!(f.status, Status::Fail(_)))

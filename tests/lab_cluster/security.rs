@@ -22,45 +22,14 @@ pub(super) fn security_defaults(c: &Cluster) {
     chat_flood(c);
 }
 
-/// The lab hosts as the audit sees them.
-fn cis_hosts(c: &Cluster) -> Vec<cis::CisHost> {
-    let roles = |control_plane: bool, etcd: bool, node: bool| cis::Roles {
-        control_plane,
-        etcd,
-        node,
-    };
-    let mut hosts = vec![("lb1", LB, roles(false, false, false))];
-    for (i, addr) in M.iter().enumerate() {
-        hosts.push((["m1", "m2", "m3"][i], addr, roles(true, true, true)));
-    }
-    for (i, addr) in W.iter().enumerate() {
-        hosts.push((["w1", "w2"][i], addr, roles(false, false, true)));
-    }
-    hosts
-        .into_iter()
-        .map(|(name, addr, roles)| {
-            let (dir, addr) = (c.lab.dir.clone(), addr.to_string());
-            cis::CisHost {
-                name: name.to_string(),
-                roles,
-                exec: Box::new(move |command: &str| {
-                    let out = common::lab_ssh(&dir, &addr, command);
-                    (
-                        out.status.code().unwrap_or(-1),
-                        String::from_utf8_lossy(&out.stdout).into_owned(),
-                    )
-                }),
-            }
-        })
-        .collect()
-}
-
 fn cis_benchmark(c: &Cluster) {
-    step("CIS Kubernetes Benchmark: every applicable control on every host and the cluster, 0 FAIL");
+    step(
+        "CIS Kubernetes Benchmark: every applicable control on every host and the cluster, 0 FAIL",
+    );
     let started = Instant::now();
     let kubectl =
         |args: &[&str]| -> String { String::from_utf8_lossy(&c.kubectl(args).stdout).into() };
-    let findings = cis::audit(&cis_hosts(c), &kubectl);
+    let findings = cis::audit(&cis::six_host_lab(&c.lab.dir), &kubectl);
     let report = cis::report(&findings);
     eprintln!("{report}");
     figure(&format!(
@@ -146,7 +115,9 @@ fn admission(c: &Cluster) {
 }
 
 fn node_restriction(c: &Cluster) {
-    step("NodeRestriction: w1's own credentials cannot change w2 or read a Secret no pod of w1 uses");
+    step(
+        "NodeRestriction: w1's own credentials cannot change w2 or read a Secret no pod of w1 uses",
+    );
     // The kubeconfig install gave w1's kubelet (its certificate is k8s-boot's, still valid).
     let kubeconfig = c.lab.dir.join("w1.kubelet.kubeconfig");
     let text = c.lab.sh(W[0], "cat /etc/kubernetes/kubelet.kubeconfig");
@@ -174,9 +145,19 @@ fn node_restriction(c: &Cluster) {
         "--from-literal=k=v",
     ]);
     let secret = as_w1(&["-n", "default", "get", "secret", "node-restriction-check"]);
-    c.k(&["-n", "default", "delete", "secret", "node-restriction-check"]);
+    c.k(&[
+        "-n",
+        "default",
+        "delete",
+        "secret",
+        "node-restriction-check",
+    ]);
     assert!(!secret.status.success(), "{}", describe(&secret));
-    assert!(contains(&secret.stderr, b"forbidden"), "{}", describe(&secret));
+    assert!(
+        contains(&secret.stderr, b"forbidden"),
+        "{}",
+        describe(&secret)
+    );
     std::fs::remove_file(&kubeconfig).unwrap();
 }
 
@@ -188,8 +169,14 @@ fn proxy_protocol_port(c: &Cluster) {
         TcpStream::connect_timeout(&sa, Duration::from_secs(2)).is_ok()
     };
     for w in W {
-        assert!(!try_connect(w, lb_node_port), "{w}:{lb_node_port} from this machine");
-        assert!(try_connect(w, CHAT_PORT), "{w}:{CHAT_PORT} from this machine");
+        assert!(
+            !try_connect(w, lb_node_port),
+            "{w}:{lb_node_port} from this machine"
+        );
+        assert!(
+            try_connect(w, CHAT_PORT),
+            "{w}:{CHAT_PORT} from this machine"
+        );
         // From the LB host itself (bash's /dev/tcp: the lab hosts have no nc).
         let from_lb = c.lab.ssh(
             LB,
@@ -242,9 +229,19 @@ fn chat_flood(c: &Cluster) {
         opened.as_secs_f64(),
         api_outage.as_secs_f64()
     ));
-    assert!(open <= per_client, "{open} chat connections open from one address");
-    assert!(open > 0, "the chat took no connection at all during the flood");
-    assert_eq!(api_outage, Duration::ZERO, "the API through the LB failed during the flood");
+    assert!(
+        open <= per_client,
+        "{open} chat connections open from one address"
+    );
+    assert!(
+        open > 0,
+        "the chat took no connection at all during the flood"
+    );
+    assert_eq!(
+        api_outage,
+        Duration::ZERO,
+        "the API through the LB failed during the flood"
+    );
     for (node, _) in NODES {
         let n = c.json(&["get", "node", node]);
         let ready = n["status"]["conditions"]
