@@ -211,7 +211,10 @@ pub enum ClusterCheck {
     /// No pod runs under its namespace's `default` ServiceAccount with a token mounted: a pod
     /// that needs the API has a ServiceAccount of its own.
     TokensOnDefaultServiceAccount,
-    /// No RoleBinding or ClusterRoleBinding names the group `system:masters`.
+    /// No RoleBinding or ClusterRoleBinding names the group `system:masters`, Kubernetes'
+    /// own `cluster-admin` binding aside (label `kubernetes.io/bootstrapping=rbac-defaults`:
+    /// the API server puts it back at every start). What keeps the group unused is that no
+    /// credential on a host carries it ([`Audit::NoCertificateInGroup`]).
     MastersBindings,
     /// No pod asks for this.
     Pods(PodRule),
@@ -2077,6 +2080,11 @@ impl<'a> ClusterView<'a> {
                 let mut found = Vec::new();
                 for kind in ["RoleBinding", "ClusterRoleBinding"] {
                     for binding in self.of_kind(kind)? {
+                        let builtin = binding["metadata"]["labels"]["kubernetes.io/bootstrapping"]
+                            == "rbac-defaults";
+                        if builtin {
+                            continue;
+                        }
                         let masters = binding["subjects"].as_array().is_some_and(|s| {
                             s.iter()
                                 .any(|s| s["kind"] == "Group" && s["name"] == "system:masters")
