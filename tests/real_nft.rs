@@ -1,7 +1,8 @@
 //! The nftables rules `k8s-boot render` writes for nodes (`k8s-boot-nodeport-filter`), loaded
 //! by the real `nft` into the kernel inside a network namespace of their own (`unshare -n`,
 //! so this machine's rules are never touched): only a load balancer's address reaches the
-//! chat's PROXY protocol NodePort, the plain NodePort stays open, loading twice replaces
+//! chat's PROXY protocol NodePort, the plain NodePort stays open, a pod's port of the same
+//! number (what other nodes forward to a pod on this one) stays open, loading twice replaces
 //! rather than duplicates, and the unit's stop command removes the table.
 //!
 //! The "hosts" are addresses on the namespace's loopback; locally sent packets pass the
@@ -15,20 +16,23 @@ use std::process::Command;
 const LB: &str = "10.50.0.1";
 const OTHER: &str = "10.50.0.2";
 const WORKER: &str = "10.50.0.3";
+/// A pod on this node whose port has the NodePort's number: traffic other nodes forward to
+/// it is no NodePort traffic.
+const POD: &str = "10.244.9.2";
 
 /// Connects from each `source` to `WORKER:port` and prints `source port open|closed`.
 const PROBE: &str = r#"
 import socket, sys
-worker = sys.argv[1]
+worker, pod = sys.argv[1], sys.argv[2]
 listeners = []
-for port in (30000, 30001):
-    s = socket.socket(); s.bind((worker, port)); s.listen(8); listeners.append(s)
-for source, port in [(a.split(':')[0], int(a.split(':')[1])) for a in sys.argv[2:]]:
+for address, port in ((worker, 30000), (worker, 30001), (pod, 30001)):
+    s = socket.socket(); s.bind((address, port)); s.listen(8); listeners.append(s)
+for source, target, port in [a.split(':') for a in sys.argv[3:]]:
     c = socket.socket(); c.bind((source, 0)); c.settimeout(1.0)
     try:
-        c.connect((worker, port)); print(source, port, "open")
+        c.connect((target, int(port))); print(source, target, port, "open")
     except OSError:
-        print(source, port, "closed")
+        print(source, target, port, "closed")
     c.close()
 "#;
 
@@ -66,13 +70,14 @@ fn only_the_load_balancer_reaches_the_proxy_protocol_node_port() {
     let script = format!(
         "set -e\n\
          ip link set lo up\n\
-         for a in {LB} {OTHER} {WORKER}; do ip addr add $a/32 dev lo; done\n\
+         for a in {LB} {OTHER} {WORKER} {POD}; do ip addr add $a/32 dev lo; done\n\
          {nft} -f {rules}\n\
          {nft} -f {rules}\n\
          echo RULES; {nft} list table inet k8s_boot\n\
-         echo PROBE; python3 {probe} {WORKER} {LB}:30001 {OTHER}:30001 {OTHER}:30000 {WORKER}:30001\n\
+         echo PROBE; python3 {probe} {WORKER} {POD} {LB}:{WORKER}:30001 {OTHER}:{WORKER}:30001 \
+           {OTHER}:{WORKER}:30000 {WORKER}:{WORKER}:30001 {OTHER}:{POD}:30001\n\
          {stop}\n\
-         echo AFTER; python3 {probe} {WORKER} {OTHER}:30001\n",
+         echo AFTER; python3 {probe} {WORKER} {POD} {OTHER}:{WORKER}:30001\n",
         probe = probe.display(),
     );
     let out = run(Command::new("unshare").args(["-n", "sh", "-c", &script]));
@@ -80,17 +85,19 @@ fn only_the_load_balancer_reaches_the_proxy_protocol_node_port() {
     let text = String::from_utf8_lossy(&out.stdout);
     let (rules, rest) = text.split_once("PROBE").unwrap();
     let (probe, after) = rest.split_once("AFTER").unwrap();
-    // Loaded twice, one rule per family: the prelude replaces the table.
-    assert_eq!(rules.matches("dport 30001").count(), 2, "{rules}");
+    // Loaded twice, one rule: the prelude replaces the table.
+    assert_eq!(rules.matches("dport 30001").count(), 1, "{rules}");
     let lines: Vec<&str> = probe.lines().filter(|l| !l.is_empty()).collect();
     assert_eq!(
         lines,
         [
-            format!("{LB} 30001 open"),
-            format!("{OTHER} 30001 closed"),
-            format!("{OTHER} 30000 open"),
+            format!("{LB} {WORKER} 30001 open"),
+            format!("{OTHER} {WORKER} 30001 closed"),
+            format!("{OTHER} {WORKER} 30000 open"),
             // The node itself is no load balancer either.
-            format!("{WORKER} 30001 closed"),
+            format!("{WORKER} {WORKER} 30001 closed"),
+            // A pod's port of that number, reached from another node: not filtered.
+            format!("{OTHER} {POD} 30001 open"),
         ],
         "{}",
         describe(&out)
@@ -98,7 +105,7 @@ fn only_the_load_balancer_reaches_the_proxy_protocol_node_port() {
     // The unit's stop removes the table: the port answers everyone again.
     assert_eq!(
         after.trim(),
-        format!("{OTHER} 30001 open"),
+        format!("{OTHER} {WORKER} 30001 open"),
         "{}",
         describe(&out)
     );
