@@ -108,7 +108,10 @@ fn admission(c: &Cluster) {
     let refused = server_dry_run(c, &service);
     assert!(!refused.status.success(), "{}", describe(&refused));
     assert!(
-        contains(&refused.stderr, b"externalIPs"),
+        contains(
+            &refused.stderr,
+            b"Use of external IPs is denied by admission control"
+        ),
         "{}",
         describe(&refused)
     );
@@ -192,6 +195,7 @@ fn chat_flood(c: &Cluster) {
         "chat flood: {FLOOD_CONNECTIONS} connections through the LB held {} s; the API answers, the workers stay Ready",
         FLOOD_HOLD.as_secs()
     ));
+    raise_open_files_limit(FLOOD_CONNECTIONS as u64 + 512);
     let api = api_probe(c);
     let started = Instant::now();
     let mut held = Vec::new();
@@ -252,4 +256,27 @@ fn chat_flood(c: &Cluster) {
         assert!(ready, "{node} not Ready after the flood");
     }
     chat_answers_through_the_lb("after the flood");
+}
+
+/// The flood holds its connections in this process: its soft limit of open files (often 1024)
+/// is raised toward the hard one, so that no connect and no probe fails for want of one.
+fn raise_open_files_limit(needed: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+        0
+    );
+    if limit.rlim_cur >= needed {
+        return;
+    }
+    assert!(
+        limit.rlim_max >= needed,
+        "the flood needs {needed} open files; the hard limit is {}",
+        limit.rlim_max
+    );
+    limit.rlim_cur = needed;
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
 }
