@@ -71,6 +71,19 @@ fn admission(c: &Cluster) {
     step("Pod Security: a namespace without labels refuses a privileged pod (baseline)");
     let ns = "k8s-boot-psa-check";
     c.k(&["create", "namespace", ns]);
+    // Admission refuses any pod until the namespace's default ServiceAccount exists.
+    wait_for(
+        "the new namespace's default ServiceAccount",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || {
+            let out = c.kubectl(&["-n", ns, "get", "serviceaccount", "default", "-o", "name"]);
+            out.status
+                .success()
+                .then_some(())
+                .ok_or_else(|| describe(&out))
+        },
+    );
     let pod = |privileged: bool| {
         serde_json::json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "psa-check", "namespace": ns},
