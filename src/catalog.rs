@@ -52,6 +52,7 @@ pub struct Template {
 }
 
 /// A shell command that succeeds once the component is healthy, and how long to wait.
+#[derive(Clone, Copy)]
 pub struct Health {
     pub command: fn(&Cluster, &Host) -> String,
     pub wait_secs: u64,

@@ -104,3 +104,40 @@ pub fn ports(cluster: &Cluster, host: &Host) -> Vec<(u16, &'static str)> {
         .flat_map(|c| (c.ports)(cluster).into_iter().map(|p| (p, c.service)))
         .collect()
 }
+
+/// The roles of `component` whose hosts its phase never runs on: it would be rendered onto
+/// such a host and never started there.
+pub fn roles_its_phase_skips(component: &Component) -> Vec<Role> {
+    let phase = get(component.phase);
+    component
+        .roles
+        .iter()
+        .copied()
+        .filter(|r| !phase.roles.is_empty() && !phase.roles.contains(r))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_component_runs_in_a_phase_that_runs_on_its_hosts() {
+        for c in catalog::COMPONENTS {
+            let skipped = roles_its_phase_skips(c);
+            assert!(
+                skipped.is_empty(),
+                "{} is for {skipped:?} hosts, which its phase `{}` never runs on",
+                c.service,
+                get(c.phase).name
+            );
+        }
+        // What the check catches: a node service meant for etcd-only hosts too.
+        let node_service = catalog::component("kube-proxy").unwrap();
+        let misplaced = Component {
+            roles: &[Role::Etcd, Role::Worker],
+            ..*node_service
+        };
+        assert_eq!(roles_its_phase_skips(&misplaced), [Role::Etcd]);
+    }
+}
