@@ -12,9 +12,8 @@ use super::{HostWork, InstallError, Options, Purpose, StepError};
 use crate::catalog::{self, Binary, Component, BIN_DIR, CNI_BIN_DIR};
 use crate::inventory::{Cluster, Host};
 use crate::ssh::{self, plan_upload, Source, Upload};
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::collections::BTreeSet;
+use std::path::Path;
 
 /// Owner of everything k8s-boot installs.
 pub const ROOT: &str = "root:root";
@@ -61,32 +60,7 @@ pub fn check_binaries(
     })
 }
 
-/// `binaries.dir` on this machine, each file's sha256 computed once for all hosts.
-pub struct LocalBinaries {
-    pub dir: PathBuf,
-    shas: Mutex<BTreeMap<PathBuf, String>>,
-}
-
-impl LocalBinaries {
-    pub fn new(dir: PathBuf) -> Self {
-        LocalBinaries {
-            dir,
-            shas: Mutex::new(BTreeMap::new()),
-        }
-    }
-
-    pub fn sha256(&self, path: &Path) -> Result<String, StepError> {
-        if let Some(sha) = self.shas.lock().expect("sha lock").get(path) {
-            return Ok(sha.clone());
-        }
-        let sha = Source::File(path).sha256()?;
-        self.shas
-            .lock()
-            .expect("sha lock")
-            .insert(path.to_path_buf(), sha.clone());
-        Ok(sha)
-    }
-}
+pub use super::digests::LocalBinaries;
 
 /// Writes those of `files` that differ from the host; returns the paths whose content it
 /// wrote (or, dry, would write), each file's restarts owed in `state` as it is written. A

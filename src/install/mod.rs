@@ -11,6 +11,7 @@
 
 pub mod change;
 mod connect;
+mod digests;
 mod etcd_member;
 pub mod executor;
 pub mod expiry;
@@ -389,6 +390,9 @@ pub fn install_with(
             // Every host's state is read and nothing has changed yet.
             refuse_version_change(cluster, &hosts)?;
         }
+    }
+    if !opts.dry_run {
+        run.binaries.save();
     }
     let hosts = hosts
         .into_iter()
