@@ -30,6 +30,9 @@ pub struct FakeHost {
     pub admins_bound: bool,
     /// System users (`id -u` answers for them, `useradd` adds one).
     pub users: BTreeSet<String>,
+    /// `(paths, known)` of every stat: the files asked for, and of how many the state's
+    /// record was offered (those the host need not hash again).
+    pub stats: Vec<(Vec<String>, usize)>,
 }
 
 pub type Shared = Arc<Mutex<FakeHost>>;
@@ -198,17 +201,22 @@ impl Remote for FakeRemote {
     fn stat_files_known(
         &self,
         paths: &[&str],
-        _: &KnownFiles,
+        known: &KnownFiles,
     ) -> Result<HashMap<String, RemoteFile>, SshError> {
-        let host = self.0.lock().unwrap();
+        let mut host = self.0.lock().unwrap();
+        host.stats
+            .push((paths.iter().map(|p| p.to_string()).collect(), known.len()));
         Ok(paths
             .iter()
             .filter_map(|p| Some((p.to_string(), host.remote_file(p)?)))
             .collect())
     }
     fn stamps(&self, paths: &[&str]) -> Result<HashMap<String, String>, SshError> {
-        let files = self.stat_files_known(paths, &KnownFiles::new())?;
-        Ok(files.into_iter().map(|(p, f)| (p, f.stamp)).collect())
+        let host = self.0.lock().unwrap();
+        Ok(paths
+            .iter()
+            .filter_map(|p| Some((p.to_string(), host.remote_file(p)?.stamp)))
+            .collect())
     }
     fn put(&self, f: &FileToPut, _: Option<&RemoteFile>) -> Result<Upload, SshError> {
         self.upload(f.source, &f.path, f.mode, f.owner)

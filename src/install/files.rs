@@ -62,6 +62,19 @@ pub fn check_binaries(
 
 pub use super::digests::LocalBinaries;
 
+/// What the host's state recorded of `paths` when it last wrote or hashed them (stamp and
+/// sha256): a file whose size and mtime still match is not hashed on the host again.
+fn known_files(state: &HostState, paths: &[&str]) -> KnownFiles {
+    paths
+        .iter()
+        .filter_map(|p| {
+            let stamp = state.stamps.get(*p)?;
+            let sha = state.files.get(*p)?;
+            Some((p.to_string(), (stamp.clone(), sha.clone())))
+        })
+        .collect()
+}
+
 /// Writes those of `files` that differ from the host; returns the paths whose content it
 /// wrote (or, dry, would write), each file's restarts owed in `state` as it is written. A
 /// mode or owner fix is a [`Change::Mode`], not listed and restarting nothing.
@@ -71,15 +84,9 @@ pub fn write_files(
     ex: &mut Executor,
 ) -> Result<Vec<String>, StepError> {
     let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
-    let known: KnownFiles = paths
-        .iter()
-        .filter_map(|p| {
-            let stamp = state.stamps.get(*p)?;
-            let sha = state.files.get(*p)?;
-            Some((p.to_string(), (stamp.clone(), sha.clone())))
-        })
-        .collect();
-    let remote = ex.read().stat_files_known(&paths, &known)?;
+    let remote = ex
+        .read()
+        .stat_files_known(&paths, &known_files(state, &paths))?;
     let mut written = Vec::new();
     let mut touched = Vec::new();
     for file in files {
@@ -301,7 +308,9 @@ pub fn install_binaries(
         paths.push(staged_path(target));
     }
     let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
-    let have = ex.read().stat_files_known(&paths, &KnownFiles::new())?;
+    let have = ex
+        .read()
+        .stat_files_known(&paths, &known_files(&work.state, &paths))?;
     // A new binary restarts its component and the other services of its phase, which share
     // its binaries' versions.
     let services_of = |phase: PhaseId| -> Vec<String> {

@@ -211,3 +211,31 @@ pub fn step_changes(steps: &[super::StepReport], name: &str) -> Vec<String> {
         other => panic!("{name}: {other:?}"),
     }
 }
+
+#[test]
+fn a_rerun_offers_the_hosts_what_they_recorded_of_every_binary_and_hashes_none_again() {
+    let w = World::installed("v1.36.3");
+    let (cluster, plan) = cluster_at(w.dir.path(), "v1.36.3");
+    for h in HOSTS {
+        w.fake.host(h).stats.clear();
+    }
+    let opts = install::Options {
+        phases: HOST_PHASES.to_vec(),
+        ..Default::default()
+    };
+    let report = install::install_with(&cluster, &plan, &opts, &Quiet, &w.fake).unwrap();
+    assert!(!report.failed(), "{report:#?}");
+    for h in HOSTS.iter().filter(|h| **h != "lb1") {
+        // The binaries phase's one stat: every binary and the staged copy beside it (none
+        // here). The state's record of each binary is offered, so a host whose copy still
+        // has its recorded size and mtime does not hash it again.
+        let stats = w.fake.host(h).stats.clone();
+        let binaries: Vec<&(Vec<String>, usize)> = stats
+            .iter()
+            .filter(|(paths, _)| paths.iter().any(|p| p.ends_with(".k8s-boot-staged")))
+            .collect();
+        assert_eq!(binaries.len(), 1, "{h}: {stats:?}");
+        let (paths, known) = binaries[0];
+        assert_eq!(known * 2, paths.len(), "{h}: {paths:?}");
+    }
+}
