@@ -192,12 +192,17 @@ pub fn url_address(ip: IpAddr) -> String {
     }
 }
 
+/// The client URL of `host`'s etcd member.
+pub fn etcd_client_url(host: &Host) -> String {
+    format!("https://{}:2379", url_address(host.address))
+}
+
 /// etcdctl on an etcd host, against its own member, with the health-check client's
 /// certificate.
 pub fn etcdctl(host: &Host) -> String {
-    let (pki, addr) = (PKI_DIR, url_address(host.address));
+    let (pki, endpoint) = (PKI_DIR, etcd_client_url(host));
     format!(
-        "{BIN_DIR}/etcdctl --endpoints=https://{addr}:2379 --cacert={pki}/etcd/ca.crt \
+        "{BIN_DIR}/etcdctl --endpoints={endpoint} --cacert={pki}/etcd/ca.crt \
          --cert={pki}/etcd/healthcheck-client.crt --key={pki}/etcd/healthcheck-client.key \
          --command-timeout=3s"
     )

@@ -251,8 +251,9 @@ impl Client {
     }
 }
 
-fn pod_ready(pod: &Value) -> bool {
-    pod["status"]["conditions"].as_array().is_some_and(|cs| {
+/// A pod's or a node's `Ready` condition is `True`.
+fn is_ready(object: &Value) -> bool {
+    object["status"]["conditions"].as_array().is_some_and(|cs| {
         cs.iter()
             .any(|c| c["type"] == "Ready" && c["status"] == "True")
     })
@@ -262,7 +263,7 @@ fn pod_ready(pod: &Value) -> bool {
 fn pods_ready(c: &Cluster, namespace: &str, selector: &str, count: usize) -> Result<(), String> {
     let pods = c.json(&["-n", namespace, "get", "pods", "-l", selector]);
     let items = pods["items"].as_array().unwrap();
-    let ready = items.iter().filter(|p| pod_ready(p)).count();
+    let ready = items.iter().filter(|p| is_ready(p)).count();
     if ready >= count {
         Ok(())
     } else {
@@ -326,7 +327,7 @@ fn whole_install_on_six_lab_hosts() {
         let items = pods["items"].as_array().unwrap();
         let unready: Vec<String> = items
             .iter()
-            .filter(|p| !pod_ready(p))
+            .filter(|p| !is_ready(p))
             .map(|p| {
                 format!(
                     "{} on {} ({})",
@@ -359,13 +360,7 @@ fn whole_install_on_six_lab_hosts() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .filter(|n| {
-                    n["status"]["conditions"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                })
+                .filter(|n| is_ready(n))
                 .map(|n| n["metadata"]["name"].as_str().unwrap().to_string())
                 .collect();
             let want: BTreeSet<String> = names.iter().map(|s| s.to_string()).collect();
@@ -1203,13 +1198,8 @@ fn backup_and_restore(c: &Cluster) {
     assert!(etcd_healthy(c));
     let nodes = c.json(&["get", "nodes"]);
     for n in nodes["items"].as_array().unwrap() {
-        let ready = n["status"]["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|cond| cond["type"] == "Ready" && cond["status"] == "True");
         assert!(
-            ready,
+            is_ready(n),
             "{} not Ready after the restore",
             n["metadata"]["name"]
         );

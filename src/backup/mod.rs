@@ -14,7 +14,7 @@ pub mod restore;
 #[cfg(test)]
 mod tests;
 
-use crate::catalog::{etcdctl, url_address, BIN_DIR};
+use crate::catalog::{etcdctl, BIN_DIR};
 use crate::fsutil::{self, LockMode};
 use crate::install::remote::{Connector, Remote, SshConnector};
 use crate::inventory::{Cluster, Host, Role};
@@ -322,7 +322,7 @@ pub fn healthy_member<'c>(
                 continue;
             }
         };
-        let own = format!("https://{}:2379", url_address(host.address));
+        let own = crate::catalog::etcd_client_url(host);
         match etcd::healthy_endpoints(r.as_ref(), host) {
             Ok(healthy) if healthy.contains(&own) => return Ok((host, r)),
             Ok(_) => why.push(format!("{}: not healthy", host.name)),

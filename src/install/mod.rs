@@ -273,6 +273,16 @@ impl Run<'_> {
         self.selected.contains(&phase)
     }
 
+    /// The components `host` runs whose phase this run installs.
+    fn components_on<'h>(
+        &'h self,
+        host: &'h Host,
+    ) -> impl Iterator<Item = &'static crate::catalog::Component> + 'h {
+        crate::catalog::COMPONENTS
+            .iter()
+            .filter(move |c| self.selected(c.phase) && c.runs_on(self.cluster, host))
+    }
+
     fn ready_deadline(&self) -> Instant {
         *self
             .ready_deadline

@@ -73,17 +73,13 @@ fn script(cx: &HostCtx, state: &HostState) -> String {
         script += "command -v nginx >/dev/null || fail 'nginx is not installed (Debian: nginx libnginx-mod-stream)'\n";
         script += "nginx -V 2>&1 | grep -q -- '--with-stream' || ls /etc/nginx/modules-enabled/*stream* >/dev/null 2>&1 || fail 'nginx has no stream module (Debian: libnginx-mod-stream)'\n";
     }
-    for c in crate::catalog::COMPONENTS {
-        if let Some(user) = c
-            .user
-            .filter(|_| run.selected(c.phase) && c.runs_on(run.cluster, host))
-        {
+    for c in run.components_on(host) {
+        if let Some(user) = c.user {
             script += &format!("id -u {user} >/dev/null 2>&1 || command -v useradd >/dev/null || fail 'useradd is missing (Debian: passwd): {} runs as user {user}'\n", c.service);
         }
-    }
-    let filter = crate::catalog::component(crate::catalog::NODEPORT_FILTER).expect("a catalog row");
-    if run.selected(PhaseId::Node) && filter.runs_on(run.cluster, host) {
-        script += "command -v nft >/dev/null || fail 'nft is missing (Debian: nftables): only the load balancers may reach the chat PROXY protocol NodePort, and nft filters it'\n";
+        if c.service == crate::catalog::NODEPORT_FILTER {
+            script += "command -v nft >/dev/null || fail 'nft is missing (Debian: nftables): only the load balancers may reach the chat PROXY protocol NodePort, and nft filters it'\n";
+        }
     }
     if (host.has(Role::ControlPlane) && run.selected(PhaseId::ControlPlane)) || node {
         script += "command -v curl >/dev/null || fail 'curl is missing (health checks use it)'\n";

@@ -61,9 +61,9 @@ impl Step for Files {
 /// The system users of the host's components in the selected phases (etcd's), where the
 /// host has none of that name yet.
 fn create_users(cx: &HostCtx, work: &mut HostWork, ex: &mut Executor) -> Result<(), StepError> {
-    let users: std::collections::BTreeSet<&str> = crate::catalog::COMPONENTS
-        .iter()
-        .filter(|c| cx.run.selected(c.phase) && c.runs_on(cx.run.cluster, cx.host))
+    let users: std::collections::BTreeSet<&str> = cx
+        .run
+        .components_on(cx.host)
         .filter_map(|c| c.user)
         .collect();
     for user in users {

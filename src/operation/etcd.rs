@@ -2,7 +2,7 @@
 //! member is healthy (before the next one restarts).
 
 use super::OperationError;
-use crate::catalog::{etcdctl, url_address};
+use crate::catalog::{etcd_client_url, etcdctl};
 use crate::install::remote::{poll_until_ok, Remote};
 use crate::inventory::{Cluster, Role};
 use serde_json::Value;
@@ -20,14 +20,9 @@ pub fn leader(
             .hosts
             .iter()
             .filter(|h| h.has(Role::Etcd))
-            .find(|h| url == client_url(h))
+            .find(|h| url == etcd_client_url(h))
             .map(|h| h.name.clone())
     }))
-}
-
-/// The client URL of `host`'s member.
-pub fn client_url(host: &crate::inventory::Host) -> String {
-    format!("https://{}:2379", url_address(host.address))
 }
 
 /// The client URL of the leading member, asked on `host` (an etcd host).

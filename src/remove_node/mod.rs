@@ -248,7 +248,9 @@ fn run_step(
             let mut changes = Vec::new();
             // A leading member hands its leadership on first: writes then never wait for an
             // election.
-            if etcd::leader_endpoint(r.as_ref(), member_host)? == Some(etcd::client_url(host)) {
+            if etcd::leader_endpoint(r.as_ref(), member_host)?
+                == Some(crate::catalog::etcd_client_url(host))
+            {
                 let to = members.iter().find(|m| m.id != member.id).map(|m| m.id);
                 if let (Some(to), false) = (to, dry) {
                     let leaving = op.connector.connect(host)?;

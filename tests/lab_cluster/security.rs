@@ -261,12 +261,7 @@ fn chat_flood(c: &Cluster) {
     );
     for (node, _) in NODES {
         let n = c.json(&["get", "node", node]);
-        let ready = n["status"]["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True");
-        assert!(ready, "{node} not Ready after the flood");
+        assert!(is_ready(&n), "{node} not Ready after the flood");
     }
     chat_answers_through_the_lb("after the flood");
 }
