@@ -23,6 +23,9 @@ pub struct FakeHost {
     /// `(part, outputs)`: like `replies`, but a command containing `part` prints the next of
     /// `outputs`, the last one from then on (what a poll sees change). Looked at first.
     pub reply_sequences: Vec<(String, VecDeque<String>)>,
+    /// `(command, codes)`: the command exits with the next of `codes`, the last one from then
+    /// on (a check that fails for a while). Looked at before everything else.
+    pub code_sequences: Vec<(String, VecDeque<i32>)>,
     /// `(command, stdin)` of every command given input.
     pub inputs: Vec<(String, Vec<u8>)>,
     /// Whether the admins' group is bound to cluster-admin (what `kubectl auth can-i`
@@ -66,6 +69,18 @@ impl FakeHost {
             stdout,
             stderr: String::new(),
         };
+        if let Some((_, codes)) = self.code_sequences.iter_mut().find(|(c, _)| c == command) {
+            let code = if codes.len() > 1 {
+                codes.pop_front()
+            } else {
+                codes.front().copied()
+            };
+            return Output {
+                code: code.unwrap_or(0),
+                stdout: String::new(),
+                stderr: "scripted".into(),
+            };
+        }
         if self.failing.iter().any(|f| command == f) {
             return Output {
                 code: 1,

@@ -8,8 +8,8 @@ use super::remote::{poll_until_ok, Remote};
 use super::steps::HostCtx;
 use super::{HostWork, StepError};
 use crate::catalog::Component;
-use crate::ssh;
-use std::time::Duration;
+use crate::ssh::{self, Output};
+use std::time::{Duration, Instant};
 
 fn is(remote: &dyn Remote, state: &str, service: &str) -> Result<bool, StepError> {
     Ok(remote
@@ -91,39 +91,64 @@ pub fn start(
 
 fn wait_healthy(cx: &HostCtx, component: &Component, r: &dyn Remote) -> Result<(), StepError> {
     let (check, secs) = component.health_command(cx.run.cluster, cx.host);
-    let Some(out) = poll_until_ok(r, &check, Duration::from_secs(secs))? else {
-        return Ok(());
-    };
-    let service = component.service;
+    match poll_until_ok(r, &check, Duration::from_secs(secs))? {
+        None => Ok(()),
+        Some(out) => Err(unhealthy(r, component.service, secs, &out)),
+    }
+}
+
+/// `service` failed its health check for `secs` s: what the check said, and the journal.
+fn unhealthy(r: &dyn Remote, service: &str, secs: u64, out: &Output) -> StepError {
     let journal = r
         .exec(&format!(
             "journalctl -u {service} -n 8 --no-pager 2>/dev/null"
         ))
         .map(|o| o.stdout)
         .unwrap_or_default();
-    Err(StepError::Unhealthy {
+    StepError::Unhealthy {
         service: service.to_string(),
         secs,
         output: ssh::tail(&format!("{}{}", out.stdout, out.stderr), 3),
         journal: ssh::tail(&journal, 8),
-    })
+    }
 }
 
-/// Every service of the host's plan in the selected phases is active and healthy.
+/// How long `verify` gives a service that is not active and healthy at the first look: long
+/// enough for systemd's restart of a service that exited a moment ago (`RestartSec=5` and
+/// its start). A scheduler that lost its lease while its API server restarted does that.
+#[cfg(not(test))]
+const VERIFY_GRACE: Duration = Duration::from_secs(30);
+#[cfg(test)]
+const VERIFY_GRACE: Duration = Duration::from_millis(600);
+
+/// Every service of the host's plan in the selected phases is active and healthy, or
+/// becomes so within [`VERIFY_GRACE`].
 pub fn verify(cx: &HostCtx, r: &dyn Remote) -> Result<(), StepError> {
     let mut problems = Vec::new();
     for service in &cx.plan.services {
         if phases::of_service(service).is_some_and(|p| !cx.run.selected(p.id)) {
             continue;
         }
-        if !is(r, "active", service)? {
-            problems.push(format!("{service} is not active"));
-            continue;
-        }
-        if let Some((check, _)) = phases::health_command(cx.run.cluster, cx.host, service) {
-            if r.exec(&check)?.code != 0 {
-                problems.push(format!("{service} is not healthy"));
+        let health = phases::health_command(cx.run.cluster, cx.host, service);
+        let deadline = Instant::now() + VERIFY_GRACE;
+        loop {
+            let active = is(r, "active", service)?;
+            let check = match (&health, active) {
+                (Some((command, _)), true) => Some(r.exec(command)?).filter(|o| o.code != 0),
+                _ => None,
+            };
+            if active && check.is_none() {
+                break;
             }
+            if Instant::now() >= deadline {
+                let secs = VERIFY_GRACE.as_secs();
+                problems.push(match check {
+                    Some(out) => unhealthy(r, service, secs, &out).to_string(),
+                    None => format!("{service} is not active after {secs} s"),
+                });
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
         }
     }
     if problems.is_empty() {

@@ -5,7 +5,7 @@
 use super::fake::{FakeConnector, Shared};
 use super::state::{HostState, STATE_FILE};
 use super::{install_with, maintain, Options, PhaseResult, Progress, Report};
-use crate::install::phases::PhaseId;
+use crate::install::phases::{self, PhaseId};
 use crate::inventory::Cluster;
 use crate::pki::Pki;
 use crate::render::{self, Plan, Templates};
@@ -274,6 +274,49 @@ fn a_restart_that_failed_is_made_by_the_next_run() {
     w.fake.host("m1").failing.clear();
     let next = w.install_phases(false, &[PhaseId::Etcd]);
     assert_eq!(changes(&next, "m1", PhaseId::Etcd), ["restart etcd"]);
+}
+
+/// The scheduler's health check on m1, as the control-plane phase runs it.
+fn scheduler_health(w: &World) -> String {
+    let m1 = w
+        .cluster
+        .inventory
+        .hosts
+        .iter()
+        .find(|h| h.name == "m1")
+        .unwrap();
+    phases::health_command(&w.cluster, m1, "kube-scheduler")
+        .unwrap()
+        .0
+}
+
+#[test]
+fn verify_waits_for_a_service_systemd_is_restarting_and_names_one_that_stays_down() {
+    let w = world();
+    assert!(!w.install(false).failed());
+    let health = scheduler_health(&w);
+    let selected = [PhaseId::ControlPlane, PhaseId::Verify];
+    // Healthy when the phase starts it, down at verify's first look, back at its next.
+    w.fake.host("m1").log.clear();
+    w.fake
+        .host("m1")
+        .code_sequences
+        .push((health.clone(), [0, 7, 0].into()));
+    let back = w.install_phases(false, &selected);
+    assert!(!back.failed(), "{:?}", result(&back, "m1", PhaseId::Verify));
+    assert_eq!(count(&w.fake.host("m1").log, &health), 3);
+    // Healthy at the start, then never again: verify gives up naming it, with its journal.
+    w.fake.host("m1").code_sequences = vec![(health.clone(), [0, 7].into())];
+    let down = w.install_phases(false, &selected);
+    let PhaseResult::Failed { error } = result(&down, "m1", PhaseId::Verify) else {
+        panic!("{:?}", result(&down, "m1", PhaseId::Verify));
+    };
+    let error = error.to_string();
+    assert!(
+        error.contains("kube-scheduler not healthy after"),
+        "{error}"
+    );
+    assert!(count(&w.fake.host("m1").log, "journalctl -u kube-scheduler") > 0);
 }
 
 #[test]
