@@ -8,6 +8,7 @@
 // through the panicking print macros.
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
+pub mod addons;
 pub mod backup;
 pub mod catalog;
 pub mod conformance;

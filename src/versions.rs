@@ -42,19 +42,6 @@ pub struct E2eImages {
     pub glibc_dns_testing: Option<&'static str>,
 }
 
-/// Images that do not follow the Kubernetes minor. The flannel CNI binary is not an image: it
-/// is installed with the other CNI plugins from `binaries.dir/cni/`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Images {
-    pub flannel: &'static str,
-    pub metrics_server: &'static str,
-}
-
-pub const IMAGES: Images = Images {
-    flannel: "ghcr.io/flannel-io/flannel:v0.28.10",
-    metrics_server: "registry.k8s.io/metrics-server/metrics-server:v0.8.0",
-};
-
 /// Oldest first. etcd, pause and CoreDNS are the releases kubeadm pins for the minor.
 pub const PROFILES: &[VersionProfile] = &[
     VersionProfile {

@@ -91,7 +91,7 @@ fn lab_build_leaves_the_pinned_versions_in_fetch_layout() {
     assert!(bin.join("cni/flannel").is_file());
 
     let names = lab::images::ImageNames::new(profile, &k8s_boot::inventory::Chat::default().image);
-    for image in lab::images::Image::CLUSTER {
+    for image in lab::images::Image::cluster() {
         let reference = image.reference(&names).expect("the lab's chat is enabled");
         let file = lab::images::archive_file_name(reference).unwrap();
         let archive = bin.join("images").join(file);

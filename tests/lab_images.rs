@@ -181,8 +181,11 @@ fn images_from_real_inputs_run_in_a_chroot() {
         cache_dir: cache,
         kubernetes_src: images::kubernetes_module_dir("v1.37.2").unwrap(),
         coredns: stand_in(&programs, "coredns"),
-        metrics_server: stand_in(&programs, "metrics-server"),
-        flanneld: stand_in(&programs, "flanneld"),
+        addon_programs: [
+            ("metrics_server", stand_in(&programs, "metrics-server")),
+            ("flannel", stand_in(&programs, "flanneld")),
+        ]
+        .into(),
         names: ImageNames::new(profile, "docker.io/library/node:24-bookworm-slim"),
         conformance: None,
     };
@@ -202,9 +205,9 @@ fn images_from_real_inputs_run_in_a_chroot() {
     );
     assert!(lines.iter().all(|l| l.contains(": cached (")), "{lines:?}");
 
-    let root = |image: Image| dir.path().join(format!("root-{image:?}"));
+    let root = |image: Image| dir.path().join(format!("root-{}", image.name()));
     let mut configs = BTreeMap::new();
-    for (image, archive) in Image::CLUSTER.into_iter().zip(&archives) {
+    for (image, archive) in Image::cluster().into_iter().zip(&archives) {
         let reference = image.reference(&opts.names).unwrap();
         assert_eq!(
             archive.file_name().unwrap().to_string_lossy(),
@@ -216,9 +219,9 @@ fn images_from_real_inputs_run_in_a_chroot() {
             annotations["org.opencontainers.image.ref.name"],
             reference.rsplit_once(':').unwrap().1
         );
-        configs.insert(format!("{image:?}"), config);
+        configs.insert(image.name(), config);
     }
-    let config = |image: Image| &configs[&format!("{image:?}")];
+    let config = |image: Image| &configs[&image.name()];
 
     // pause: upstream's source, with upstream's version define.
     assert_eq!(config(Image::Pause)["config"]["User"], "65535:65535");
@@ -249,8 +252,8 @@ fn images_from_real_inputs_run_in_a_chroot() {
             1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
         ])
     );
-    assert_eq!(config(Image::MetricsServer)["config"]["User"], "65534");
-    for image in [Image::Coredns, Image::MetricsServer] {
+    assert_eq!(config(addon("metrics_server"))["config"]["User"], "65534");
+    for image in [Image::Coredns, addon("metrics_server")] {
         let bundle =
             fs::read_to_string(root(image).join("etc/ssl/certs/ca-certificates.crt")).unwrap();
         assert!(bundle.matches("BEGIN CERTIFICATE").count() > 100);
@@ -260,8 +263,8 @@ fn images_from_real_inputs_run_in_a_chroot() {
 
     // flannel: its program, and the tools it runs work with the libraries in the image,
     // against a network namespace of their own.
-    let flannel = root(Image::Flannel);
-    let fc = config(Image::Flannel);
+    let flannel = root(addon("flannel"));
+    let fc = config(addon("flannel"));
     assert_eq!(
         fc["config"]["Entrypoint"],
         serde_json::json!(["/opt/bin/flanneld"])
@@ -611,4 +614,13 @@ fn conformance_images_of_the_lab_build_run_their_tools() {
         out.contains("sample-apiserver") || out.contains("Usage"),
         "{out}"
     );
+}
+
+/// The image of the add-on image row `key`.
+fn addon(key: &str) -> Image {
+    Image::Addon(
+        k8s_boot::addons::images()
+            .find(|i| i.key == key)
+            .expect("an add-on image row"),
+    )
 }

@@ -107,16 +107,11 @@ fn registry_mirror(value: &str) -> Result<(String, String), UsageError> {
     }
 }
 
-/// The cluster's images. The chat image is the inventory's (none if the chat is disabled);
-/// with --version alone, the default one.
+/// The cluster's images: those of the inventory's add-ons and chat; with --version alone,
+/// every add-on's and the default chat image.
 fn images(version: &str, cluster: Option<&Cluster>) -> Vec<ImageSpec> {
-    let chat = match cluster {
-        Some(c) if !c.inventory.chat.enabled => None,
-        Some(c) => Some(c.inventory.chat.image.clone()),
-        None => Some(fetch::default_chat_image()),
-    };
     // An unsupported version gives no images here; fetch() reports it before anything.
-    fetch::cluster_images(version, chat.as_deref()).unwrap_or_default()
+    fetch::cluster_images(version, cluster.map(|c| &c.inventory)).unwrap_or_default()
 }
 
 fn is_http_url(url: &str) -> bool {

@@ -9,6 +9,7 @@ use super::error::FetchError;
 use super::pins::pinned_digest;
 use super::registry::{endpoint, ImageRef, Session};
 use crate::digest::oci_digest_hex;
+use crate::inventory::Inventory;
 
 /// Image archives, under the binaries directory.
 pub const IMAGES_DIR: &str = "images";
@@ -38,22 +39,28 @@ impl ImageSpec {
     }
 }
 
-/// The images the cluster runs for a Kubernetes version: pause and CoreDNS from its version
-/// profile, flannel and metrics-server, and `chat_image` (the chat workload), each with its
-/// pinned digest.
+/// The images the cluster of `inventory` runs for a Kubernetes version: pause and CoreDNS
+/// from its version profile, the images of the add-ons it wants ([`crate::addons`]) and its
+/// chat image, each with its pinned digest. Without an inventory (`fetch --version`): every
+/// add-on's, and the default chat image.
 pub fn cluster_images(
     kubernetes_version: &str,
-    chat_image: Option<&str>,
+    inventory: Option<&Inventory>,
 ) -> Result<Vec<ImageSpec>, FetchError> {
     let profile = crate::versions::profile_for(kubernetes_version).map_err(FetchError::Version)?;
     let mut list = vec![
         ImageSpec::pinned(profile.pause_image),
         ImageSpec::pinned(profile.coredns_image),
-        ImageSpec::pinned(crate::versions::IMAGES.flannel),
-        ImageSpec::pinned(crate::versions::IMAGES.metrics_server),
     ];
-    if let Some(chat) = chat_image {
-        list.push(ImageSpec::pinned(chat));
+    list.extend(
+        crate::addons::wanted(inventory)
+            .flat_map(|a| a.images)
+            .map(|i| ImageSpec::pinned(i.reference)),
+    );
+    match inventory {
+        Some(i) if !i.chat.enabled => {}
+        Some(i) => list.push(ImageSpec::pinned(&i.chat.image)),
+        None => list.push(ImageSpec::pinned(&default_chat_image())),
     }
     Ok(list)
 }
@@ -138,19 +145,19 @@ pub(crate) fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fetch::pins::IMAGE_PINS;
+    use crate::fetch::pins::{pin, IMAGE_PINS};
 
     #[test]
     fn every_profile_image_has_a_pin_row() {
         for profile in crate::versions::PROFILES {
             let v = format!("v{}.0", profile.minor);
-            let list = cluster_images(&v, Some(&default_chat_image())).unwrap();
+            let list = cluster_images(&v, None).unwrap();
             assert_eq!(list.len(), 5);
             for spec in &list {
-                let full = ImageRef::parse(&spec.reference).unwrap().full();
                 assert!(
-                    IMAGE_PINS.iter().any(|p| p.image == full),
-                    "{full} has no row in IMAGE_PINS"
+                    pin(&spec.reference).is_some(),
+                    "{} has no pin row",
+                    spec.reference
                 );
             }
         }

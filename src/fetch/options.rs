@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::artifacts::{catalogue, Artifact};
 use super::component::Component;
 use super::error::FetchError;
-use super::images::{cluster_images, default_chat_image, ImageSpec};
+use super::images::{cluster_images, ImageSpec};
 use super::mirrors::Mirrors;
 use super::registry::ImageRef;
 use crate::digest::oci_digest_hex;
@@ -33,8 +33,7 @@ impl FetchOptions {
     /// [`fetch`] then reports the version).
     pub fn new(kubernetes_version: impl Into<String>, dir: impl Into<PathBuf>) -> Self {
         let kubernetes_version = kubernetes_version.into();
-        let images =
-            cluster_images(&kubernetes_version, Some(&default_chat_image())).unwrap_or_default();
+        let images = cluster_images(&kubernetes_version, None).unwrap_or_default();
         FetchOptions {
             kubernetes_version,
             dir: dir.into(),

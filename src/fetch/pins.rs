@@ -31,7 +31,8 @@ pub struct Pin {
     pub source: &'static str,
 }
 
-/// Expected index digests of the images the cluster runs. None of these could be checked
+/// Expected index digests of the images the cluster runs (the add-ons' images have theirs
+/// in their rows, [`crate::addons::ADDONS`]). None of these could be checked
 /// against the registries from where this was written (no network); see `docs/FETCH.md`.
 /// `None`: no trustworthy digest was found for the exact tag; such an image is fetched on
 /// trust (blob digests only) with a warning.
@@ -60,16 +61,6 @@ pub const IMAGE_PINS: &[Pin] = &[
         image: "registry.k8s.io/coredns/coredns:v1.14.6",
         digest: Some("sha256:900f9c109f7a33545d3c811516e8376df9019147b750f5ce3e254468769176ea"),
         source: "third-party pins of registry.k8s.io/coredns/coredns:v1.14.6 and coredns/coredns:1.14.6 in several public repositories, none disagreeing",
-    },
-    Pin {
-        image: "registry.k8s.io/metrics-server/metrics-server:v0.8.0",
-        digest: Some("sha256:89258156d0e9af60403eafd44da9676fd66f600c7934d468ccc17e42b199aee2"),
-        source: "kubernetes/k8s.io promotion manifest registry.k8s.io/images/k8s-staging-metrics-server/images.yaml",
-    },
-    Pin {
-        image: "ghcr.io/flannel-io/flannel:v0.28.10",
-        digest: None,
-        source: "no published digest found for this tag",
     },
     Pin {
         image: "docker.io/library/node:24-bookworm-slim",
@@ -229,11 +220,26 @@ pub const IMAGE_PINS: &[Pin] = &[
 /// The pinned digest of `reference` (normalized first: `node:24` is
 /// `docker.io/library/node:24`), if the table has one.
 pub fn pinned_digest(reference: &str) -> Option<&'static str> {
+    pin(reference).and_then(|p| p.digest)
+}
+
+/// The pin row of `reference`: from [`IMAGE_PINS`] or an add-on's image row
+/// ([`crate::addons::AddonImage`]).
+pub fn pin(reference: &str) -> Option<Pin> {
     let full = ImageRef::parse(reference).ok()?.full();
     IMAGE_PINS
         .iter()
         .find(|p| p.image == full)
-        .and_then(|p| p.digest)
+        .copied()
+        .or_else(|| {
+            crate::addons::images()
+                .find(|i| i.reference == full)
+                .map(|i| Pin {
+                    image: i.reference,
+                    digest: i.digest,
+                    source: i.digest_source,
+                })
+        })
 }
 
 #[cfg(test)]

@@ -15,7 +15,8 @@ use super::remote::{FileToPut, Remote};
 use super::state::STATE_DIR;
 use super::steps::HostCtx;
 use super::{HostWork, StepError};
-use crate::render::{rules::CHAT_MANIFEST, HostPlan, Plan, PlannedFile};
+use crate::addons;
+use crate::render::{HostPlan, Plan, PlannedFile};
 use crate::ssh::Source;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -43,7 +44,7 @@ pub fn apply(
         .plan
         .cluster_files
         .iter()
-        .filter(|f| f.path.starts_with("manifests/") && (f.path == CHAT_MANIFEST) == workloads)
+        .filter(|f| addons::by_manifest(&f.path).is_some_and(|a| a.workload == workloads))
         .collect();
     if manifests.is_empty() {
         // The workloads phase of a cluster without the chat: nothing to apply.

@@ -120,8 +120,12 @@ fn build_images(
         cache_dir: cache.to_path_buf(),
         kubernetes_src: images::kubernetes_module_dir(version)?,
         coredns: program("coredns", "coredns")?,
-        metrics_server: program("metrics-server", "metrics-server")?,
-        flanneld: program("flannel", "flannel")?,
+        addon_programs: crate::addons::images()
+            .map(|i| {
+                let component = i.recipe.build_component();
+                Ok((i.key, program(component, component)?))
+            })
+            .collect::<Result<_, LabError>>()?,
         names,
         conformance: conformance_programs,
     };

@@ -5,7 +5,8 @@
 #   build-upstream.sh COMPONENT VERSION BINARIES_DIR CACHE_DIR
 #
 # COMPONENT is one of: kubernetes kubernetes-test etcd containerd runc cni-plugins cni-flannel crictl coredns
-# flannel metrics-server registry. BINARIES_DIR `-` installs nothing (programs that go into images); the
+# flannel registry, or any other name with GO_MODULE, GO_PACKAGE and GO_LDFLAGS set in the
+# environment (an add-on's program: its row in src/addons.rs). BINARIES_DIR `-` installs nothing (programs that go into images); the
 # last line printed on stdout is the cache directory holding the built programs. Each build happens in a generated wrapper module (the upstream modules cannot
 # be `go install`ed: their go.mod files replace modules with local paths). Results are cached in
 # CACHE_DIR/<component>-<version>-<go version>-<flags hash>/, so a second run only copies.
@@ -119,14 +120,16 @@ registry)
     ldx="-X github.com/distribution/distribution/v3/version.version=$version"
     packages=(cmd/registry)
     ;;
-metrics-server)
-    module=sigs.k8s.io/metrics-server
-    ldx="-X sigs.k8s.io/metrics-server/pkg/version.gitVersion=$version"
-    packages=(cmd/metrics-server)
-    ;;
 *)
-    echo "build-upstream.sh: unknown component '$component'" >&2
-    exit 2
+    # An add-on's program (src/addons.rs): its row gives the module, the package and the
+    # linker flags.
+    if [[ -z ${GO_MODULE:-} || -z ${GO_PACKAGE:-} ]]; then
+        echo "build-upstream.sh: unknown component '$component' (and no GO_MODULE, GO_PACKAGE)" >&2
+        exit 2
+    fi
+    module=$GO_MODULE
+    ldx=${GO_LDFLAGS:-}
+    packages=("$GO_PACKAGE")
     ;;
 esac
 

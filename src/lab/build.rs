@@ -8,6 +8,7 @@ use super::error::{io_err, LabError};
 use super::registry;
 use super::sys;
 use super::tools::require_program;
+use crate::addons::{self, GoProgram, Recipe};
 use crate::fetch;
 use crate::versions::{self, VersionProfile};
 use std::fs;
@@ -43,6 +44,8 @@ pub struct Build {
     /// With its `v`, as the module is tagged.
     pub version: String,
     pub target: Target,
+    /// An add-on's program: the script builds what its row says (`component` is its name).
+    pub go: Option<&'static GoProgram>,
 }
 
 /// Every build the lab needs for a Kubernetes version, Kubernetes first (it is the longest).
@@ -61,9 +64,10 @@ fn plan(kubernetes_version: &str, profile: &VersionProfile) -> Vec<Build> {
         component,
         version,
         target,
+        go: None,
     };
     use Target::*;
-    vec![
+    let mut builds = vec![
         b("kubernetes", kubernetes_version.to_string(), Binaries),
         b("etcd", v(profile.etcd), Binaries),
         b("containerd", v(fetch::CONTAINERD_VERSION), Binaries),
@@ -72,14 +76,19 @@ fn plan(kubernetes_version: &str, profile: &VersionProfile) -> Vec<Build> {
         b("cni-flannel", LAB_FLANNEL_CNI_VERSION.into(), Binaries),
         b("crictl", v(fetch::CRICTL_VERSION), Binaries),
         b("coredns", tag_of(profile.coredns_image), Image),
-        b("flannel", tag_of(versions::IMAGES.flannel), Image),
-        b(
-            "metrics-server",
-            tag_of(versions::IMAGES.metrics_server),
-            Image,
-        ),
-        b(registry::COMPONENT, registry::VERSION.into(), Lab),
-    ]
+    ];
+    // The add-ons' images: flannel's own recipe, and a Go program per row.
+    for image in addons::images() {
+        builds.push(Build {
+            go: match &image.recipe {
+                Recipe::GoProgram(program) => Some(program),
+                Recipe::Flannel => None,
+            },
+            ..b(image.recipe.build_component(), image.tag().into(), Image)
+        });
+    }
+    builds.push(b(registry::COMPONENT, registry::VERSION.into(), Lab));
+    builds
 }
 
 /// The component of `build-upstream.sh` that builds the conformance suite's programs.
@@ -91,6 +100,7 @@ pub fn conformance_build(kubernetes_version: &str) -> Build {
         component: CONFORMANCE_COMPONENT,
         version: kubernetes_version.to_string(),
         target: Target::Image,
+        go: None,
     }
 }
 
@@ -156,6 +166,11 @@ pub fn build_all(
             .arg(cache)
             .stdin(Stdio::null())
             .stderr(log);
+        if let Some(go) = b.go {
+            cmd.env("GO_MODULE", go.module)
+                .env("GO_PACKAGE", go.package)
+                .env("GO_LDFLAGS", go.ldflags.replace("{version}", &b.version));
+        }
         let output = cmd.output().map_err(|source| LabError::Io {
             action: "cannot run bash for".into(),
             path: script.clone(),
@@ -257,7 +272,7 @@ mod tests {
     fn every_component_is_known_to_the_script() {
         let mut all = builds("v1.37.2").unwrap();
         all.push(conformance_build("v1.37.2"));
-        for b in all {
+        for b in all.into_iter().filter(|b| b.go.is_none()) {
             assert!(
                 SCRIPT.contains(&format!("\n{})\n", b.component)),
                 "build-upstream.sh has no case for {}",

@@ -129,7 +129,8 @@ pub struct Paths {
 pub struct Context<'a> {
     pub cluster: &'a ClusterValues,
     pub profile: &'static crate::versions::VersionProfile,
-    pub images: &'static crate::versions::Images,
+    /// Every add-on image's reference by its key ([`crate::addons::AddonImage`]).
+    pub images: BTreeMap<&'static str, &'static str>,
     pub paths: Paths,
     pub etcd: &'a EtcdValues,
     pub control_planes: &'a [HostRef],
@@ -230,7 +231,9 @@ impl Shared {
         Context {
             cluster: &self.cluster,
             profile,
-            images: &crate::versions::IMAGES,
+            images: crate::addons::images()
+                .map(|i| (i.key, i.reference))
+                .collect(),
             paths: Paths {
                 pki: PKI_DIR,
                 bin: BIN_DIR,
@@ -287,12 +290,20 @@ pub struct Secret {
     pub value: serde_json::Value,
 }
 
-/// The only templates that see each secret (by context key). Every other template, and
-/// every error message, is rendered without it: an override cannot copy a key into a file
-/// that does not need it, or into its error.
+/// The only templates that see each secret (by context key), besides each add-on's manifest
+/// its own certificate ([`reads_secret`]). Every other template, and every error message, is
+/// rendered without it: an override cannot copy a key into a file that does not need it, or
+/// into its error.
 pub const SECRET_READERS: &[(&str, &str)] = &[
     ("control-plane/encryption-config.yaml", "encryption_key"),
     ("kubeconfig.yaml", "key_data"),
-    ("manifests/40-metrics-server.yaml", "metrics_server"),
     ("node/hosts.toml", "registry_auth"),
 ];
+
+/// Whether the template `name` is given the secret read under `key`.
+pub fn reads_secret(name: &str, key: &str) -> bool {
+    SECRET_READERS.contains(&(name, key))
+        || crate::addons::by_manifest(name)
+            .and_then(|a| a.cert.as_ref())
+            .is_some_and(|c| c.key == key)
+}

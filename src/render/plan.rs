@@ -8,8 +8,9 @@ use super::kubeconfig::{kubeconfig, leaf_of};
 use super::model::{HostPlan, Plan, PlannedFile};
 use super::pki_files::{pki_deliveries, PkiFiles};
 use super::registries::{self, Registry};
-use super::rules::{self, Server, FILES, KUBECONFIGS, MANIFESTS, PKI_DIR};
+use super::rules::{self, Server, FILES, KUBECONFIGS, PKI_DIR};
 use super::templates::Templates;
+use crate::addons;
 use crate::catalog::COMPONENTS;
 use crate::inventory::{Cluster, Host, Role};
 use crate::pki::{self, profiles, Pki};
@@ -241,29 +242,36 @@ impl<'a> Planner<'a> {
             files.push(PlannedFile::new(*file, 0o600, bytes, vec![]));
         }
         let secrets = self.cluster_secrets()?;
-        for name in MANIFESTS {
-            if *name == rules::CHAT_MANIFEST && !self.cluster.inventory.chat.enabled {
-                continue;
-            }
+        for addon in addons::wanted(Some(&self.cluster.inventory)) {
+            let name = addon.manifest.0;
             let bytes = self.templates.render(name, &ctx, &secrets)?;
             // Manifests may carry Secrets (metrics-server's serving key): owner-only, like the
             // admin kubeconfig.
-            files.push(PlannedFile::new(*name, 0o600, bytes, vec![]));
+            files.push(PlannedFile::new(name, 0o600, bytes, vec![]));
         }
         Ok(files)
     }
 
-    /// metrics-server's serving certificate and key, for its manifest only.
+    /// The certificates of the wanted add-ons, each for its own manifest only
+    /// ([`crate::addons::AddonCert`]).
     fn cluster_secrets(&self) -> Result<Vec<Secret>, RenderError> {
-        let metrics_server = profiles::METRICS_SERVER_CERT;
-        Ok(vec![Secret {
-            key: "metrics_server",
-            value: serde_json::json!({
-                "cert_b64": self.pki.read_b64(&format!("{metrics_server}.crt"))?,
-                "key_b64": self.pki.read_b64(&format!("{metrics_server}.key"))?,
-                "ca_b64": self.ca_b64,
-            }),
-        }])
+        let mut secrets = Vec::new();
+        for cert in addons::wanted(Some(&self.cluster.inventory)).filter_map(|a| a.cert.as_ref()) {
+            let ca = profiles::LEAVES
+                .iter()
+                .find(|p| p.file == cert.leaf)
+                .map(|p| profiles::ca_profile(p.ca))
+                .expect("an add-on's certificate is a LEAVES row");
+            secrets.push(Secret {
+                key: cert.key,
+                value: serde_json::json!({
+                    "cert_b64": self.pki.read_b64(&format!("{}.crt", cert.leaf))?,
+                    "key_b64": self.pki.read_b64(&format!("{}.key", cert.leaf))?,
+                    "ca_b64": self.pki.read_b64(&format!("{}.crt", ca.file))?,
+                }),
+            });
+        }
+        Ok(secrets)
     }
 
     /// The cluster-level context: no host, plus the chat server's code.

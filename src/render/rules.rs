@@ -127,24 +127,14 @@ pub const CLUSTER_KUBECONFIGS: &[(&str, &str)] = &[
     (crate::pki::SUPER_ADMIN_KUBECONFIG, "super-admin"),
 ];
 
-pub const CHAT_MANIFEST: &str = "manifests/30-chat.yaml";
-
-/// Cluster-level manifests, applied in file-name order.
-pub const MANIFESTS: &[&str] = &[
-    "manifests/00-apiserver-to-kubelet-rbac.yaml",
-    "manifests/10-flannel.yaml",
-    "manifests/20-coredns.yaml",
-    "manifests/30-chat.yaml",
-    "manifests/40-metrics-server.yaml",
-];
-
 macro_rules! embed {
     ($name:literal) => {
         ($name, include_str!(concat!("../../templates/", $name)))
     };
 }
 
-/// Every template, embedded in the binary; `--templates DIR` overrides by name.
+/// Every template but the add-ons' manifests ([`crate::addons::ADDONS`]), embedded in the
+/// binary; `--templates DIR` overrides by name.
 pub const EMBEDDED: &[(&str, &str)] = &[
     embed!("etcd/etcd.yaml"),
     embed!("etcd/etcd.service"),
@@ -174,10 +164,13 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     embed!("node/modules.conf"),
     embed!("lb/nginx.conf"),
     embed!("kubeconfig.yaml"),
-    embed!("manifests/00-apiserver-to-kubelet-rbac.yaml"),
-    embed!("manifests/10-flannel.yaml"),
-    embed!("manifests/20-coredns.yaml"),
-    embed!("manifests/40-metrics-server.yaml"),
-    embed!("manifests/30-chat.yaml"),
     embed!("workloads/chat/server.js"),
 ];
+
+/// Every embedded template: [`EMBEDDED`] and the add-ons' manifests.
+pub fn embedded() -> impl Iterator<Item = (&'static str, &'static str)> {
+    EMBEDDED
+        .iter()
+        .copied()
+        .chain(crate::addons::ADDONS.iter().map(|a| a.manifest))
+}

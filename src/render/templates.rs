@@ -1,11 +1,11 @@
 //! The template set: the embedded templates, optionally overridden from a directory.
 //! Errors in an override name its file. Every template is sandboxed (`sandbox`); key
-//! material reaches only the templates of [`SECRET_READERS`], and no error message is made
+//! material reaches only the templates [`reads_secret`] names, and no error message is made
 //! from a context that holds it.
 
-use super::context::{Secret, SECRET_READERS};
+use super::context::{reads_secret, Secret};
 use super::error::RenderError;
-use super::rules::EMBEDDED;
+use super::rules;
 use super::sandbox;
 use std::collections::BTreeMap;
 use std::fs;
@@ -28,8 +28,7 @@ pub struct Templates {
 
 impl Templates {
     pub fn load(overrides: Option<&Path>) -> Result<Templates, RenderError> {
-        let mut sources: BTreeMap<String, String> = EMBEDDED
-            .iter()
+        let mut sources: BTreeMap<String, String> = rules::embedded()
             .map(|(n, s)| (n.to_string(), s.to_string()))
             .collect();
         let overridden = match overrides {
@@ -77,7 +76,7 @@ impl Templates {
         }
     }
 
-    /// Renders `name` with `ctx` plus those of `secrets` that [`SECRET_READERS`] gives it.
+    /// Renders `name` with `ctx` plus those of `secrets` it reads ([`reads_secret`]).
     pub(super) fn render(
         &self,
         name: &str,
@@ -86,7 +85,7 @@ impl Templates {
     ) -> Result<Vec<u8>, RenderError> {
         let given: Vec<&Secret> = secrets
             .iter()
-            .filter(|s| SECRET_READERS.contains(&(name, s.key)))
+            .filter(|s| reads_secret(name, s.key))
             .collect();
         let mut full = ctx.clone();
         for s in &given {

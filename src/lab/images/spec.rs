@@ -1,10 +1,12 @@
 //! Which images the lab builds, by which names, from which inputs.
 
+use crate::addons::{self, AddonImage};
 pub use crate::conformance::ConformanceNames;
 use crate::fetch::{self, ImageRef};
 use crate::inventory::Cluster;
 use crate::lab::error::LabError;
-use crate::versions::{self, VersionProfile};
+use crate::versions::VersionProfile;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Archives, under the binaries directory.
@@ -17,10 +19,8 @@ pub struct ImageNames {
     pub pause: String,
     /// The profile's `coredns_image`.
     pub coredns: String,
-    /// [`versions::IMAGES`]`.flannel`.
-    pub flannel: String,
-    /// [`versions::IMAGES`]`.metrics_server`.
-    pub metrics_server: String,
+    /// The images of the wanted add-ons ([`crate::addons`]), named in their rows.
+    pub addons: Vec<&'static AddonImage>,
     /// The inventory's `chat.image`; `None` when the chat is disabled (no image is built).
     pub chat: Option<String>,
     /// The conformance suite's images; `None`: not wanted.
@@ -33,8 +33,7 @@ impl ImageNames {
         ImageNames {
             pause: profile.pause_image.into(),
             coredns: profile.coredns_image.into(),
-            flannel: versions::IMAGES.flannel.into(),
-            metrics_server: versions::IMAGES.metrics_server.into(),
+            addons: addons::images().collect(),
             chat: Some(chat_image.to_string()),
             conformance: None,
         }
@@ -45,6 +44,9 @@ impl ImageNames {
         let chat = &cluster.inventory.chat;
         ImageNames {
             chat: chat.enabled.then(|| chat.image.clone()),
+            addons: addons::wanted(Some(&cluster.inventory))
+                .flat_map(|a| a.images)
+                .collect(),
             ..ImageNames::new(cluster.profile, &chat.image)
         }
     }
@@ -60,11 +62,10 @@ pub struct ImageInputs {
     /// The Kubernetes module source, for [`PAUSE_SOURCE`]; see [`kubernetes_module_dir`].
     /// Its directory name (`kubernetes@v1.37.2`) gives the version in pause's `-DVERSION`.
     pub kubernetes_src: PathBuf,
-    /// The programs `build-upstream.sh` built (components `coredns`, `metrics-server`,
-    /// `flannel`), statically linked.
+    /// The programs `build-upstream.sh` built, statically linked: CoreDNS, and each add-on
+    /// image's by its key ([`crate::addons::AddonImage::key`]).
     pub coredns: PathBuf,
-    pub metrics_server: PathBuf,
-    pub flanneld: PathBuf,
+    pub addon_programs: BTreeMap<&'static str, PathBuf>,
     pub names: ImageNames,
     /// The programs of the conformance images; `None` when `names.conformance` is too.
     pub conformance: Option<ConformancePrograms>,
@@ -86,8 +87,8 @@ pub struct ConformancePrograms {
 pub enum Image {
     Pause,
     Coredns,
-    MetricsServer,
-    Flannel,
+    /// An add-on's image: its row in [`crate::addons`].
+    Addon(&'static AddonImage),
     Chat,
     Conformance,
     Agnhost,
@@ -104,14 +105,13 @@ pub enum Image {
 }
 
 impl Image {
-    /// The images the cluster runs.
-    pub const CLUSTER: [Image; 5] = [
-        Image::Pause,
-        Image::Coredns,
-        Image::MetricsServer,
-        Image::Flannel,
-        Image::Chat,
-    ];
+    /// The images the cluster runs: pause, CoreDNS, every add-on's, the chat.
+    pub fn cluster() -> Vec<Image> {
+        let mut all = vec![Image::Pause, Image::Coredns];
+        all.extend(addons::images().map(Image::Addon));
+        all.push(Image::Chat);
+        all
+    }
 
     /// The conformance suite's (only with `names.conformance`).
     pub const CONFORMANCE: [Image; 12] = [
@@ -131,7 +131,15 @@ impl Image {
 
     /// Every image: the cluster's, then the conformance suite's.
     pub fn all() -> impl Iterator<Item = Image> {
-        Image::CLUSTER.into_iter().chain(Image::CONFORMANCE)
+        Image::cluster().into_iter().chain(Image::CONFORMANCE)
+    }
+
+    /// A short name for messages and test listings: `pause`, an add-on image's key.
+    pub fn name(self) -> String {
+        match self {
+            Image::Addon(image) => image.key.to_string(),
+            other => format!("{other:?}").to_lowercase(),
+        }
     }
 
     /// Its `name:tag` in `names`, as the manifests write it; `None`: not wanted.
@@ -140,8 +148,7 @@ impl Image {
         match self {
             Image::Pause => Some(&names.pause),
             Image::Coredns => Some(&names.coredns),
-            Image::MetricsServer => Some(&names.metrics_server),
-            Image::Flannel => Some(&names.flannel),
+            Image::Addon(image) => names.addons.contains(&image).then_some(image.reference),
             Image::Chat => names.chat.as_deref(),
             Image::Conformance => c.map(|c| c.conformance.as_str()),
             Image::Agnhost => c.map(|c| c.agnhost.as_str()),
@@ -161,10 +168,10 @@ impl Image {
     /// Its archive's directory under the binaries directory: the conformance suite's images
     /// are apart, imported only for a conformance run.
     pub fn dir(self) -> &'static str {
-        if Image::CLUSTER.contains(&self) {
-            IMAGES_DIR
-        } else {
+        if Image::CONFORMANCE.contains(&self) {
             crate::conformance::IMAGES_DIR
+        } else {
+            IMAGES_DIR
         }
     }
 }
@@ -185,6 +192,7 @@ pub fn archive_file_name(reference: &str) -> Result<String, LabError> {
 mod tests {
     use super::super::chat::check_chat_tag;
     use super::*;
+    use crate::versions;
     use std::path::Path;
 
     #[test]
@@ -194,8 +202,7 @@ mod tests {
         let n = ImageNames::new(versions::profile_for("v1.37.2").unwrap(), "node:24");
         assert_eq!(n.pause, "registry.k8s.io/pause:3.10.2");
         assert_eq!(n.coredns, "registry.k8s.io/coredns/coredns:v1.14.6");
-        assert_eq!(n.flannel, versions::IMAGES.flannel);
-        assert_eq!(n.metrics_server, versions::IMAGES.metrics_server);
+        assert_eq!(n.addons.len(), addons::images().count());
         assert_eq!(n.chat.as_deref(), Some("node:24"));
         assert_eq!(Image::Chat.reference(&n), Some("node:24"));
         assert_eq!(
@@ -218,6 +225,14 @@ mod tests {
         );
         cluster.inventory.chat.enabled = false;
         assert_eq!(ImageNames::for_cluster(&cluster).chat, None);
+        let metrics = addons::images()
+            .find(|i| i.key == "metrics_server")
+            .unwrap();
+        assert_eq!(
+            Image::Addon(metrics).reference(&n),
+            Some("registry.k8s.io/metrics-server/metrics-server:v0.8.0")
+        );
+        assert_eq!(Image::Addon(metrics).name(), "metrics_server");
         assert!(check_chat_tag("docker.io/library/node:24-bookworm-slim").is_ok());
         let e = check_chat_tag("docker.io/library/node:22-slim").unwrap_err();
         assert!(e.to_string().contains("Node.js 24.19.0"), "{e}");

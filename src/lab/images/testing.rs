@@ -13,8 +13,9 @@ pub(super) fn inputs(dir: &Path) -> ImageInputs {
         cache_dir: dir.join("cache"),
         kubernetes_src: dir.join("k8s.io/kubernetes@v1.37.2"),
         coredns: dir.join("coredns"),
-        metrics_server: dir.join("metrics-server"),
-        flanneld: dir.join("flanneld"),
+        addon_programs: crate::addons::images()
+            .map(|i| (i.key, dir.join(i.recipe.build_component())))
+            .collect(),
         names: ImageNames::new(profile, "docker.io/library/node:24-bookworm-slim"),
         conformance: None,
     }
