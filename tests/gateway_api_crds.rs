@@ -15,7 +15,11 @@ fn module_dir() -> PathBuf {
         .env("GOFLAGS", "-mod=mod")
         .output()
         .expect("go (1.26) on PATH: the tests need it, as the lab does");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     PathBuf::from(info["Dir"].as_str().expect("the module's directory"))
 }
@@ -37,7 +41,10 @@ fn the_vendored_crds_are_the_modules_standard_channel() {
         .all(|l| l.starts_with('#')));
     assert_eq!(body.len(), upstream.len());
     assert!(body == upstream, "the vendored CRDs differ from {MODULE}");
-    assert_eq!(body.matches("\nkind: CustomResourceDefinition\n").count(), 6);
+    assert_eq!(
+        body.matches("\nkind: CustomResourceDefinition\n").count(),
+        6
+    );
     // Rendered as a template: nothing in it may look like template syntax.
     for marker in ["{{", "{%", "{#"] {
         assert!(!VENDORED.contains(marker), "{marker}");

@@ -978,7 +978,8 @@ fn an_untainted_control_plane_beside_dedicated_workers_is_a_warning() {
         .contains("`m2` is a control plane and a worker"));
     // With no dedicated worker, workloads have nowhere else to go: nothing to say (and
     // without an lb host, the ingress is switched off: see the ingress tests).
-    let all_in_one = "cluster:\n  name: t\n  kubernetes_version: v1.35.2\ningress: {enabled: false}\nhosts:\n  \
+    let all_in_one =
+        "cluster:\n  name: t\n  kubernetes_version: v1.35.2\ningress: {enabled: false}\nhosts:\n  \
                       - {name: m1, address: 10.0.0.11, roles: [etcd, control-plane, worker]}\n";
     let c = load(all_in_one).unwrap();
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);

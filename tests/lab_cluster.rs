@@ -6,6 +6,8 @@
 //! day-2 operations and the secure defaults (the CIS audit, a chat flood; `lab_cluster/`).
 
 mod common;
+#[path = "lab_cluster/ingress.rs"]
+mod ingress;
 #[path = "lab_cluster/security.rs"]
 mod security;
 
@@ -517,6 +519,8 @@ fn whole_install_on_six_lab_hosts() {
         "jsonpath={.spec.clusterIP}",
     ]);
     assert_eq!(resolved, kubernetes_ip);
+
+    ingress::routes_through_the_lb(&c);
 
     step("logs and exec on a worker's pod (the apiserver verifies the kubelet's certificate)");
     let logs = c.k(&["logs", "netsrv"]);

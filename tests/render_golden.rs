@@ -584,7 +584,10 @@ fn disabled_chat_renders_no_chat_manifest_or_lb_upstream() {
 fn disabled_ingress_renders_no_crds_controller_or_lb_ports() {
     let dir = tempfile::tempdir().unwrap();
     let with = plan_for(EXAMPLE, dir.path());
-    for manifest in ["manifests/05-gateway-api-crds.yaml", "manifests/45-traefik.yaml"] {
+    for manifest in [
+        "manifests/05-gateway-api-crds.yaml",
+        "manifests/45-traefik.yaml",
+    ] {
         assert!(with.cluster_files.iter().any(|f| f.path == manifest));
     }
     let src = EXAMPLE.replacen(
@@ -597,11 +600,16 @@ fn disabled_ingress_renders_no_crds_controller_or_lb_ports() {
     let plan = plan_for(&src, dir.path());
     let manifests: Vec<&str> = plan.cluster_files.iter().map(|f| f.path.as_str()).collect();
     assert!(
-        !manifests.iter().any(|p| p.contains("gateway") || p.contains("traefik")),
+        !manifests
+            .iter()
+            .any(|p| p.contains("gateway") || p.contains("traefik")),
         "{manifests:?}"
     );
     let conf = file_of(&plan, "lb1", "/etc/nginx/nginx.conf");
-    assert!(!conf.contains("upstream ingress") && !conf.contains("listen 80;"), "{conf}");
+    assert!(
+        !conf.contains("upstream ingress") && !conf.contains("listen 80;"),
+        "{conf}"
+    );
     assert!(!conf.contains("zone=ingress"), "{conf}");
     let filter = file_of(&plan, "w1", "/etc/k8s-boot/nodeport-filter.nft");
     assert!(filter.contains("tcp dport { 30001 }"), "{filter}");

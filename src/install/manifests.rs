@@ -97,7 +97,10 @@ pub fn apply(
             continue;
         }
         let defines = defines_crds(&group[0].0.bytes);
-        let files: Vec<String> = group.iter().map(|(_, p)| format!("-f {}", p.path)).collect();
+        let files: Vec<String> = group
+            .iter()
+            .map(|(_, p)| format!("-f {}", p.path))
+            .collect();
         let files = files.join(" ");
         let applied = ex.act_or_rehearse(
             |r| Ok(r.run(&format!("{kubectl} apply {files}"))?),

@@ -922,7 +922,10 @@ fn objects_of_new_custom_resources_are_applied_once_their_definitions_are_establ
     let wait = at("wait --for=condition=Established --timeout=60s");
     assert!(log[wait].ends_with(crds), "{log:#?}");
     assert!(at(&format!("apply {crds}")) < wait);
-    assert!(wait < at("apply -f /var/lib/k8s-boot/manifests/00-"), "{log:#?}");
+    assert!(
+        wait < at("apply -f /var/lib/k8s-boot/manifests/00-"),
+        "{log:#?}"
+    );
     // Nothing new: no wait.
     w.fake.host("m1").log.clear();
     let again = w.install_phases(false, &[PhaseId::Cluster]);

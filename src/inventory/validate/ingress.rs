@@ -69,7 +69,10 @@ pub(super) fn check_ingress(
     };
     for (i, p) in published.iter().enumerate() {
         let earlier = published[..i].iter().chain(&chat);
-        if let Some(other) = earlier.into_iter().find(|o| o.port == p.port && o.on == p.on) {
+        if let Some(other) = earlier
+            .into_iter()
+            .find(|o| o.port == p.port && o.on == p.on)
+        {
             c.error(
                 p.field,
                 format!(
