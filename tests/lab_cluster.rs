@@ -66,6 +66,19 @@ impl Cluster {
         serde_json::from_str(&self.k(&a)).unwrap()
     }
 
+    /// The chat's image: the lab's Node.js image, which test pods run too.
+    fn chat_image(&self) -> String {
+        self.k(&[
+            "-n",
+            "chat",
+            "get",
+            "deploy",
+            "chat",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        ])
+    }
+
     /// `install` with JSON output: (exit code, report, elapsed).
     fn install(&self, extra: &[&str]) -> (i32, Value, Duration) {
         let started = Instant::now();
@@ -423,15 +436,7 @@ fn whole_install_on_six_lab_hosts() {
     ready_pods_now(&c, "kube-system", "k8s-app=metrics-server", 1);
 
     step("pod network: pods on two nodes, a ClusterIP Service, DNS");
-    let image = c.k(&[
-        "-n",
-        "chat",
-        "get",
-        "deploy",
-        "chat",
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].image}",
-    ]);
+    let image = c.chat_image();
     let server_js = "require('http').createServer((q,r)=>{console.log('served '+q.url);r.end('pong from '+require('os').hostname())}).listen(8080,()=>console.log('listening'))";
     for (pod, node, cmd) in [
         ("netsrv", "w1", server_js),

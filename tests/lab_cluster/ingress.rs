@@ -74,15 +74,7 @@ pub(super) fn routes_through_the_lb(c: &Cluster) {
     step(
         "ingress: an HTTPRoute and an Ingress through the LB's :80; the backend sees this machine",
     );
-    let image = c.k(&[
-        "-n",
-        "chat",
-        "get",
-        "deploy",
-        "chat",
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].image}",
-    ]);
+    let image = c.chat_image();
     c.k(&[
         "run",
         "echo",
