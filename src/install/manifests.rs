@@ -21,10 +21,14 @@ use crate::ssh::Source;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-/// Kinds whose `kubectl apply` patch is never empty (the PodDisruptionBudget's selector has
-/// the `replace` patch strategy): `configured` every time, even when nothing differs. With
-/// no manifest changed, their line is no change of this run.
-const ALWAYS_PATCHED: &[&str] = &["poddisruptionbudget.policy/"];
+/// Kinds whose `kubectl apply` patch is never empty, so `configured` every time, even when
+/// nothing differs: the PodDisruptionBudget's selector has the `replace` patch strategy, and
+/// upstream's CRD files (the Gateway API's) carry a `status` stanza the API server never
+/// stores. With no manifest changed, their line is no change of this run.
+const ALWAYS_PATCHED: &[&str] = &[
+    "poddisruptionbudget.policy/",
+    "customresourcedefinition.apiextensions.k8s.io/",
+];
 
 /// How long `install` waits for new CustomResourceDefinitions to be established.
 const CRD_WAIT_SECS: u64 = 60;
