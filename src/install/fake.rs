@@ -53,6 +53,15 @@ fn bytes_of(source: Source) -> Vec<u8> {
     }
 }
 
+/// The next of a scripted sequence, the last one from then on.
+fn next_of<T: Clone>(sequence: &mut VecDeque<T>) -> Option<T> {
+    if sequence.len() > 1 {
+        sequence.pop_front()
+    } else {
+        sequence.front().cloned()
+    }
+}
+
 impl FakeHost {
     fn remote_file(&self, path: &str) -> Option<RemoteFile> {
         self.files.get(path).map(|(bytes, mode, owner)| RemoteFile {
@@ -70,13 +79,8 @@ impl FakeHost {
             stderr: String::new(),
         };
         if let Some((_, codes)) = self.code_sequences.iter_mut().find(|(c, _)| c == command) {
-            let code = if codes.len() > 1 {
-                codes.pop_front()
-            } else {
-                codes.front().copied()
-            };
             return Output {
-                code: code.unwrap_or(0),
+                code: next_of(codes).unwrap_or(0),
                 stdout: String::new(),
                 stderr: "scripted".into(),
             };
@@ -93,12 +97,7 @@ impl FakeHost {
             .iter_mut()
             .find(|(part, _)| command.contains(part.as_str()))
         {
-            let stdout = if outputs.len() > 1 {
-                outputs.pop_front()
-            } else {
-                outputs.front().cloned()
-            };
-            return ok(stdout.unwrap_or_default());
+            return ok(next_of(outputs).unwrap_or_default());
         }
         if let Some((_, stdout)) = self.replies.iter().find(|(part, _)| command.contains(part)) {
             return ok(stdout.clone());

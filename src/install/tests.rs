@@ -76,6 +76,16 @@ const PHASES: &[PhaseId] = &[
 ];
 
 impl World {
+    /// The inventory's host `name`.
+    fn inventory_host(&self, name: &str) -> &crate::inventory::Host {
+        self.cluster
+            .inventory
+            .hosts
+            .iter()
+            .find(|h| h.name == name)
+            .unwrap()
+    }
+
     fn install(&self, dry_run: bool) -> Report {
         self.install_phases(dry_run, PHASES)
     }
@@ -278,14 +288,7 @@ fn a_restart_that_failed_is_made_by_the_next_run() {
 
 /// The scheduler's health check on m1, as the control-plane phase runs it.
 fn scheduler_health(w: &World) -> String {
-    let m1 = w
-        .cluster
-        .inventory
-        .hosts
-        .iter()
-        .find(|h| h.name == "m1")
-        .unwrap();
-    phases::health_command(&w.cluster, m1, "kube-scheduler")
+    phases::health_command(&w.cluster, w.inventory_host("m1"), "kube-scheduler")
         .unwrap()
         .0
 }
@@ -751,13 +754,7 @@ fn reset_removes_exactly_what_the_state_file_lists_and_restores_a_backup() {
     }
     assert!(!w.install(false).failed());
     assert_ne!(w.fake.host("lb1").files["/etc/nginx/nginx.conf"].0, distro);
-    let lb1 = w
-        .cluster
-        .inventory
-        .hosts
-        .iter()
-        .find(|h| h.name == "lb1")
-        .unwrap();
+    let lb1 = w.inventory_host("lb1");
     let results = maintain::reset(&[lb1], false, &w.fake);
     assert!(results[0].error.is_none(), "{:?}", results[0].error);
     assert!(results[0].removed.contains(&"service nginx".to_string()));

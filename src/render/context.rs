@@ -151,7 +151,7 @@ pub struct Context<'a> {
     pub cluster: &'a ClusterValues,
     pub profile: &'static crate::versions::VersionProfile,
     /// Every add-on image's reference by its key ([`crate::addons::AddonImage`]).
-    pub images: BTreeMap<&'static str, &'static str>,
+    pub images: &'a BTreeMap<&'static str, &'static str>,
     pub paths: Paths,
     pub etcd: &'a EtcdValues,
     pub control_planes: &'a [HostRef],
@@ -174,6 +174,7 @@ pub struct Shared {
     pub chat: ChatValues,
     pub ingress: IngressValues,
     pub nodeport_filter: NodePortFilter,
+    pub images: BTreeMap<&'static str, &'static str>,
 }
 
 pub const CONTROL_PLANE_TAINT: &str = "node-role.kubernetes.io/control-plane";
@@ -277,6 +278,9 @@ impl Shared {
                 lb_addresses_v4: lb_addresses(c, true),
                 lb_addresses_v6: lb_addresses(c, false),
             },
+            images: crate::addons::images()
+                .map(|i| (i.key, i.reference))
+                .collect(),
         }
     }
 
@@ -288,9 +292,7 @@ impl Shared {
         Context {
             cluster: &self.cluster,
             profile,
-            images: crate::addons::images()
-                .map(|i| (i.key, i.reference))
-                .collect(),
+            images: &self.images,
             paths: Paths {
                 pki: PKI_DIR,
                 bin: BIN_DIR,
