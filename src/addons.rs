@@ -123,6 +123,16 @@ pub const ADDONS: &[Addon] = &[
         wanted: always,
     },
     Addon {
+        // Before anything that creates Gateway API objects; `install` applies a manifest of
+        // CustomResourceDefinitions first and waits until they are established.
+        name: "Gateway API CRDs",
+        manifest: manifest!("manifests/05-gateway-api-crds.yaml"),
+        images: &[],
+        cert: None,
+        workload: false,
+        wanted: |inventory| inventory.ingress.enabled,
+    },
+    Addon {
         name: "flannel",
         manifest: manifest!("manifests/10-flannel.yaml"),
         images: &[AddonImage {
@@ -176,6 +186,30 @@ pub const ADDONS: &[Addon] = &[
         }),
         workload: false,
         wanted: always,
+    },
+    Addon {
+        // Traefik v3.6.12, the newest release whose every module the Go module proxy serves
+        // (v3.7's need module versions it refuses: docs/INGRESS.md); Gateway API v1.4.0 is
+        // the version it is built against.
+        name: "Traefik",
+        manifest: manifest!("manifests/45-traefik.yaml"),
+        images: &[AddonImage {
+            key: "traefik",
+            reference: "docker.io/library/traefik:v3.6.12",
+            digest: None,
+            digest_source: "no published digest found for this tag",
+            recipe: Recipe::GoProgram(GoProgram {
+                module: "github.com/traefik/traefik/v3",
+                package: "cmd/traefik",
+                ldflags: "-X github.com/traefik/traefik/v3/pkg/version.Version={version}",
+                path: "/traefik",
+                // Upstream's image runs as root; the manifest runs it as 65532.
+                user: "",
+            }),
+        }],
+        cert: None,
+        workload: false,
+        wanted: |inventory| inventory.ingress.enabled,
     },
 ];
 

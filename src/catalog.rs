@@ -104,8 +104,9 @@ pub const TLS_CIPHER_SUITES: &[&str] = &[
 /// (`fail_timeout`).
 pub const LB_FAIL_TIMEOUT_SECS: u64 = 10;
 
-/// Connection limits of nginx on the LB hosts: the API's and the chat's are separate, so a
-/// chat flood leaves the API its share of `worker_connections` (8192 per worker).
+/// Connection limits of nginx on the LB hosts: the API's, the chat's and the ingress's are
+/// separate, so a flood of public traffic leaves the API its share of `worker_connections`
+/// (8192 per worker).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct LbLimits {
     /// API connections through one LB host at once.
@@ -113,12 +114,18 @@ pub struct LbLimits {
     /// Chat connections through one LB host at once, and from one client address.
     pub chat_connections: u32,
     pub chat_connections_per_client: u32,
+    /// Ingress (HTTP and HTTPS together) connections through one LB host at once, and from
+    /// one client address (browsers open several).
+    pub ingress_connections: u32,
+    pub ingress_connections_per_client: u32,
 }
 
 pub const LB_LIMITS: LbLimits = LbLimits {
     api_connections: 4096,
     chat_connections: 1024,
     chat_connections_per_client: 16,
+    ingress_connections: 2048,
+    ingress_connections_per_client: 64,
 };
 
 /// The unit of the nftables rules guarding the chat's PROXY protocol NodePort.
@@ -329,6 +336,10 @@ pub const COMPONENTS: &[Component] = &[
             if c.inventory.chat.enabled {
                 ports.push(c.inventory.chat.port);
             }
+            let ingress = &c.inventory.ingress;
+            if ingress.enabled {
+                ports.extend([ingress.http_port, ingress.https_port]);
+            }
             ports
         },
         health: Health {
@@ -483,8 +494,9 @@ pub const COMPONENTS: &[Component] = &[
         user: None,
     },
     Component {
-        // Only the load balancers reach the chat's PROXY protocol NodePort, where the server
-        // believes the header's client address (nftables, before kube-proxy's DNAT).
+        // Only the load balancers reach the NodePorts where the chat server and the ingress
+        // controller believe a PROXY header's client address (nftables, before kube-proxy's
+        // DNAT).
         service: NODEPORT_FILTER,
         phase: PhaseId::Node,
         roles: NODE_ROLES,
@@ -510,7 +522,12 @@ pub const COMPONENTS: &[Component] = &[
         reloads: false,
         rolling: false,
         lb_upstream: false,
-        wanted: |c| c.inventory.chat.enabled && c.hosts_with(Role::Lb).next().is_some(),
+        // The ingress controller's NodePorts need it even with no lb host: then nobody may
+        // reach them.
+        wanted: |c| {
+            let chat_behind_lb = c.inventory.chat.enabled && c.hosts_with(Role::Lb).next().is_some();
+            chat_behind_lb || c.inventory.ingress.enabled
+        },
         user: None,
     },
     Component {

@@ -976,8 +976,10 @@ fn an_untainted_control_plane_beside_dedicated_workers_is_a_warning() {
     assert!(c.warnings[0]
         .message
         .contains("`m2` is a control plane and a worker"));
-    // With no dedicated worker, workloads have nowhere else to go: nothing to say.
-    let all_in_one = "cluster:\n  name: t\n  kubernetes_version: v1.35.2\nhosts:\n  \
+    // With no dedicated worker, workloads have nowhere else to go: nothing to say (and
+    // without an lb host, the ingress is switched off: see the ingress tests).
+    let all_in_one =
+        "cluster:\n  name: t\n  kubernetes_version: v1.35.2\ningress: {enabled: false}\nhosts:\n  \
                       - {name: m1, address: 10.0.0.11, roles: [etcd, control-plane, worker]}\n";
     let c = load(all_in_one).unwrap();
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
@@ -1354,4 +1356,35 @@ fn cli_refuses_a_fifo_with_exit_2() {
         "error: inventory {} is a FIFO (named pipe), not a regular file; expected the path of a YAML file",
         fifo.display()
     )));
+}
+
+/// The ingress's ports: every problem named by its field, at once.
+#[test]
+fn ingress_ports_that_collide_or_leave_the_node_port_range_are_errors() {
+    let src = format!(
+        "{BASE}ingress:\n  http_port: 6443\n  https_port: 443\n  http_node_port: 30001\n  \
+         https_node_port: 40443\n  replicas: 0\n"
+    );
+    let errors = load(&src).unwrap_err().to_string();
+    for expected in [
+        "ingress.http_port: 6443 is taken by the apiserver proxy (nginx)",
+        "ingress.http_node_port: 30001 is also chat.lb_node_port",
+        "ingress.https_node_port: 40443 is outside cluster.node_port_range 30000-32767",
+        "ingress.replicas: must be at least 1",
+    ] {
+        assert!(errors.contains(expected), "{expected}\n{errors}");
+    }
+    // Switched off, none of it is checked.
+    let off = src.replace("ingress:\n", "ingress:\n  enabled: false\n");
+    assert!(load(&off).is_ok());
+}
+
+#[test]
+fn an_ingress_without_an_lb_host_is_a_warning() {
+    let src = "cluster:\n  name: t\n  kubernetes_version: v1.35.2\nhosts:\n  \
+               - {name: m1, address: 10.0.0.11, roles: [etcd, control-plane, worker]}\n";
+    let c = load(src).unwrap();
+    let warned: Vec<_> = c.warnings.iter().map(|w| w.field.as_str()).collect();
+    assert_eq!(warned, ["ingress.enabled"], "{:?}", c.warnings);
+    assert!(c.warnings[0].message.contains("no host has the `lb` role"));
 }

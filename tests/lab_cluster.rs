@@ -6,6 +6,8 @@
 //! day-2 operations and the secure defaults (the CIS audit, a chat flood; `lab_cluster/`).
 
 mod common;
+#[path = "lab_cluster/ingress.rs"]
+mod ingress;
 #[path = "lab_cluster/security.rs"]
 mod security;
 
@@ -62,6 +64,19 @@ impl Cluster {
         let mut a = args.to_vec();
         a.extend(["-o", "json"]);
         serde_json::from_str(&self.k(&a)).unwrap()
+    }
+
+    /// The chat's image: the lab's Node.js image, which test pods run too.
+    fn chat_image(&self) -> String {
+        self.k(&[
+            "-n",
+            "chat",
+            "get",
+            "deploy",
+            "chat",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        ])
     }
 
     /// `install` with JSON output: (exit code, report, elapsed).
@@ -421,15 +436,7 @@ fn whole_install_on_six_lab_hosts() {
     ready_pods_now(&c, "kube-system", "k8s-app=metrics-server", 1);
 
     step("pod network: pods on two nodes, a ClusterIP Service, DNS");
-    let image = c.k(&[
-        "-n",
-        "chat",
-        "get",
-        "deploy",
-        "chat",
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].image}",
-    ]);
+    let image = c.chat_image();
     let server_js = "require('http').createServer((q,r)=>{console.log('served '+q.url);r.end('pong from '+require('os').hostname())}).listen(8080,()=>console.log('listening'))";
     for (pod, node, cmd) in [
         ("netsrv", "w1", server_js),
@@ -517,6 +524,8 @@ fn whole_install_on_six_lab_hosts() {
         "jsonpath={.spec.clusterIP}",
     ]);
     assert_eq!(resolved, kubernetes_ip);
+
+    ingress::routes_through_the_lb(&c);
 
     step("logs and exec on a worker's pod (the apiserver verifies the kubelet's certificate)");
     let logs = c.k(&["logs", "netsrv"]);
@@ -1222,8 +1231,12 @@ fn conformance(c: &Cluster) {
     assert!(up.status.success(), "{}", describe(&up));
     let said = String::from_utf8_lossy(&up.stdout);
     assert_eq!(said.matches("(already running)").count(), 6, "{said}");
+    // The cluster's images and the conformance suite's.
+    let images = k8s_boot::lab::images::Image::all().count();
     assert!(
-        said.contains("lab registry on 10.77.0.11:5000: 17 image(s)"),
+        said.contains(&format!(
+            "lab registry on 10.77.0.11:5000: {images} image(s)"
+        )),
         "{said}"
     );
     let run = |extra: &[&str]| -> Value {

@@ -181,11 +181,16 @@ fn images_from_real_inputs_run_in_a_chroot() {
         cache_dir: cache,
         kubernetes_src: images::kubernetes_module_dir("v1.37.2").unwrap(),
         coredns: stand_in(&programs, "coredns"),
-        addon_programs: [
-            ("metrics_server", stand_in(&programs, "metrics-server")),
-            ("flannel", stand_in(&programs, "flanneld")),
-        ]
-        .into(),
+        // A stand-in program for each add-on image (the images' recipes are the real ones).
+        addon_programs: k8s_boot::addons::images()
+            .map(|i| {
+                let name = match &i.recipe {
+                    k8s_boot::addons::Recipe::GoProgram(p) => p.program_name(),
+                    k8s_boot::addons::Recipe::Flannel => "flanneld",
+                };
+                (i.key, stand_in(&programs, name))
+            })
+            .collect(),
         names: ImageNames::new(profile, "docker.io/library/node:24-bookworm-slim"),
         conformance: None,
     };
@@ -196,7 +201,7 @@ fn images_from_real_inputs_run_in_a_chroot() {
         lines.push(l)
     })
     .unwrap();
-    assert_eq!(lines.len(), 5, "{lines:?}");
+    assert_eq!(lines.len(), Image::cluster().len(), "{lines:?}");
     assert!(lines.iter().all(|l| l.contains(": built in ")), "{lines:?}");
     lines.clear();
     assert_eq!(

@@ -25,7 +25,7 @@ const PROBE: &str = r#"
 import socket, sys
 worker, pod = sys.argv[1], sys.argv[2]
 listeners = []
-for address, port in ((worker, 30000), (worker, 30001), (pod, 30001)):
+for address, port in ((worker, 30000), (worker, 30001), (worker, 30443), (pod, 30001)):
     s = socket.socket(); s.bind((address, port)); s.listen(8); listeners.append(s)
 for source, target, port in [a.split(':') for a in sys.argv[3:]]:
     c = socket.socket(); c.bind((source, 0)); c.settimeout(1.0)
@@ -75,7 +75,8 @@ fn only_the_load_balancer_reaches_the_proxy_protocol_node_port() {
          {nft} -f {rules}\n\
          echo RULES; {nft} list table inet k8s_boot\n\
          echo PROBE; python3 {probe} {WORKER} {POD} {LB}:{WORKER}:30001 {OTHER}:{WORKER}:30001 \
-           {OTHER}:{WORKER}:30000 {WORKER}:{WORKER}:30001 {OTHER}:{POD}:30001\n\
+           {OTHER}:{WORKER}:30000 {WORKER}:{WORKER}:30001 {OTHER}:{POD}:30001 \
+           {LB}:{WORKER}:30443 {OTHER}:{WORKER}:30443\n\
          {stop}\n\
          echo AFTER; python3 {probe} {WORKER} {POD} {OTHER}:{WORKER}:30001\n",
         probe = probe.display(),
@@ -85,8 +86,10 @@ fn only_the_load_balancer_reaches_the_proxy_protocol_node_port() {
     let text = String::from_utf8_lossy(&out.stdout);
     let (rules, rest) = text.split_once("PROBE").unwrap();
     let (probe, after) = rest.split_once("AFTER").unwrap();
-    // Loaded twice, one rule: the prelude replaces the table.
-    assert_eq!(rules.matches("dport 30001").count(), 1, "{rules}");
+    // Loaded twice, one rule: the prelude replaces the table. It names the chat's PROXY
+    // protocol NodePort and the ingress's two.
+    assert_eq!(rules.matches(" drop").count(), 1, "{rules}");
+    assert!(rules.contains("dport { 30001, 30080, 30443 }"), "{rules}");
     let lines: Vec<&str> = probe.lines().filter(|l| !l.is_empty()).collect();
     assert_eq!(
         lines,
@@ -98,6 +101,9 @@ fn only_the_load_balancer_reaches_the_proxy_protocol_node_port() {
             format!("{WORKER} {WORKER} 30001 closed"),
             // A pod's port of that number, reached from another node: not filtered.
             format!("{OTHER} {POD} 30001 open"),
+            // The ingress's HTTPS NodePort: the LB only, too.
+            format!("{LB} {WORKER} 30443 open"),
+            format!("{OTHER} {WORKER} 30443 closed"),
         ],
         "{}",
         describe(&out)

@@ -387,7 +387,12 @@ fn nginx_balances_apiservers_with_failover_and_sends_proxy_protocol_to_chat() {
         })
         .collect();
     let refused = exchange(&chat_addr, "one too many").expect_err("over the per-client limit");
-    assert!(refused.contains("without a reply"), "{refused}");
+    // nginx closes it unanswered: a FIN, or a reset when the line had already arrived
+    // unread (the kernel resets a connection closed with unread data).
+    assert!(
+        refused.contains("without a reply") || refused.contains("reset by peer"),
+        "{refused}"
+    );
     let api = exchange(&format!("127.0.0.1:{APISERVER_PORT}"), "api meanwhile");
     assert!(api.is_ok(), "{api:?}");
     drop(held);

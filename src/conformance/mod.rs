@@ -82,7 +82,7 @@ pub enum ConformanceError {
          it, or remove it with `kubectl delete namespace {NAMESPACE}`"
     )]
     InProgress,
-    #[error("the conformance pod did not start within {secs} s: {reason}")]
+    #[error("the conformance pod did not start (waited {secs} s): {reason}")]
     NotStarted { secs: u64, reason: String },
     #[error("the run did not finish within {secs} s (stopped and removed); results so far in {}", .results.display())]
     Timeout { secs: u64, results: PathBuf },

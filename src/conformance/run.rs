@@ -367,7 +367,8 @@ impl Kubectl<'_> {
 
     /// Waits until both containers run (or the runner already ended); returns the node.
     fn wait_started(&self) -> Result<String, ConformanceError> {
-        let deadline = Instant::now() + START_TIMEOUT;
+        let started_waiting = Instant::now();
+        let deadline = started_waiting + START_TIMEOUT;
         loop {
             let pod = self.pod()?.unwrap_or(Value::Null);
             let running = |c| container_state(&pod, c).is_some_and(|s| s.get("running").is_some());
@@ -376,9 +377,12 @@ impl Kubectl<'_> {
             if running(OUTPUT) && (running(RUNNER) || runner_ended) {
                 return Ok(pod["spec"]["nodeName"].as_str().unwrap_or("?").to_string());
             }
-            if Instant::now() > deadline {
+            // A pod the kubelet refused or evicted never starts: say why now, not in 300 s.
+            let phase = pod["status"]["phase"].as_str();
+            let terminal = matches!(phase, Some("Failed" | "Succeeded")) && !runner_ended;
+            if terminal || Instant::now() > deadline {
                 return Err(ConformanceError::NotStarted {
-                    secs: START_TIMEOUT.as_secs(),
+                    secs: started_waiting.elapsed().as_secs(),
                     reason: waiting_reason(&pod),
                 });
             }
@@ -456,15 +460,42 @@ fn waiting_reason(pod: &Value) -> String {
             }
         }
     }
-    format!(
-        "phase {}",
-        pod["status"]["phase"].as_str().unwrap_or("unknown")
-    )
+    // The kubelet's own word on a pod it refused or evicted (`OutOfcpu`, `Evicted`, ...).
+    let status = &pod["status"];
+    let said = [&status["reason"], &status["message"]]
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect::<Vec<_>>()
+        .join(": ");
+    let phase = status["phase"].as_str().unwrap_or("unknown");
+    if said.is_empty() {
+        format!("phase {phase}")
+    } else {
+        format!("phase {phase}, {said}")
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_pod_names_the_kubelets_reason() {
+        let evicted = json!({"status": {"phase": "Failed", "reason": "Evicted",
+            "message": "The node was low on resource: memory."}});
+        assert_eq!(
+            waiting_reason(&evicted),
+            "phase Failed, Evicted: The node was low on resource: memory."
+        );
+        let pending = json!({"status": {"phase": "Pending"}});
+        assert_eq!(waiting_reason(&pending), "phase Pending");
+        let pulling = json!({"status": {"phase": "Pending", "containerStatuses": [
+            {"name": "output", "state": {"waiting": {"reason": "ErrImageNeverPull", "message": "not present"}}}]}});
+        assert_eq!(
+            waiting_reason(&pulling),
+            "container output: ErrImageNeverPull not present"
+        );
+    }
 
     #[test]
     fn utf8_prefix_keeps_a_split_character_for_later() {

@@ -152,7 +152,7 @@ mod tests {
         for profile in crate::versions::PROFILES {
             let v = format!("v{}.0", profile.minor);
             let list = cluster_images(&v, None).unwrap();
-            assert_eq!(list.len(), 5);
+            assert_eq!(list.len(), 6);
             for spec in &list {
                 assert!(
                     pin(&spec.reference).is_some(),

@@ -21,10 +21,25 @@ use crate::ssh::Source;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-/// Kinds whose `kubectl apply` patch is never empty (the PodDisruptionBudget's selector has
-/// the `replace` patch strategy): `configured` every time, even when nothing differs. With
-/// no manifest changed, their line is no change of this run.
-const ALWAYS_PATCHED: &[&str] = &["poddisruptionbudget.policy/"];
+/// Kinds whose `kubectl apply` patch is never empty, so `configured` every time, even when
+/// nothing differs: the PodDisruptionBudget's selector has the `replace` patch strategy, and
+/// upstream's CRD files (the Gateway API's) carry a `status` stanza the API server never
+/// stores. With no manifest changed, their line is no change of this run.
+const ALWAYS_PATCHED: &[&str] = &[
+    "poddisruptionbudget.policy/",
+    "customresourcedefinition.apiextensions.k8s.io/",
+];
+
+/// How long `install` waits for new CustomResourceDefinitions to be established.
+const CRD_WAIT_SECS: u64 = 60;
+
+/// Whether a manifest defines CustomResourceDefinitions (its objects of those kinds must wait
+/// until they are established).
+fn defines_crds(manifest: &[u8]) -> bool {
+    String::from_utf8_lossy(manifest)
+        .lines()
+        .any(|l| l.trim_end() == "kind: CustomResourceDefinition")
+}
 
 fn always_patched(line: &str) -> bool {
     ALWAYS_PATCHED.iter().any(|k| line.starts_with(k)) && line.ends_with(" configured")
@@ -73,23 +88,51 @@ pub fn apply(
         bind_cluster_admins(cx.run.plan, &cx.host.name, ex, &kubectl)?;
     }
     // One kubectl for all of the phase's manifests (in file-name order): each kubectl run
-    // costs its start and an API discovery. A dry run asks the API server what it would
-    // change (`--dry-run=server`); with no cluster to ask yet it lists only the manifests.
-    let files: Vec<String> = puts.iter().map(|f| format!("-f {}", f.path)).collect();
-    let files = files.join(" ");
-    let applied = ex.act_or_rehearse(
-        |r| Ok(r.run(&format!("{kubectl} apply {files}"))?),
-        |r| {
-            r.run(&format!("{kubectl} apply --dry-run=server {files}"))
-                .unwrap_or_default()
-        },
-    )?;
-    for line in applied.lines() {
-        let line = line.trim_end_matches(" (server dry run)");
-        // With no manifest changed, an always-patched kind's `configured` is no change.
-        let quirk = written.is_empty() && always_patched(line);
-        if !line.is_empty() && !line.ends_with(" unchanged") && !quirk {
-            ex.record(Change::Kubectl(line.to_string()));
+    // costs its start and an API discovery. Manifests of CustomResourceDefinitions go first,
+    // in a run of their own, and the objects of those kinds only once they are established.
+    // A dry run asks the API server what it would change (`--dry-run=server`); with no
+    // cluster to ask yet it lists only the manifests.
+    let (crds, objects): (Vec<_>, Vec<_>) = manifests
+        .iter()
+        .zip(&puts)
+        .partition(|(f, _)| defines_crds(&f.bytes));
+    for group in [crds, objects] {
+        if group.is_empty() {
+            continue;
+        }
+        let defines = defines_crds(&group[0].0.bytes);
+        let files: Vec<String> = group
+            .iter()
+            .map(|(_, p)| format!("-f {}", p.path))
+            .collect();
+        let files = files.join(" ");
+        let applied = ex.act_or_rehearse(
+            |r| Ok(r.run(&format!("{kubectl} apply {files}"))?),
+            // What kubectl could check: an object whose kind a CRD of this run would define
+            // is refused, the others are listed.
+            |r| {
+                r.exec(&format!("{kubectl} apply --dry-run=server {files}"))
+                    .map(|o| o.stdout)
+                    .unwrap_or_default()
+            },
+        )?;
+        let mut changed = false;
+        for line in applied.lines() {
+            let line = line.trim_end_matches(" (server dry run)");
+            // With no manifest changed, an always-patched kind's `configured` is no change.
+            let quirk = written.is_empty() && always_patched(line);
+            if !line.is_empty() && !line.ends_with(" unchanged") && !quirk {
+                ex.record(Change::Kubectl(line.to_string()));
+                changed = true;
+            }
+        }
+        if defines && changed {
+            ex.effect(|r| {
+                Ok(r.run(&format!(
+                    "{kubectl} wait --for=condition=Established --timeout={CRD_WAIT_SECS}s {files}"
+                ))
+                .map(drop)?)
+            })?;
         }
     }
     if !workloads {

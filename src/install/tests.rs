@@ -777,8 +777,8 @@ fn reset_removes_exactly_what_the_state_file_lists_and_restores_a_backup() {
 }
 
 /// What the cluster phase asks to see whether what it applied is ready: the kinds of the
-/// rendered manifests that become ready (flannel's DaemonSet, the CoreDNS and metrics-server
-/// Deployments, the metrics APIService), in one call; and the workloads phase (the chat).
+/// rendered manifests that become ready (flannel's DaemonSet, the CoreDNS, metrics-server and
+/// Traefik Deployments, the metrics APIService), in one call; and the workloads phase (the chat).
 pub(crate) const CLUSTER_OBJECTS: &str =
     "get apiservices.apiregistration.k8s.io,daemonsets.apps,deployments.apps --all-namespaces";
 pub(crate) const WORKLOAD_OBJECTS: &str = "get deployments.apps --all-namespaces";
@@ -814,6 +814,7 @@ pub(crate) fn cluster_objects(coredns_available: u32, metrics_api: bool) -> Stri
         flannel,
         deployment("kube-system", "coredns", coredns_available),
         deployment("kube-system", "metrics-server", 2),
+        deployment("traefik", "traefik", 2),
         api_service("v1beta1.metrics.k8s.io", metrics_api),
     ]})
     .to_string()
@@ -886,9 +887,53 @@ fn the_cluster_phases_end_when_what_they_applied_is_ready() {
     let applies: Vec<usize> = (0..log.len())
         .filter(|i| log[*i].contains(" apply -f /"))
         .collect();
-    assert_eq!(applies.len(), 2, "{log:#?}");
-    assert!(applies[0] < at(CLUSTER_OBJECTS) && at(CLUSTER_OBJECTS) < applies[1]);
-    assert!(applies[1] < at(WORKLOAD_OBJECTS), "{log:#?}");
+    // The cluster phase's CRDs, its other objects, the workloads.
+    assert_eq!(applies.len(), 3, "{log:#?}");
+    assert!(log[applies[0]].ends_with("-f /var/lib/k8s-boot/manifests/05-gateway-api-crds.yaml"));
+    assert!(applies[1] < at(CLUSTER_OBJECTS) && at(CLUSTER_OBJECTS) < applies[2]);
+    assert!(applies[2] < at(WORKLOAD_OBJECTS), "{log:#?}");
+}
+
+#[test]
+fn objects_of_new_custom_resources_are_applied_once_their_definitions_are_established() {
+    let w = world();
+    every_node_registered(&w);
+    let crds = "-f /var/lib/k8s-boot/manifests/05-gateway-api-crds.yaml";
+    {
+        let mut m1 = w.fake.host("m1");
+        m1.replies
+            .push((CLUSTER_OBJECTS.into(), cluster_objects(2, true)));
+        m1.replies.push((DISCOVERY.into(), discovery(true)));
+        m1.reply_sequences.push((
+            format!("apply {crds}"),
+            VecDeque::from([
+                "customresourcedefinition.apiextensions.k8s.io/gateways.gateway.networking.k8s.io created\n".to_string(),
+                // Upstream's files carry a `status` stanza: kubectl patches every time.
+                "customresourcedefinition.apiextensions.k8s.io/gateways.gateway.networking.k8s.io configured\n".to_string(),
+            ]),
+        ));
+    }
+    let first = w.install_phases(false, &[PhaseId::Cluster]);
+    assert!(!first.failed(), "{first:#?}");
+    let log = w.fake.host("m1").log.clone();
+    let at = |part: &str| log.iter().position(|c| c.contains(part)).unwrap();
+    let wait = at("wait --for=condition=Established --timeout=60s");
+    assert!(log[wait].ends_with(crds), "{log:#?}");
+    assert!(at(&format!("apply {crds}")) < wait);
+    assert!(
+        wait < at("apply -f /var/lib/k8s-boot/manifests/00-"),
+        "{log:#?}"
+    );
+    // Nothing new (kubectl's `configured` of an unchanged manifest is no change): no wait.
+    w.fake.host("m1").log.clear();
+    let again = w.install_phases(false, &[PhaseId::Cluster]);
+    assert!(!again.failed(), "{again:#?}");
+    let applied: Vec<String> = changes(&again, "m1", PhaseId::Cluster)
+        .into_iter()
+        .filter(|c| c.starts_with("kubectl:"))
+        .collect();
+    assert!(applied.is_empty(), "{applied:?}");
+    assert_eq!(count(&w.fake.host("m1").log, "condition=Established"), 0);
 }
 
 #[test]

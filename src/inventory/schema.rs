@@ -19,8 +19,45 @@ pub struct Inventory {
     #[serde(default)]
     pub chat: Chat,
     #[serde(default)]
+    pub ingress: Ingress,
+    #[serde(default)]
     pub etcd: EtcdSettings,
     pub hosts: Vec<Host>,
+}
+
+/// The ingress add-on: Traefik, serving Gateway API routes and Ingress objects, behind nginx
+/// on the `lb` hosts (`src/addons.rs`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ingress {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default = "default_ingress_replicas")]
+    pub replicas: u32,
+    /// Ports nginx listens on on the `lb` hosts: HTTP, and HTTPS passed through unopened.
+    #[serde(default = "default_ingress_http_port")]
+    pub http_port: u16,
+    #[serde(default = "default_ingress_https_port")]
+    pub https_port: u16,
+    /// The NodePorts nginx connects to, with a PROXY protocol header; only the `lb` hosts
+    /// reach them.
+    #[serde(default = "default_ingress_http_node_port")]
+    pub http_node_port: u16,
+    #[serde(default = "default_ingress_https_node_port")]
+    pub https_node_port: u16,
+}
+
+impl Default for Ingress {
+    fn default() -> Self {
+        Ingress {
+            enabled: true,
+            replicas: default_ingress_replicas(),
+            http_port: default_ingress_http_port(),
+            https_port: default_ingress_https_port(),
+            http_node_port: default_ingress_http_node_port(),
+            https_node_port: default_ingress_https_node_port(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -439,6 +476,21 @@ fn default_leaf_days() -> u32 {
 }
 fn default_true() -> bool {
     true
+}
+fn default_ingress_replicas() -> u32 {
+    2
+}
+fn default_ingress_http_port() -> u16 {
+    80
+}
+fn default_ingress_https_port() -> u16 {
+    443
+}
+fn default_ingress_http_node_port() -> u16 {
+    30080
+}
+fn default_ingress_https_node_port() -> u16 {
+    30443
 }
 fn default_chat_replicas() -> u32 {
     1

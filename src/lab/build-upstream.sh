@@ -172,6 +172,11 @@ if [[ ! -f "$cache/.complete" ]]; then
                 go mod edit -replace="$dep=$dep@$staging_version"
             done < <(sed -n 's#^\s*\(k8s\.io/[A-Za-z0-9._/-]*\) => \./staging/.*#\1#p' "$upstream_mod")
         fi
+        # Versions upstream's go.mod excludes stay excluded (module resolution would pick
+        # them otherwise).
+        while read -r excluded; do
+            go mod edit -exclude="$excluded"
+        done < <(awk '/^exclude \(/{e=1;next} e&&/^\)/{e=0} e&&NF>=2&&$1!~/^\/\//{print $1 "@" $2} /^exclude [^(]/{print $2 "@" $3}' "$upstream_mod")
         # Other replacements in upstream's go.mod (forks, pins) apply to its build too.
         while read -r from to; do
             go mod edit -replace="$from=$to"

@@ -114,7 +114,28 @@ pub struct ChatValues {
     /// There is an `lb` host: the pod also listens on `lb_node_port`, where nginx sends a PROXY
     /// protocol header so the server sees real client addresses.
     pub proxy_protocol: bool,
-    /// The `lb` hosts' addresses by family: the only sources nodes accept on `lb_node_port`.
+}
+
+#[derive(Serialize)]
+pub struct IngressValues {
+    pub enabled: bool,
+    pub replicas: u32,
+    pub http_port: u16,
+    pub https_port: u16,
+    pub http_node_port: u16,
+    pub https_node_port: u16,
+    /// Where the controller believes a PROXY protocol header from: the pod network and the
+    /// nodes (kube-proxy gives NodePort traffic it forwards the node's address). Only the lb
+    /// hosts reach the NodePorts ([`NodePortFilter`]).
+    pub proxy_trusted: Vec<String>,
+}
+
+/// The NodePorts where a PROXY protocol header is believed, which only the `lb` hosts may
+/// reach on a node's own address (`node/nodeport-filter.nft`).
+#[derive(Serialize)]
+pub struct NodePortFilter {
+    pub ports: Vec<u16>,
+    /// The `lb` hosts' addresses by family.
     pub lb_addresses_v4: Vec<String>,
     pub lb_addresses_v6: Vec<String>,
 }
@@ -136,6 +157,8 @@ pub struct Context<'a> {
     pub control_planes: &'a [HostRef],
     pub workers: &'a [HostRef],
     pub chat: &'a ChatValues,
+    pub ingress: &'a IngressValues,
+    pub nodeport_filter: &'a NodePortFilter,
     /// [`crate::catalog::LB_LIMITS`].
     pub lb: crate::catalog::LbLimits,
     /// Absent in the cluster-level context.
@@ -149,6 +172,8 @@ pub struct Shared {
     pub control_planes: Vec<HostRef>,
     pub workers: Vec<HostRef>,
     pub chat: ChatValues,
+    pub ingress: IngressValues,
+    pub nodeport_filter: NodePortFilter,
     pub images: BTreeMap<&'static str, &'static str>,
 }
 
@@ -157,6 +182,8 @@ pub const CONTROL_PLANE_TAINT: &str = "node-role.kubernetes.io/control-plane";
 impl Shared {
     pub fn new(c: &Cluster) -> Shared {
         let inv = &c.inventory;
+        let ingress = &inv.ingress;
+        let behind_lb = c.hosts_with(Role::Lb).next().is_some();
         let members: Vec<HostRef> = c.hosts_with(Role::Etcd).map(HostRef::of).collect();
         let etcd = EtcdValues {
             initial_cluster: members
@@ -217,7 +244,37 @@ impl Shared {
                 lb_node_port: inv.chat.lb_node_port,
                 image: inv.chat.image.clone(),
                 namespace: inv.chat.namespace.clone(),
-                proxy_protocol: c.hosts_with(Role::Lb).next().is_some(),
+                proxy_protocol: behind_lb,
+            },
+            ingress: IngressValues {
+                enabled: ingress.enabled,
+                replicas: ingress.replicas,
+                http_port: ingress.http_port,
+                https_port: ingress.https_port,
+                http_node_port: ingress.http_node_port,
+                https_node_port: ingress.https_node_port,
+                proxy_trusted: std::iter::once(inv.cluster.pod_cidr.clone())
+                    .chain(
+                        c.hosts_with(Role::ControlPlane)
+                            .chain(c.hosts_with(Role::Worker))
+                            .map(|h| h.address.to_string()),
+                    )
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
+            },
+            nodeport_filter: NodePortFilter {
+                ports: (inv.chat.enabled && behind_lb)
+                    .then_some(inv.chat.lb_node_port)
+                    .into_iter()
+                    .chain(
+                        ingress
+                            .enabled
+                            .then_some([ingress.http_node_port, ingress.https_node_port])
+                            .into_iter()
+                            .flatten(),
+                    )
+                    .collect(),
                 lb_addresses_v4: lb_addresses(c, true),
                 lb_addresses_v6: lb_addresses(c, false),
             },
@@ -244,6 +301,8 @@ impl Shared {
             control_planes: &self.control_planes,
             workers: &self.workers,
             chat: &self.chat,
+            ingress: &self.ingress,
+            nodeport_filter: &self.nodeport_filter,
             lb: crate::catalog::LB_LIMITS,
             host: host.map(|h| this_host(&self.cluster, h)),
         }

