@@ -97,8 +97,8 @@ pub struct Addon {
     pub cert: Option<AddonCert>,
     /// Applied by the `workloads` phase (the demo workload) instead of the `cluster` phase.
     pub workload: bool,
-    /// Whether an inventory wants it; an add-on switched off is not rendered, applied,
-    /// fetched or built by the lab.
+    /// Whether an inventory wants it; an add-on switched off is not rendered, applied or
+    /// fetched (the lab builds every row's images).
     pub wanted: fn(&Inventory) -> bool,
 }
 
