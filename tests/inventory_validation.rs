@@ -167,7 +167,7 @@ const CASES: &[(&str, (&str, &str), &[&str])] = &[
         ),
         &[
             "hosts.yaml:5:5: error: cluster.kubelet: ",
-            "unknown key `allow_cgroupv1`; did you mean `allow_cgroup_v1`? (known keys: allow_cgroup_v1, eviction_hard)",
+            "unknown key `allow_cgroupv1`; did you mean `allow_cgroup_v1`? (known keys: allow_cgroup_v1, eviction_hard, image_gc_high_threshold_percent, image_gc_low_threshold_percent)",
         ],
     ),
     (
@@ -1387,4 +1387,39 @@ fn an_ingress_without_an_lb_host_is_a_warning() {
     let warned: Vec<_> = c.warnings.iter().map(|w| w.field.as_str()).collect();
     assert_eq!(warned, ["ingress.enabled"], "{:?}", c.warnings);
     assert!(c.warnings[0].message.contains("no host has the `lb` role"));
+}
+
+/// Image garbage collection's thresholds: percentages, the low one below the high one
+/// (the kubelet's defaults standing for an unset one).
+#[test]
+fn image_gc_thresholds_are_percentages_with_low_below_high() {
+    let with = |settings: &str| {
+        BASE.replace(
+            "kubernetes_version: v1.35.2\n",
+            &format!("kubernetes_version: v1.35.2\n  kubelet:\n{settings}"),
+        )
+    };
+    let ok = load(&with("    image_gc_high_threshold_percent: 100\n")).unwrap();
+    assert_eq!(
+        ok.inventory.cluster.kubelet.image_gc_high_threshold_percent,
+        Some(100)
+    );
+    for (settings, expected) in [
+        (
+            "    image_gc_high_threshold_percent: 101\n",
+            "cluster.kubelet.image_gc_high_threshold_percent: expected a percentage from 0 to 100",
+        ),
+        (
+            // Below the kubelet's default low threshold, 80.
+            "    image_gc_high_threshold_percent: 70\n",
+            "cluster.kubelet.image_gc_high_threshold_percent: the low threshold (80%) must be below the high one (70%)",
+        ),
+        (
+            "    image_gc_high_threshold_percent: 90\n    image_gc_low_threshold_percent: 90\n",
+            "cluster.kubelet.image_gc_low_threshold_percent: the low threshold (90%) must be below the high one (90%)",
+        ),
+    ] {
+        let errors = load(&with(settings)).unwrap_err().to_string();
+        assert!(errors.contains(expected), "{expected}\n{errors}");
+    }
 }

@@ -127,6 +127,8 @@ mod tests {
         "cluster.dns_upstreams",
         "cluster.kubelet.allow_cgroup_v1",
         "cluster.kubelet.eviction_hard",
+        "cluster.kubelet.image_gc_high_threshold_percent",
+        "cluster.kubelet.image_gc_low_threshold_percent",
         "cluster.containerd.restrict_oom_score_adj",
         "cluster.containerd.registry_mirrors.*[].url",
         "cluster.allow_loopback_hosts",

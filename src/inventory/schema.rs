@@ -208,7 +208,18 @@ pub struct Kubelet {
     /// replaces upstream's default for it; the others keep theirs.
     #[serde(default)]
     pub eviction_hard: BTreeMap<String, String>,
+    /// Image garbage collection (`imageGCHighThresholdPercent`, `imageGCLowThresholdPercent`):
+    /// past `high` percent of the image file system used, the kubelet deletes unused images
+    /// down to `low`. Unset: the kubelet's 85 and 80.
+    #[serde(default)]
+    pub image_gc_high_threshold_percent: Option<u8>,
+    #[serde(default)]
+    pub image_gc_low_threshold_percent: Option<u8>,
 }
+
+/// The kubelet's own image garbage collection thresholds (`imageGCHighThresholdPercent`,
+/// `imageGCLowThresholdPercent`), v1.35-v1.37.
+pub const DEFAULT_IMAGE_GC_PERCENT: (u8, u8) = (85, 80);
 
 /// The kubelet's own hard eviction thresholds on Linux (`eviction.DefaultEvictionHard`,
 /// the same in v1.35-v1.37). Setting `evictionHard` at all replaces them as a whole, so

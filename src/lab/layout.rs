@@ -101,7 +101,8 @@ pub fn inventory_yaml(
          allow_cgroup_v1: true              # lab hosts have the legacy cgroup hierarchy (docs/LAB.md)\n    \
          eviction_hard:                     # the hosts share the machine's disk: percentages\n      \
            imagefs.available: 1Gi           # of it say nothing about one host (docs/LAB.md)\n      \
-           nodefs.available: 1Gi\n  \
+           nodefs.available: 1Gi\n    \
+         image_gc_high_threshold_percent: 100  # nor for deleting unused images (docs/LAB.md)\n  \
          kube_proxy:\n    conntrack_max_per_core: 0          # the conntrack limit is the machine's (docs/LAB.md)\n  \
          containerd:\n    restrict_oom_score_adj: true       # no CAP_SYS_RESOURCE in lab hosts (docs/LAB.md)\n",
         yaml_str(kubernetes_version)

@@ -50,6 +50,9 @@ pub struct ClusterValues {
     /// `evictionHard`: upstream's defaults with `cluster.kubelet.eviction_hard` over them;
     /// empty when the inventory sets none.
     pub eviction_hard: BTreeMap<String, String>,
+    /// `cluster.kubelet.image_gc_*_threshold_percent`, when set.
+    pub image_gc_high_threshold_percent: Option<u8>,
+    pub image_gc_low_threshold_percent: Option<u8>,
     /// What CoreDNS forwards to: `/etc/resolv.conf`, addresses, or nothing (empty).
     pub dns_forward: String,
     /// `cluster.containerd.restrict_oom_score_adj`.
@@ -224,6 +227,11 @@ impl Shared {
                 conntrack_max_per_core: inv.cluster.kube_proxy.conntrack_max_per_core,
                 allow_cgroup_v1: inv.cluster.kubelet.allow_cgroup_v1,
                 eviction_hard: inv.cluster.kubelet.eviction_hard_rendered(),
+                image_gc_high_threshold_percent: inv
+                    .cluster
+                    .kubelet
+                    .image_gc_high_threshold_percent,
+                image_gc_low_threshold_percent: inv.cluster.kubelet.image_gc_low_threshold_percent,
                 cert_validity_minutes: inv.pki.leaf_validity().whole_minutes(),
                 lb_fail_timeout_secs: crate::catalog::LB_FAIL_TIMEOUT_SECS,
                 tls_cipher_suites: crate::catalog::TLS_CIPHER_SUITES,

@@ -86,6 +86,34 @@ pub(super) fn check_kubelet(c: &mut Checker, cl: &schema::Cluster) {
             "the kubelet is told to start on cgroup v1 hosts (failCgroupV1: false); cgroup v1 support is deprecated upstream and will be removed, use this only for hosts that cannot move to cgroup v2",
         );
     }
+    let (high, low) = (
+        cl.kubelet.image_gc_high_threshold_percent,
+        cl.kubelet.image_gc_low_threshold_percent,
+    );
+    for (field, value) in [
+        ("cluster.kubelet.image_gc_high_threshold_percent", high),
+        ("cluster.kubelet.image_gc_low_threshold_percent", low),
+    ] {
+        if value.is_some_and(|v| v > 100) {
+            c.error(field, "expected a percentage from 0 to 100");
+        }
+    }
+    let (default_high, default_low) = schema::DEFAULT_IMAGE_GC_PERCENT;
+    let (h, l) = (high.unwrap_or(default_high), low.unwrap_or(default_low));
+    if (high.is_some() || low.is_some()) && h <= 100 && l <= 100 && l >= h {
+        c.error(
+            if low.is_some() {
+                "cluster.kubelet.image_gc_low_threshold_percent"
+            } else {
+                "cluster.kubelet.image_gc_high_threshold_percent"
+            },
+            format!(
+                "the low threshold ({l}%) must be below the high one ({h}%): the kubelet deletes \
+                 unused images from the high one down to the low one (unset, they are \
+                 {default_high}% and {default_low}%)"
+            ),
+        );
+    }
     for (signal, value) in &cl.kubelet.eviction_hard {
         // Escaped: an unknown key is quoted in the field and the message.
         let signal_shown = signal.escape_debug().to_string();
