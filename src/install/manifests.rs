@@ -116,11 +116,13 @@ pub fn apply(
                     .unwrap_or_default()
             },
         )?;
+        // With none of this group's manifests changed, an always-patched kind's `configured`
+        // is no change.
+        let group_written = group.iter().any(|(_, p)| written.contains(&p.path));
         let mut changed = false;
         for line in applied.lines() {
             let line = line.trim_end_matches(" (server dry run)");
-            // With no manifest changed, an always-patched kind's `configured` is no change.
-            let quirk = written.is_empty() && always_patched(line);
+            let quirk = !group_written && always_patched(line);
             if !line.is_empty() && !line.ends_with(" unchanged") && !quirk {
                 ex.record(Change::Kubectl(line.to_string()));
                 changed = true;

@@ -910,6 +910,7 @@ fn objects_of_new_custom_resources_are_applied_once_their_definitions_are_establ
                 "customresourcedefinition.apiextensions.k8s.io/gateways.gateway.networking.k8s.io created\n".to_string(),
                 // Upstream's files carry a `status` stanza: kubectl patches every time.
                 "customresourcedefinition.apiextensions.k8s.io/gateways.gateway.networking.k8s.io configured\n".to_string(),
+                "customresourcedefinition.apiextensions.k8s.io/gateways.gateway.networking.k8s.io configured\n".to_string(),
             ]),
         ));
     }
@@ -934,6 +935,19 @@ fn objects_of_new_custom_resources_are_applied_once_their_definitions_are_establ
         .collect();
     assert!(applied.is_empty(), "{applied:?}");
     assert_eq!(count(&w.fake.host("m1").log, "condition=Established"), 0);
+    // Another manifest rewritten (edited on the host): still no change of the CRDs.
+    let traefik = "/var/lib/k8s-boot/manifests/45-traefik.yaml";
+    w.fake.host("m1").files.get_mut(traefik).unwrap().0 = b"edited".to_vec();
+    let third = w.install_phases(false, &[PhaseId::Cluster]);
+    assert!(!third.failed(), "{third:#?}");
+    let changed = changes(&third, "m1", PhaseId::Cluster);
+    assert!(changed.contains(&format!("write {traefik}")), "{changed:?}");
+    assert!(
+        !changed
+            .iter()
+            .any(|c| c.contains("customresourcedefinition")),
+        "{changed:?}"
+    );
 }
 
 #[test]
