@@ -16,9 +16,9 @@ use common::releases::{
     self, containerd_archive, publish, script, sha, Published, Server, CNI_PLUGINS, K8S_BINS,
 };
 use k8s_boot::fetch::{
-    artifacts, fetch, read_manifest, Component, FetchError, FetchOptions, FetchReport, Mirrors,
-    Outcome, CNI_PLUGINS_VERSION, CONTAINERD_VERSION, CRICTL_VERSION, FLANNEL_CNI_PLUGIN_VERSION,
-    RUNC_VERSION,
+    artifacts, fetch, read_manifest, FetchError, FetchOptions, FetchReport, Mirrors, Outcome,
+    ReleaseGroup, CNI_PLUGINS_VERSION, CONTAINERD_VERSION, CRICTL_VERSION,
+    FLANNEL_CNI_PLUGIN_VERSION, RUNC_VERSION,
 };
 
 const K8S: &str = "v1.36.0";
@@ -353,7 +353,7 @@ fn corrupted_binary_fails_loudly_and_is_deleted() {
 #[test]
 fn corrupted_archive_fails_and_nothing_is_extracted() {
     let mut f = fixture();
-    f.opts.components = vec![Component::Containerd];
+    f.opts.components = vec![ReleaseGroup::Containerd];
     let file = format!("containerd-{CONTAINERD_VERSION}-linux-amd64.tar.gz");
     let path = format!("/containerd/v{CONTAINERD_VERSION}/{file}");
     // A valid archive, but not the published one.
@@ -375,7 +375,7 @@ fn corrupted_archive_fails_and_nothing_is_extracted() {
 #[test]
 fn archive_without_a_required_file_is_refused() {
     let mut f = fixture();
-    f.opts.components = vec![Component::Containerd];
+    f.opts.components = vec![ReleaseGroup::Containerd];
     let file = format!("containerd-{CONTAINERD_VERSION}-linux-amd64.tar.gz");
     let path = format!("/containerd/v{CONTAINERD_VERSION}/{file}");
     let archive = containerd_archive("amd64", &["containerd", "containerd-shim-runc-v2"]);
@@ -398,7 +398,7 @@ fn archive_without_a_required_file_is_refused() {
 #[test]
 fn resumes_a_partial_download_with_a_range_request() {
     let mut f = fixture();
-    f.opts.components = vec![Component::Kubernetes];
+    f.opts.components = vec![ReleaseGroup::Kubernetes];
     let kubelet = f.expected["kubelet"].clone();
     let half = kubelet.len() / 2;
     let part = f.part_for("/amd64/kubelet");
@@ -437,7 +437,7 @@ fn resumes_a_partial_download_with_a_range_request() {
 #[test]
 fn restarts_when_the_server_ignores_ranges() {
     let mut f = fixture();
-    f.opts.components = vec![Component::Kubernetes];
+    f.opts.components = vec![ReleaseGroup::Kubernetes];
     f.server.state.lock().unwrap().ignore_ranges = true;
     let kubelet = f.expected["kubelet"].clone();
     let part = f.part_for("/amd64/kubelet");
@@ -460,7 +460,7 @@ fn restarts_when_the_server_ignores_ranges() {
 #[test]
 fn a_stale_partial_download_is_discarded_and_fetched_again() {
     let mut f = fixture();
-    f.opts.components = vec![Component::Kubernetes];
+    f.opts.components = vec![ReleaseGroup::Kubernetes];
     let kubelet = f.expected["kubelet"].clone();
     let part = f.part_for("/amd64/kubelet");
     fs::create_dir_all(part.parent().unwrap()).unwrap();
@@ -487,7 +487,7 @@ fn a_stale_partial_download_is_discarded_and_fetched_again() {
 #[test]
 fn an_interrupted_download_is_resumed_by_the_next_run() {
     let mut f = fixture();
-    f.opts.components = vec![Component::Kubernetes];
+    f.opts.components = vec![ReleaseGroup::Kubernetes];
     let kubelet = f.expected["kubelet"].clone();
     f.server
         .state
@@ -532,7 +532,7 @@ fn http_404_names_the_url() {
 
     // A missing checksum file is just as explicit.
     let mut f = fixture();
-    f.opts.components = vec![Component::Etcd];
+    f.opts.components = vec![ReleaseGroup::Etcd];
     let sums = format!("/etcd/v{}/SHA256SUMS", etcd_version());
     f.server.remove(&sums);
     let msg = f.run().0.unwrap_err().to_string();
@@ -545,7 +545,7 @@ fn http_404_names_the_url() {
 #[test]
 fn checksum_file_without_the_artifact_is_an_error() {
     let mut f = fixture();
-    f.opts.components = vec![Component::Runc];
+    f.opts.components = vec![ReleaseGroup::Runc];
     let path = format!("/runc/v{RUNC_VERSION}/runc.sha256sum");
     f.server.put(&path, format!("{}  runc.arm64\n", sha(b"x")));
     let err = f.run().0.unwrap_err();
@@ -564,7 +564,7 @@ fn checksum_file_without_the_artifact_is_an_error() {
 fn arm64_and_a_subset_of_components() {
     let mut f = fixture();
     f.opts.arch = "arm64".into();
-    f.opts.components = vec![Component::CniPlugins, Component::Runc];
+    f.opts.components = vec![ReleaseGroup::CniPlugins, ReleaseGroup::Runc];
     let report = f.run().0.unwrap();
     let names: BTreeSet<String> = report.files.iter().map(|(n, _, _)| n.clone()).collect();
     let mut want: BTreeSet<String> = CNI_PLUGINS.iter().map(|p| format!("cni/{p}")).collect();
@@ -669,7 +669,7 @@ fn temporary_files_of_a_killed_run_are_removed_and_links_not_followed() {
 #[test]
 fn a_complete_partial_download_is_verified_without_downloading_again() {
     let mut f = fixture();
-    f.opts.components = vec![Component::Kubernetes];
+    f.opts.components = vec![ReleaseGroup::Kubernetes];
     let kubelet = f.expected["kubelet"].clone();
     let part = f.part_for("/amd64/kubelet");
     fs::create_dir_all(part.parent().unwrap()).unwrap();
@@ -704,7 +704,7 @@ fn a_redirect_to_another_scheme_is_refused_not_followed() {
         "gopher://127.0.0.1:70/1",
     ] {
         let mut f = fixture();
-        f.opts.components = vec![Component::Kubernetes];
+        f.opts.components = vec![ReleaseGroup::Kubernetes];
         f.server.redirect(&f.kubelet_path(), location);
         let err = f.run().0.unwrap_err();
         assert!(
@@ -722,7 +722,7 @@ fn a_redirect_to_another_scheme_is_refused_not_followed() {
 fn redirects_are_followed_within_http_and_bounded() {
     // A relative redirect to where the file now is: followed, verified, installed.
     let mut f = fixture();
-    f.opts.components = vec![Component::Kubernetes];
+    f.opts.components = vec![ReleaseGroup::Kubernetes];
     let kubelet = f.kubelet_path();
     let bytes = f.expected["kubelet"].clone();
     f.server.put("/moved/kubelet", bytes.clone());
@@ -733,7 +733,7 @@ fn redirects_are_followed_within_http_and_bounded() {
 
     // A loop ends with an error naming the bound.
     let mut f = fixture();
-    f.opts.components = vec![Component::Kubernetes];
+    f.opts.components = vec![ReleaseGroup::Kubernetes];
     let kubelet = f.kubelet_path();
     f.server.redirect(&kubelet, "/loop/a");
     f.server.redirect("/loop/a", "/loop/b");
@@ -745,7 +745,7 @@ fn redirects_are_followed_within_http_and_bounded() {
 #[test]
 fn mirror_credentials_are_used_but_never_shown_or_recorded() {
     let mut f = fixture();
-    f.opts.components = vec![Component::Kubernetes, Component::Runc];
+    f.opts.components = vec![ReleaseGroup::Kubernetes, ReleaseGroup::Runc];
     let secret = "s3cr3t-pa55";
     let with_user = f
         .server
@@ -774,7 +774,7 @@ fn mirror_credentials_are_used_but_never_shown_or_recorded() {
 
     // Nor in an error, with a signed query on top.
     let mut f = fixture();
-    f.opts.components = vec![Component::Kubernetes];
+    f.opts.components = vec![ReleaseGroup::Kubernetes];
     let path = f.kubelet_path();
     f.server.redirect(
         &path,

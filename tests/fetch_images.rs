@@ -23,8 +23,8 @@ use common::registry::{
 };
 use common::releases::{self, sha};
 use k8s_boot::fetch::{
-    fetch, read_manifest, Component, FetchError, FetchOptions, FetchReport, ImageSpec, Mirrors,
-    Outcome,
+    fetch, read_manifest, FetchError, FetchOptions, FetchReport, ImageSpec, Mirrors, Outcome,
+    ReleaseGroup,
 };
 use serde_json::{json, Value};
 
@@ -93,7 +93,7 @@ fn fixture() -> Fixture {
     let dir = tmp.path().join("binaries");
     let mut opts = FetchOptions::new(K8S, &dir);
     opts.mirror = Mirrors::under(&releases.base);
-    opts.components = vec![Component::Runc];
+    opts.components = vec![ReleaseGroup::Runc];
     let reg = &registry.base;
     opts.mirror.registries = [
         ("registry.k8s.io".to_string(), reg.clone()),

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 
-use super::component::Component;
 use super::error::FetchError;
 use super::extract::Extract;
 use super::mirrors::Mirrors;
@@ -12,6 +11,7 @@ use super::pins::{
     CNI_PLUGINS_VERSION, CONTAINERD_VERSION, CRICTL_VERSION, FLANNEL_CNI_PLUGIN_VERSION,
     RUNC_VERSION,
 };
+use super::release_group::ReleaseGroup;
 
 /// Kubernetes server and client binaries taken from `dl.k8s.io`.
 pub const KUBERNETES_BINARIES: [&str; 6] = [
@@ -43,7 +43,7 @@ pub enum Install {
 /// One downloadable release artifact with its published checksum.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Artifact {
-    pub component: Component,
+    pub component: ReleaseGroup,
     /// Release version as published, with its `v` (`v1.36.0`, `v3.6.8`).
     pub version: String,
     pub url: String,
@@ -67,21 +67,21 @@ impl Artifact {
     }
 }
 
-/// The artifacts of `components` (empty: [`Component::ALL`]) for one Kubernetes version and
+/// The artifacts of `components` (empty: [`ReleaseGroup::ALL`]) for one Kubernetes version and
 /// architecture, in component order. Validates the version, architecture and mirror URLs;
 /// touches neither the network nor the disk.
 pub fn catalogue(
     kubernetes_version: &str,
     arch: &str,
     mirrors: &Mirrors,
-    components: &[Component],
+    components: &[ReleaseGroup],
 ) -> Result<Vec<Artifact>, FetchError> {
     let profile = crate::versions::profile_for(kubernetes_version).map_err(FetchError::Version)?;
     if !SUPPORTED_ARCHES.contains(&arch) {
         return Err(FetchError::Arch(arch.to_string()));
     }
-    let wanted: BTreeSet<Component> = if components.is_empty() {
-        Component::ALL.into_iter().collect()
+    let wanted: BTreeSet<ReleaseGroup> = if components.is_empty() {
+        ReleaseGroup::ALL.into_iter().collect()
     } else {
         components.iter().copied().collect()
     };
@@ -89,13 +89,13 @@ pub fn catalogue(
     for c in wanted {
         let base = mirrors.checked_base(c)?;
         match c {
-            Component::Kubernetes => out.extend(kubernetes(base, kubernetes_version, arch)),
-            Component::Etcd => out.push(etcd(base, profile.etcd, arch)),
-            Component::Containerd => out.push(containerd(base, arch)),
-            Component::Runc => out.push(runc(base, arch)),
-            Component::Crictl => out.push(crictl(base, arch)),
-            Component::CniPlugins => out.push(cni_plugins(base, arch)),
-            Component::CniFlannel => out.push(cni_flannel(base, arch)),
+            ReleaseGroup::Kubernetes => out.extend(kubernetes(base, kubernetes_version, arch)),
+            ReleaseGroup::Etcd => out.push(etcd(base, profile.etcd, arch)),
+            ReleaseGroup::Containerd => out.push(containerd(base, arch)),
+            ReleaseGroup::Runc => out.push(runc(base, arch)),
+            ReleaseGroup::Crictl => out.push(crictl(base, arch)),
+            ReleaseGroup::CniPlugins => out.push(cni_plugins(base, arch)),
+            ReleaseGroup::CniFlannel => out.push(cni_flannel(base, arch)),
         }
     }
     Ok(out)
@@ -113,7 +113,7 @@ fn kubernetes(base: &str, v: &str, arch: &str) -> Vec<Artifact> {
         .map(|name| {
             let url = format!("{base}/{v}/bin/linux/{arch}/{name}");
             Artifact {
-                component: Component::Kubernetes,
+                component: ReleaseGroup::Kubernetes,
                 version: v.to_string(),
                 checksum_url: format!("{url}.sha256"),
                 url,
@@ -132,7 +132,7 @@ fn etcd(base: &str, v: &str, arch: &str) -> Artifact {
     let file = format!("etcd-v{v}-linux-{arch}.tar.gz");
     let top = format!("etcd-v{v}-linux-{arch}");
     Artifact {
-        component: Component::Etcd,
+        component: ReleaseGroup::Etcd,
         version: format!("v{v}"),
         url: format!("{base}/v{v}/{file}"),
         checksum_url: format!("{base}/v{v}/SHA256SUMS"),
@@ -153,7 +153,7 @@ fn containerd(base: &str, arch: &str) -> Artifact {
     let url = format!("{base}/v{v}/{file}");
     let bin = |name: &str| member(format!("bin/{name}"), name);
     Artifact {
-        component: Component::Containerd,
+        component: ReleaseGroup::Containerd,
         version: format!("v{v}"),
         checksum_url: format!("{url}.sha256sum"),
         url,
@@ -171,7 +171,7 @@ fn containerd(base: &str, arch: &str) -> Artifact {
 fn runc(base: &str, arch: &str) -> Artifact {
     let v = RUNC_VERSION;
     Artifact {
-        component: Component::Runc,
+        component: ReleaseGroup::Runc,
         version: format!("v{v}"),
         url: format!("{base}/v{v}/runc.{arch}"),
         checksum_url: format!("{base}/v{v}/runc.sha256sum"),
@@ -189,7 +189,7 @@ fn crictl(base: &str, arch: &str) -> Artifact {
     let file = format!("crictl-v{v}-linux-{arch}.tar.gz");
     let url = format!("{base}/v{v}/{file}");
     Artifact {
-        component: Component::Crictl,
+        component: ReleaseGroup::Crictl,
         version: format!("v{v}"),
         checksum_url: format!("{url}.sha256"),
         url,
@@ -205,7 +205,7 @@ fn cni_plugins(base: &str, arch: &str) -> Artifact {
     let file = format!("cni-plugins-linux-{arch}-v{v}.tgz");
     let url = format!("{base}/v{v}/{file}");
     Artifact {
-        component: Component::CniPlugins,
+        component: ReleaseGroup::CniPlugins,
         version: format!("v{v}"),
         checksum_url: format!("{url}.sha256"),
         url,
@@ -227,7 +227,7 @@ fn cni_flannel(base: &str, arch: &str) -> Artifact {
     let file = format!("cni-plugin-flannel-linux-{arch}-v{v}.tgz");
     let url = format!("{base}/v{tag}/{file}");
     Artifact {
-        component: Component::CniFlannel,
+        component: ReleaseGroup::CniFlannel,
         version: format!("v{tag}"),
         checksum_url: format!("{url}.sha256"),
         url,
@@ -282,7 +282,7 @@ mod tests {
             "https://github.com/flannel-io/cni-plugin/releases/download/v1.9.1-flannel3/cni-plugin-flannel-linux-amd64-v1.9.1.tgz.sha256"
         )));
         let flannel = list.last().unwrap();
-        assert_eq!(flannel.component, Component::CniFlannel);
+        assert_eq!(flannel.component, ReleaseGroup::CniFlannel);
         assert_eq!(
             flannel.install,
             Install::Archive(Extract::Members(vec![(
@@ -300,7 +300,7 @@ mod tests {
             "v1.35.2",
             "arm64",
             &upstream,
-            &[Component::Runc, Component::Etcd],
+            &[ReleaseGroup::Runc, ReleaseGroup::Etcd],
         )
         .unwrap();
         assert_eq!(list.len(), 2);

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::component::Component;
 use super::error::FetchError;
+use super::release_group::ReleaseGroup;
 
 /// Base URLs of the release downloads. Defaults are the upstream locations; point them at an
 /// internal HTTP(S) mirror with the same layout for air-gapped installs.
@@ -71,7 +71,7 @@ impl Mirrors {
     }
 
     /// The base URL of `c` without a trailing `/`; only http(s) URLs are accepted.
-    pub fn checked_base(&self, c: Component) -> Result<&str, FetchError> {
+    pub fn checked_base(&self, c: ReleaseGroup) -> Result<&str, FetchError> {
         let given = self.base(c);
         let base = given.trim_end_matches('/');
         if !(base.starts_with("http://") || base.starts_with("https://")) {
@@ -83,15 +83,15 @@ impl Mirrors {
         Ok(base)
     }
 
-    fn base(&self, c: Component) -> &str {
+    fn base(&self, c: ReleaseGroup) -> &str {
         match c {
-            Component::Kubernetes => &self.kubernetes,
-            Component::Etcd => &self.etcd,
-            Component::Containerd => &self.containerd,
-            Component::Runc => &self.runc,
-            Component::Crictl => &self.crictl,
-            Component::CniPlugins => &self.cni_plugins,
-            Component::CniFlannel => &self.cni_flannel,
+            ReleaseGroup::Kubernetes => &self.kubernetes,
+            ReleaseGroup::Etcd => &self.etcd,
+            ReleaseGroup::Containerd => &self.containerd,
+            ReleaseGroup::Runc => &self.runc,
+            ReleaseGroup::Crictl => &self.crictl,
+            ReleaseGroup::CniPlugins => &self.cni_plugins,
+            ReleaseGroup::CniFlannel => &self.cni_flannel,
         }
     }
 }

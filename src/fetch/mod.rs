@@ -31,7 +31,6 @@
 mod artifacts;
 mod blobs;
 mod checksum;
-mod component;
 mod disk;
 mod download;
 mod error;
@@ -45,6 +44,7 @@ mod options;
 mod pins;
 mod proxy;
 mod registry;
+mod release_group;
 mod report;
 mod run;
 mod shown_url;
@@ -52,7 +52,6 @@ mod shown_url;
 pub use artifacts::{
     Artifact, Install, CNI_DIR, KUBERNETES_BINARIES, REQUIRED_CNI_PLUGINS, SUPPORTED_ARCHES,
 };
-pub use component::{Component, UnknownComponent};
 pub use disk::{lock_binaries_dir, remove_leftovers};
 pub use download::{fetch, CACHE_DIR};
 pub use error::FetchError;
@@ -70,5 +69,6 @@ pub use pins::{
     FLANNEL_CNI_PLUGIN_VERSION, IMAGE_PINS, RUNC_VERSION,
 };
 pub use registry::{origin as registry_origin, ImageRef};
+pub use release_group::{ReleaseGroup, UnknownReleaseGroup};
 pub use report::{human, FetchReport, Outcome};
 pub use shown_url::RedactedUrl;

@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 
 use super::artifacts::{catalogue, Artifact};
-use super::component::Component;
 use super::error::FetchError;
 use super::images::{cluster_images, ImageSpec};
 use super::mirrors::Mirrors;
 use super::registry::ImageRef;
+use super::release_group::ReleaseGroup;
 use crate::digest::oci_digest_hex;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,8 +20,8 @@ pub struct FetchOptions {
     /// `amd64` or `arm64`.
     pub arch: String,
     pub mirror: Mirrors,
-    /// What to fetch; empty means everything ([`Component::ALL`]).
-    pub components: Vec<Component>,
+    /// What to fetch; empty means everything ([`ReleaseGroup::ALL`]).
+    pub components: Vec<ReleaseGroup>,
     /// Container images to save as archives under `images/`; empty: none. [`FetchOptions::new`]
     /// puts in [`cluster_images`] with the default chat image.
     pub images: Vec<ImageSpec>,

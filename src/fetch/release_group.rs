@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// A group of artifacts that is fetched together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Component {
+pub enum ReleaseGroup {
     /// kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl.
     Kubernetes,
     /// etcd, etcdctl, etcdutl.
@@ -24,53 +24,53 @@ pub enum Component {
     CniFlannel,
 }
 
-impl Component {
-    pub const ALL: [Component; 7] = [
-        Component::Kubernetes,
-        Component::Etcd,
-        Component::Containerd,
-        Component::Runc,
-        Component::Crictl,
-        Component::CniPlugins,
-        Component::CniFlannel,
+impl ReleaseGroup {
+    pub const ALL: [ReleaseGroup; 7] = [
+        ReleaseGroup::Kubernetes,
+        ReleaseGroup::Etcd,
+        ReleaseGroup::Containerd,
+        ReleaseGroup::Runc,
+        ReleaseGroup::Crictl,
+        ReleaseGroup::CniPlugins,
+        ReleaseGroup::CniFlannel,
     ];
 
     pub fn name(self) -> &'static str {
         match self {
-            Component::Kubernetes => "kubernetes",
-            Component::Etcd => "etcd",
-            Component::Containerd => "containerd",
-            Component::Runc => "runc",
-            Component::Crictl => "crictl",
-            Component::CniPlugins => "cni-plugins",
-            Component::CniFlannel => "cni-flannel",
+            ReleaseGroup::Kubernetes => "kubernetes",
+            ReleaseGroup::Etcd => "etcd",
+            ReleaseGroup::Containerd => "containerd",
+            ReleaseGroup::Runc => "runc",
+            ReleaseGroup::Crictl => "crictl",
+            ReleaseGroup::CniPlugins => "cni-plugins",
+            ReleaseGroup::CniFlannel => "cni-flannel",
         }
     }
 }
 
-impl fmt::Display for Component {
+impl fmt::Display for ReleaseGroup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
 }
 
-/// A component name that is none of [`Component::ALL`].
+/// A component name that is none of [`ReleaseGroup::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown component `{0}` (one of: {names})", names = component_names())]
-pub struct UnknownComponent(pub String);
+pub struct UnknownReleaseGroup(pub String);
 
 fn component_names() -> String {
-    let names: Vec<&str> = Component::ALL.iter().map(|c| c.name()).collect();
+    let names: Vec<&str> = ReleaseGroup::ALL.iter().map(|c| c.name()).collect();
     names.join(", ")
 }
 
-impl FromStr for Component {
-    type Err = UnknownComponent;
+impl FromStr for ReleaseGroup {
+    type Err = UnknownReleaseGroup;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Component::ALL
+        ReleaseGroup::ALL
             .into_iter()
             .find(|c| c.name() == s)
-            .ok_or_else(|| UnknownComponent(s.to_string()))
+            .ok_or_else(|| UnknownReleaseGroup(s.to_string()))
     }
 }
 
@@ -80,11 +80,11 @@ mod tests {
 
     #[test]
     fn component_names_round_trip() {
-        for c in Component::ALL {
-            assert_eq!(c.name().parse::<Component>().unwrap(), c);
+        for c in ReleaseGroup::ALL {
+            assert_eq!(c.name().parse::<ReleaseGroup>().unwrap(), c);
         }
         assert!("docker"
-            .parse::<Component>()
+            .parse::<ReleaseGroup>()
             .unwrap_err()
             .to_string()
             .contains("cni-flannel"));
