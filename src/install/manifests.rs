@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 /// Kinds whose `kubectl apply` patch is never empty, so `configured` every time, even when
 /// nothing differs: the PodDisruptionBudget's selector has the `replace` patch strategy, and
 /// upstream's CRD files (the Gateway API's) carry a `status` stanza the API server never
-/// stores. With no manifest changed, their line is no change of this run.
+/// stores. With none of the manifests of their kubectl run changed, their line is no change
+/// of this run.
 const ALWAYS_PATCHED: &[&str] = &[
     "poddisruptionbudget.policy/",
     "customresourcedefinition.apiextensions.k8s.io/",
@@ -116,8 +117,6 @@ pub fn apply(
                     .unwrap_or_default()
             },
         )?;
-        // With none of this group's manifests changed, an always-patched kind's `configured`
-        // is no change.
         let group_written = group.iter().any(|(_, p)| written.contains(&p.path));
         let mut changed = false;
         for line in applied.lines() {

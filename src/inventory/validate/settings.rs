@@ -100,7 +100,8 @@ pub(super) fn check_kubelet(c: &mut Checker, cl: &schema::Cluster) {
     }
     let (default_high, default_low) = schema::DEFAULT_IMAGE_GC_PERCENT;
     let (h, l) = (high.unwrap_or(default_high), low.unwrap_or(default_low));
-    if (high.is_some() || low.is_some()) && h <= 100 && l <= 100 && l >= h {
+    // Past 100 the check above spoke already; with neither set, the defaults are in order.
+    if h <= 100 && l <= 100 && l >= h {
         c.error(
             if low.is_some() {
                 "cluster.kubelet.image_gc_low_threshold_percent"
